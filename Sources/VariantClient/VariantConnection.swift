@@ -1,0 +1,129 @@
+import Glibc
+import VariantCore
+
+/// A blocking connection to variantd's Unix socket that sends request lines and reads the answers, in order.
+///
+/// This is the thin transport under `variantctl`; the full client shim (fallback to the control, buffering of
+/// records) builds on it.
+public final class VariantConnection {
+    /// The socket path used when none is given: `$VARIANTD_SOCKET`, else `/run/variantd/variantd.sock`.
+    public static var defaultSocketPath: String {
+        if let path = getenv("VARIANTD_SOCKET") { return String(cString: path) }
+        return "/run/variantd/variantd.sock"
+    }
+
+    /// Why talking to the daemon failed, with what an operator needs to fix it.
+    public struct Failure: Error, CustomStringConvertible {
+        public enum Kind: Sendable { case socketMissing, permissionDenied, refused, timedOut, closed, io }
+        public var kind: Kind
+        public var description: String
+    }
+
+    public let socketPath: String
+    private let descriptor: Int32
+    private var buffered: [UInt8] = []
+
+    /// Connects, failing with a message that says where it looked and what to do.
+    /// - Parameter timeoutSeconds: how long a read or a write may block.
+    public init(socketPath: String = VariantConnection.defaultSocketPath, timeoutSeconds: Double = 5) throws(Failure) {
+        self.socketPath = socketPath
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(socketPath.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard pathBytes.count < capacity else {
+            throw Failure(kind: .io, description: "socket path \(socketPath) is longer than \(capacity - 1) bytes")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: pathBytes)
+            raw[pathBytes.count] = 0
+        }
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw Failure(kind: .io, description: "socket(): \(String(cString: strerror(errno)))") }
+        var timeout = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - timeoutSeconds.rounded(.down)) * 1e6))
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(descriptor)
+            switch code {
+            case ENOENT:
+                throw Failure(
+                    kind: .socketMissing,
+                    description: "no variantd socket at \(socketPath). Is the daemon running? Start it with `systemctl start variantd.socket` or `variantd --config FILE --socket \(socketPath)`, or point at another socket with --socket or VARIANTD_SOCKET.")
+            case EACCES, EPERM:
+                throw Failure(
+                    kind: .permissionDenied,
+                    description: "permission denied on \(socketPath). Join the group that owns the socket (`ls -l \(socketPath)` shows it; usually `sudo usermod -aG variantd $USER`, then log in again).")
+            case ECONNREFUSED:
+                throw Failure(kind: .refused, description: "\(socketPath) exists but nothing accepts connections on it: the daemon is not running (a stale socket file).")
+            default:
+                throw Failure(kind: .io, description: "cannot connect to \(socketPath): \(String(cString: strerror(code)))")
+            }
+        }
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Sends one request line (a newline is added) and returns the answer line without its newline.
+    public func request(_ line: String) throws(Failure) -> String {
+        try send(line)
+        return try receiveLine()
+    }
+
+    public func send(_ line: String) throws(Failure) {
+        var bytes = Array(line.utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw ioFailure("write")
+            }
+            offset += written
+        }
+    }
+
+    public func receiveLine() throws(Failure) -> String {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffered[..<newline], as: UTF8.self)
+                buffered.removeSubrange(...newline)
+                return line
+            }
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ioFailure("read")
+            }
+            if count == 0 { throw Failure(kind: .closed, description: "the daemon closed the connection") }
+            buffered.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    private func ioFailure(_ operation: String) -> Failure {
+        if errno == EAGAIN || errno == EWOULDBLOCK {
+            return Failure(kind: .timedOut, description: "the daemon did not answer in time (\(operation) on \(socketPath))")
+        }
+        return Failure(kind: .io, description: "\(operation) on \(socketPath): \(String(cString: strerror(errno)))")
+    }
+}
+
+extension VariantConnection {
+    /// Builds a request line from fields, in the given order, with JSON escaping.
+    public static func requestLine(_ fields: [(String, JSONValue)]) -> String {
+        var writer = JSONWriter()
+        writer.value(.object(JSONObject(fields.map { (key: $0.0, value: $0.1) })))
+        return String(decoding: writer.bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,61 @@
+/// Why a unit got the variant it got; see PROTOCOL.md, "Decision order".
+public enum AssignmentReason: String, Sendable, CaseIterable {
+    case assigned
+    case draft
+    case paused
+    case completed
+    case notStarted = "not_started"
+    case ended
+    case notTargeted = "not_targeted"
+    case notExposed = "not_exposed"
+    case noConfig = "no_config"
+    case fallback
+}
+
+/// The outcome of assigning one unit in one experiment.
+public struct Assignment: Sendable {
+    public var variantIndex: Int
+    public var inExperiment: Bool
+    public var reason: AssignmentReason
+}
+
+extension Experiment {
+    /// Decides which variant a unit gets, following the decision order of PROTOCOL.md section 2.
+    ///
+    /// Pure and deterministic: the same experiment, unit, attributes and time give the same answer anywhere.
+    public func assign(unit: String, attributes: JSONObject, now: Timestamp) -> Assignment {
+        switch status {
+        case .draft: return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .draft)
+        case .paused: return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .paused)
+        case .completed:
+            return Assignment(variantIndex: winnerIndex ?? controlIndex, inExperiment: false, reason: .completed)
+        case .running: break
+        }
+        if let start, now < start {
+            return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .notStarted)
+        }
+        if let end, now >= end {
+            return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .ended)
+        }
+        if !targeting.allSatisfy({ $0.matches(attributes) }) {
+            return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .notTargeted)
+        }
+        if !isExposed(unit: unit) {
+            return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .notExposed)
+        }
+        return Assignment(variantIndex: hashedVariantIndex(unit: unit), inExperiment: true, reason: .assigned)
+    }
+
+    /// Whether the unit falls inside the exposure, independently of which variant it would get.
+    public func isExposed(unit: String) -> Bool {
+        exposureBasisPoints >= 10000
+            || Bucketing.bucket(salt: salt, label: .exposure, unit: unit) < exposureBasisPoints
+    }
+
+    /// The variant the hash gives the unit if it is enrolled, whatever the exposure, status or targeting.
+    public func hashedVariantIndex(unit: String) -> Int {
+        let bucket = Bucketing.bucket(salt: salt, label: .variant, unit: unit)
+        return Bucketing.variantIndex(bucket: bucket, weightsInBasisPoints: variants.lazy.map(\.weightBasisPoints))
+            ?? controlIndex
+    }
+}

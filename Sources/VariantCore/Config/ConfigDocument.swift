@@ -1,0 +1,98 @@
+/// A validated configuration document: every prompt and experiment the daemon serves.
+///
+/// Only `ConfigDocument.validate(_:)` makes one, so holding a `ConfigDocument` means holding a document whose
+/// cross references, weights and windows are all sound.
+public struct ConfigDocument: Sendable {
+    public var prompts: [String: Prompt]
+    public var experiments: [Experiment]
+    private var experimentIndexByName: [String: Int]
+
+    init(prompts: [String: Prompt], experiments: [Experiment]) {
+        self.prompts = prompts
+        self.experiments = experiments
+        var index: [String: Int] = [:]
+        for (position, experiment) in experiments.enumerated() { index[experiment.name] = position }
+        self.experimentIndexByName = index
+    }
+
+    public func experiment(named name: String) -> Experiment? {
+        experimentIndexByName[name].map { experiments[$0] }
+    }
+}
+
+/// A named prompt with its numbered versions.
+public struct Prompt: Sendable {
+    public var name: String
+    public var description: String?
+    /// Sorted by version number, ascending.
+    public var versions: [PromptVersion]
+
+    public var latest: PromptVersion { versions[versions.count - 1] }
+
+    public func version(_ number: Int) -> PromptVersion? {
+        versions.first { $0.number == number }
+    }
+}
+
+/// One immutable version of a prompt.
+public struct PromptVersion: Sendable {
+    public var number: Int
+    public var template: String
+    public var requiredVariables: [String]
+    public var optionalVariables: [String]
+    public var description: String?
+}
+
+/// An experiment: who is enrolled, and how enrolled units split across variants.
+public struct Experiment: Sendable {
+    public enum Status: String, Sendable, CaseIterable {
+        case draft, running, paused, completed
+    }
+
+    public var name: String
+    public var description: String?
+    public var salt: String
+    public var status: Status
+    public var start: Timestamp?
+    public var end: Timestamp?
+    /// Share of units enrolled, in basis points (0...10000).
+    public var exposureBasisPoints: Int
+    /// Every rule must match for a unit to be enrolled.
+    public var targeting: [TargetingRule]
+    /// In document order, which is part of the bucket mapping.
+    public var variants: [Variant]
+    public var controlIndex: Int
+    /// The variant a completed experiment serves; nil unless the status is `completed`.
+    public var winnerIndex: Int?
+
+    public var control: Variant { variants[controlIndex] }
+}
+
+/// One arm of an experiment.
+public struct Variant: Sendable {
+    public var name: String
+    /// Share of enrolled units, in basis points; the weights of an experiment add up to 10000.
+    public var weightBasisPoints: Int
+    public var prompt: String
+    public var promptVersion: Int
+    public var isControl: Bool
+    /// Free-form settings returned with every assignment, keys in document order.
+    public var params: JSONObject
+}
+
+/// A condition on one request attribute; see PROTOCOL.md, "Targeting rule".
+public struct TargetingRule: Sendable {
+    public enum Operator: String, Sendable, CaseIterable {
+        case eq, ne, `in`, notIn = "not_in", lt, lte, gt, gte
+    }
+
+    public enum Operand: Sendable {
+        case scalar(JSONValue)
+        case set([JSONValue])
+        case number(Double)
+    }
+
+    public var attribute: String
+    public var op: Operator
+    public var operand: Operand
+}

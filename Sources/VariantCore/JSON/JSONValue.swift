@@ -1,0 +1,90 @@
+/// A parsed JSON value that keeps object keys in document order, so that what the daemon echoes back
+/// (a variant's `params`, a request `id`) comes out byte for byte as the operator wrote it.
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    /// The JSON type's name as used in error messages ("string", "number", ...).
+    public var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "boolean"
+        case .number: "number"
+        case .string: "string"
+        case .array: "array"
+        case .object: "object"
+        }
+    }
+
+    public var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    public var numberValue: Double? {
+        if case .number(let value) = self { return value }
+        return nil
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+
+    public var objectValue: JSONObject? {
+        if case .object(let value) = self { return value }
+        return nil
+    }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let value) = self { return value }
+        return nil
+    }
+
+    /// The value as an exact integer, if it is a number without a fractional part within ±2^53.
+    public var integerValue: Int? {
+        guard case .number(let value) = self, value.rounded() == value, abs(value) <= 9_007_199_254_740_992 else {
+            return nil
+        }
+        return Int(value)
+    }
+
+    /// Whether the value is a string, a number or a boolean.
+    public var isScalar: Bool {
+        switch self {
+        case .string, .number, .bool: true
+        default: false
+        }
+    }
+}
+
+/// A JSON object: its members in document order, with lookup by key.
+///
+/// Objects in configuration documents and requests are small, so a linear scan beats hashing.
+public struct JSONObject: Sendable, Equatable {
+    public var members: [(key: String, value: JSONValue)]
+
+    public init(_ members: [(key: String, value: JSONValue)] = []) {
+        self.members = members
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        for member in members where member.key == key {
+            return member.value
+        }
+        return nil
+    }
+
+    public var keys: [String] { members.map(\.key) }
+    public var isEmpty: Bool { members.isEmpty }
+    public var count: Int { members.count }
+
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        lhs.members.count == rhs.members.count
+            && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+    }
+}

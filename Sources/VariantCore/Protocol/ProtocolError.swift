@@ -1,0 +1,56 @@
+/// An error answered to a client: a stable code and a human message (PROTOCOL.md, "Error codes").
+public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    /// A stable snake_case error code, usable as a metric label.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Base: String, CaseIterable {
+            case invalidJSON = "invalid_json"
+            case invalidRequest = "invalid_request"
+            case missingField = "missing_field"
+            case invalidField = "invalid_field"
+            case unknownField = "unknown_field"
+            case unknownOp = "unknown_op"
+            case unknownExperiment = "unknown_experiment"
+            case unknownPrompt = "unknown_prompt"
+            case unknownPromptVersion = "unknown_prompt_version"
+            case promptMismatch = "prompt_mismatch"
+            case noConfig = "no_config"
+            case lineTooLong = "line_too_long"
+            case tooManyConnections = "too_many_connections"
+            case `internal` = "internal"
+        }
+
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        public var rawValue: String { base.rawValue }
+        public var description: String { base.rawValue }
+
+        /// Every code, for documentation tests.
+        public static var all: [Code] { Base.allCases.map(Code.init) }
+
+        public static let invalidJSON = Code(.invalidJSON)
+        public static let invalidRequest = Code(.invalidRequest)
+        public static let missingField = Code(.missingField)
+        public static let invalidField = Code(.invalidField)
+        public static let unknownField = Code(.unknownField)
+        public static let unknownOp = Code(.unknownOp)
+        public static let unknownExperiment = Code(.unknownExperiment)
+        public static let unknownPrompt = Code(.unknownPrompt)
+        public static let unknownPromptVersion = Code(.unknownPromptVersion)
+        public static let promptMismatch = Code(.promptMismatch)
+        public static let noConfig = Code(.noConfig)
+        public static let lineTooLong = Code(.lineTooLong)
+        public static let tooManyConnections = Code(.tooManyConnections)
+        public static let `internal` = Code(.internal)
+    }
+}

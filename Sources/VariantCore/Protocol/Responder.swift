@@ -1,0 +1,234 @@
+/// Answers request lines from a serving snapshot: the whole protocol, with no I/O.
+///
+/// The socket server hands each line here and writes what comes back; tests call it directly.
+public enum Responder {
+    /// Appends the response to one request line (without its newline), newline included.
+    public static func respond(
+        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, into writer: inout JSONWriter
+    ) {
+        let request: Request
+        do {
+            request = try Request.parse(line)
+        } catch {
+            return writeError(error.error, id: error.id, into: &writer)
+        }
+        do {
+            try answer(request, snapshot: snapshot, now: now, into: &writer)
+        } catch {
+            writeError(error, id: request.id, into: &writer)
+        }
+    }
+
+    /// Convenience for tests and tools: one line in, one line out (without the newline).
+    public static func respond(to line: String, snapshot: ServingSnapshot, now: Timestamp) -> String {
+        var writer = JSONWriter()
+        var line = line
+        line.withUTF8 { respond(to: $0, snapshot: snapshot, now: now, into: &writer) }
+        return String(decoding: writer.bytes.dropLast(), as: UTF8.self)
+    }
+
+    /// Appends `{"id":ID,"ok":false,"error":{"code":..,"message":..}}` and a newline.
+    public static func writeError(_ error: ProtocolError, id: JSONValue, into writer: inout JSONWriter) {
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":false,\"error\":{\"code\":")
+        writer.string(error.code.rawValue)
+        writer.raw(",\"message\":")
+        writer.string(error.message)
+        writer.raw("}}\n")
+    }
+
+    private static func answer(_ request: Request, snapshot: ServingSnapshot, now: Timestamp, into writer: inout JSONWriter)
+        throws(ProtocolError)
+    {
+        switch request.operation {
+        case .assign(let experimentName, let unit, let attributes):
+            guard let config = snapshot.config else {
+                return writeUnconfiguredAssignment(id: request.id, experiment: experimentName, into: &writer)
+            }
+            let experiment = try experiment(named: experimentName, in: config)
+            let assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
+            writeAssignment(assignment, of: experiment, config: config, id: request.id, into: &writer)
+        case .prompt(let query):
+            guard let config = snapshot.config else {
+                throw ProtocolError(.noConfig, "no configuration is loaded yet (source \(snapshot.source))")
+            }
+            try writePrompt(query, config: config, now: now, id: request.id, into: &writer)
+        case .config:
+            writeConfigStatus(snapshot, now: now, id: request.id, into: &writer)
+        case .health:
+            writer.raw("{\"id\":")
+            writer.value(request.id)
+            writer.raw(",\"ok\":true,\"status\":")
+            writer.string(snapshot.config == nil ? "no_config" : "serving")
+            writer.raw(",\"config_version\":")
+            writer.optionalString(snapshot.config?.version)
+            writer.raw(",\"uptime_seconds\":")
+            writer.number(roundedToMilliseconds(now.seconds(since: snapshot.startedAt)))
+            writer.raw("}\n")
+        }
+    }
+
+    private static func experiment(named name: String, in config: LoadedConfig) throws(ProtocolError) -> Experiment {
+        guard let experiment = config.document.experiment(named: name) else {
+            throw ProtocolError(.unknownExperiment, "no experiment named '\(name)' in config \(config.version)")
+        }
+        return experiment
+    }
+
+    private static func writeAssignment(
+        _ assignment: Assignment, of experiment: Experiment, config: LoadedConfig, id: JSONValue,
+        into writer: inout JSONWriter
+    ) {
+        let variant = experiment.variants[assignment.variantIndex]
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":true,\"experiment\":")
+        writer.string(experiment.name)
+        writer.raw(",\"variant\":")
+        writer.string(variant.name)
+        writer.raw(",\"prompt\":")
+        writer.string(variant.prompt)
+        writer.raw(",\"prompt_version\":")
+        writer.integer(variant.promptVersion)
+        writer.raw(",\"params\":")
+        writer.value(.object(variant.params))
+        writer.raw(",\"in_experiment\":")
+        writer.bool(assignment.inExperiment)
+        writer.raw(",\"reason\":")
+        writer.string(assignment.reason.rawValue)
+        writer.raw(",\"config_version\":")
+        writer.string(config.version)
+        writer.raw(",\"metadata\":{\"experiment\":")
+        writer.string(experiment.name)
+        writer.raw(",\"variant\":")
+        writer.string(variant.name)
+        writer.raw(",\"prompt\":")
+        writer.string(variant.prompt)
+        writer.raw(",\"prompt_version\":")
+        writer.integer(variant.promptVersion)
+        writer.raw(",\"config_version\":")
+        writer.string(config.version)
+        writer.raw("}}\n")
+    }
+
+    private static func writeUnconfiguredAssignment(id: JSONValue, experiment: String, into writer: inout JSONWriter) {
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":true,\"experiment\":")
+        writer.string(experiment)
+        writer.raw(",\"variant\":null,\"prompt\":null,\"prompt_version\":null,\"params\":{},\"in_experiment\":false")
+        writer.raw(",\"reason\":\"no_config\",\"config_version\":null,\"metadata\":{\"experiment\":")
+        writer.string(experiment)
+        writer.raw(",\"variant\":null,\"prompt\":null,\"prompt_version\":null,\"config_version\":null}}\n")
+    }
+
+    private static func writePrompt(
+        _ query: Request.PromptQuery, config: LoadedConfig, now: Timestamp, id: JSONValue,
+        into writer: inout JSONWriter
+    ) throws(ProtocolError) {
+        let promptName: String
+        var requestedVersion: Int?
+        var decision: (experiment: Experiment, assignment: Assignment)?
+        switch query {
+        case .version(let prompt, let version):
+            promptName = prompt
+            requestedVersion = version
+        case .latest(let prompt):
+            promptName = prompt
+        case .assigned(let experimentName, let unit, let attributes, let expectedPrompt):
+            let experiment = try experiment(named: experimentName, in: config)
+            let assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
+            let variant = experiment.variants[assignment.variantIndex]
+            if let expectedPrompt, expectedPrompt != variant.prompt {
+                throw ProtocolError(.promptMismatch, "unit is assigned prompt '\(variant.prompt)' in experiment '\(experimentName)', not '\(expectedPrompt)'")
+            }
+            promptName = variant.prompt
+            requestedVersion = variant.promptVersion
+            decision = (experiment, assignment)
+        }
+        guard let prompt = config.document.prompts[promptName] else {
+            throw ProtocolError(.unknownPrompt, "no prompt named '\(promptName)' in config \(config.version)")
+        }
+        let version: PromptVersion
+        if let requestedVersion {
+            guard let found = prompt.version(requestedVersion) else {
+                throw ProtocolError(.unknownPromptVersion, "prompt '\(promptName)' has no version \(requestedVersion)")
+            }
+            version = found
+        } else {
+            version = prompt.latest
+        }
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":true,\"prompt\":")
+        writer.string(prompt.name)
+        writer.raw(",\"version\":")
+        writer.integer(version.number)
+        writer.raw(",\"template\":")
+        writer.string(version.template)
+        writer.raw(",\"variables\":{\"required\":")
+        writer.strings(version.requiredVariables)
+        writer.raw(",\"optional\":")
+        writer.strings(version.optionalVariables)
+        writer.raw("},\"config_version\":")
+        writer.string(config.version)
+        if let decision {
+            writer.raw(",\"experiment\":")
+            writer.string(decision.experiment.name)
+            writer.raw(",\"variant\":")
+            writer.string(decision.experiment.variants[decision.assignment.variantIndex].name)
+            writer.raw(",\"reason\":")
+            writer.string(decision.assignment.reason.rawValue)
+        }
+        writer.raw("}\n")
+    }
+
+    private static func writeConfigStatus(_ snapshot: ServingSnapshot, now: Timestamp, id: JSONValue, into writer: inout JSONWriter) {
+        let config = snapshot.config
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":true,\"loaded\":")
+        writer.bool(config != nil)
+        writer.raw(",\"version\":")
+        writer.optionalString(config?.version)
+        writer.raw(",\"source\":")
+        writer.string(snapshot.source)
+        writer.raw(",\"loaded_at\":")
+        writer.optionalString(config?.loadedAt.rfc3339)
+        writer.raw(",\"age_seconds\":")
+        if let config { writer.number(roundedToMilliseconds(now.seconds(since: config.loadedAt))) } else { writer.null() }
+        writer.raw(",\"experiments\":")
+        writer.integer(config?.document.experiments.count ?? 0)
+        writer.raw(",\"prompts\":")
+        writer.integer(config?.document.prompts.count ?? 0)
+        writer.raw(",\"last_error\":")
+        if let failure = snapshot.lastError {
+            writer.raw("{\"code\":")
+            writer.string(failure.code)
+            writer.raw(",\"message\":")
+            writer.string(failure.message)
+            writer.raw(",\"at\":")
+            writer.string(failure.at.rfc3339)
+            writer.raw(",\"problems\":[")
+            for (index, problem) in failure.problems.enumerated() {
+                if index > 0 { writer.raw(",") }
+                writer.raw("{\"path\":")
+                writer.string(problem.path)
+                writer.raw(",\"code\":")
+                writer.string(problem.code.rawValue)
+                writer.raw(",\"message\":")
+                writer.string(problem.message)
+                writer.raw("}")
+            }
+            writer.raw("]}")
+        } else {
+            writer.null()
+        }
+        writer.raw("}\n")
+    }
+
+    private static func roundedToMilliseconds(_ seconds: Double) -> Double {
+        (seconds * 1000).rounded() / 1000
+    }
+}

@@ -1,0 +1,71 @@
+import Crypto
+
+/// A configuration document in use, with where and when it came from.
+public struct LoadedConfig: Sendable {
+    public var document: ConfigDocument
+    /// `sha256:` and the first 16 hex digits of the SHA-256 of the bytes as served (PROTOCOL.md, "Config version").
+    public var version: String
+    public var source: String
+    public var loadedAt: Timestamp
+
+    public init(document: ConfigDocument, version: String, source: String, loadedAt: Timestamp) {
+        self.document = document
+        self.version = version
+        self.source = source
+        self.loadedAt = loadedAt
+    }
+
+    /// The config version of a document's bytes.
+    public static func version(of bytes: some Sequence<UInt8>) -> String {
+        let digest = SHA256.hash(data: Array(bytes))
+        let hex = digest.prefix(8).map { byte in
+            let text = String(byte, radix: 16)
+            return byte < 16 ? "0" + text : text
+        }
+        return "sha256:" + hex.joined()
+    }
+}
+
+/// Why the last attempt to load a configuration failed.
+public struct ConfigLoadFailure: Sendable {
+    /// `invalid_config` (the document was read and rejected) or `read_failed` (it could not be read).
+    public var code: String
+    public var message: String
+    public var at: Timestamp
+    public var problems: [ValidationIssue]
+
+    public init(code: String, message: String, at: Timestamp, problems: [ValidationIssue] = []) {
+        self.code = code
+        self.message = message
+        self.at = at
+        self.problems = problems
+    }
+}
+
+/// Everything a request is answered from, immutable so that one reference is one consistent view.
+///
+/// The daemon swaps whole snapshots when a configuration is applied or fails; a request never sees half of one.
+public final class ServingSnapshot: Sendable {
+    public let config: LoadedConfig?
+    /// Where configuration comes from, even before anything was loaded (`file:/etc/variantd/config.json`).
+    public let source: String
+    public let lastError: ConfigLoadFailure?
+    public let startedAt: Timestamp
+
+    public init(config: LoadedConfig?, source: String, lastError: ConfigLoadFailure?, startedAt: Timestamp) {
+        self.config = config
+        self.source = source
+        self.lastError = lastError
+        self.startedAt = startedAt
+    }
+
+    /// The same snapshot with a newly applied configuration; the last error is cleared.
+    public func applying(_ config: LoadedConfig) -> ServingSnapshot {
+        ServingSnapshot(config: config, source: config.source, lastError: nil, startedAt: startedAt)
+    }
+
+    /// The same snapshot, still serving what it served, with the failure recorded.
+    public func recording(_ failure: ConfigLoadFailure) -> ServingSnapshot {
+        ServingSnapshot(config: config, source: source, lastError: failure, startedAt: startedAt)
+    }
+}

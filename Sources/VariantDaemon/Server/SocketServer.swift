@@ -1,0 +1,112 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOExtras
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import VariantCore
+
+/// The Unix-socket NDJSON server: binds the socket, answers request lines, and on graceful shutdown stops
+/// accepting, answers every line already read, and removes the socket file.
+public final class SocketServer: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var socketPath: String
+        /// Permission bits set on the socket file right after binding.
+        public var socketMode: mode_t = 0o660
+        /// The longest request line; a longer one is answered with `line_too_long` and the connection closed.
+        public var maximumLineBytes: Int = 65536
+        /// Connections beyond this are answered with `too_many_connections` and closed.
+        public var maximumConnections: Int = 1024
+
+        public init(socketPath: String) {
+            self.socketPath = socketPath
+        }
+    }
+
+    private let configuration: Configuration
+    private let store: ServingStateStore
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let openConnections = Atomic<Int>(0)
+    private let onListening: @Sendable () -> Void
+
+    /// - Parameter onListening: called once the socket is bound and its mode set (for readiness notification).
+    public init(
+        configuration: Configuration, store: ServingStateStore, logger: Logger,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onListening: @escaping @Sendable () -> Void = {}
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        self.group = group
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 512)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try self.initialize(channel) }
+            }
+            .bind(unixDomainSocketPath: configuration.socketPath, cleanupExistingSocketFile: true)
+            .get()
+        defer { unlink(configuration.socketPath) }
+        guard chmod(configuration.socketPath, configuration.socketMode) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? await channel.close()
+            throw SocketSetupError(description: "cannot set mode of \(configuration.socketPath): \(reason)")
+        }
+        logger.info(
+            "server.listening",
+            metadata: [
+                "socket": "\(configuration.socketPath)", "socket.mode": "\(String(configuration.socketMode, radix: 8))",
+            ])
+        onListening()
+
+        let drained = group.next().makePromise(of: Void.self)
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await channel.closeFuture.get()
+            } onGracefulShutdown: {
+                quiesce.initiateShutdown(promise: drained)
+            }
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+        if !Task.isCancelled {
+            try? await drained.futureResult.get()
+        } else {
+            drained.succeed()
+        }
+        logger.info("server.stopped", metadata: ["socket": "\(configuration.socketPath)"])
+    }
+
+    private func initialize(_ channel: any Channel) throws {
+        let count = openConnections.add(1, ordering: .relaxed).newValue
+        channel.closeFuture.whenComplete { [self] _ in
+            self.openConnections.subtract(1, ordering: .relaxed)
+        }
+        let handlers = channel.pipeline.syncOperations
+        guard count <= configuration.maximumConnections else {
+            logger.warning("connection.refused", metadata: ["connections.limit": "\(configuration.maximumConnections)"])
+            try handlers.addHandler(ConnectionRefusalHandler(limit: configuration.maximumConnections))
+            return
+        }
+        try handlers.addHandler(BackPressureHandler())
+        try handlers.addHandler(
+            ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: configuration.maximumLineBytes))
+        try handlers.addHandler(RequestLineHandler(store: store, logger: logger))
+    }
+}
+
+struct SocketSetupError: Error, CustomStringConvertible {
+    var description: String
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Glibc
+
+/// A variantd started by the benchmark, listening on a socket in the benchmark's temporary directory, with its
+/// standard output and standard error going to a log file there.
+final class DaemonProcess {
+    /// How long `waitUntilAccepting` waits for the socket, and `stop` for the daemon to exit after SIGTERM.
+    private static let patience: UInt64 = 10_000_000_000
+    /// The interval between two attempts to connect, and between two checks that the daemon has exited.
+    private static let pollInterval: useconds_t = 10_000
+
+    private let process: Process
+    private let logPath: String
+
+    /// Starts `executable --config config --socket socketPath`.
+    init(executable: String, config: String, socketPath: String, logPath: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw BenchError("no variantd executable at \(executable) (build it, or pass --daemon or --socket)")
+        }
+        guard FileManager.default.fileExists(atPath: config) else {
+            throw BenchError("no configuration document at \(config) (pass --config)")
+        }
+        guard FileManager.default.createFile(atPath: logPath, contents: nil),
+            let log = FileHandle(forWritingAtPath: logPath)
+        else {
+            throw BenchError("cannot create the daemon's log file \(logPath)")
+        }
+        defer { try? log.close() }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["--config", config, "--socket", socketPath]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        self.logPath = logPath
+        try process.run()
+        ChildProcesses.record(process.processIdentifier, as: .daemon)
+    }
+
+    /// Waits until connecting to `socketPath` succeeds, trying every 10 ms for at most 10 s.
+    func waitUntilAccepting(socketPath: String) throws {
+        let deadline = monotonicNanoseconds() + Self.patience
+        while true {
+            guard process.isRunning else {
+                throw BenchError("variantd exited (\(exitDescription)) before accepting connections\n\(logExcerpt)")
+            }
+            if (try? BenchConnection(socketPath: socketPath)) != nil { return }
+            guard monotonicNanoseconds() < deadline else {
+                throw BenchError("variantd did not accept connections on \(socketPath) within 10 s\n\(logExcerpt)")
+            }
+            usleep(Self.pollInterval)
+        }
+    }
+
+    /// Whether the daemon has exited on its own; if so, a description of how, with the end of its log.
+    var unexpectedExit: String? {
+        process.isRunning ? nil : "variantd exited (\(exitDescription)) during the benchmark\n\(logExcerpt)"
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit, sending SIGKILL if it is still running after 10 s.
+    func stop() {
+        defer { ChildProcesses.record(0, as: .daemon) }
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = monotonicNanoseconds() + Self.patience
+        while process.isRunning && monotonicNanoseconds() < deadline {
+            usleep(Self.pollInterval)
+        }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+    }
+
+    private var exitDescription: String {
+        switch process.terminationReason {
+        case .exit: "exit status \(process.terminationStatus)"
+        case .uncaughtSignal: "signal \(process.terminationStatus)"
+        @unknown default: "status \(process.terminationStatus)"
+        }
+    }
+
+    /// The last 40 lines of the daemon's log, with a heading.
+    private var logExcerpt: String {
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        let lines = log.split(separator: "\n").suffix(40)
+        return "variantd's log (last 40 lines):\n" + lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,260 @@
+import Glibc
+
+/// The current time on `CLOCK_MONOTONIC`, in nanoseconds.
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
+
+/// Precomputed `assign` request lines, all of the same length, for units `<prefix>000000` through
+/// `<prefix>099999`, followed by the first `maxBurst` lines once more so that any run of up to `maxBurst`
+/// consecutive lines, starting at any line, is one contiguous range of bytes.
+final class RequestCorpus: Sendable {
+    /// How many different units the requests name.
+    static let unitCount = 100_000
+
+    /// The request lines, each terminated by `\n`.
+    let bytes: [UInt8]
+    /// The length of every line, `\n` included.
+    let lineLength: Int
+
+    init(experiment: String, unitPrefix: String, maxBurst: Int) {
+        func line(_ index: Int) -> [UInt8] {
+            let digits = String(index)
+            let unit = unitPrefix + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+            return Array("{\"id\":1,\"op\":\"assign\",\"experiment\":\"\(experiment)\",\"unit\":\"\(unit)\"}\n".utf8)
+        }
+        let lineLength = line(0).count
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(lineLength * (Self.unitCount + maxBurst))
+        for index in 0..<(Self.unitCount + maxBurst) {
+            bytes += line(index % Self.unitCount)
+        }
+        self.bytes = bytes
+        self.lineLength = lineLength
+    }
+
+    /// The byte offset of line `index`, taken modulo `unitCount`.
+    func offset(ofLine index: Int) -> Int {
+        (index % Self.unitCount) * lineLength
+    }
+}
+
+/// A client connection to a Unix stream socket, with a preallocated receive buffer.
+///
+/// Responses are counted by counting `\n` bytes; nothing is parsed. One thread uses a connection at a time.
+final class BenchConnection {
+    private static let receiveBufferSize = 1 << 16
+
+    private let socketPath: String
+    private let descriptor: Int32
+    private let receiveBuffer: UnsafeMutableBufferPointer<UInt8>
+
+    /// Connects to the socket at `socketPath`.
+    init(socketPath: String) throws {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(socketPath.utf8)
+        let fits = withUnsafeMutableBytes(of: &address.sun_path) { sunPath in
+            guard pathBytes.count < sunPath.count else { return false }
+            sunPath.copyBytes(from: pathBytes)
+            return true
+        }
+        guard fits else { throw BenchError("socket path is too long for a Unix socket: \(socketPath)") }
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw BenchError.system("socket", socketPath) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let error = BenchError.system("connect", socketPath)
+            close(descriptor)
+            throw error
+        }
+        self.socketPath = socketPath
+        self.descriptor = descriptor
+        self.receiveBuffer = .allocate(capacity: Self.receiveBufferSize)
+    }
+
+    deinit {
+        close(descriptor)
+        receiveBuffer.deallocate()
+    }
+
+    /// Writes all `count` bytes at `bytes`.
+    func send(_ bytes: UnsafeRawPointer, count: Int) throws {
+        var written = 0
+        while written < count {
+            let result = write(descriptor, bytes + written, count - written)
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw BenchError.system("write", socketPath)
+            }
+            written += result
+        }
+    }
+
+    /// Reads until `count` more `\n` bytes have arrived.
+    func receive(responses count: Int) throws {
+        var seen = 0
+        while seen < count {
+            let result = read(descriptor, receiveBuffer.baseAddress, receiveBuffer.count)
+            if result <= 0 {
+                if result < 0 && errno == EINTR { continue }
+                if result == 0 { throw BenchError("the server closed \(socketPath) with responses outstanding") }
+                throw BenchError.system("read", socketPath)
+            }
+            for index in 0..<result where receiveBuffer[index] == UInt8(ascii: "\n") {
+                seen += 1
+            }
+        }
+    }
+
+    /// Reads one whole response line, without its `\n`. Only for the correctness check: the line must be the
+    /// only response outstanding.
+    func receiveLine() throws -> String {
+        var line = [UInt8]()
+        while true {
+            let result = read(descriptor, receiveBuffer.baseAddress, receiveBuffer.count)
+            if result < 0 && errno == EINTR { continue }
+            if result < 0 { throw BenchError.system("read", socketPath) }
+            if result == 0 { throw BenchError("the server closed \(socketPath) before answering") }
+            line += receiveBuffer[0..<result]
+            if let end = line.firstIndex(of: UInt8(ascii: "\n")) {
+                return String(decoding: line[..<end], as: UTF8.self)
+            }
+        }
+    }
+}
+
+/// One load phase's raw outcome: per-request round-trip times (empty for pipelined load) and wall time.
+struct PhaseOutcome {
+    /// Round-trip times in nanoseconds, from all connections.
+    var roundTrips: [UInt64]
+    /// Requests answered, over all connections.
+    var requests: Int
+    /// Wall time from starting the first connection to the last one finishing, in nanoseconds.
+    var elapsed: UInt64
+
+    /// Answered requests per second of wall time.
+    var requestsPerSecond: Double {
+        Double(requests) / (Double(elapsed) / 1e9)
+    }
+}
+
+/// Drives the benchmark's load against one Unix socket in the same shapes as udsfloor's client: one request in
+/// flight per connection, or pipelined bursts of `depth` requests (write them all, then read all the responses).
+struct LoadGenerator: Sendable {
+    let socketPath: String
+    let corpus: RequestCorpus
+
+    /// Sends one request and fails unless its response reports `"ok":true`.
+    func verify() throws {
+        let connection = try BenchConnection(socketPath: socketPath)
+        try corpus.bytes.withUnsafeBytes { bytes in
+            try connection.send(bytes.baseAddress!, count: corpus.lineLength)
+        }
+        let response = try connection.receiveLine()
+        guard response.contains("\"ok\":true") else {
+            throw BenchError("the correctness check failed; request:\n"
+                + String(decoding: corpus.bytes[0..<corpus.lineLength - 1], as: UTF8.self)
+                + "\nresponse:\n" + response)
+        }
+    }
+
+    /// Runs `requestsPerConnection` round trips, one in flight, on each of `connections` connections at once,
+    /// timing each with `CLOCK_MONOTONIC`.
+    func oneInFlight(connections: Int, requestsPerConnection: Int) throws -> PhaseOutcome {
+        let linesPerConnection = RequestCorpus.unitCount / connections
+        let start = monotonicNanoseconds()
+        let perConnection = try runOnThreads(count: connections) { index in
+            let connection = try BenchConnection(socketPath: socketPath)
+            var roundTrips = [UInt64](repeating: 0, count: requestsPerConnection)
+            try corpus.bytes.withUnsafeBytes { bytes in
+                let base = bytes.baseAddress!
+                let lineLength = corpus.lineLength
+                var line = index * linesPerConnection
+                for request in 0..<requestsPerConnection {
+                    let sent = monotonicNanoseconds()
+                    try connection.send(base + corpus.offset(ofLine: line), count: lineLength)
+                    try connection.receive(responses: 1)
+                    roundTrips[request] = monotonicNanoseconds() - sent
+                    line += 1
+                }
+            }
+            return roundTrips
+        }
+        let elapsed = monotonicNanoseconds() - start
+        let roundTrips = perConnection.flatMap { $0 }
+        return PhaseOutcome(roundTrips: roundTrips, requests: roundTrips.count, elapsed: elapsed)
+    }
+
+    /// Sends `totalRequests / connections` requests on each of `connections` connections at once, in bursts of
+    /// `depth`: each burst is written with one `write` and all its responses are read before the next.
+    func pipelined(connections: Int, totalRequests: Int, depth: Int) throws -> PhaseOutcome {
+        let requestsPerConnection = totalRequests / connections
+        let linesPerConnection = RequestCorpus.unitCount / connections
+        let start = monotonicNanoseconds()
+        try runOnThreads(count: connections) { index in
+            let connection = try BenchConnection(socketPath: socketPath)
+            try corpus.bytes.withUnsafeBytes { bytes in
+                let base = bytes.baseAddress!
+                var line = index * linesPerConnection
+                var remaining = requestsPerConnection
+                while remaining > 0 {
+                    let burst = min(depth, remaining)
+                    try connection.send(base + corpus.offset(ofLine: line), count: burst * corpus.lineLength)
+                    try connection.receive(responses: burst)
+                    line += burst
+                    remaining -= burst
+                }
+            }
+        }
+        let elapsed = monotonicNanoseconds() - start
+        return PhaseOutcome(roundTrips: [], requests: requestsPerConnection * connections, elapsed: elapsed)
+    }
+}
+
+/// A body to run on a new thread, passed through `pthread_create`'s context pointer.
+private final class ThreadEntry {
+    let body: () -> Void
+
+    init(body: @escaping () -> Void) {
+        self.body = body
+    }
+}
+
+/// Holds one thread's result until the thread has been joined.
+private final class ThreadResult<Value>: @unchecked Sendable {
+    // Written only by its thread, read only after `pthread_join`, which orders the two.
+    var outcome: Result<Value, any Error>?
+}
+
+/// Runs `body(index)` for every index in `0..<count`, each on its own OS thread, all at once; waits for all of
+/// them and returns their results in index order, or throws the first error (by index) that one threw.
+@discardableResult
+func runOnThreads<Value>(count: Int, _ body: @escaping @Sendable (Int) throws -> Value) throws -> [Value] {
+    let results = (0..<count).map { _ in ThreadResult<Value>() }
+    var threads = [pthread_t]()
+    for index in 0..<count {
+        let result = results[index]
+        let entry = ThreadEntry { result.outcome = Result { try body(index) } }
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(entry).toOpaque()
+        let status = pthread_create(&thread, nil, { context in
+            Unmanaged<ThreadEntry>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<ThreadEntry>.fromOpaque(context).release()
+            for started in threads { pthread_join(started, nil) }
+            throw BenchError("pthread_create failed: \(String(cString: strerror(status)))")
+        }
+        threads.append(thread)
+    }
+    for thread in threads { pthread_join(thread, nil) }
+    return try results.map { try $0.outcome!.get() }
+}

@@ -1,0 +1,175 @@
+import ArgumentParser
+import Foundation
+import Glibc
+
+/// An error that ends the benchmark, with a message for the operator.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+
+    /// The failure of the system call `call` on `path`, described by the current `errno`.
+    static func system(_ call: String, _ path: String) -> BenchError {
+        BenchError("\(call) on \(path) failed: \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Measures variantd over its Unix socket and, in the same run, the floor of the machine (udsfloor.c), and
+/// prints variantd's figures as ratios to the floor.
+@main
+struct VariantdBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "variantd-bench",
+        abstract: "Measure variantd against the Unix-socket floor of this machine.",
+        discussion: """
+            Absolute times on shared machines vary from run to run, so every run also measures the floor: \
+            udsfloor.c, a C epoll server answering each line with a fixed line, driven by a C client. variantd \
+            is driven by a client as lean as that one (raw sockets, one thread per connection, no JSON \
+            parsing), and its figures are printed next to the floor's: latencies as variantd/floor, rates as a \
+            percentage of the floor.
+
+            Phases: a correctness check, 5000 warm-up round trips, one-in-flight round trips on 1 connection and \
+            on --connections connections at once, then pipelined requests on --connections connections with \
+            --depth requests in flight each. Progress goes to standard error.
+            """)
+
+    @Option(help: "The variantd executable to start.")
+    var daemon = ".build/release/variantd"
+
+    @Option(help: "The configuration document the started variantd loads.")
+    var config = "examples/variantd.json"
+
+    @Option(help: "The socket of a variantd that is already running; if given, none is started.")
+    var socket: String?
+
+    @Option(help: "The C source of the floor; if it is missing, the floor is skipped.")
+    var floorSource = "../shared/bench/udsfloor.c"
+
+    @Option(help: "Connections of the concurrent one-in-flight and the pipelined runs.")
+    var connections = 8
+
+    @Option(help: "Requests of the pipelined run, over all connections.")
+    var requests = 400_000
+
+    @Option(help: "Requests in flight per connection in the pipelined run.")
+    var depth = 64
+
+    @Option(help: "Round trips of each one-in-flight run (on 1 connection, and over all connections).")
+    var latencyRequests = 50_000
+
+    @Option(help: "The experiment the assign requests name.")
+    var experiment = "checkout-prompt"
+
+    @Option(help: "The start of the unit ids; requests cycle through <prefix>000000 to <prefix>099999.")
+    var unitPrefix = "user-"
+
+    @Flag(help: "Print the results as one JSON object instead of a table.")
+    var json = false
+
+    /// Round trips before the measured ones, to warm up variantd and the client.
+    private static let warmUpRequests = 5000
+
+    func validate() throws {
+        guard connections >= 1 else { throw ValidationError("--connections must be at least 1.") }
+        guard depth >= 1, depth <= RequestCorpus.unitCount else {
+            throw ValidationError("--depth must be between 1 and \(RequestCorpus.unitCount).")
+        }
+        guard requests >= connections else { throw ValidationError("--requests must be at least --connections.") }
+        guard latencyRequests >= connections else {
+            throw ValidationError("--latency-requests must be at least --connections.")
+        }
+        for (name, value) in [("--experiment", experiment), ("--unit-prefix", unitPrefix)] {
+            guard !value.unicodeScalars.contains(where: { $0 == "\"" || $0 == "\\" || $0.value < 0x20 }) else {
+                throw ValidationError("\(name) must not contain quotes, backslashes or control characters.")
+            }
+        }
+    }
+
+    func run() throws {
+        // A daemon that goes away must fail a write, not kill the benchmark before it stops the daemon.
+        signal(SIGPIPE, SIG_IGN)
+        ChildProcesses.terminateOnInterrupt()
+        let workDirectory = try makeWorkDirectory()
+        defer { try? FileManager.default.removeItem(atPath: workDirectory) }
+
+        let socketPath = socket ?? workDirectory + "/variantd.sock"
+        var daemonProcess: DaemonProcess?
+        defer { daemonProcess?.stop() }
+        if socket == nil {
+            progress("starting \(daemon) --config \(config)")
+            let started = try DaemonProcess(
+                executable: daemon, config: config, socketPath: socketPath,
+                logPath: workDirectory + "/variantd.log")
+            daemonProcess = started
+            try started.waitUntilAccepting(socketPath: socketPath)
+        }
+
+        do {
+            let load = LoadGenerator(
+                socketPath: socketPath,
+                corpus: RequestCorpus(experiment: experiment, unitPrefix: unitPrefix, maxBurst: depth))
+            try load.verify()
+            let (floor, floorSkipped) = try measureFloor(in: workDirectory)
+            let figures = try measureVariantd(with: load)
+            let report = BenchReport(
+                settings: BenchReport.Settings(
+                    connections: connections, requests: requests, depth: depth, latencyRequests: latencyRequests,
+                    experiment: experiment, unitPrefix: unitPrefix,
+                    variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
+                floor: floor, floorSkipped: floorSkipped, variantd: figures)
+            print(json ? try report.json() : report.table())
+        } catch {
+            if let exit = daemonProcess?.unexpectedExit {
+                throw BenchError("\(error)\n\(exit)")
+            }
+            throw error
+        }
+    }
+
+    /// Compiles and runs udsfloor.c, or returns why the floor is skipped.
+    private func measureFloor(in workDirectory: String) throws -> (FloorFigures?, skipped: String?) {
+        guard FileManager.default.fileExists(atPath: floorSource) else {
+            let reason = "no floor source at \(floorSource)"
+            progress("skipping the floor: \(reason)")
+            return (nil, reason)
+        }
+        progress("compiling \(floorSource)")
+        let program = try FloorProgram.compile(source: floorSource, into: workDirectory)
+        progress("measuring the floor")
+        let figures = try program.measure(
+            socketPath: workDirectory + "/floor.sock", connections: connections, requests: requests, depth: depth,
+            latencyRequests: latencyRequests)
+        return (figures, nil)
+    }
+
+    /// Runs the warm-up and the three measured phases against variantd.
+    private func measureVariantd(with load: LoadGenerator) throws -> DaemonFigures {
+        progress("warming up variantd (\(Self.warmUpRequests) round trips)")
+        _ = try load.oneInFlight(connections: 1, requestsPerConnection: Self.warmUpRequests)
+        progress("measuring variantd: one in flight, 1 connection")
+        let single = try load.oneInFlight(connections: 1, requestsPerConnection: latencyRequests)
+        progress("measuring variantd: one in flight, \(connections) connections")
+        let concurrent = try load.oneInFlight(
+            connections: connections, requestsPerConnection: latencyRequests / connections)
+        progress("measuring variantd: pipelined, \(connections) connections, depth \(depth)")
+        let pipelined = try load.pipelined(connections: connections, totalRequests: requests, depth: depth)
+        return DaemonFigures(
+            oneInFlight: LatencyFigures(single), concurrentOneInFlight: LatencyFigures(concurrent),
+            pipelinedRequestsPerSecond: pipelined.requestsPerSecond)
+    }
+
+    /// Creates a fresh directory under `$TMPDIR` (or /tmp) for the floor's executable, the sockets and the log.
+    private func makeWorkDirectory() throws -> String {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        var template = Array((base + "/variantd-bench.XXXXXX").utf8CString)
+        guard mkdtemp(&template) != nil else { throw BenchError.system("mkdtemp", base) }
+        return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Reports progress on standard error, keeping standard output for the results.
+    private func progress(_ message: String) {
+        FileHandle.standardError.write(Data("variantd-bench: \(message)\n".utf8))
+    }
+}
