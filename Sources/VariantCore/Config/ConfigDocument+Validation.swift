@@ -297,16 +297,7 @@ private struct DocumentValidator {
             rule($0.element, at: "\(path).targeting[\($0.offset)]")
         }
         let variants = variants(object, at: path, prompts: prompts)
-        var controlIndex: Int?
-        if let variants {
-            let controls = variants.indices.filter { variants[$0].isControl }
-            if controls.isEmpty {
-                report("\(path).variants", .missingControl, "exactly one variant must have \"control\": true; none has")
-            } else if controls.count > 1 {
-                report("\(path).variants", .multipleControls, "exactly one variant must have \"control\": true; \(controls.count) have")
-            }
-            controlIndex = controls.first
-        }
+        let controlIndex = variants?.firstIndex { $0.isControl }
         var winnerIndex: Int?
         let winner = string(object, "winner", at: path, required: false)
         if winner != nil, status != .completed, status != nil {
@@ -346,13 +337,21 @@ private struct DocumentValidator {
         var seen: [String: Int] = [:]
         for (index, element) in elements.enumerated() {
             let variantPath = "\(path).variants[\(index)]"
-            guard let variant = variant(element, at: variantPath, prompts: prompts) else { continue }
-            if let first = seen[variant.name] {
-                report("\(variantPath).name", .duplicateName, "variant '\(variant.name)' is also defined at \(path).variants[\(first)]")
-            } else {
-                seen[variant.name] = index
+            if let name = element.objectValue?["name"]?.stringValue {
+                if let first = seen[name] {
+                    report("\(variantPath).name", .duplicateName, "variant '\(name)' is also defined at \(path).variants[\(first)]")
+                } else {
+                    seen[name] = index
+                }
             }
-            variants.append(variant)
+            if let variant = variant(element, at: variantPath, prompts: prompts) { variants.append(variant) }
+        }
+        // Checked on the raw elements, so that a problem in one variant does not hide these.
+        let controls = elements.filter { $0.objectValue?["control"] == .bool(true) }.count
+        if !elements.isEmpty, controls == 0 {
+            report("\(path).variants", .missingControl, "exactly one variant must have \"control\": true; none has")
+        } else if controls > 1 {
+            report("\(path).variants", .multipleControls, "exactly one variant must have \"control\": true; \(controls) have")
         }
         // The sum is checked whenever every weight is readable, even if a variant has other problems.
         let weights = elements.map { Self.basisPoints(of: $0.objectValue?["weight"]) }
