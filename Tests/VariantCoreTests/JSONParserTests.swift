@@ -1,0 +1,70 @@
+import Testing
+@testable import VariantCore
+
+@Suite struct JSONParserTests {
+    @Test(arguments: [
+        (#"{"a":1,"b":[true,false,null],"c":"x"}"#, #"{"a":1,"b":[true,false,null],"c":"x"}"#),
+        (#"  [ 1 , -2.5 , 1e3, 0.1 ]  "#, #"[1,-2.5,1000,0.1]"#),
+        (#""\u00e9\ud83d\ude00\n\t\"\\\/""#, "\"é😀\\n\\t\\\"\\\\/\""),
+        (#"{"z":1,"a":2}"#, #"{"z":1,"a":2}"#),
+        ("-0", "0"),
+        ("12345678901234567890", "1.2345678901234567e+19"),
+        (#""\u0001""#, #""\u0001""#),
+    ])
+    func parsesAndWritesBackInTheSameOrder(input: String, expected: String) throws {
+        var writer = JSONWriter()
+        writer.value(try parseJSON(input))
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
+    }
+
+    @Test(arguments: [
+        ("", "unexpected end of input", 0),
+        ("{", "expected a string key", 1),
+        (#"{"a":1,}"#, "expected a string key", 7),
+        (#"{"a":1 "b":2}"#, "expected ',' or '}'", 7),
+        ("[1,]", "unexpected character", 3),
+        ("01", "unexpected data after the JSON value", 1),
+        ("1.", "invalid number", 2),
+        ("-", "invalid number", 1),
+        ("tru", "invalid literal", 0),
+        (#""abc"#, "unterminated string", 4),
+        ("\"a\u{1}\"", "control character in string", 2),
+        (#""\x""#, "invalid escape", 3),
+        (#""\ud800""#, "unpaired surrogate", 7),
+        (#""\udc00""#, "unpaired surrogate", 7),
+        (#"{"a":1,"a":2}"#, #"duplicate key "a""#, 7),
+        ("1e999", "number out of range", 0),
+        ("{} x", "unexpected data after the JSON value", 3),
+    ])
+    func rejectsMalformedInputWithItsOffset(input: String, reason: String, offset: Int) {
+        #expect(throws: JSONParser.SyntaxError(offset: offset, reason: reason)) { try parseJSON(input) }
+    }
+
+    @Test func rejectsInvalidUTF8InStrings() {
+        let bytes: [UInt8] = [0x22, 0xFF, 0xFE, 0x22]
+        #expect(throws: JSONParser.SyntaxError.self) { try JSONParser.parse(bytes) }
+    }
+
+    @Test func boundsNestingDepth() throws {
+        let deep = String(repeating: "[", count: 33) + String(repeating: "]", count: 33)
+        #expect(throws: JSONParser.SyntaxError.self) { try parseJSON(deep) }
+        let allowed = String(repeating: "[", count: 32) + String(repeating: "]", count: 32)
+        #expect(try parseJSON(allowed).arrayValue != nil)
+    }
+
+    @Test func integersAreExactAndFractionsAreNot() throws {
+        #expect(try parseJSON("9007199254740992").integerValue == 9_007_199_254_740_992)
+        #expect(try parseJSON("2.0").integerValue == 2)
+        #expect(try parseJSON("2.5").integerValue == nil)
+        #expect(try parseJSON("\"2\"").integerValue == nil)
+    }
+
+    @Test func writerEscapesEveryControlCharacter() throws {
+        for scalar in 0..<0x20 {
+            var writer = JSONWriter()
+            let text = String(Character(Unicode.Scalar(UInt8(scalar))))
+            writer.string(text)
+            #expect(try parseJSON(String(decoding: writer.bytes, as: UTF8.self)) == .string(text))
+        }
+    }
+}
