@@ -399,7 +399,8 @@ SALTS: list[str] = [
     "salt with spaces",
     "sél ✓ 塩 🧂",
     "s",
-    "塩" * MAX_SALT_CHARS,  # 256 characters, 768 bytes
+    "塩" * 85 + "!",  # 256 bytes of UTF-8 (86 characters): valid whether the limit counts bytes or characters
+    "S" * MAX_SALT_CHARS,  # 256 characters = 256 bytes
     "agent-flags/v2 (retry #3)",
 ]
 
@@ -535,7 +536,8 @@ DECISION_CONFIG: dict[str, Json] = {
             "versions": [
                 {"version": 1, "template": "You are a support agent for {{product}}.",
                  "variables": {"required": ["product"], "optional": []}},
-                {"version": 2, "template": "You are a formal support agent for {{product}}. Address {{customer}} formally.",
+                {"version": 2,
+                 "template": "You are a formal support agent for {{product}}. Address {{customer}} formally.",
                  "variables": {"required": ["product", "customer"], "optional": []}},
                 {"version": 3, "template": "You are a friendly support agent for {{product}}! {{emoji}}",
                  "variables": {"required": ["product"], "optional": ["emoji"]},
@@ -551,23 +553,24 @@ DECISION_CONFIG: dict[str, Json] = {
         },
         "summary": {
             "versions": [
-                {"version": 1, "template": "Summarise: {{text}}", "variables": {"required": ["text"]}},
+                {"version": 1, "template": "Summarise: {{text}}",
+                 "variables": {"required": ["text"], "optional": []}},
                 {"version": 3, "template": "Summarise the whole document in {{words}} words: {{text}}",
-                 "variables": {"required": ["text", "words"]}},
+                 "variables": {"required": ["text", "words"], "optional": []}},
             ],
         },
         "greeting": {
             "versions": [
                 {"version": 1, "template": "Hello!"},
                 {"version": 2, "template": "Hi {{first_name}}, welcome back.",
-                 "variables": {"optional": ["first_name"]}},
+                 "variables": {"required": [], "optional": ["first_name"]}},
             ],
         },
         "onboarding": {
             "versions": [
                 {"version": 1, "template": "Walk the user through setup."},
                 {"version": 2, "template": "Ask one question at a time while setting up {{product}}.",
-                 "variables": {"required": ["product"]}},
+                 "variables": {"required": ["product"], "optional": []}},
             ],
         },
         "home.v-2_beta": {
@@ -745,8 +748,10 @@ def generate_decision_vectors() -> dict[str, Json]:
     us = {"country": "US"}
     checkout_control = c.unit_for("checkout-prompt", "user-", "control", attributes=us)
     checkout_concise = c.unit_for("checkout-prompt", "user-", "concise", attributes=us)
-    c.add("in: US matches; hashed to control", "checkout-prompt", checkout_control, us, "assigned", want_variant="control")
-    c.add("in: US matches; hashed to concise", "checkout-prompt", checkout_concise, us, "assigned", want_variant="concise")
+    c.add("in: US matches; hashed to control", "checkout-prompt", checkout_control, us, "assigned",
+          want_variant="control")
+    c.add("in: US matches; hashed to concise", "checkout-prompt", checkout_concise, us, "assigned",
+          want_variant="concise")
     c.add("in: CA (second value) matches", "checkout-prompt", checkout_concise, {"country": "CA"}, "assigned")
     c.add("in: MX is not in the list", "checkout-prompt", checkout_concise, {"country": "MX"}, "not_targeted")
     c.add("in: strings compare exactly, 'us' is not 'US'", "checkout-prompt", checkout_concise, {"country": "us"},
@@ -779,7 +784,10 @@ def generate_decision_vectors() -> dict[str, Json]:
           want_variant="control")
     c.add("3 variants: last variant (friendly, 10)", "support-tone", friendly, chat, "assigned",
           want_variant="friendly")
+    unexposed_too = c.unit_for("support-tone", "session-", "control", "not_exposed", attributes=chat)
     c.add("exposure 40: this unit's exposure bucket is >= 4000", "support-tone", unexposed, chat, "not_exposed")
+    c.add("exposure 40: another unit not exposed, at exactly the start", "support-tone", unexposed_too, chat,
+          "not_exposed", now="2026-11-01T00:00:00Z")
     c.add("ne: email equals the rule value, no match", "support-tone", friendly, {"channel": "email"}, "not_targeted")
     c.add("not_targeted comes before not_exposed", "support-tone", unexposed, {"channel": "email"}, "not_targeted")
     c.add("ne: missing attribute matches no rule", "support-tone", friendly, {"locale": "fr-FR"}, "not_targeted")

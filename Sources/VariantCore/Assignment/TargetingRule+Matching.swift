@@ -16,10 +16,11 @@ extension TargetingRule {
         }
     }
 
-    /// Equality of scalars of the same JSON type; a boolean never equals a number.
+    /// Equality of scalars of the same JSON type; a boolean never equals a number. Strings compare by their
+    /// UTF-8 bytes, with no Unicode normalisation, as every client language can do the same.
     static func scalarsEqual(_ lhs: JSONValue, _ rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
-        case (.string(let a), .string(let b)): a == b
+        case (.string(let a), .string(let b)): a.utf8.elementsEqual(b.utf8)
         case (.number(let a), .number(let b)): a == b
         case (.bool(let a), .bool(let b)): a == b
         default: false

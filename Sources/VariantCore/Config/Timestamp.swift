@@ -15,7 +15,8 @@ public struct Timestamp: Sendable, Hashable, Comparable {
     }
 
     /// Parses an RFC 3339 timestamp: `2026-11-01T00:00:00Z`, with optional fractional seconds and a `Z` or
-    /// `±HH:MM` offset (`T` and `Z` in either case). Returns nil for anything else, including impossible dates.
+    /// `±HH:MM` offset (`T` and `Z` in either case). Returns nil for anything else, including impossible dates
+    /// and leap seconds (which no client language parses alike).
     public init?(rfc3339 text: String) {
         let bytes = Array(text.utf8)
         var position = 0
@@ -36,11 +37,11 @@ public struct Timestamp: Sendable, Hashable, Comparable {
             return true
         }
         guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2),
-            expect("Tt "), let hour = digits(2), expect(":"), let minute = digits(2), expect(":"),
+            expect("Tt"), let hour = digits(2), expect(":"), let minute = digits(2), expect(":"),
             let second = digits(2)
         else { return nil }
         guard (1...12).contains(month), day >= 1, day <= Self.daysInMonth(year: year, month: month),
-            hour <= 23, minute <= 59, second <= 60
+            hour <= 23, minute <= 59, second <= 59
         else { return nil }
         var fraction = 0.0
         if position < bytes.count, bytes[position] == UInt8(ascii: ".") {

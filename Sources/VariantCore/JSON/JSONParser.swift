@@ -102,7 +102,7 @@ public struct JSONParser {
             }
             let keyOffset = position
             let key = try parseString()
-            if members.contains(where: { $0.key == key }) {
+            if members.contains(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
                 throw SyntaxError(offset: keyOffset, reason: "duplicate key \"\(key)\"")
             }
             skipWhitespace()

@@ -64,7 +64,8 @@ public enum JSONValue: Sendable, Equatable {
 
 /// A JSON object: its members in document order, with lookup by key.
 ///
-/// Objects in configuration documents and requests are small, so a linear scan beats hashing.
+/// Objects in configuration documents and requests are small, so a linear scan beats hashing. Keys compare by
+/// their UTF-8 bytes (no Unicode normalisation), as JSON's own definition of member names does.
 public struct JSONObject: Sendable, Equatable {
     public var members: [(key: String, value: JSONValue)]
 
@@ -73,7 +74,7 @@ public struct JSONObject: Sendable, Equatable {
     }
 
     public subscript(key: String) -> JSONValue? {
-        for member in members where member.key == key {
+        for member in members where member.key.utf8.elementsEqual(key.utf8) {
             return member.value
         }
         return nil
@@ -85,6 +86,6 @@ public struct JSONObject: Sendable, Equatable {
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         lhs.members.count == rhs.members.count
-            && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+            && zip(lhs.members, rhs.members).allSatisfy { $0.key.utf8.elementsEqual($1.key.utf8) && $0.value == $1.value }
     }
 }
