@@ -55,21 +55,21 @@ public final class FileConfigSource: Service, Sendable {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         let interval = configuration.checkInterval
         let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(1))
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    try await Task.sleep(for: interval)
-                    continuation.yield(.check)
+        // On graceful shutdown every child ends: the sleep throws, and both sequences finish when cancelled.
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    while (try? await Task.sleep(for: interval)) != nil {
+                        continuation.yield(.check)
+                    }
+                    continuation.finish()
                 }
-            }
-            group.addTask {
-                for await _ in signals { continuation.yield(.reload) }
-            }
-            group.addTask {
-                await cancelWhenGracefulShutdown {
+                group.addTask {
+                    for await _ in signals { continuation.yield(.reload) }
+                }
+                group.addTask {
                     await self.run(triggers: triggers)
                 }
-                throw CancellationError()
             }
         }
     }
