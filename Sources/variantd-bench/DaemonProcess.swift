@@ -52,9 +52,14 @@ final class DaemonProcess {
         }
     }
 
-    /// Whether the daemon has exited on its own; if so, a description of how, with the end of its log.
-    var unexpectedExit: String? {
-        process.isRunning ? nil : "variantd exited (\(exitDescription)) during the benchmark\n\(logExcerpt)"
+    /// If the daemon has exited on its own, a description of how, with the end of its log; nil if it is running.
+    /// Gives a daemon that is going away (the likely cause of a failed request) 200 ms to finish exiting.
+    func unexpectedExit() -> String? {
+        let deadline = monotonicNanoseconds() + 200_000_000
+        while process.isRunning && monotonicNanoseconds() < deadline {
+            usleep(Self.pollInterval)
+        }
+        return process.isRunning ? nil : "variantd exited (\(exitDescription)) during the benchmark\n\(logExcerpt)"
     }
 
     /// Sends SIGTERM and waits for the daemon to exit, sending SIGKILL if it is still running after 10 s.

@@ -35,34 +35,43 @@ struct VariantdBench: ParsableCommand {
             --depth requests in flight each. Progress goes to standard error.
             """)
 
-    @Option(help: "The variantd executable to start.")
+    @Option(help: ArgumentHelp("The variantd executable to start.", valueName: "path"))
     var daemon = ".build/release/variantd"
 
-    @Option(help: "The configuration document the started variantd loads.")
+    @Option(help: ArgumentHelp("The configuration document the started variantd loads.", valueName: "path"))
     var config = "examples/variantd.json"
 
-    @Option(help: "The socket of a variantd that is already running; if given, none is started.")
+    @Option(
+        help: ArgumentHelp(
+            "The socket of a variantd that is already running; if given, none is started.",
+            valueName: "path"))
     var socket: String?
 
-    @Option(help: "The C source of the floor; if it is missing, the floor is skipped.")
+    @Option(help: ArgumentHelp("The C source of the floor; if it is missing, the floor is skipped.", valueName: "path"))
     var floorSource = "../shared/bench/udsfloor.c"
 
-    @Option(help: "Connections of the concurrent one-in-flight and the pipelined runs.")
+    @Option(help: ArgumentHelp("Connections of the concurrent one-in-flight and the pipelined runs.", valueName: "n"))
     var connections = 8
 
-    @Option(help: "Requests of the pipelined run, over all connections.")
+    @Option(help: ArgumentHelp("Requests of the pipelined run, over all connections.", valueName: "n"))
     var requests = 400_000
 
-    @Option(help: "Requests in flight per connection in the pipelined run.")
+    @Option(help: ArgumentHelp("Requests in flight per connection in the pipelined run.", valueName: "d"))
     var depth = 64
 
-    @Option(help: "Round trips of each one-in-flight run (on 1 connection, and over all connections).")
+    @Option(
+        help: ArgumentHelp(
+            "Round trips of each one-in-flight run (on 1 connection, and over all connections).",
+            valueName: "n"))
     var latencyRequests = 50_000
 
-    @Option(help: "The experiment the assign requests name.")
+    @Option(help: ArgumentHelp("The experiment the assign requests name.", valueName: "name"))
     var experiment = "checkout-prompt"
 
-    @Option(help: "The start of the unit ids; requests cycle through <prefix>000000 to <prefix>099999.")
+    @Option(
+        help: ArgumentHelp(
+            "The start of the unit ids; requests cycle through <prefix>000000 to <prefix>099999.",
+            valueName: "prefix"))
     var unitPrefix = "user-"
 
     @Flag(help: "Print the results as one JSON object instead of a table.")
@@ -70,11 +79,14 @@ struct VariantdBench: ParsableCommand {
 
     /// Round trips before the measured ones, to warm up variantd and the client.
     private static let warmUpRequests = 5000
+    /// The deepest pipeline udsfloor can drive.
+    private static let maximumDepth = 800
 
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1.") }
-        guard depth >= 1, depth <= RequestCorpus.unitCount else {
-            throw ValidationError("--depth must be between 1 and \(RequestCorpus.unitCount).")
+        // udsfloor writes each burst from a 64 KiB buffer, which holds 862 of its requests.
+        guard depth >= 1, depth <= Self.maximumDepth else {
+            throw ValidationError("--depth must be between 1 and \(Self.maximumDepth).")
         }
         guard requests >= connections else { throw ValidationError("--requests must be at least --connections.") }
         guard latencyRequests >= connections else {
@@ -119,9 +131,9 @@ struct VariantdBench: ParsableCommand {
                     experiment: experiment, unitPrefix: unitPrefix,
                     variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
                 floor: floor, floorSkipped: floorSkipped, variantd: figures)
-            print(json ? try report.json() : report.table())
+            print(try json ? report.json() : report.table())
         } catch {
-            if let exit = daemonProcess?.unexpectedExit {
+            if let exit = daemonProcess?.unexpectedExit() {
                 throw BenchError("\(error)\n\(exit)")
             }
             throw error
