@@ -139,3 +139,32 @@ import Testing
         }
     }
 }
+
+/// Names are matched byte for byte: Swift's `==` would match "K" with the Kelvin sign (U+212A), which no other
+/// client language does (found by review of the fuzzing harness's invariants; see fuzz/regressions/config).
+@Suite struct ByteExactNameTests {
+    @Test func aPromptReferenceMustMatchThePromptNameByteForByte() {
+        let document = """
+            {"schema_version":1,"prompts":{"K":{"versions":[{"version":1,"template":"x"}]}},
+             "experiments":[{"name":"e","salt":"s","status":"running","variants":[
+               {"name":"a","control":true,"weight":50,"prompt":"\\u212a","prompt_version":1},
+               {"name":"b","weight":50,"prompt":"K","prompt_version":1}]}]}
+            """
+        #expect(issues(of: document).map(\.code) == [.unknownPrompt])
+    }
+
+    @Test func aWinnerMustMatchAVariantNameByteForByte() {
+        let document = documentWithExperiment(
+            #""name":"e","salt":"s","status":"completed","winner":"\u212a","variants":[{"name":"K","control":true,"weight":50,"prompt":"p","prompt_version":1},{"name":"b","weight":50,"prompt":"p","prompt_version":2}]"#)
+        #expect(issues(of: document).map(\.code) == [.unknownWinner])
+    }
+
+    @Test func requestsNameExperimentsAndPromptsByteForByte() throws {
+        let bytes = Array(documentWithExperiment(
+            #""name":"K","salt":"s","status":"running","variants":[{"name":"a","control":true,"weight":50,"prompt":"p","prompt_version":1},{"name":"b","weight":50,"prompt":"p","prompt_version":2}]"#).utf8)
+        let config = LoadedConfig(document: try ConfigDocument.validate(bytes), version: "v", source: "s", loadedAt: someInstant)
+        let snapshot = ServingSnapshot(config: config, source: "s", lastError: nil, startedAt: someInstant)
+        #expect(Responder.respond(to: #"{"op":"assign","experiment":"\u212a","unit":"u"}"#, snapshot: snapshot, now: someInstant).contains("unknown_experiment"))
+        #expect(Responder.respond(to: #"{"op":"assign","experiment":"K","unit":"u"}"#, snapshot: snapshot, now: someInstant).contains(#""ok":true"#))
+    }
+}

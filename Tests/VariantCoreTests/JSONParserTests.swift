@@ -68,3 +68,24 @@ import Testing
         }
     }
 }
+
+@Suite struct JSONParserLargeObjectTests {
+    /// Duplicate detection switches to hashing beyond 16 keys, so a 64 KiB line of thousands of keys parses in
+    /// linear time, and a duplicate far down is still caught at its offset.
+    @Test func findsDuplicatesAmongThousandsOfKeys() throws {
+        let keys = (0..<20_000).map { #""k\#($0)":1"# }
+        let unique = "{" + keys.joined(separator: ",") + "}"
+        #expect(try parseJSON(unique).objectValue?.count == 20_000)
+        let duplicated = "{" + keys.joined(separator: ",") + #","k19999":2}"#
+        #expect(throws: JSONParser.SyntaxError(offset: unique.utf8.count, reason: #"duplicate key "k19999""#)) {
+            try parseJSON(duplicated)
+        }
+    }
+
+    @Test func canonicallyEquivalentKeysAreDifferentKeys() throws {
+        let object = try #require(try parseJSON(#"{"K":1,"\u212a":2}"#).objectValue)
+        #expect(object.count == 2)
+        #expect(object["K"] == .number(1))
+        #expect(object["\u{212A}"] == .number(2))
+    }
+}

@@ -20,7 +20,7 @@ extension TargetingRule {
     /// UTF-8 bytes, with no Unicode normalisation, as every client language can do the same.
     static func scalarsEqual(_ lhs: JSONValue, _ rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
-        case (.string(let a), .string(let b)): a.utf8.elementsEqual(b.utf8)
+        case (.string(let a), .string(let b)): a.hasSameUTF8(as: b)
         case (.number(let a), .number(let b)): a == b
         case (.bool(let a), .bool(let b)): a == b
         default: false

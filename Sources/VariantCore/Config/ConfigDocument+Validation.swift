@@ -304,7 +304,7 @@ private struct DocumentValidator {
             report("\(path).winner", .unexpectedWinner, "only a completed experiment names a winner")
         } else if status == .completed {
             if let winner {
-                winnerIndex = variants?.firstIndex { $0.name == winner }
+                winnerIndex = variants?.firstIndex { $0.name.hasSameUTF8(as: winner) }
                 if variants != nil, winnerIndex == nil {
                     report("\(path).winner", .unknownWinner, "no variant is named '\(winner)'")
                 }
@@ -383,7 +383,7 @@ private struct DocumentValidator {
             }
         }
         if let promptName {
-            if let prompt = prompts[promptName] {
+            if let prompt = ConfigDocument.prompt(named: promptName, in: prompts) {
                 if let promptVersion, prompt.version(promptVersion) == nil {
                     report("\(path).prompt_version", .unknownPromptVersion, "prompt '\(promptName)' has no version \(promptVersion) (it has \(prompt.versions.map { String($0.number) }.joined(separator: ", ")))")
                 }

@@ -15,8 +15,21 @@ public struct ConfigDocument: Sendable {
         self.experimentIndexByName = index
     }
 
+    /// The experiment with exactly this name, byte for byte (the dictionary alone would also match a
+    /// canonically equivalent name).
     public func experiment(named name: String) -> Experiment? {
-        experimentIndexByName[name].map { experiments[$0] }
+        guard let index = experimentIndexByName[name], experiments[index].name.hasSameUTF8(as: name) else { return nil }
+        return experiments[index]
+    }
+
+    /// The prompt with exactly this name, byte for byte.
+    public func prompt(named name: String) -> Prompt? {
+        Self.prompt(named: name, in: prompts)
+    }
+
+    static func prompt(named name: String, in prompts: [String: Prompt]) -> Prompt? {
+        guard let prompt = prompts[name], prompt.name.hasSameUTF8(as: name) else { return nil }
+        return prompt
     }
 }
 
@@ -44,28 +57,47 @@ public struct PromptVersion: Sendable {
 }
 
 /// An experiment: who is enrolled, and how enrolled units split across variants.
-public struct Experiment: Sendable {
+///
+/// A class, immutable once validated, so that answering a request shares it instead of copying its fields.
+public final class Experiment: Sendable {
     public enum Status: String, Sendable, CaseIterable {
         case draft, running, paused, completed
     }
 
-    public var name: String
-    public var description: String?
-    public var salt: String
-    public var status: Status
-    public var start: Timestamp?
-    public var end: Timestamp?
+    public let name: String
+    public let description: String?
+    public let salt: String
+    public let status: Status
+    public let start: Timestamp?
+    public let end: Timestamp?
     /// Share of units enrolled, in basis points (0...10000).
-    public var exposureBasisPoints: Int
+    public let exposureBasisPoints: Int
     /// Every rule must match for a unit to be enrolled.
-    public var targeting: [TargetingRule]
+    public let targeting: [TargetingRule]
     /// In document order, which is part of the bucket mapping.
-    public var variants: [Variant]
-    public var controlIndex: Int
+    public let variants: [Variant]
+    public let controlIndex: Int
     /// The variant a completed experiment serves; nil unless the status is `completed`.
-    public var winnerIndex: Int?
+    public let winnerIndex: Int?
 
     public var control: Variant { variants[controlIndex] }
+
+    init(
+        name: String, description: String?, salt: String, status: Status, start: Timestamp?, end: Timestamp?,
+        exposureBasisPoints: Int, targeting: [TargetingRule], variants: [Variant], controlIndex: Int, winnerIndex: Int?
+    ) {
+        self.name = name
+        self.description = description
+        self.salt = salt
+        self.status = status
+        self.start = start
+        self.end = end
+        self.exposureBasisPoints = exposureBasisPoints
+        self.targeting = targeting
+        self.variants = variants
+        self.controlIndex = controlIndex
+        self.winnerIndex = winnerIndex
+    }
 }
 
 /// One arm of an experiment.

@@ -90,6 +90,9 @@ public struct JSONParser {
         guard depth <= maximumDepth else { throw error("nesting deeper than \(maximumDepth)") }
         position += 1  // {
         var members: [(key: String, value: JSONValue)] = []
+        // Small objects (every request) check duplicates by a scan; large ones by hashing their key bytes, so a
+        // line of thousands of keys costs linear, not quadratic, time.
+        var largeObjectKeys: Set<[UInt8]>?
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
             position += 1
@@ -102,7 +105,16 @@ public struct JSONParser {
             }
             let keyOffset = position
             let key = try parseString()
-            if members.contains(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
+            let isDuplicate: Bool
+            if var keys = largeObjectKeys {
+                largeObjectKeys = nil  // keep the set uniquely referenced while inserting
+                isDuplicate = !keys.insert(Array(key.utf8)).inserted
+                largeObjectKeys = keys
+            } else {
+                isDuplicate = members.contains { $0.key.hasSameUTF8(as: key) }
+                if members.count == 16 { largeObjectKeys = Set(members.map { Array($0.key.utf8) } + [Array(key.utf8)]) }
+            }
+            if isDuplicate {
                 throw SyntaxError(offset: keyOffset, reason: "duplicate key \"\(key)\"")
             }
             skipWhitespace()
@@ -146,12 +158,15 @@ public struct JSONParser {
     private mutating func parseString() throws(SyntaxError) -> String {
         position += 1  // opening quote
         let start = position
+        var isASCII = true
         // Fast path: no escapes, all validation left to the UTF-8 check below.
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
                 position += 1
+                // ASCII is valid UTF-8 as it is, and decoding it is much cheaper than validating.
+                if isASCII { return String(decoding: slice, as: UTF8.self) }
                 guard let string = String(validating: slice, as: UTF8.self) else {
                     throw SyntaxError(offset: start, reason: "invalid UTF-8 in string")
                 }
@@ -159,6 +174,7 @@ public struct JSONParser {
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("control character in string") }
+            if byte >= 0x80 { isASCII = false }
             position += 1
         }
         var utf8 = Array(UnsafeBufferPointer(rebasing: bytes[start..<position]))

@@ -74,7 +74,7 @@ public struct JSONObject: Sendable, Equatable {
     }
 
     public subscript(key: String) -> JSONValue? {
-        for member in members where member.key.utf8.elementsEqual(key.utf8) {
+        for member in members where member.key.hasSameUTF8(as: key) {
             return member.value
         }
         return nil
@@ -86,6 +86,6 @@ public struct JSONObject: Sendable, Equatable {
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         lhs.members.count == rhs.members.count
-            && zip(lhs.members, rhs.members).allSatisfy { $0.key.utf8.elementsEqual($1.key.utf8) && $0.value == $1.value }
+            && zip(lhs.members, rhs.members).allSatisfy { $0.key.hasSameUTF8(as: $1.key) && $0.value == $1.value }
     }
 }

@@ -49,6 +49,10 @@ public struct Request: Sendable {
         public var error: ProtocolError
     }
 
+    private static let assignFields = ["id", "op", "experiment", "unit", "attributes"]
+    private static let promptFields = ["id", "op", "prompt", "version", "experiment", "unit", "attributes"]
+    private static let bareFields = ["id", "op"]
+
     private static func operation(_ object: JSONObject) throws(ProtocolError) -> Operation {
         switch object["id"] {
         case nil, .null?, .string?, .number?: break
@@ -56,14 +60,15 @@ public struct Request: Sendable {
         }
         let fields = Fields(object)
         let op = try fields.string("op")
-        switch op {
+        // Ops are ASCII, and a non-ASCII op must not match one by canonical equivalence.
+        switch op.utf8.allSatisfy({ $0 < 0x80 }) ? op : "" {
         case "assign":
-            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "unit", "attributes"])
+            try fields.rejectUnknown(allowed: Self.assignFields)
             return .assign(
                 experiment: try fields.string("experiment"), unit: try fields.unit(),
                 attributes: try fields.attributes())
         case "prompt":
-            try fields.rejectUnknown(allowed: ["id", "op", "prompt", "version", "experiment", "unit", "attributes"])
+            try fields.rejectUnknown(allowed: Self.promptFields)
             if let experiment = try fields.optionalString("experiment") {
                 if object["version"] != nil {
                     throw ProtocolError(.invalidField, "'version' cannot be combined with 'experiment': the unit's assignment decides the version")
@@ -81,10 +86,10 @@ public struct Request: Sendable {
             }
             return .prompt(.latest(prompt: prompt))
         case "config":
-            try fields.rejectUnknown(allowed: ["id", "op"])
+            try fields.rejectUnknown(allowed: Self.bareFields)
             return .config
         case "health":
-            try fields.rejectUnknown(allowed: ["id", "op"])
+            try fields.rejectUnknown(allowed: Self.bareFields)
             return .health
         default:
             throw ProtocolError(.unknownOp, "unknown op '\(op)' (known: assign, prompt, config, health)")
@@ -98,9 +103,9 @@ private struct Fields {
 
     init(_ object: JSONObject) { self.object = object }
 
-    func rejectUnknown(allowed: Set<String>) throws(ProtocolError) {
-        for key in object.keys where !allowed.contains(key) {
-            throw ProtocolError(.unknownField, "unknown field '\(key)'")
+    func rejectUnknown(allowed: [String]) throws(ProtocolError) {
+        for member in object.members where !allowed.contains(where: { $0.hasSameUTF8(as: member.key) }) {
+            throw ProtocolError(.unknownField, "unknown field '\(member.key)'")
         }
     }
 

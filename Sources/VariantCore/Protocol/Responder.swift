@@ -140,14 +140,14 @@ public enum Responder {
             let experiment = try experiment(named: experimentName, in: config)
             let assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
             let variant = experiment.variants[assignment.variantIndex]
-            if let expectedPrompt, expectedPrompt != variant.prompt {
+            if let expectedPrompt, !expectedPrompt.hasSameUTF8(as: variant.prompt) {
                 throw ProtocolError(.promptMismatch, "unit is assigned prompt '\(variant.prompt)' in experiment '\(experimentName)', not '\(expectedPrompt)'")
             }
             promptName = variant.prompt
             requestedVersion = variant.promptVersion
             decision = (experiment, assignment)
         }
-        guard let prompt = config.document.prompts[promptName] else {
+        guard let prompt = config.document.prompt(named: promptName) else {
             throw ProtocolError(.unknownPrompt, "no prompt named '\(promptName)' in config \(config.version)")
         }
         let version: PromptVersion

@@ -46,6 +46,10 @@ public final class SocketServer: Service, Sendable {
 
     public func run() async throws {
         let quiesce = ServerQuiescingHelper(group: group)
+        // Create the socket file with its final mode, so no client ever sees it with the umask's mode; the
+        // daemon creates no other file while binding, so changing the process-wide umask briefly is safe.
+        let previousUmask = umask(~configuration.socketMode & 0o777)
+        defer { _ = umask(previousUmask) }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelInitializer { channel in
@@ -58,6 +62,7 @@ public final class SocketServer: Service, Sendable {
             }
             .bind(unixDomainSocketPath: configuration.socketPath, cleanupExistingSocketFile: true)
             .get()
+        _ = umask(previousUmask)
         defer { unlink(configuration.socketPath) }
         guard chmod(configuration.socketPath, configuration.socketMode) == 0 else {
             let reason = String(cString: strerror(errno))

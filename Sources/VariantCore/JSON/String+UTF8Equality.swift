@@ -1,0 +1,13 @@
+extension String {
+    /// Whether two strings have the same UTF-8 bytes. Unlike `==`, which compares by Unicode canonical
+    /// equivalence ("K" equals the Kelvin sign "\u{212A}"), this is what every client language can reproduce,
+    /// so names, keys and attribute values compare this way throughout (PROTOCOL.md, "Targeting rule").
+    @inlinable
+    public func hasSameUTF8(as other: String) -> Bool {
+        var lhs = self
+        var rhs = other
+        return lhs.withUTF8 { lhsBytes in
+            rhs.withUTF8 { rhsBytes in lhsBytes.count == rhsBytes.count && lhsBytes.elementsEqual(rhsBytes) }
+        }
+    }
+}
