@@ -75,7 +75,8 @@ let package = Package(
         .executableTarget(
             name: "variantd-bench",
             dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser")
+                "VariantCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),

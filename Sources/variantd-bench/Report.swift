@@ -82,10 +82,12 @@ struct BenchReport: Encodable {
     /// Why the floor was not measured, if it was not.
     var floorSkipped: String?
     var variantd: DaemonFigures
+    var core: CoreCost
     var comparisons: [Comparison]
     var targets: [Target]
 
-    init(settings: Settings, floor: FloorFigures?, floorSkipped: String?, variantd: DaemonFigures) {
+    init(settings: Settings, floor: FloorFigures?, floorSkipped: String?, variantd: DaemonFigures, core: CoreCost) {
+        self.core = core
         self.date = Date().ISO8601Format()
         self.cores = ProcessInfo.processInfo.activeProcessorCount
         self.settings = settings
@@ -167,6 +169,10 @@ struct BenchReport: Encodable {
             previousMeasurement = comparison.measurement
         }
         lines += aligned(rows, rightAlignedFrom: 2)
+        lines.append("")
+        lines.append(
+            "core alone (parse, assign, write; no socket): \(format(core.nanosecondsPerRequest, decimals: 0)) ns/request, "
+                + "\(format(core.requestsPerSecondPerCore, decimals: 0)) req/s per core")
         lines.append("")
         var targetRows = [["target", "value", "result"]]
         for target in targets {

@@ -125,12 +125,15 @@ struct VariantdBench: ParsableCommand {
             try load.verify()
             let (floor, floorSkipped) = try measureFloor(in: workDirectory)
             let figures = try measureVariantd(with: load)
+            progress("measuring the core alone (Responder, in process)")
+            let core = try CoreCost.measure(
+                configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: 200_000)
             let report = BenchReport(
                 settings: BenchReport.Settings(
                     connections: connections, requests: requests, depth: depth, latencyRequests: latencyRequests,
                     experiment: experiment, unitPrefix: unitPrefix,
                     variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
-                floor: floor, floorSkipped: floorSkipped, variantd: figures)
+                floor: floor, floorSkipped: floorSkipped, variantd: figures, core: core)
             print(try json ? report.json() : report.table())
         } catch {
             if let exit = daemonProcess?.unexpectedExit() {
