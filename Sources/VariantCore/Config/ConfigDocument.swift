@@ -18,8 +18,13 @@ public struct ConfigDocument: Sendable {
     /// The experiment with exactly this name, byte for byte (the dictionary alone would also match a
     /// canonically equivalent name).
     public func experiment(named name: String) -> Experiment? {
+        experimentIndex(named: name).map { experiments[$0] }
+    }
+
+    /// The position in `experiments` of the experiment with exactly this name.
+    public func experimentIndex(named name: String) -> Int? {
         guard let index = experimentIndexByName[name], experiments[index].name.hasSameUTF8(as: name) else { return nil }
-        return experiments[index]
+        return index
     }
 
     /// The prompt with exactly this name, byte for byte.

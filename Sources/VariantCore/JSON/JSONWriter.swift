@@ -97,6 +97,11 @@ public struct JSONWriter: Sendable {
         }
     }
 
+    /// Appends bytes that are already JSON.
+    public mutating func append(_ json: [UInt8]) {
+        bytes.append(contentsOf: json)
+    }
+
     /// Empties the buffer, keeping its storage for the next batch of responses.
     public mutating func reset() {
         bytes.removeAll(keepingCapacity: true)

@@ -6,6 +6,24 @@ public enum Responder {
     public static func respond(
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, into writer: inout JSONWriter
     ) {
+        if let config = snapshot.config, let plain = PlainAssignRequest.parse(line) {
+            do {
+                try assign(
+                    experiment: plain.experiment, unit: plain.unit, attributes: JSONObject(), config: config, now: now,
+                    id: plain.id, into: &writer)
+            } catch {
+                writeError(error, id: plain.id, into: &writer)
+            }
+            return
+        }
+        respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, into: &writer)
+    }
+
+    /// Answers any line through the full JSON parser; `respond` uses it for every line that is not a plain
+    /// `assign`, and tests compare both paths through it.
+    static func respondThroughTheGeneralParser(
+        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, into writer: inout JSONWriter
+    ) {
         let request: Request
         do {
             request = try Request.parse(line)
@@ -46,9 +64,9 @@ public enum Responder {
             guard let config = snapshot.config else {
                 return writeUnconfiguredAssignment(id: request.id, experiment: experimentName, into: &writer)
             }
-            let experiment = try experiment(named: experimentName, in: config)
-            let assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
-            writeAssignment(assignment, of: experiment, config: config, id: request.id, into: &writer)
+            try assign(
+                experiment: experimentName, unit: unit, attributes: attributes, config: config, now: now, id: request.id,
+                into: &writer)
         case .prompt(let query):
             guard let config = snapshot.config else {
                 throw ProtocolError(.noConfig, "no configuration is loaded yet (source \(snapshot.source))")
@@ -69,6 +87,17 @@ public enum Responder {
         }
     }
 
+    private static func assign(
+        experiment name: String, unit: String, attributes: JSONObject, config: LoadedConfig, now: Timestamp,
+        id: JSONValue, into writer: inout JSONWriter
+    ) throws(ProtocolError) {
+        guard let index = config.document.experimentIndex(named: name) else {
+            throw ProtocolError(.unknownExperiment, "no experiment named '\(name)' in config \(config.version)")
+        }
+        let assignment = config.document.experiments[index].assign(unit: unit, attributes: attributes, now: now)
+        writeAssignment(assignment, experimentIndex: index, config: config, id: id, into: &writer)
+    }
+
     private static func experiment(named name: String, in config: LoadedConfig) throws(ProtocolError) -> Experiment {
         guard let experiment = config.document.experiment(named: name) else {
             throw ProtocolError(.unknownExperiment, "no experiment named '\(name)' in config \(config.version)")
@@ -77,39 +106,16 @@ public enum Responder {
     }
 
     private static func writeAssignment(
-        _ assignment: Assignment, of experiment: Experiment, config: LoadedConfig, id: JSONValue,
-        into writer: inout JSONWriter
+        _ assignment: Assignment, experimentIndex: Int, config: LoadedConfig, id: JSONValue, into writer: inout JSONWriter
     ) {
-        let variant = experiment.variants[assignment.variantIndex]
+        let parts = config.assignmentAnswers[experimentIndex][assignment.variantIndex]
         writer.raw("{\"id\":")
         writer.value(id)
-        writer.raw(",\"ok\":true,\"experiment\":")
-        writer.string(experiment.name)
-        writer.raw(",\"variant\":")
-        writer.string(variant.name)
-        writer.raw(",\"prompt\":")
-        writer.string(variant.prompt)
-        writer.raw(",\"prompt_version\":")
-        writer.integer(variant.promptVersion)
-        writer.raw(",\"params\":")
-        writer.value(.object(variant.params))
-        writer.raw(",\"in_experiment\":")
+        writer.append(parts.head)
         writer.bool(assignment.inExperiment)
         writer.raw(",\"reason\":")
         writer.string(assignment.reason.rawValue)
-        writer.raw(",\"config_version\":")
-        writer.string(config.version)
-        writer.raw(",\"metadata\":{\"experiment\":")
-        writer.string(experiment.name)
-        writer.raw(",\"variant\":")
-        writer.string(variant.name)
-        writer.raw(",\"prompt\":")
-        writer.string(variant.prompt)
-        writer.raw(",\"prompt_version\":")
-        writer.integer(variant.promptVersion)
-        writer.raw(",\"config_version\":")
-        writer.string(config.version)
-        writer.raw("}}\n")
+        writer.append(parts.tail)
     }
 
     private static func writeUnconfiguredAssignment(id: JSONValue, experiment: String, into writer: inout JSONWriter) {

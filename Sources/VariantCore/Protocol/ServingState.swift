@@ -2,17 +2,23 @@ import Crypto
 
 /// A configuration document in use, with where and when it came from.
 public struct LoadedConfig: Sendable {
-    public var document: ConfigDocument
+    public let document: ConfigDocument
     /// `sha256:` and the first 16 hex digits of the SHA-256 of the bytes as served (PROTOCOL.md, "Config version").
-    public var version: String
-    public var source: String
-    public var loadedAt: Timestamp
+    public let version: String
+    public let source: String
+    public let loadedAt: Timestamp
+    /// The fixed parts of every `assign` answer, by experiment and variant, written once when the config is
+    /// applied instead of once per request.
+    let assignmentAnswers: [[AssignmentAnswerParts]]
 
     public init(document: ConfigDocument, version: String, source: String, loadedAt: Timestamp) {
         self.document = document
         self.version = version
         self.source = source
         self.loadedAt = loadedAt
+        self.assignmentAnswers = document.experiments.map { experiment in
+            experiment.variants.map { AssignmentAnswerParts(experiment: experiment, variant: $0, configVersion: version) }
+        }
     }
 
     /// The config version of a document's bytes.
@@ -67,5 +73,45 @@ public final class ServingSnapshot: Sendable {
     /// The same snapshot, still serving what it served, with the failure recorded.
     public func recording(_ failure: ConfigLoadFailure) -> ServingSnapshot {
         ServingSnapshot(config: config, source: source, lastError: failure, startedAt: startedAt)
+    }
+}
+
+/// An `assign` answer around its only per-request parts, the id, `in_experiment` and `reason`:
+/// `{"id":ID` + `head` + `true|false,"reason":"R"` + `tail` (PROTOCOL.md, `assign`).
+struct AssignmentAnswerParts: Sendable {
+    /// From `,"ok":true` to `"in_experiment":`.
+    let head: [UInt8]
+    /// From `,"config_version":` to the closing braces and the newline.
+    let tail: [UInt8]
+
+    init(experiment: Experiment, variant: Variant, configVersion: String) {
+        var writer = JSONWriter()
+        writer.raw(",\"ok\":true,\"experiment\":")
+        writer.string(experiment.name)
+        writer.raw(",\"variant\":")
+        writer.string(variant.name)
+        writer.raw(",\"prompt\":")
+        writer.string(variant.prompt)
+        writer.raw(",\"prompt_version\":")
+        writer.integer(variant.promptVersion)
+        writer.raw(",\"params\":")
+        writer.value(.object(variant.params))
+        writer.raw(",\"in_experiment\":")
+        head = writer.bytes
+        writer.reset()
+        writer.raw(",\"config_version\":")
+        writer.string(configVersion)
+        writer.raw(",\"metadata\":{\"experiment\":")
+        writer.string(experiment.name)
+        writer.raw(",\"variant\":")
+        writer.string(variant.name)
+        writer.raw(",\"prompt\":")
+        writer.string(variant.prompt)
+        writer.raw(",\"prompt_version\":")
+        writer.integer(variant.promptVersion)
+        writer.raw(",\"config_version\":")
+        writer.string(configVersion)
+        writer.raw("}}\n")
+        tail = writer.bytes
     }
 }

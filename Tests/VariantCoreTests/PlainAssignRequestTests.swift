@@ -1,0 +1,69 @@
+import PropertyBased
+import Testing
+@testable import VariantCore
+
+/// The plain-`assign` scanner is only a shortcut: every line must get the same bytes as through the general parser.
+@Suite struct PlainAssignRequestTests {
+    static let ids = [#"7"#, #"-12"#, #"0"#, #"-0"#, #"007"#, #"1.5"#, #"1e3"#, #"1234567890123456"#, #""req-1""#, #""a\"b""#, #""é""#, "null", "[1]", "true"]
+    static let experiments = [#""e""#, #""missing""#, #""\u0065""#, #""paused""#, "3", #""K""#]
+    static let units = [#""u1""#, #""user 42""#, #""""#, #""ユーザー""#, #""a\nb""#, #""tab\there""#, "12", "\"" + String(repeating: "x", count: 1025) + "\""]
+    static let ops = [#""assign""#, #""prompt""#, #""ASSIGN""#, #""assign ""#]
+    static let spacing = ["", " ", "\t", "\r\n "]
+
+    static func line(order: [Int], id: Int, experiment: Int, unit: Int, op: Int, space: Int, extra: Int) -> String {
+        let gap = spacing[space]
+        var members = [
+            #""id""# + gap + ":" + gap + ids[id], #""op""# + ":" + ops[op], #""experiment":"# + gap + experiments[experiment],
+            #""unit":"# + units[unit],
+        ]
+        switch extra {
+        case 1: members.append(#""attributes":{"plan":"pro"}"#)
+        case 2: members.append(#""unit":"again""#)
+        case 3: members.removeFirst()  // no id
+        case 4: members.removeLast()  // no unit
+        default: break
+        }
+        let ordered = order.filter { $0 < members.count }.map { members[$0] } + members.dropFirst(4)
+        return gap + "{" + gap + ordered.joined(separator: gap + "," + gap) + gap + "}" + gap
+    }
+
+    @Test func bothPathsAnswerEveryLineWithTheSameBytes() async throws {
+        let snapshot = try ResponderTests.servingSnapshot()
+        await propertyCheck(
+            count: 2000, input: Gen.shuffled([0, 1, 2, 3]), Gen.int(in: 0...(Self.ids.count - 1)),
+            Gen.int(in: 0...(Self.experiments.count - 1)), Gen.int(in: 0...(Self.units.count - 1)),
+            Gen.int(in: 0...(Self.ops.count - 1)), Gen.int(in: 0...(Self.spacing.count - 1)), Gen.int(in: 0...6)
+        ) { order, id, experiment, unit, op, space, extra in
+            let line = Array(Self.line(order: order, id: id, experiment: experiment, unit: unit, op: op, space: space, extra: extra).utf8)
+            var fast = JSONWriter()
+            var general = JSONWriter()
+            line.withUnsafeBufferPointer {
+                Responder.respond(to: $0, snapshot: snapshot, now: someInstant, into: &fast)
+                Responder.respondThroughTheGeneralParser(to: $0, snapshot: snapshot, now: someInstant, into: &general)
+            }
+            #expect(fast.bytes == general.bytes, "\(String(decoding: line, as: UTF8.self))")
+        }
+    }
+
+    @Test(arguments: [
+        #"{"id":1,"op":"assign","experiment":"e","unit":"user-000123"}"#,
+        #"{"op":"assign","unit":"u","experiment":"e"}"#,
+        #" { "experiment" : "e" , "unit" : "u" , "op" : "assign" , "id" : "x-1" } "#,
+    ])
+    func theCommonShapesTakeTheShortcut(line: String) {
+        let bytes = Array(line.utf8)
+        #expect(bytes.withUnsafeBufferPointer { PlainAssignRequest.parse($0) } != nil)
+    }
+
+    @Test(arguments: [
+        #"{"id":1,"op":"assign","experiment":"e","unit":"u","attributes":{}}"#,
+        #"{"id":1.0,"op":"assign","experiment":"e","unit":"u"}"#,
+        #"{"id":1,"op":"assign","experiment":"e","unit":"caf\u00e9"}"#,
+        #"{"id":1,"op":"assign","op":"assign","experiment":"e","unit":"u"}"#,
+        #"{"id":1,"op":"assign","experiment":"e","unit":"u"} x"#,
+    ])
+    func anythingElseTakesTheGeneralPath(line: String) {
+        let bytes = Array(line.utf8)
+        #expect(bytes.withUnsafeBufferPointer { PlainAssignRequest.parse($0) } == nil)
+    }
+}
