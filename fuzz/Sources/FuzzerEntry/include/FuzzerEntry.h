@@ -1,0 +1,2 @@
+// Entry points for the fuzz executables; see FuzzerEntry.c.
+#pragma once
