@@ -4,7 +4,7 @@ import Testing
 
 /// The plain-`assign` scanner is only a shortcut: every line must get the same bytes as through the general parser.
 @Suite struct PlainAssignRequestTests {
-    static let ids = [#"7"#, #"-12"#, #"0"#, #"-0"#, #"007"#, #"1.5"#, #"1e3"#, #"1234567890123456"#, #""req-1""#, #""a\"b""#, #""é""#, "null", "[1]", "true"]
+    static let ids = [#"86666666666666666666666666"#, #"7"#, #"-12"#, #"0"#, #"-0"#, #"007"#, #"1.5"#, #"1e3"#, #"1234567890123456"#, #""req-1""#, #""a\"b""#, #""é""#, "null", "[1]", "true"]
     static let experiments = [#""e""#, #""missing""#, #""\u0065""#, #""paused""#, "3", #""K""#]
     static let units = [#""u1""#, #""user 42""#, #""""#, #""ユーザー""#, #""a\nb""#, #""tab\there""#, "12", "\"" + String(repeating: "x", count: 1025) + "\""]
     static let ops = [#""assign""#, #""prompt""#, #""ASSIGN""#, #""assign ""#]
@@ -61,6 +61,8 @@ import Testing
         #"{"id":1,"op":"assign","experiment":"e","unit":"caf\u00e9"}"#,
         #"{"id":1,"op":"assign","op":"assign","experiment":"e","unit":"u"}"#,
         #"{"id":1,"op":"assign","experiment":"e","unit":"u"} x"#,
+        #"{"id":1234567890123456,"op":"assign","experiment":"e","unit":"u"}"#,
+        #"{"id":86666666666666666666666666,"op":"assign","experiment":"e","unit":"u"}"#,
     ])
     func anythingElseTakesTheGeneralPath(line: String) {
         let bytes = Array(line.utf8)

@@ -120,6 +120,8 @@ struct PlainAssignRequest {
             let digitsStart = end
             var value = 0
             while end < bytes.count, bytes[end] >= UInt8(ascii: "0"), bytes[end] <= UInt8(ascii: "9") {
+                // Stop before the value could overflow (found by fuzz-request: a 26-digit id trapped here).
+                guard end - digitsStart < 15 else { return nil }
                 value = value * 10 + Int(bytes[end] - UInt8(ascii: "0"))
                 end += 1
             }
