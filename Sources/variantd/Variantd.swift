@@ -43,7 +43,6 @@ struct Variantd: AsyncParsableCommand {
         guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
             throw ValidationError("--socket-mode must be octal permission bits such as 0660, not '\(socketMode)'")
         }
-        _ = mode
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -61,7 +60,9 @@ struct Variantd: AsyncParsableCommand {
         }
         let logger = Logger(label: "variantd")
 
-        var sourceConfiguration = FileConfigSource.Configuration(path: config)
+        // An absolute path, so that `source` in the `config` op says which file, whatever the working directory.
+        let configPath = config.hasPrefix("/") ? config : FileManager.default.currentDirectoryPath + "/" + config
+        var sourceConfiguration = FileConfigSource.Configuration(path: configPath)
         sourceConfiguration.checkInterval = .milliseconds(Int(checkInterval * 1000))
         let store = ServingStateStore(
             ServingSnapshot(
