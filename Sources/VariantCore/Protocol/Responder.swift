@@ -91,18 +91,17 @@ public enum Responder {
         experiment name: String, unit: String, attributes: JSONObject, config: LoadedConfig, now: Timestamp,
         id: JSONValue, into writer: inout JSONWriter
     ) throws(ProtocolError) {
-        guard let index = config.document.experimentIndex(named: name) else {
-            throw ProtocolError(.unknownExperiment, "no experiment named '\(name)' in config \(config.version)")
-        }
+        let index = try experimentIndex(named: name, in: config)
         let assignment = config.document.experiments[index].assign(unit: unit, attributes: attributes, now: now)
         writeAssignment(assignment, experimentIndex: index, config: config, id: id, into: &writer)
     }
 
-    private static func experiment(named name: String, in config: LoadedConfig) throws(ProtocolError) -> Experiment {
-        guard let experiment = config.document.experiment(named: name) else {
+    /// - Throws: `unknown_experiment`.
+    private static func experimentIndex(named name: String, in config: LoadedConfig) throws(ProtocolError) -> Int {
+        guard let index = config.document.experimentIndex(named: name) else {
             throw ProtocolError(.unknownExperiment, "no experiment named '\(name)' in config \(config.version)")
         }
-        return experiment
+        return index
     }
 
     private static func writeAssignment(
@@ -143,7 +142,7 @@ public enum Responder {
         case .latest(let prompt):
             promptName = prompt
         case .assigned(let experimentName, let unit, let attributes, let expectedPrompt):
-            let experiment = try experiment(named: experimentName, in: config)
+            let experiment = config.document.experiments[try experimentIndex(named: experimentName, in: config)]
             let assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
             let variant = experiment.variants[assignment.variantIndex]
             if let expectedPrompt, !expectedPrompt.hasSameUTF8(as: variant.prompt) {
