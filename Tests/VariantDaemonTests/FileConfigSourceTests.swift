@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import VariantCore
 @testable import VariantDaemon
@@ -12,8 +13,15 @@ import VariantCore
         try Data(exampleConfig.utf8).write(to: URL(fileURLWithPath: path))
         let store = ServingStateStore(
             ServingSnapshot(config: nil, source: "file:" + path, lastError: nil, startedAt: SystemClock.now()))
+        let calls = Mutex<[String]>([])
+        let hooks = ConfigSourceHooks(
+            reloadStarted: { calls.withLock { $0.append("reloadStarted") } },
+            reloadFinished: { calls.withLock { $0.append("reloadFinished") } },
+            applied: { config in calls.withLock { $0.append("applied \(config.version)") } },
+            rejected: { failure in calls.withLock { $0.append("rejected \(failure.code)") } })
         let source = FileConfigSource(
-            configuration: FileConfigSource.Configuration(path: path), store: store, logger: Logger(label: "test"))
+            configuration: FileConfigSource.Configuration(path: path), store: store, logger: Logger(label: "test"),
+            hooks: hooks)
         let (triggers, continuation) = AsyncStream.makeStream(of: FileConfigSource.Trigger.self)
         let running = Task { await source.run(triggers: triggers) }
 
@@ -31,7 +39,13 @@ import VariantCore
         continuation.yield(.reload)
         try await waitUntil { store.current.config?.version == LoadedConfig.version(of: Array(paused.utf8)) }
         #expect(store.current.lastError == nil)
+        try await waitUntil { calls.withLock { $0.last } == "reloadFinished" }
 
+        #expect(
+            calls.withLock { $0 } == [
+                "applied \(firstVersion)", "rejected invalid_config", "reloadStarted",
+                "applied \(LoadedConfig.version(of: Array(paused.utf8)))", "reloadFinished",
+            ])
         continuation.finish()
         await running.value
     }

@@ -36,12 +36,16 @@ public final class FileConfigSource: Service, Sendable {
     private let configuration: Configuration
     private let store: ServingStateStore
     private let logger: Logger
+    private let hooks: ConfigSourceHooks
     private let lastSeen = Mutex<FileIdentity?>(nil)
 
-    public init(configuration: Configuration, store: ServingStateStore, logger: Logger) {
+    public init(
+        configuration: Configuration, store: ServingStateStore, logger: Logger, hooks: ConfigSourceHooks = .init()
+    ) {
         self.configuration = configuration
         self.store = store
         self.logger = logger
+        self.hooks = hooks
     }
 
     /// Loads once, so a caller can wait for the first config before declaring readiness.
@@ -77,8 +81,15 @@ public final class FileConfigSource: Service, Sendable {
     /// Applies each trigger in turn until the sequence ends; tests drive this directly.
     public func run(triggers: some AsyncSequence<Trigger, Never>) async {
         for await trigger in triggers {
-            if trigger == .reload { logger.info("config.reload", metadata: ["config.source": "\(configuration.sourceDescription)"]) }
-            load(force: trigger == .reload)
+            switch trigger {
+            case .check:
+                load(force: false)
+            case .reload:
+                logger.info("config.reload", metadata: ["config.source": "\(configuration.sourceDescription)"])
+                hooks.reloadStarted()
+                load(force: true)
+                hooks.reloadFinished()
+            }
         }
     }
 
@@ -105,6 +116,7 @@ public final class FileConfigSource: Service, Sendable {
             let loaded = LoadedConfig(
                 document: document, version: version, source: configuration.sourceDescription, loadedAt: now)
             store.update { $0.applying(loaded) }
+            hooks.applied(loaded)
             logger.info(
                 "config.applied",
                 metadata: [
@@ -122,6 +134,7 @@ public final class FileConfigSource: Service, Sendable {
 
     private func record(_ failure: ConfigLoadFailure) {
         let snapshot = store.update { $0.recording(failure) }
+        hooks.rejected(failure)
         var metadata: Logger.Metadata = [
             "config.source": "\(configuration.sourceDescription)", "code": "\(failure.code)",
             "config.version": "\(snapshot.config?.version ?? "none")",

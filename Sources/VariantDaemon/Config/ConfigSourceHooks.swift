@@ -1,0 +1,30 @@
+import VariantCore
+
+/// What a config source tells the rest of the daemon, so that the systemd notifier (`RELOADING=1`, `READY=1`,
+/// `STATUS=`) and the event log can follow it without knowing how the source fetches.
+///
+/// Every config source calls these, on its own task, in this order for one reload: `reloadStarted` (only for a
+/// forced reload: SIGHUP or the `reload` admin op, never for a timer tick), then `applied` or `rejected` (or
+/// neither when the document is unchanged), then `reloadFinished`.
+public struct ConfigSourceHooks: Sendable {
+    /// A forced reload begins.
+    public var reloadStarted: @Sendable () -> Void
+    /// A forced reload has ended, whatever its outcome.
+    public var reloadFinished: @Sendable () -> Void
+    /// A validated document replaced the one in use.
+    public var applied: @Sendable (LoadedConfig) -> Void
+    /// A document was rejected or could not be fetched; the previous one stays in use.
+    public var rejected: @Sendable (ConfigLoadFailure) -> Void
+
+    public init(
+        reloadStarted: @escaping @Sendable () -> Void = {},
+        reloadFinished: @escaping @Sendable () -> Void = {},
+        applied: @escaping @Sendable (LoadedConfig) -> Void = { _ in },
+        rejected: @escaping @Sendable (ConfigLoadFailure) -> Void = { _ in }
+    ) {
+        self.reloadStarted = reloadStarted
+        self.reloadFinished = reloadFinished
+        self.applied = applied
+        self.rejected = rejected
+    }
+}
