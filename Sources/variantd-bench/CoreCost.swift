@@ -19,10 +19,11 @@ struct CoreCost: Encodable {
             Array(#"{"id":\#($0),"op":"assign","experiment":"\#(experiment)","unit":"\#(unitPrefix)\#($0)"}"#.utf8)
         }
         var writer = JSONWriter(reservingCapacity: 1 << 16)
+        let context = RequestContext.detached()
         let start = DispatchTime.now().uptimeNanoseconds
         for index in 0..<requests {
             lines[index % lines.count].withUnsafeBufferPointer {
-                Responder.respond(to: $0, snapshot: snapshot, now: now, into: &writer)
+                Responder.respond(to: $0, snapshot: snapshot, now: now, context: context, into: &writer)
             }
             if writer.bytes.count > 60_000 { writer.reset() }
         }

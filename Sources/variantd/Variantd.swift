@@ -36,6 +36,15 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "Seconds between checks of the config file for a change. Env: VARIANTD_CHECK_INTERVAL.")
     var checkInterval: Double = Environment.string("VARIANTD_CHECK_INTERVAL").flatMap { Double($0) } ?? 1
 
+    @Option(help: "Directory of the state file (statistics, disabled treatments, events). Env: VARIANTD_STATE_DIR.")
+    var stateDir: String = Environment.string("VARIANTD_STATE_DIR") ?? "/var/lib/variantd"
+
+    @Option(help: "Seconds between writes of changed state. Env: VARIANTD_STATE_FLUSH_INTERVAL.")
+    var stateFlushInterval: Double = Environment.string("VARIANTD_STATE_FLUSH_INTERVAL").flatMap { Double($0) } ?? 1
+
+    @Option(help: "A group (name or id) whose members may run admin ops, besides root and the daemon's user. Env: VARIANTD_ADMIN_GROUP.")
+    var adminGroup: String? = Environment.string("VARIANTD_ADMIN_GROUP")
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: VARIANTD_LOG_LEVEL.")
     var logLevel: String = Environment.string("VARIANTD_LOG_LEVEL") ?? "info"
 
@@ -49,6 +58,10 @@ struct Variantd: AsyncParsableCommand {
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard checkInterval > 0 else { throw ValidationError("--check-interval must be positive") }
+        guard stateFlushInterval > 0 else { throw ValidationError("--state-flush-interval must be positive") }
+        if let adminGroup, AdminPolicy.groupID(named: adminGroup) == nil {
+            throw ValidationError("--admin-group '\(adminGroup)' is not a group on this host")
+        }
     }
 
     func run() async throws {
@@ -61,14 +74,26 @@ struct Variantd: AsyncParsableCommand {
         let logger = Logger(label: "variantd")
 
         // An absolute path, so that `source` in the `config` op says which file, whatever the working directory.
-        let configPath = config.hasPrefix("/") ? config : FileManager.default.currentDirectoryPath + "/" + config
+        let configPath = absolutePath(config)
         var sourceConfiguration = FileConfigSource.Configuration(path: configPath)
         sourceConfiguration.checkInterval = .milliseconds(Int(checkInterval * 1000))
         let store = ServingStateStore(
             ServingSnapshot(
                 config: nil, source: sourceConfiguration.sourceDescription, lastError: nil,
                 startedAt: SystemClock.now()))
-        let source = FileConfigSource(configuration: sourceConfiguration, store: store, logger: logger)
+        let ledger = ExperimentLedger()
+        var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: absolutePath(stateDir))
+        persistenceConfiguration.flushInterval = .milliseconds(Int(stateFlushInterval * 1000))
+        let persistence = LedgerPersistence(configuration: persistenceConfiguration, ledger: ledger, logger: logger)
+        persistence.restore()
+        let control = ExperimentControl(
+            ledger: ledger, store: store, persistence: persistence,
+            adminPolicy: AdminPolicy(adminGroupID: adminGroup.flatMap(AdminPolicy.groupID(named:))), logger: logger,
+            reload: { false })
+        control.syncDisabledTreatments()
+
+        let source = FileConfigSource(
+            configuration: sourceConfiguration, store: store, logger: logger, hooks: control.configEventHooks())
         if !source.loadInitial() {
             logger.warning(
                 "config.none: serving no_config until a valid document appears",
@@ -80,17 +105,25 @@ struct Variantd: AsyncParsableCommand {
         serverConfiguration.maximumLineBytes = maxLineBytes
         serverConfiguration.maximumConnections = maxConnections
         let socketPath = socket
-        let server = SocketServer(configuration: serverConfiguration, store: store, logger: logger) {
+        let server = SocketServer(
+            configuration: serverConfiguration, store: store, logger: logger,
+            contextForPeer: { control.context(for: $0) }
+        ) {
             logger.info("variantd.ready", metadata: ["socket": "\(socketPath)"])
         }
 
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: source), .init(service: server)],
+                // Stopped in reverse order: the server answers its last lines before the state's final write.
+                services: [.init(service: source), .init(service: persistence), .init(service: server)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
     }
+}
+
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
 }
 
 enum Environment {

@@ -164,7 +164,7 @@ import Testing
             #""name":"K","salt":"s","status":"running","variants":[{"name":"a","control":true,"weight":50,"prompt":"p","prompt_version":1},{"name":"b","weight":50,"prompt":"p","prompt_version":2}]"#).utf8)
         let config = LoadedConfig(document: try ConfigDocument.validate(bytes), version: "v", source: "s", loadedAt: someInstant)
         let snapshot = ServingSnapshot(config: config, source: "s", lastError: nil, startedAt: someInstant)
-        #expect(Responder.respond(to: #"{"op":"assign","experiment":"\u212a","unit":"u"}"#, snapshot: snapshot, now: someInstant).contains("unknown_experiment"))
-        #expect(Responder.respond(to: #"{"op":"assign","experiment":"K","unit":"u"}"#, snapshot: snapshot, now: someInstant).contains(#""ok":true"#))
+        #expect(Responder.respond(to: #"{"op":"assign","experiment":"\u212a","unit":"u"}"#, snapshot: snapshot, now: someInstant, context: .detached()).contains("unknown_experiment"))
+        #expect(Responder.respond(to: #"{"op":"assign","experiment":"K","unit":"u"}"#, snapshot: snapshot, now: someInstant, context: .detached()).contains(#""ok":true"#))
     }
 }

@@ -59,7 +59,7 @@ import Testing
             request.members.insert((key: "op", value: .string("assign")), at: 0)
             var lineWriter = JSONWriter()
             lineWriter.value(.object(request))
-            let line = Responder.respond(to: String(decoding: lineWriter.bytes, as: UTF8.self), snapshot: snapshot, now: now)
+            let line = Responder.respond(to: String(decoding: lineWriter.bytes, as: UTF8.self), snapshot: snapshot, now: now, context: .detached())
             let answer = try #require(try JSONParser.parse(Array(line.utf8)).objectValue)
             let expected = try #require(vector["expected"]?.objectValue)
             for key in ["variant", "prompt", "prompt_version", "in_experiment", "reason"] {

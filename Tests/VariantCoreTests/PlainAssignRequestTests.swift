@@ -38,8 +38,8 @@ import Testing
             var fast = JSONWriter()
             var general = JSONWriter()
             line.withUnsafeBufferPointer {
-                Responder.respond(to: $0, snapshot: snapshot, now: someInstant, into: &fast)
-                Responder.respondThroughTheGeneralParser(to: $0, snapshot: snapshot, now: someInstant, into: &general)
+                Responder.respond(to: $0, snapshot: snapshot, now: someInstant, context: .detached(), into: &fast)
+                Responder.respondThroughTheGeneralParser(to: $0, snapshot: snapshot, now: someInstant, context: .detached(), into: &general)
             }
             #expect(fast.bytes == general.bytes, "\(String(decoding: line, as: UTF8.self))")
         }

@@ -31,7 +31,7 @@ import Testing
     static var version: String { LoadedConfig.version(of: Array(document.utf8)) }
 
     func answer(_ line: String, snapshot: ServingSnapshot? = nil) throws -> String {
-        Responder.respond(to: line, snapshot: try snapshot ?? Self.servingSnapshot(), now: someInstant)
+        Responder.respond(to: line, snapshot: try snapshot ?? Self.servingSnapshot(), now: someInstant, context: .detached())
     }
 
     @Test func assignAnswersWithEveryFieldInTheDocumentedOrder() throws {
@@ -95,13 +95,13 @@ import Testing
     @Test func withoutAConfigAssignSaysNoConfigAndPromptFails() {
         let empty = ServingSnapshot(config: nil, source: "file:/missing.json", lastError: nil, startedAt: Self.startedAt)
         #expect(
-            Responder.respond(to: #"{"id":1,"op":"assign","experiment":"e","unit":"u"}"#, snapshot: empty, now: someInstant)
+            Responder.respond(to: #"{"id":1,"op":"assign","experiment":"e","unit":"u"}"#, snapshot: empty, now: someInstant, context: .detached())
                 == #"{"id":1,"ok":true,"experiment":"e","variant":null,"prompt":null,"prompt_version":null,"params":{},"in_experiment":false,"reason":"no_config","config_version":null,"metadata":{"experiment":"e","variant":null,"prompt":null,"prompt_version":null,"config_version":null}}"#
         )
         #expect(
-            Responder.respond(to: #"{"op":"prompt","prompt":"p"}"#, snapshot: empty, now: someInstant).contains(#""code":"no_config""#))
+            Responder.respond(to: #"{"op":"prompt","prompt":"p"}"#, snapshot: empty, now: someInstant, context: .detached()).contains(#""code":"no_config""#))
         #expect(
-            Responder.respond(to: #"{"op":"health"}"#, snapshot: empty, now: someInstant)
+            Responder.respond(to: #"{"op":"health"}"#, snapshot: empty, now: someInstant, context: .detached())
                 == #"{"id":null,"ok":true,"status":"no_config","config_version":null,"uptime_seconds":3600}"#)
     }
 
@@ -136,7 +136,7 @@ import Testing
         var writer = JSONWriter()
         let line = Array(#"{"op":"prompt","prompt":"p"}"#.utf8)
         line.withUnsafeBufferPointer {
-            Responder.respond(to: $0, snapshot: try! Self.servingSnapshot(), now: someInstant, into: &writer)
+            Responder.respond(to: $0, snapshot: try! Self.servingSnapshot(), now: someInstant, context: .detached(), into: &writer)
         }
         #expect(writer.bytes.last == UInt8(ascii: "\n"))
         #expect(writer.bytes.filter { $0 == UInt8(ascii: "\n") }.count == 1)

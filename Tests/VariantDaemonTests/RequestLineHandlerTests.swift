@@ -21,7 +21,7 @@ import VariantCore
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: maximumLineBytes))
         try channel.pipeline.syncOperations.addHandler(
-            RequestLineHandler(store: try store(), logger: Logger(label: "test")))
+            RequestLineHandler(store: try store(), context: .detached(), logger: Logger(label: "test")))
         return channel
     }
 

@@ -8,6 +8,8 @@ public enum AssignmentReason: String, Sendable, CaseIterable {
     case ended
     case notTargeted = "not_targeted"
     case notExposed = "not_exposed"
+    /// The unit's variant is a treatment that a guardrail or an operator disabled; it gets the control.
+    case disabled
     case noConfig = "no_config"
     case fallback
 }

@@ -26,6 +26,15 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
             case noConfig = "no_config"
             case lineTooLong = "line_too_long"
             case tooManyConnections = "too_many_connections"
+            case unknownVariant = "unknown_variant"
+            case unknownMetric = "unknown_metric"
+            case invalidMetric = "invalid_metric"
+            case tooManyMetrics = "too_many_metrics"
+            case notEnrolled = "not_enrolled"
+            case notShadow = "not_shadow"
+            case controlCannotBeDisabled = "control_cannot_be_disabled"
+            case forbidden = "forbidden"
+            case unavailable = "unavailable"
             case `internal` = "internal"
         }
 
@@ -51,6 +60,15 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         public static let noConfig = Code(.noConfig)
         public static let lineTooLong = Code(.lineTooLong)
         public static let tooManyConnections = Code(.tooManyConnections)
+        public static let unknownVariant = Code(.unknownVariant)
+        public static let unknownMetric = Code(.unknownMetric)
+        public static let invalidMetric = Code(.invalidMetric)
+        public static let tooManyMetrics = Code(.tooManyMetrics)
+        public static let notEnrolled = Code(.notEnrolled)
+        public static let notShadow = Code(.notShadow)
+        public static let controlCannotBeDisabled = Code(.controlCannotBeDisabled)
+        public static let forbidden = Code(.forbidden)
+        public static let unavailable = Code(.unavailable)
         public static let `internal` = Code(.internal)
     }
 }

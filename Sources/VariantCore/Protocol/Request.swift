@@ -5,6 +5,17 @@ public struct Request: Sendable {
         case prompt(PromptQuery)
         case config
         case health
+        /// One record; `acknowledge: false` asks for no answer unless it fails.
+        case record(RecordRequest, acknowledge: Bool)
+        /// Many records in one line, each checked on its own: a bad one is reported by index, the rest recorded.
+        case batch([Result<RecordRequest, ProtocolError>], acknowledge: Bool)
+        case events(limit: Int)
+        /// Admin: send a treatment's units to the control until enabled again.
+        case disable(experiment: String, variant: String, reason: String?)
+        /// Admin: undo a disable, manual or automatic.
+        case enable(experiment: String, variant: String)
+        /// Admin: poll the config source now.
+        case reload
     }
 
     /// What a `prompt` request asks for.
@@ -52,6 +63,12 @@ public struct Request: Sendable {
     private static let assignFields = ["id", "op", "experiment", "unit", "attributes"]
     private static let promptFields = ["id", "op", "prompt", "version", "experiment", "unit", "attributes"]
     private static let bareFields = ["id", "op"]
+    private static let recordFields = ["experiment", "variant", "unit", "attributes", "shadow", "metrics"]
+    private static let batchFields = ["id", "op", "records", "ack"]
+    /// The most records one `batch` line may carry.
+    public static let maximumBatchRecords = 1000
+    /// The most events one `events` answer lists, and the default.
+    public static let maximumEventsListed = 1000
 
     private static func operation(_ object: JSONObject) throws(ProtocolError) -> Operation {
         switch object["id"] {
@@ -91,9 +108,105 @@ public struct Request: Sendable {
         case "health":
             try fields.rejectUnknown(allowed: Self.bareFields)
             return .health
+        case "record":
+            try fields.rejectUnknown(allowed: ["id", "op", "ack"] + Self.recordFields)
+            return .record(try record(fields), acknowledge: try fields.optionalBool("ack") ?? true)
+        case "batch":
+            try fields.rejectUnknown(allowed: Self.batchFields)
+            guard let value = object["records"] else { throw ProtocolError(.missingField, "'records' is required") }
+            guard case .array(let entries) = value else {
+                throw ProtocolError(.invalidField, "'records' must be an array, found \(value.typeName)")
+            }
+            guard entries.count <= Self.maximumBatchRecords else {
+                throw ProtocolError(.invalidField, "'records' holds \(entries.count) records, more than the \(Self.maximumBatchRecords) allowed in one batch")
+            }
+            let records = entries.map { entry -> Result<RecordRequest, ProtocolError> in
+                guard case .object(let recordObject) = entry else {
+                    return .failure(ProtocolError(.invalidField, "a record is an object, found \(entry.typeName)"))
+                }
+                let recordFields = Fields(recordObject)
+                return Result { () throws(ProtocolError) in
+                    try recordFields.rejectUnknown(allowed: Self.recordFields)
+                    return try record(recordFields)
+                }
+            }
+            return .batch(records, acknowledge: try fields.optionalBool("ack") ?? true)
+        case "events":
+            try fields.rejectUnknown(allowed: ["id", "op", "limit"])
+            var limit = Self.maximumEventsListed
+            if let value = object["limit"] {
+                guard let requested = value.integerValue, requested >= 1, requested <= Self.maximumEventsListed else {
+                    throw ProtocolError(.invalidField, "'limit' must be a whole number from 1 to \(Self.maximumEventsListed)")
+                }
+                limit = requested
+            }
+            return .events(limit: limit)
+        case "disable":
+            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "variant", "reason"])
+            return .disable(
+                experiment: try fields.string("experiment"), variant: try fields.string("variant"),
+                reason: try fields.optionalString("reason"))
+        case "enable":
+            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "variant"])
+            return .enable(experiment: try fields.string("experiment"), variant: try fields.string("variant"))
+        case "reload":
+            try fields.rejectUnknown(allowed: Self.bareFields)
+            return .reload
         default:
-            throw ProtocolError(.unknownOp, "unknown op '\(op)' (known: assign, prompt, config, health)")
+            throw ProtocolError(
+                .unknownOp,
+                "unknown op '\(op)' (known: assign, prompt, config, health, record, batch, events, disable, enable, reload)")
         }
+    }
+
+    /// The fields of one record, in a `record` request or an entry of a `batch`.
+    private static func record(_ fields: Fields) throws(ProtocolError) -> RecordRequest {
+        let experiment = try fields.string("experiment")
+        let subject: RecordRequest.Subject
+        switch (fields.object["variant"], fields.object["unit"]) {
+        case (.some, .some):
+            throw ProtocolError(.invalidField, "give either 'variant' or 'unit', not both")
+        case (.some, nil):
+            if fields.object["attributes"] != nil {
+                throw ProtocolError(.invalidField, "'attributes' is only taken together with 'unit'")
+            }
+            subject = .variant(try fields.string("variant"))
+        case (nil, .some):
+            subject = .unit(try fields.unit(), attributes: try fields.attributes())
+        case (nil, nil):
+            throw ProtocolError(.missingField, "'variant' or 'unit' is required")
+        }
+        guard let metricsValue = fields.object["metrics"] else { throw ProtocolError(.missingField, "'metrics' is required") }
+        guard case .object(let metrics) = metricsValue else {
+            throw ProtocolError(.invalidField, "'metrics' must be an object, found \(metricsValue.typeName)")
+        }
+        return RecordRequest(
+            experiment: experiment, subject: subject, shadow: try fields.optionalBool("shadow") ?? false,
+            measurements: try Measurements.parse(metrics))
+    }
+}
+
+/// A `record` request, or one entry of a `batch`: what was measured for which variant of which experiment.
+public struct RecordRequest: Sendable, Equatable {
+    /// Whom the measurements belong to.
+    public enum Subject: Sendable, Equatable {
+        /// The variant, as the client was told by `assign`.
+        case variant(String)
+        /// The unit; the daemon recomputes its variant, which needs the same attributes as the `assign`.
+        case unit(String, attributes: JSONObject)
+    }
+
+    public var experiment: String
+    public var subject: Subject
+    /// The measurements come from running the shadow variant in the background (shadow mode).
+    public var shadow: Bool
+    public var measurements: Measurements
+
+    public init(experiment: String, subject: Subject, shadow: Bool = false, measurements: Measurements) {
+        self.experiment = experiment
+        self.subject = subject
+        self.shadow = shadow
+        self.measurements = measurements
     }
 }
 
@@ -141,6 +254,14 @@ private struct Fields {
             throw ProtocolError(.invalidField, "attribute '\(member.key)' must be a string, number or boolean, found \(member.value.typeName)")
         }
         return attributes
+    }
+
+    func optionalBool(_ key: String) throws(ProtocolError) -> Bool? {
+        guard let value = object[key] else { return nil }
+        guard case .bool(let flag) = value else {
+            throw ProtocolError(.invalidField, "'\(key)' must be a boolean, found \(value.typeName)")
+        }
+        return flag
     }
 
     func optionalVersion() throws(ProtocolError) -> Int? {

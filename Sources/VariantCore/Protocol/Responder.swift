@@ -4,25 +4,27 @@
 public enum Responder {
     /// Appends the response to one request line (without its newline), newline included.
     public static func respond(
-        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, into writer: inout JSONWriter
+        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
+        into writer: inout JSONWriter
     ) {
         if let config = snapshot.config, let plain = PlainAssignRequest.parse(line) {
             do {
                 try assign(
-                    experiment: plain.experiment, unit: plain.unit, attributes: JSONObject(), config: config, now: now,
-                    id: plain.id, into: &writer)
+                    experiment: plain.experiment, unit: plain.unit, attributes: JSONObject(), snapshot: snapshot,
+                    config: config, now: now, ledger: context.ledger, id: plain.id, into: &writer)
             } catch {
                 writeError(error, id: plain.id, into: &writer)
             }
             return
         }
-        respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, into: &writer)
+        respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, context: context, into: &writer)
     }
 
     /// Answers any line through the full JSON parser; `respond` uses it for every line that is not a plain
     /// `assign`, and tests compare both paths through it.
     static func respondThroughTheGeneralParser(
-        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, into writer: inout JSONWriter
+        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
+        into writer: inout JSONWriter
     ) {
         let request: Request
         do {
@@ -31,17 +33,20 @@ public enum Responder {
             return writeError(error.error, id: error.id, into: &writer)
         }
         do {
-            try answer(request, snapshot: snapshot, now: now, into: &writer)
+            try answer(request, snapshot: snapshot, now: now, context: context, into: &writer)
         } catch {
             writeError(error, id: request.id, into: &writer)
         }
     }
 
-    /// Convenience for tests and tools: one line in, one line out (without the newline).
-    public static func respond(to line: String, snapshot: ServingSnapshot, now: Timestamp) -> String {
+    /// Convenience for tests and tools: one line in, one line out (without the newline; empty when the request
+    /// asked for no answer).
+    public static func respond(to line: String, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext)
+        -> String
+    {
         var writer = JSONWriter()
         var line = line
-        line.withUTF8 { respond(to: $0, snapshot: snapshot, now: now, into: &writer) }
+        line.withUTF8 { respond(to: $0, snapshot: snapshot, now: now, context: context, into: &writer) }
         return String(decoding: writer.bytes.dropLast(), as: UTF8.self)
     }
 
@@ -56,22 +61,20 @@ public enum Responder {
         writer.raw("}}\n")
     }
 
-    private static func answer(_ request: Request, snapshot: ServingSnapshot, now: Timestamp, into writer: inout JSONWriter)
-        throws(ProtocolError)
-    {
+    private static func answer(
+        _ request: Request, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
+        into writer: inout JSONWriter
+    ) throws(ProtocolError) {
         switch request.operation {
         case .assign(let experimentName, let unit, let attributes):
             guard let config = snapshot.config else {
                 return writeUnconfiguredAssignment(id: request.id, experiment: experimentName, into: &writer)
             }
             try assign(
-                experiment: experimentName, unit: unit, attributes: attributes, config: config, now: now, id: request.id,
-                into: &writer)
+                experiment: experimentName, unit: unit, attributes: attributes, snapshot: snapshot, config: config,
+                now: now, ledger: context.ledger, id: request.id, into: &writer)
         case .prompt(let query):
-            guard let config = snapshot.config else {
-                throw ProtocolError(.noConfig, "no configuration is loaded yet (source \(snapshot.source))")
-            }
-            try writePrompt(query, config: config, now: now, id: request.id, into: &writer)
+            try writePrompt(query, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, id: request.id, into: &writer)
         case .config:
             writeConfigStatus(snapshot, now: now, id: request.id, into: &writer)
         case .health:
@@ -84,20 +87,58 @@ public enum Responder {
             writer.raw(",\"uptime_seconds\":")
             writer.number(roundedToMilliseconds(now.seconds(since: snapshot.startedAt)))
             writer.raw("}\n")
+        case .record(let record, let acknowledge):
+            let variant = try self.record(record, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, context: context)
+            guard acknowledge else { return }
+            writer.raw("{\"id\":")
+            writer.value(request.id)
+            writer.raw(",\"ok\":true,\"recorded\":1,\"variant\":")
+            writer.string(variant)
+            writer.raw("}\n")
+        case .batch(let records, let acknowledge):
+            try writeBatch(records, acknowledge: acknowledge, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+        case .events(let limit):
+            writeEvents(context.ledger.events(limit: limit), id: request.id, into: &writer)
+        case .disable(let experiment, let variant, let reason):
+            try disable(
+                experiment: experiment, variant: variant, reason: reason, snapshot: snapshot, now: now, context: context,
+                id: request.id, into: &writer)
+        case .enable(let experiment, let variant):
+            try enable(experiment: experiment, variant: variant, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+        case .reload:
+            try requireAdministrator(context.caller, op: "reload")
+            guard context.reload() else {
+                throw ProtocolError(.unavailable, "this daemon's config source cannot be reloaded")
+            }
+            writer.raw("{\"id\":")
+            writer.value(request.id)
+            writer.raw(",\"ok\":true,\"reloading\":true}\n")
         }
     }
 
+    /// - Throws: `no_config`.
+    static func loadedConfig(_ snapshot: ServingSnapshot) throws(ProtocolError) -> LoadedConfig {
+        guard let config = snapshot.config else {
+            throw ProtocolError(.noConfig, "no configuration is loaded yet (source \(snapshot.source))")
+        }
+        return config
+    }
+
     private static func assign(
-        experiment name: String, unit: String, attributes: JSONObject, config: LoadedConfig, now: Timestamp,
-        id: JSONValue, into writer: inout JSONWriter
+        experiment name: String, unit: String, attributes: JSONObject, snapshot: ServingSnapshot, config: LoadedConfig,
+        now: Timestamp, ledger: ExperimentLedger, id: JSONValue, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         let index = try experimentIndex(named: name, in: config)
-        let assignment = config.document.experiments[index].assign(unit: unit, attributes: attributes, now: now)
+        let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
+        if assignment.inExperiment {
+            let experiment = config.document.experiments[index]
+            ledger.countAssignment(experiment: experiment.name, variant: experiment.variants[assignment.variantIndex].name)
+        }
         writeAssignment(assignment, experimentIndex: index, config: config, id: id, into: &writer)
     }
 
     /// - Throws: `unknown_experiment`.
-    private static func experimentIndex(named name: String, in config: LoadedConfig) throws(ProtocolError) -> Int {
+    static func experimentIndex(named name: String, in config: LoadedConfig) throws(ProtocolError) -> Int {
         guard let index = config.document.experimentIndex(named: name) else {
             throw ProtocolError(.unknownExperiment, "no experiment named '\(name)' in config \(config.version)")
         }
@@ -129,7 +170,7 @@ public enum Responder {
     }
 
     private static func writePrompt(
-        _ query: Request.PromptQuery, config: LoadedConfig, now: Timestamp, id: JSONValue,
+        _ query: Request.PromptQuery, snapshot: ServingSnapshot, config: LoadedConfig, now: Timestamp, id: JSONValue,
         into writer: inout JSONWriter
     ) throws(ProtocolError) {
         let promptName: String
@@ -142,8 +183,9 @@ public enum Responder {
         case .latest(let prompt):
             promptName = prompt
         case .assigned(let experimentName, let unit, let attributes, let expectedPrompt):
-            let experiment = config.document.experiments[try experimentIndex(named: experimentName, in: config)]
-            let assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
+            let index = try experimentIndex(named: experimentName, in: config)
+            let experiment = config.document.experiments[index]
+            let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
             let variant = experiment.variants[assignment.variantIndex]
             if let expectedPrompt, !expectedPrompt.hasSameUTF8(as: variant.prompt) {
                 throw ProtocolError(.promptMismatch, "unit is assigned prompt '\(variant.prompt)' in experiment '\(experimentName)', not '\(expectedPrompt)'")

@@ -50,29 +50,62 @@ public struct ConfigLoadFailure: Sendable {
 
 /// Everything a request is answered from, immutable so that one reference is one consistent view.
 ///
-/// The daemon swaps whole snapshots when a configuration is applied or fails; a request never sees half of one.
+/// The daemon swaps whole snapshots when a configuration is applied or fails, or a treatment is disabled or
+/// enabled; a request never sees half of one.
 public final class ServingSnapshot: Sendable {
     public let config: LoadedConfig?
     /// Where configuration comes from, even before anything was loaded (`file:/etc/variantd/config.json`).
     public let source: String
     public let lastError: ConfigLoadFailure?
     public let startedAt: Timestamp
+    /// Treatments that serve the control to their units (by name, so they outlive config changes).
+    public let disabled: Set<ExperimentLedger.VariantKey>
+    /// `disabled` resolved against `config`: by experiment index, then variant index.
+    private let disabledByIndex: [[Bool]]
 
-    public init(config: LoadedConfig?, source: String, lastError: ConfigLoadFailure?, startedAt: Timestamp) {
+    public init(
+        config: LoadedConfig?, source: String, lastError: ConfigLoadFailure?, startedAt: Timestamp,
+        disabled: Set<ExperimentLedger.VariantKey> = []
+    ) {
         self.config = config
         self.source = source
         self.lastError = lastError
         self.startedAt = startedAt
+        self.disabled = disabled
+        self.disabledByIndex = (config?.document.experiments ?? []).map { experiment in
+            experiment.variants.map { disabled.contains(.init(experiment: experiment.name, variant: $0.name)) }
+        }
     }
 
     /// The same snapshot with a newly applied configuration; the last error is cleared.
     public func applying(_ config: LoadedConfig) -> ServingSnapshot {
-        ServingSnapshot(config: config, source: config.source, lastError: nil, startedAt: startedAt)
+        ServingSnapshot(config: config, source: config.source, lastError: nil, startedAt: startedAt, disabled: disabled)
     }
 
     /// The same snapshot, still serving what it served, with the failure recorded.
     public func recording(_ failure: ConfigLoadFailure) -> ServingSnapshot {
-        ServingSnapshot(config: config, source: source, lastError: failure, startedAt: startedAt)
+        ServingSnapshot(config: config, source: source, lastError: failure, startedAt: startedAt, disabled: disabled)
+    }
+
+    /// The same snapshot with another set of disabled treatments.
+    public func withDisabled(_ disabled: Set<ExperimentLedger.VariantKey>) -> ServingSnapshot {
+        ServingSnapshot(config: config, source: source, lastError: lastError, startedAt: startedAt, disabled: disabled)
+    }
+
+    /// Whether the variant at these indexes of `config` is a disabled treatment.
+    public func isDisabled(experimentIndex: Int, variantIndex: Int) -> Bool {
+        disabledByIndex[experimentIndex][variantIndex]
+    }
+
+    /// The unit's assignment with disabled treatments sent to the control (PROTOCOL.md, "Decision order").
+    func assignment(experimentIndex: Int, unit: String, attributes: JSONObject, now: Timestamp, in config: LoadedConfig)
+        -> Assignment
+    {
+        let experiment = config.document.experiments[experimentIndex]
+        let assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
+        guard assignment.inExperiment, isDisabled(experimentIndex: experimentIndex, variantIndex: assignment.variantIndex)
+        else { return assignment }
+        return Assignment(variantIndex: experiment.controlIndex, inExperiment: false, reason: .disabled)
     }
 }
 

@@ -12,11 +12,13 @@ final class RequestLineHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let store: ServingStateStore
+    private let requestContext: RequestContext
     private let logger: Logger
     private var pending = JSONWriter(reservingCapacity: 4096)
 
-    init(store: ServingStateStore, logger: Logger) {
+    init(store: ServingStateStore, context: RequestContext, logger: Logger) {
         self.store = store
+        self.requestContext = context
         self.logger = logger
     }
 
@@ -27,7 +29,7 @@ final class RequestLineHandler: ChannelInboundHandler {
         line.withUnsafeReadableBytes { raw in
             var bytes = UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count)
             if bytes.last == UInt8(ascii: "\r") { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
-            Responder.respond(to: bytes, snapshot: snapshot, now: now, into: &pending)
+            Responder.respond(to: bytes, snapshot: snapshot, now: now, context: requestContext, into: &pending)
         }
     }
 

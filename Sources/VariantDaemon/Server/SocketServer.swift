@@ -30,17 +30,23 @@ public final class SocketServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let openConnections = Atomic<Int>(0)
     private let onListening: @Sendable () -> Void
+    private let contextForPeer: @Sendable (PeerCredentials?) -> RequestContext
 
-    /// - Parameter onListening: called once the socket is bound and its mode set (for readiness notification).
+    /// - Parameters:
+    ///   - contextForPeer: the request context of a new connection, from its peer's credentials (nil when the
+    ///     kernel could not tell them).
+    ///   - onListening: called once the socket is bound and its mode set (for readiness notification).
     public init(
         configuration: Configuration, store: ServingStateStore, logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        contextForPeer: @escaping @Sendable (PeerCredentials?) -> RequestContext,
         onListening: @escaping @Sendable () -> Void = {}
     ) {
         self.configuration = configuration
         self.store = store
         self.logger = logger
         self.group = group
+        self.contextForPeer = contextForPeer
         self.onListening = onListening
     }
 
@@ -58,7 +64,9 @@ public final class SocketServer: Service, Sendable {
                 }
             }
             .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture { try self.initialize(channel) }
+                Self.peerCredentials(of: channel).flatMapThrowing { credentials in
+                    try self.initialize(channel, peer: credentials)
+                }
             }
             .bind(unixDomainSocketPath: configuration.socketPath, cleanupExistingSocketFile: true)
             .get()
@@ -94,7 +102,15 @@ public final class SocketServer: Service, Sendable {
         logger.info("server.stopped", metadata: ["socket": "\(configuration.socketPath)"])
     }
 
-    private func initialize(_ channel: any Channel) throws {
+    /// The connected process's pid, uid and gid (`SO_PEERCRED`), or nil if the kernel would not say.
+    private static func peerCredentials(of channel: any Channel) -> EventLoopFuture<PeerCredentials?> {
+        guard let provider = channel as? any SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(nil) }
+        let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+            level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET), name: NIOBSDSocket.Option(rawValue: PeerCredentials.socketOption))
+        return credentials.map { Optional($0) }.recover { _ in nil }
+    }
+
+    private func initialize(_ channel: any Channel, peer: PeerCredentials?) throws {
         let count = openConnections.add(1, ordering: .relaxed).newValue
         channel.closeFuture.whenComplete { [self] _ in
             self.openConnections.subtract(1, ordering: .relaxed)
@@ -108,7 +124,7 @@ public final class SocketServer: Service, Sendable {
         try handlers.addHandler(BackPressureHandler())
         try handlers.addHandler(
             ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: configuration.maximumLineBytes))
-        try handlers.addHandler(RequestLineHandler(store: store, logger: logger))
+        try handlers.addHandler(RequestLineHandler(store: store, context: contextForPeer(peer), logger: logger))
     }
 }
 

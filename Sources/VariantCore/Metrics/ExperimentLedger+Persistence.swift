@@ -1,0 +1,238 @@
+import Histogram
+import Synchronization
+
+/// The ledger as a JSON document, for the daemon's state file (PROTOCOL.md, "State file").
+///
+/// Latency histograms are stored sparsely (recorded value and count pairs), so the file stays small however
+/// fine the histogram is.
+extension ExperimentLedger {
+    /// The format name and version at the top of every state file.
+    public static let stateFormat = "variantd-state"
+    public static let stateFormatVersion = 1
+
+    /// Why a state file could not be restored.
+    public struct RestoreError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The whole ledger, written in one consistent view, and the generation it reflects.
+    public func encodedState(savedAt: Timestamp) -> (bytes: [UInt8], generation: UInt64) {
+        let state = state.withLock { $0 }
+        var writer = JSONWriter(reservingCapacity: 4096)
+        writer.raw("{\"format\":")
+        writer.string(Self.stateFormat)
+        writer.raw(",\"version\":")
+        writer.integer(Self.stateFormatVersion)
+        writer.raw(",\"saved_at\":")
+        writer.string(savedAt.rfc3339)
+        writer.raw(",\"next_sequence\":")
+        writer.integer(state.nextSequence)
+        writer.raw(",\"experiments\":{")
+        for (experimentPosition, experiment) in state.experiments.keys.sorted().enumerated() {
+            if experimentPosition > 0 { writer.raw(",") }
+            writer.string(experiment)
+            writer.raw(":{")
+            let variants = state.experiments[experiment] ?? [:]
+            for (variantPosition, variant) in variants.keys.sorted().enumerated() {
+                if variantPosition > 0 { writer.raw(",") }
+                writer.string(variant)
+                writer.raw(":")
+                Self.write(variants[variant] ?? VariantAggregate(), into: &writer)
+            }
+            writer.raw("}")
+        }
+        writer.raw("},\"disabled\":[")
+        let disabled = state.disabled.values.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
+        for (position, treatment) in disabled.enumerated() {
+            if position > 0 { writer.raw(",") }
+            writer.raw("{\"experiment\":")
+            writer.string(treatment.experiment)
+            writer.raw(",\"variant\":")
+            writer.string(treatment.variant)
+            writer.raw(",\"at\":")
+            writer.string(treatment.at.rfc3339)
+            writer.raw(",\"automatic\":")
+            writer.bool(treatment.automatic)
+            writer.raw(",\"reason\":")
+            writer.string(treatment.reason)
+            writer.raw("}")
+        }
+        writer.raw("],\"events\":[")
+        for (position, event) in state.events.enumerated() {
+            if position > 0 { writer.raw(",") }
+            event.write(into: &writer)
+        }
+        writer.raw("]}\n")
+        return (writer.bytes, state.generation)
+    }
+
+    /// Replaces the ledger's contents with a state file's.
+    /// - Throws: `RestoreError` naming the first problem; the ledger is left unchanged then.
+    public func restore(from bytes: [UInt8]) throws(RestoreError) {
+        let root: JSONObject
+        do {
+            guard case .object(let object) = try JSONParser.parse(bytes) else { throw RestoreError(description: "not a JSON object") }
+            root = object
+        } catch let error as RestoreError {
+            throw error
+        } catch {
+            throw RestoreError(description: "not valid JSON: \(error)")
+        }
+        guard root["format"]?.stringValue == Self.stateFormat else {
+            throw RestoreError(description: "not a variantd state file (format is not '\(Self.stateFormat)')")
+        }
+        guard root["version"]?.integerValue == Self.stateFormatVersion else {
+            throw RestoreError(description: "state format version \(root["version"].map { "\($0)" } ?? "missing") is not \(Self.stateFormatVersion)")
+        }
+        var restored = State()
+        restored.nextSequence = try Self.integer(root["next_sequence"], "next_sequence")
+        guard let experiments = root["experiments"]?.objectValue else { throw RestoreError(description: "'experiments' is missing") }
+        for experiment in experiments.members {
+            guard let variants = experiment.value.objectValue else {
+                throw RestoreError(description: "experiment '\(experiment.key)' is not an object")
+            }
+            for variant in variants.members {
+                restored.experiments[experiment.key, default: [:]][variant.key] = try Self.aggregate(
+                    variant.value, path: "\(experiment.key).\(variant.key)")
+            }
+        }
+        for entry in root["disabled"]?.arrayValue ?? [] {
+            guard let object = entry.objectValue, let experiment = object["experiment"]?.stringValue,
+                let variant = object["variant"]?.stringValue, let at = object["at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
+                let automatic = object["automatic"]?.boolValue, let reason = object["reason"]?.stringValue
+            else { throw RestoreError(description: "a 'disabled' entry is malformed") }
+            restored.disabled[VariantKey(experiment: experiment, variant: variant)] = DisabledTreatment(
+                experiment: experiment, variant: variant, at: at, automatic: automatic, reason: reason)
+        }
+        for entry in root["events"]?.arrayValue ?? [] {
+            guard let object = entry.objectValue, let sequence = object["sequence"]?.integerValue,
+                let at = object["at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
+                let kind = object["kind"]?.stringValue.flatMap(LedgerEvent.Kind.init(rawValue:)),
+                let actor = object["actor"]?.stringValue, let message = object["message"]?.stringValue
+            else { throw RestoreError(description: "an 'events' entry is malformed") }
+            restored.events.append(
+                LedgerEvent(
+                    sequence: sequence, at: at, kind: kind, experiment: object["experiment"]?.stringValue,
+                    variant: object["variant"]?.stringValue, actor: actor, message: message,
+                    details: object["details"]?.objectValue ?? JSONObject()))
+        }
+        if restored.events.count > eventCapacity { restored.events.removeFirst(restored.events.count - eventCapacity) }
+        restored.nextSequence = max(restored.nextSequence, (restored.events.last?.sequence ?? 0) + 1)
+        state.withLock { current in
+            restored.generation = current.generation &+ 1
+            current = restored
+        }
+    }
+
+    // MARK: - One variant
+
+    private static func write(_ aggregate: VariantAggregate, into writer: inout JSONWriter) {
+        writer.raw("{\"assignments\":")
+        writer.integer(aggregate.assignments)
+        writer.raw(",\"records\":")
+        writer.integer(aggregate.records)
+        writer.raw(",\"shadow_records\":")
+        writer.integer(aggregate.shadowRecords)
+        writer.raw(",\"errors\":")
+        write(aggregate.errors, into: &writer)
+        writer.raw(",\"success\":")
+        write(aggregate.success, into: &writer)
+        writer.raw(",\"latency_ms\":")
+        write(aggregate.latencyMilliseconds, into: &writer)
+        writer.raw(",\"latency_histogram_us\":[")
+        for (position, bucket) in aggregate.latencyHistogram.recordedValues().enumerated() {
+            if position > 0 { writer.raw(",") }
+            writer.raw("[")
+            writer.integer(Int(bucket.value))
+            writer.raw(",")
+            writer.integer(Int(bucket.count))
+            writer.raw("]")
+        }
+        writer.raw("],\"cost_usd\":")
+        write(aggregate.costUSD, into: &writer)
+        writer.raw(",\"tokens\":")
+        write(aggregate.tokens, into: &writer)
+        writer.raw(",\"custom\":{")
+        for (position, name) in aggregate.custom.keys.sorted().enumerated() {
+            if position > 0 { writer.raw(",") }
+            writer.string(name)
+            writer.raw(":")
+            write(aggregate.custom[name] ?? RunningMoments(), into: &writer)
+        }
+        writer.raw("}}")
+    }
+
+    private static func write(_ counts: ProportionCounts, into writer: inout JSONWriter) {
+        writer.raw("{\"trials\":")
+        writer.integer(counts.trials)
+        writer.raw(",\"successes\":")
+        writer.number(counts.successes)
+        writer.raw("}")
+    }
+
+    private static func write(_ moments: RunningMoments, into writer: inout JSONWriter) {
+        writer.raw("{\"count\":")
+        writer.integer(moments.count)
+        writer.raw(",\"mean\":")
+        writer.number(moments.mean)
+        writer.raw(",\"m2\":")
+        writer.number(moments.m2)
+        writer.raw(",\"min\":")
+        writer.number(moments.min)
+        writer.raw(",\"max\":")
+        writer.number(moments.max)
+        writer.raw("}")
+    }
+
+    private static func aggregate(_ value: JSONValue, path: String) throws(RestoreError) -> VariantAggregate {
+        guard let object = value.objectValue else { throw RestoreError(description: "'\(path)' is not an object") }
+        var aggregate = VariantAggregate()
+        aggregate.assignments = try integer(object["assignments"], path + ".assignments")
+        aggregate.records = try integer(object["records"], path + ".records")
+        aggregate.shadowRecords = try integer(object["shadow_records"], path + ".shadow_records")
+        aggregate.errors = try counts(object["errors"], path + ".errors")
+        aggregate.success = try counts(object["success"], path + ".success")
+        aggregate.latencyMilliseconds = try moments(object["latency_ms"], path + ".latency_ms")
+        for bucket in object["latency_histogram_us"]?.arrayValue ?? [] {
+            guard let pair = bucket.arrayValue, pair.count == 2, let value = pair[0].integerValue,
+                let count = pair[1].integerValue, value >= 0, count >= 0
+            else { throw RestoreError(description: "'\(path).latency_histogram_us' holds a malformed bucket") }
+            aggregate.recordLatencyMicroseconds(UInt64(value), count: UInt64(count))
+        }
+        aggregate.costUSD = try moments(object["cost_usd"], path + ".cost_usd")
+        aggregate.tokens = try moments(object["tokens"], path + ".tokens")
+        for metric in object["custom"]?.objectValue?.members ?? [] {
+            aggregate.custom[metric.key] = try moments(metric.value, "\(path).custom.\(metric.key)")
+        }
+        return aggregate
+    }
+
+    private static func integer(_ value: JSONValue?, _ path: String) throws(RestoreError) -> Int {
+        guard let number = value?.integerValue, number >= 0 else {
+            throw RestoreError(description: "'\(path)' must be a whole number, 0 or more")
+        }
+        return number
+    }
+
+    private static func number(_ value: JSONValue?, _ path: String) throws(RestoreError) -> Double {
+        guard let number = value?.numberValue, number.isFinite else {
+            throw RestoreError(description: "'\(path)' must be a finite number")
+        }
+        return number
+    }
+
+    private static func counts(_ value: JSONValue?, _ path: String) throws(RestoreError) -> ProportionCounts {
+        guard let object = value?.objectValue else { throw RestoreError(description: "'\(path)' is missing") }
+        return ProportionCounts(
+            trials: try integer(object["trials"], path + ".trials"),
+            successes: try number(object["successes"], path + ".successes"))
+    }
+
+    private static func moments(_ value: JSONValue?, _ path: String) throws(RestoreError) -> RunningMoments {
+        guard let object = value?.objectValue else { throw RestoreError(description: "'\(path)' is missing") }
+        return RunningMoments(
+            count: try integer(object["count"], path + ".count"), mean: try number(object["mean"], path + ".mean"),
+            m2: try number(object["m2"], path + ".m2"), min: try number(object["min"], path + ".min"),
+            max: try number(object["max"], path + ".max"))
+    }
+}

@@ -1,0 +1,130 @@
+import Synchronization
+
+/// The daemon's live record of what happened: aggregates per experiment and variant, treatments disabled by a
+/// guardrail or an operator, and the event log.
+///
+/// Thread-safe (one `Mutex` guards all of it) and free of I/O: the daemon persists `encodedState()` and
+/// restores it with `restore(from:)`. Memory is bounded by experiments × variants × metrics and by
+/// `eventCapacity`, never by the number of records.
+public final class ExperimentLedger: Sendable {
+    struct State {
+        var experiments: [String: [String: VariantAggregate]] = [:]
+        var disabled: [VariantKey: DisabledTreatment] = [:]
+        var events: [LedgerEvent] = []
+        var nextSequence = 1
+        /// Bumped by every change, so a persister knows whether there is anything new to write.
+        var generation: UInt64 = 0
+    }
+
+    /// An experiment and variant by name.
+    public struct VariantKey: Hashable, Sendable {
+        public var experiment: String
+        public var variant: String
+
+        public init(experiment: String, variant: String) {
+            self.experiment = experiment
+            self.variant = variant
+        }
+    }
+
+    let state = Mutex(State())
+    /// The most events kept; older ones are dropped first.
+    public let eventCapacity: Int
+
+    public init(eventCapacity: Int = 1000) {
+        self.eventCapacity = eventCapacity
+    }
+
+    /// Changes with every recorded change; equal values mean nothing new to persist.
+    public var generation: UInt64 { state.withLock { $0.generation } }
+
+    // MARK: - Recording
+
+    /// Counts an `assign` answer that enrolled a unit in a variant.
+    public func countAssignment(experiment: String, variant: String) {
+        state.withLock { state in
+            state.experiments[experiment, default: [:]][variant, default: VariantAggregate()].assignments += 1
+            state.generation &+= 1
+        }
+    }
+
+    /// Adds one record to a variant's aggregate.
+    /// - Throws: `too_many_metrics` when the record's custom metrics would take the variant over
+    ///   `VariantAggregate.maximumCustomMetrics` distinct names; nothing is recorded then.
+    public func record(experiment: String, variant: String, measurements: Measurements, shadow: Bool)
+        throws(ProtocolError)
+    {
+        try state.withLock { state throws(ProtocolError) in
+            var aggregate = state.experiments[experiment]?[variant] ?? VariantAggregate()
+            if aggregate.wouldExceedCustomMetrics(measurements.custom) {
+                throw ProtocolError(
+                    .tooManyMetrics,
+                    "variant '\(variant)' of '\(experiment)' already has \(aggregate.custom.count) custom metrics; at most \(VariantAggregate.maximumCustomMetrics) are kept")
+            }
+            aggregate.add(measurements, shadow: shadow)
+            state.experiments[experiment, default: [:]][variant] = aggregate
+            state.generation &+= 1
+        }
+    }
+
+    /// The aggregates of an experiment's variants, by variant name (empty when nothing was recorded).
+    public func aggregates(experiment: String) -> [String: VariantAggregate] {
+        state.withLock { $0.experiments[experiment] ?? [:] }
+    }
+
+    // MARK: - Disabled treatments
+
+    /// Every disabled treatment.
+    public var disabled: [VariantKey: DisabledTreatment] { state.withLock { $0.disabled } }
+
+    /// Disables a treatment and logs the event; returns nil when it was already disabled.
+    public func disable(_ treatment: DisabledTreatment, actor: String, details: JSONObject = JSONObject()) -> LedgerEvent? {
+        state.withLock { state in
+            let key = VariantKey(experiment: treatment.experiment, variant: treatment.variant)
+            guard state.disabled[key] == nil else { return nil }
+            state.disabled[key] = treatment
+            return Self.append(
+                LedgerEvent(
+                    at: treatment.at, kind: treatment.automatic ? .autoDisabled : .disabled,
+                    experiment: treatment.experiment, variant: treatment.variant, actor: actor,
+                    message: treatment.reason, details: details),
+                to: &state, capacity: eventCapacity)
+        }
+    }
+
+    /// Enables a disabled treatment and logs the event; returns nil when it was not disabled.
+    public func enable(experiment: String, variant: String, at: Timestamp, actor: String) -> LedgerEvent? {
+        state.withLock { state in
+            let key = VariantKey(experiment: experiment, variant: variant)
+            guard state.disabled.removeValue(forKey: key) != nil else { return nil }
+            return Self.append(
+                LedgerEvent(
+                    at: at, kind: .enabled, experiment: experiment, variant: variant, actor: actor,
+                    message: "enabled again; its units get their own variant"),
+                to: &state, capacity: eventCapacity)
+        }
+    }
+
+    // MARK: - Events
+
+    /// Appends an event (its sequence number is assigned here) and returns it as stored.
+    @discardableResult
+    public func log(_ event: LedgerEvent) -> LedgerEvent {
+        state.withLock { Self.append(event, to: &$0, capacity: eventCapacity) }
+    }
+
+    /// The latest events, oldest first.
+    public func events(limit: Int) -> [LedgerEvent] {
+        state.withLock { Array($0.events.suffix(limit)) }
+    }
+
+    private static func append(_ event: LedgerEvent, to state: inout State, capacity: Int) -> LedgerEvent {
+        var event = event
+        event.sequence = state.nextSequence
+        state.nextSequence += 1
+        state.events.append(event)
+        if state.events.count > capacity { state.events.removeFirst(state.events.count - capacity) }
+        state.generation &+= 1
+        return event
+    }
+}

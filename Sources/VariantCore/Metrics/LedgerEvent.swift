@@ -1,0 +1,73 @@
+/// Something that changed what variantd serves or decided, kept in the event log (`events` op) and in the
+/// state file.
+public struct LedgerEvent: Sendable, Equatable {
+    /// Stable kind names (PROTOCOL.md, `events`).
+    public enum Kind: String, Sendable, CaseIterable {
+        /// A guardrail disabled a treatment; `details` holds the statistics behind the decision.
+        case autoDisabled = "auto_disabled"
+        /// An operator disabled a treatment.
+        case disabled
+        /// An operator enabled a treatment again.
+        case enabled
+        /// A configuration document was applied.
+        case configApplied = "config_applied"
+        /// A configuration document was rejected or could not be fetched.
+        case configRejected = "config_rejected"
+    }
+
+    /// Increases by one with every event, across restarts.
+    public var sequence: Int
+    public var at: Timestamp
+    public var kind: Kind
+    public var experiment: String?
+    public var variant: String?
+    /// Who decided: `guardrail`, `config source`, or the caller (`uid 1000 pid 4242`).
+    public var actor: String
+    public var message: String
+    /// Numbers and names behind the event, for machines.
+    public var details: JSONObject
+
+    public init(
+        sequence: Int = 0, at: Timestamp, kind: Kind, experiment: String? = nil, variant: String? = nil,
+        actor: String, message: String, details: JSONObject = JSONObject()
+    ) {
+        self.sequence = sequence
+        self.at = at
+        self.kind = kind
+        self.experiment = experiment
+        self.variant = variant
+        self.actor = actor
+        self.message = message
+        self.details = details
+    }
+
+    func write(into writer: inout JSONWriter) {
+        writer.raw("{\"sequence\":")
+        writer.integer(sequence)
+        writer.raw(",\"at\":")
+        writer.string(at.rfc3339)
+        writer.raw(",\"kind\":")
+        writer.string(kind.rawValue)
+        writer.raw(",\"experiment\":")
+        writer.optionalString(experiment)
+        writer.raw(",\"variant\":")
+        writer.optionalString(variant)
+        writer.raw(",\"actor\":")
+        writer.string(actor)
+        writer.raw(",\"message\":")
+        writer.string(message)
+        writer.raw(",\"details\":")
+        writer.value(.object(details))
+        writer.raw("}")
+    }
+}
+
+/// A treatment that serves the control to its units until enabled again.
+public struct DisabledTreatment: Sendable, Equatable {
+    public var experiment: String
+    public var variant: String
+    public var at: Timestamp
+    /// `true` when a guardrail disabled it, `false` for an operator.
+    public var automatic: Bool
+    public var reason: String
+}

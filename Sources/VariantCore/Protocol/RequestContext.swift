@@ -1,0 +1,56 @@
+/// What a request may touch besides the serving snapshot: the ledger it records into, who is asking, and the
+/// daemon's reactions to a change of state.
+public struct RequestContext: Sendable {
+    /// Where records, assignment counts, disabled treatments and events live.
+    public var ledger: ExperimentLedger
+    /// Who sent the request (from the socket's peer credentials).
+    public var caller: Caller
+    /// Called after the ledger disabled or enabled a treatment, on the thread that answered the request, so
+    /// the daemon can swap the serving snapshot, persist the state and log the event before the answer goes out.
+    public var treatmentsChanged: @Sendable (LedgerEvent) -> Void
+    /// Asks the config source to poll now; false when the daemon cannot (no source that reloads).
+    public var reload: @Sendable () -> Bool
+
+    public init(
+        ledger: ExperimentLedger, caller: Caller, treatmentsChanged: @escaping @Sendable (LedgerEvent) -> Void,
+        reload: @escaping @Sendable () -> Bool
+    ) {
+        self.ledger = ledger
+        self.caller = caller
+        self.treatmentsChanged = treatmentsChanged
+        self.reload = reload
+    }
+}
+
+/// The process at the other end of a connection, as the kernel reports it (`SO_PEERCRED`).
+public struct Caller: Sendable, Equatable, CustomStringConvertible {
+    public var pid: Int32?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    /// Whether admin ops (`disable`, `enable`, `reload`) are allowed: root, the daemon's own user, or a member
+    /// of the admin group; the daemon decides.
+    public var mayAdminister: Bool
+
+    public init(pid: Int32?, uid: UInt32?, gid: UInt32?, mayAdminister: Bool) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+        self.mayAdminister = mayAdminister
+    }
+
+    /// How events name the caller: `uid 1000 pid 4242`, or `unknown peer`.
+    public var description: String {
+        guard let uid else { return "unknown peer" }
+        return pid.map { "uid \(uid) pid \($0)" } ?? "uid \(uid)"
+    }
+}
+
+extension RequestContext {
+    /// A context without a daemon around it, for tools and core tests: its own ledger (or the one given), a
+    /// caller with the given rights, nobody told of treatment changes, and no config source to reload.
+    public static func detached(ledger: ExperimentLedger = ExperimentLedger(), mayAdminister: Bool = false) -> RequestContext {
+        RequestContext(
+            ledger: ledger, caller: Caller(pid: nil, uid: nil, gid: nil, mayAdminister: mayAdminister),
+            treatmentsChanged: { _ in }, reload: { false })
+    }
+}

@@ -1,0 +1,152 @@
+/// The ops that feed and steer experiments: `record`, `batch`, `events`, and the admin ops `disable` and
+/// `enable` (PROTOCOL.md, section 3).
+extension Responder {
+    /// Checks a record against the config in use and adds it to the ledger.
+    /// - Returns: the name of the variant it was recorded for.
+    /// - Throws: `unknown_experiment`, `unknown_variant`, `not_enrolled`, `not_shadow`, `too_many_metrics`.
+    static func record(
+        _ record: RecordRequest, snapshot: ServingSnapshot, config: LoadedConfig, now: Timestamp,
+        context: RequestContext
+    ) throws(ProtocolError) -> String {
+        let experimentIndex = try experimentIndex(named: record.experiment, in: config)
+        let experiment = config.document.experiments[experimentIndex]
+        if record.shadow {
+            throw ProtocolError(.notShadow, "experiment '\(experiment.name)' is not in shadow mode; send 'shadow' only for a shadow variant's results")
+        }
+        let variantIndex: Int
+        switch record.subject {
+        case .variant(let name):
+            variantIndex = try self.variantIndex(named: name, in: experiment)
+        case .unit(let unit, let attributes):
+            let assignment = snapshot.assignment(
+                experimentIndex: experimentIndex, unit: unit, attributes: attributes, now: now, in: config)
+            guard assignment.inExperiment else {
+                throw ProtocolError(.notEnrolled, "unit is not enrolled in '\(experiment.name)' (reason \(assignment.reason.rawValue)); nothing to record")
+            }
+            variantIndex = assignment.variantIndex
+        }
+        let variant = experiment.variants[variantIndex].name
+        try context.ledger.record(
+            experiment: experiment.name, variant: variant, measurements: record.measurements, shadow: record.shadow)
+        return variant
+    }
+
+    /// Records every valid entry of a batch and reports the others by index.
+    static func writeBatch(
+        _ records: [Result<RecordRequest, ProtocolError>], acknowledge: Bool, snapshot: ServingSnapshot, now: Timestamp,
+        context: RequestContext, id: JSONValue, into writer: inout JSONWriter
+    ) throws(ProtocolError) {
+        let config = try loadedConfig(snapshot)
+        var recorded = 0
+        var rejected: [(index: Int, error: ProtocolError)] = []
+        for (index, entry) in records.enumerated() {
+            do {
+                _ = try record(entry.get(), snapshot: snapshot, config: config, now: now, context: context)
+                recorded += 1
+            } catch {
+                rejected.append((index, error))
+            }
+        }
+        guard acknowledge || !rejected.isEmpty else { return }
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":true,\"recorded\":")
+        writer.integer(recorded)
+        writer.raw(",\"rejected\":[")
+        for (position, rejection) in rejected.enumerated() {
+            if position > 0 { writer.raw(",") }
+            writer.raw("{\"index\":")
+            writer.integer(rejection.index)
+            writer.raw(",\"code\":")
+            writer.string(rejection.error.code.rawValue)
+            writer.raw(",\"message\":")
+            writer.string(rejection.error.message)
+            writer.raw("}")
+        }
+        writer.raw("]}\n")
+    }
+
+    static func writeEvents(_ events: [LedgerEvent], id: JSONValue, into writer: inout JSONWriter) {
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":true,\"events\":[")
+        for (position, event) in events.enumerated() {
+            if position > 0 { writer.raw(",") }
+            event.write(into: &writer)
+        }
+        writer.raw("]}\n")
+    }
+
+    /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `control_cannot_be_disabled`.
+    static func disable(
+        experiment experimentName: String, variant variantName: String, reason: String?, snapshot: ServingSnapshot,
+        now: Timestamp, context: RequestContext, id: JSONValue, into writer: inout JSONWriter
+    ) throws(ProtocolError) {
+        try requireAdministrator(context.caller, op: "disable")
+        let config = try loadedConfig(snapshot)
+        let experiment = config.document.experiments[try experimentIndex(named: experimentName, in: config)]
+        let variant = experiment.variants[try variantIndex(named: variantName, in: experiment)]
+        guard !variant.isControl else {
+            throw ProtocolError(.controlCannotBeDisabled, "'\(variant.name)' is the control of '\(experiment.name)'; pause the experiment instead")
+        }
+        let event = context.ledger.disable(
+            DisabledTreatment(
+                experiment: experiment.name, variant: variant.name, at: now, automatic: false,
+                reason: reason ?? "disabled by an operator"),
+            actor: context.caller.description)
+        if let event { context.treatmentsChanged(event) }
+        writeTreatmentState(experiment: experiment.name, variant: variant.name, disabled: true, changed: event != nil, id: id, into: &writer)
+    }
+
+    /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`.
+    static func enable(
+        experiment experimentName: String, variant variantName: String, snapshot: ServingSnapshot, now: Timestamp,
+        context: RequestContext, id: JSONValue, into writer: inout JSONWriter
+    ) throws(ProtocolError) {
+        try requireAdministrator(context.caller, op: "enable")
+        // A treatment disabled under an older config can be enabled whatever the config in use says.
+        let key = ExperimentLedger.VariantKey(experiment: experimentName, variant: variantName)
+        if context.ledger.disabled[key] == nil {
+            let config = try loadedConfig(snapshot)
+            let experiment = config.document.experiments[try experimentIndex(named: experimentName, in: config)]
+            _ = try variantIndex(named: variantName, in: experiment)
+        }
+        let event = context.ledger.enable(
+            experiment: experimentName, variant: variantName, at: now, actor: context.caller.description)
+        if let event { context.treatmentsChanged(event) }
+        writeTreatmentState(experiment: experimentName, variant: variantName, disabled: false, changed: event != nil, id: id, into: &writer)
+    }
+
+    /// - Throws: `forbidden` unless the caller may administer the daemon.
+    static func requireAdministrator(_ caller: Caller, op: String) throws(ProtocolError) {
+        guard caller.mayAdminister else {
+            throw ProtocolError(.forbidden, "'\(op)' is an admin op; \(caller) is not root, the daemon's user or in its admin group")
+        }
+    }
+
+    /// - Throws: `unknown_variant`.
+    static func variantIndex(named name: String, in experiment: Experiment) throws(ProtocolError) -> Int {
+        guard let index = experiment.variants.firstIndex(where: { $0.name.hasSameUTF8(as: name) }) else {
+            throw ProtocolError(
+                .unknownVariant,
+                "experiment '\(experiment.name)' has no variant '\(name)' (variants: \(experiment.variants.map(\.name).joined(separator: ", ")))")
+        }
+        return index
+    }
+
+    private static func writeTreatmentState(
+        experiment: String, variant: String, disabled: Bool, changed: Bool, id: JSONValue, into writer: inout JSONWriter
+    ) {
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":true,\"experiment\":")
+        writer.string(experiment)
+        writer.raw(",\"variant\":")
+        writer.string(variant)
+        writer.raw(",\"disabled\":")
+        writer.bool(disabled)
+        writer.raw(",\"changed\":")
+        writer.bool(changed)
+        writer.raw("}\n")
+    }
+}

@@ -1,0 +1,112 @@
+import Glibc
+import Logging
+import ServiceLifecycle
+import Synchronization
+import VariantCore
+
+/// Keeps the ledger (aggregates, disabled treatments, events) in `STATE_DIRECTORY/state.json` so that it
+/// survives restarts: restored at start, written atomically at most every `flushInterval` when something
+/// changed, at once when a treatment is disabled or enabled, and a last time on graceful shutdown.
+///
+/// So a clean stop loses nothing that was acknowledged, a SIGKILL loses at most `flushInterval` of records, and
+/// the file is never left half-written (see `AtomicFile`).
+public final class LedgerPersistence: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var stateDirectory: String
+        /// How often changed state is written.
+        public var flushInterval: Duration = .seconds(1)
+
+        public init(stateDirectory: String) {
+            self.stateDirectory = stateDirectory
+        }
+
+        public var statePath: String { stateDirectory + "/state.json" }
+    }
+
+    /// What `restore()` found.
+    public enum RestoreOutcome: Sendable, Equatable {
+        case restored
+        case noStateFile
+        /// The file could not be used; it was moved aside to `preservedAt` and the ledger starts empty.
+        case unreadable(reason: String, preservedAt: String)
+    }
+
+    private let configuration: Configuration
+    private let ledger: ExperimentLedger
+    private let logger: Logger
+    /// The generation last written; the lock also keeps two writers from interleaving.
+    private let writtenGeneration = Mutex<UInt64?>(nil)
+
+    public init(configuration: Configuration, ledger: ExperimentLedger, logger: Logger) {
+        self.configuration = configuration
+        self.ledger = ledger
+        self.logger = logger
+    }
+
+    /// Loads the state file into the ledger, if there is one.
+    @discardableResult
+    public func restore() -> RestoreOutcome {
+        let path = configuration.statePath
+        guard access(path, F_OK) == 0 else {
+            logger.info("state.none", metadata: ["state.path": "\(path)"])
+            return .noStateFile
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try FileIdentity.read(path: path, maximumBytes: 256 << 20)
+        } catch {
+            return preserveUnreadable(reason: "\(error)")
+        }
+        do {
+            try ledger.restore(from: bytes)
+        } catch {
+            return preserveUnreadable(reason: error.description)
+        }
+        writtenGeneration.withLock { $0 = ledger.generation }
+        logger.info(
+            "state.restored",
+            metadata: ["state.path": "\(path)", "state.disabled": "\(ledger.disabled.count)"])
+        return .restored
+    }
+
+    private func preserveUnreadable(reason: String) -> RestoreOutcome {
+        let path = configuration.statePath
+        let preserved = path + ".unreadable-\(Int(SystemClock.now().secondsSinceEpoch))"
+        rename(path, preserved)
+        logger.error(
+            "state.unreadable: starting with empty statistics",
+            metadata: ["state.path": "\(path)", "state.preserved": "\(preserved)", "reason": "\(reason)"])
+        return .unreadable(reason: reason, preservedAt: preserved)
+    }
+
+    public func run() async throws {
+        do {
+            try AtomicFile.createDirectory(configuration.stateDirectory)
+        } catch {
+            logger.error("state.directory_failed", metadata: ["state.directory": "\(configuration.stateDirectory)", "reason": "\(error)"])
+        }
+        let interval = configuration.flushInterval
+        await cancelWhenGracefulShutdown {
+            while (try? await Task.sleep(for: interval)) != nil {
+                self.flush()
+            }
+        }
+        // The server stops before this service (reverse start order), so this write holds every answered record.
+        flush()
+        logger.info("state.saved", metadata: ["state.path": "\(configuration.statePath)"])
+    }
+
+    /// Writes the ledger if it changed since the last write; failures are logged and retried on the next tick.
+    public func flush() {
+        writtenGeneration.withLock { written in
+            guard written != ledger.generation else { return }
+            let (bytes, generation) = ledger.encodedState(savedAt: SystemClock.now())
+            do {
+                try AtomicFile.write(bytes, to: configuration.statePath)
+                written = generation
+            } catch {
+                logger.error("state.write_failed", metadata: ["state.path": "\(configuration.statePath)", "reason": "\(error)"])
+            }
+        }
+    }
+}
