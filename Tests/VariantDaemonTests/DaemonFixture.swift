@@ -25,7 +25,9 @@ final class DaemonFixture {
     }
 
     /// Starts the daemon. With `config` nil no config file is written.
-    init(config: String?, arguments: [String] = [], waitForSocket: Bool = true) throws {
+    /// - Parameter stateDirectory: where the daemon keeps its state; a folder inside the fixture's own by default
+    ///   (pass one outside it to restart a daemon on the same state).
+    init(config: String?, arguments: [String] = [], stateDirectory: String? = nil, waitForSocket: Bool = true) throws {
         let template = FileManager.default.temporaryDirectory.appendingPathComponent("variantd-test-XXXXXX").path
         var buffer = Array(template.utf8CString)
         guard let created = mkdtemp(&buffer) else { throw FixtureError("mkdtemp failed") }
@@ -39,8 +41,10 @@ final class DaemonFixture {
         }
         process.executableURL = URL(fileURLWithPath: Self.product("variantd"))
         process.arguments =
-            ["--config", configPath, "--socket", socketPath, "--check-interval", "0.1", "--log-level", "debug"]
-            + arguments
+            [
+                "--config", configPath, "--socket", socketPath, "--check-interval", "0.1", "--log-level", "debug",
+                "--state-dir", stateDirectory ?? directory.appendingPathComponent("state").path,
+            ] + arguments
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -54,16 +54,42 @@ public final class ExperimentLedger: Sendable {
     public func record(experiment: String, variant: String, measurements: Measurements, shadow: Bool)
         throws(ProtocolError)
     {
-        try state.withLock { state throws(ProtocolError) in
-            var aggregate = state.experiments[experiment]?[variant] ?? VariantAggregate()
-            if aggregate.wouldExceedCustomMetrics(measurements.custom) {
-                throw ProtocolError(
-                    .tooManyMetrics,
-                    "variant '\(variant)' of '\(experiment)' already has \(aggregate.custom.count) custom metrics; at most \(VariantAggregate.maximumCustomMetrics) are kept")
+        let entry = Entry(experiment: experiment, variant: variant, measurements: measurements, shadow: shadow)
+        if let failure = record([entry])[0] { throw failure }
+    }
+
+    /// One record bound for a variant.
+    public struct Entry: Sendable {
+        public var experiment: String
+        public var variant: String
+        public var measurements: Measurements
+        public var shadow: Bool
+
+        public init(experiment: String, variant: String, measurements: Measurements, shadow: Bool) {
+            self.experiment = experiment
+            self.variant = variant
+            self.measurements = measurements
+            self.shadow = shadow
+        }
+    }
+
+    /// Adds records all at once, so that a state file or a statistic sees all of a batch or none of it.
+    /// - Returns: for each entry, nil when recorded, or why not (`too_many_metrics`).
+    public func record(_ entries: [Entry]) -> [ProtocolError?] {
+        state.withLock { state in
+            let outcomes = entries.map { entry -> ProtocolError? in
+                var aggregate = state.experiments[entry.experiment]?[entry.variant] ?? VariantAggregate()
+                if aggregate.wouldExceedCustomMetrics(entry.measurements.custom) {
+                    return ProtocolError(
+                        .tooManyMetrics,
+                        "variant '\(entry.variant)' of '\(entry.experiment)' already has \(aggregate.custom.count) custom metrics; at most \(VariantAggregate.maximumCustomMetrics) are kept")
+                }
+                aggregate.add(entry.measurements, shadow: entry.shadow)
+                state.experiments[entry.experiment, default: [:]][entry.variant] = aggregate
+                return nil
             }
-            aggregate.add(measurements, shadow: shadow)
-            state.experiments[experiment, default: [:]][variant] = aggregate
             state.generation &+= 1
+            return outcomes
         }
     }
 

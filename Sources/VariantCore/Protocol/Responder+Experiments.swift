@@ -8,6 +8,17 @@ extension Responder {
         _ record: RecordRequest, snapshot: ServingSnapshot, config: LoadedConfig, now: Timestamp,
         context: RequestContext
     ) throws(ProtocolError) -> String {
+        let entry = try ledgerEntry(for: record, snapshot: snapshot, config: config, now: now)
+        try context.ledger.record(
+            experiment: entry.experiment, variant: entry.variant, measurements: entry.measurements, shadow: entry.shadow)
+        return entry.variant
+    }
+
+    /// Resolves a record's variant against the config in use.
+    /// - Throws: `unknown_experiment`, `unknown_variant`, `not_enrolled`, `not_shadow`.
+    static func ledgerEntry(
+        for record: RecordRequest, snapshot: ServingSnapshot, config: LoadedConfig, now: Timestamp
+    ) throws(ProtocolError) -> ExperimentLedger.Entry {
         let experimentIndex = try experimentIndex(named: record.experiment, in: config)
         let experiment = config.document.experiments[experimentIndex]
         if record.shadow {
@@ -25,10 +36,9 @@ extension Responder {
             }
             variantIndex = assignment.variantIndex
         }
-        let variant = experiment.variants[variantIndex].name
-        try context.ledger.record(
-            experiment: experiment.name, variant: variant, measurements: record.measurements, shadow: record.shadow)
-        return variant
+        return ExperimentLedger.Entry(
+            experiment: experiment.name, variant: experiment.variants[variantIndex].name,
+            measurements: record.measurements, shadow: record.shadow)
     }
 
     /// Records every valid entry of a batch and reports the others by index.
@@ -37,16 +47,21 @@ extension Responder {
         context: RequestContext, id: JSONValue, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         let config = try loadedConfig(snapshot)
-        var recorded = 0
         var rejected: [(index: Int, error: ProtocolError)] = []
-        for (index, entry) in records.enumerated() {
+        var accepted: [(index: Int, entry: ExperimentLedger.Entry)] = []
+        for (index, record) in records.enumerated() {
             do {
-                _ = try record(entry.get(), snapshot: snapshot, config: config, now: now, context: context)
-                recorded += 1
+                accepted.append((index, try ledgerEntry(for: record.get(), snapshot: snapshot, config: config, now: now)))
             } catch {
                 rejected.append((index, error))
             }
         }
+        let outcomes = context.ledger.record(accepted.map(\.entry))
+        for (accepted, outcome) in zip(accepted, outcomes) {
+            if let outcome { rejected.append((accepted.index, outcome)) }
+        }
+        rejected.sort { $0.index < $1.index }
+        let recorded = records.count - rejected.count
         guard acknowledge || !rejected.isEmpty else { return }
         writer.raw("{\"id\":")
         writer.value(id)
