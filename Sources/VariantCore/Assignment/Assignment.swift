@@ -10,6 +10,8 @@ public enum AssignmentReason: String, Sendable, CaseIterable {
     case notExposed = "not_exposed"
     /// The unit's variant is a treatment that a guardrail or an operator disabled; it gets the control.
     case disabled
+    /// Shadow mode: the unit gets the control, and the client may run `shadow` in the background.
+    case shadow
     case noConfig = "no_config"
     case fallback
 }
@@ -19,6 +21,18 @@ public struct Assignment: Sendable {
     public var variantIndex: Int
     public var inExperiment: Bool
     public var reason: AssignmentReason
+    /// Shadow mode only: the treatment to run in the background (nil when the unit's variant is the control).
+    public var shadowVariantIndex: Int?
+
+    public init(variantIndex: Int, inExperiment: Bool, reason: AssignmentReason, shadowVariantIndex: Int? = nil) {
+        self.variantIndex = variantIndex
+        self.inExperiment = inExperiment
+        self.reason = reason
+        self.shadowVariantIndex = shadowVariantIndex
+    }
+
+    /// The variant the unit's results belong to: the shadow variant if it runs one, else the one it is served.
+    public var measuredVariantIndex: Int { shadowVariantIndex ?? variantIndex }
 }
 
 extension Experiment {
@@ -45,7 +59,13 @@ extension Experiment {
         if !isExposed(unit: unit) {
             return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .notExposed)
         }
-        return Assignment(variantIndex: hashedVariantIndex(unit: unit), inExperiment: true, reason: .assigned)
+        let hashed = hashedVariantIndex(unit: unit)
+        if mode == .shadow {
+            return Assignment(
+                variantIndex: controlIndex, inExperiment: true, reason: .shadow,
+                shadowVariantIndex: hashed == controlIndex ? nil : hashed)
+        }
+        return Assignment(variantIndex: hashed, inExperiment: true, reason: .assigned)
     }
 
     /// Whether the unit falls inside the exposure, independently of which variant it would get.

@@ -260,7 +260,7 @@ private struct DocumentValidator {
     // MARK: Experiments
 
     static let experimentFields: Set<String> = [
-        "name", "description", "salt", "status", "start", "end", "exposure", "targeting", "variants", "winner",
+        "name", "description", "salt", "status", "start", "end", "exposure", "targeting", "variants", "winner", "mode",
     ]
 
     mutating func experiment(_ value: JSONValue, at path: String, prompts: [String: Prompt]) -> Experiment?
@@ -293,6 +293,14 @@ private struct DocumentValidator {
             }
         }
         let exposure = basisPoints(object, "exposure", at: path, required: false) ?? 10000
+        var mode = Experiment.Mode.live
+        if let modeText = string(object, "mode", at: path, required: false) {
+            if let parsed = Experiment.Mode(rawValue: modeText) {
+                mode = parsed
+            } else {
+                report("\(path).mode", .invalidValue, "mode must be live or shadow; found '\(modeText)'")
+            }
+        }
         let targeting = (array(object, "targeting", at: path, required: false) ?? []).enumerated().compactMap {
             rule($0.element, at: "\(path).targeting[\($0.offset)]")
         }
@@ -316,7 +324,7 @@ private struct DocumentValidator {
         return Experiment(
             name: name, description: description, salt: salt, status: status, start: start, end: end,
             exposureBasisPoints: exposure, targeting: targeting, variants: variants, controlIndex: controlIndex,
-            winnerIndex: winnerIndex)
+            winnerIndex: winnerIndex, mode: mode)
     }
 
     mutating func timestamp(_ object: JSONObject, _ key: String, at path: String) -> Timestamp? {

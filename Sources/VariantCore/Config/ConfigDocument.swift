@@ -69,6 +69,12 @@ public final class Experiment: Sendable {
         case draft, running, paused, completed
     }
 
+    /// `live` serves each enrolled unit its variant; `shadow` serves everyone the control and names the treatment
+    /// the client should also run in the background (PROTOCOL.md, "Shadow mode").
+    public enum Mode: String, Sendable, CaseIterable {
+        case live, shadow
+    }
+
     public let name: String
     public let description: String?
     public let salt: String
@@ -84,12 +90,14 @@ public final class Experiment: Sendable {
     public let controlIndex: Int
     /// The variant a completed experiment serves; nil unless the status is `completed`.
     public let winnerIndex: Int?
+    public let mode: Mode
 
     public var control: Variant { variants[controlIndex] }
 
     init(
         name: String, description: String?, salt: String, status: Status, start: Timestamp?, end: Timestamp?,
-        exposureBasisPoints: Int, targeting: [TargetingRule], variants: [Variant], controlIndex: Int, winnerIndex: Int?
+        exposureBasisPoints: Int, targeting: [TargetingRule], variants: [Variant], controlIndex: Int, winnerIndex: Int?,
+        mode: Mode = .live
     ) {
         self.name = name
         self.description = description
@@ -102,6 +110,7 @@ public final class Experiment: Sendable {
         self.variants = variants
         self.controlIndex = controlIndex
         self.winnerIndex = winnerIndex
+        self.mode = mode
     }
 }
 

@@ -21,9 +21,6 @@ extension Responder {
     ) throws(ProtocolError) -> ExperimentLedger.Entry {
         let experimentIndex = try experimentIndex(named: record.experiment, in: config)
         let experiment = config.document.experiments[experimentIndex]
-        if record.shadow {
-            throw ProtocolError(.notShadow, "experiment '\(experiment.name)' is not in shadow mode; send 'shadow' only for a shadow variant's results")
-        }
         let variantIndex: Int
         switch record.subject {
         case .variant(let name):
@@ -34,7 +31,21 @@ extension Responder {
             guard assignment.inExperiment else {
                 throw ProtocolError(.notEnrolled, "unit is not enrolled in '\(experiment.name)' (reason \(assignment.reason.rawValue)); nothing to record")
             }
-            variantIndex = assignment.variantIndex
+            // In shadow mode a unit's shadow results belong to its shadow variant, its live ones to the control.
+            variantIndex = record.shadow ? (assignment.shadowVariantIndex ?? experiment.controlIndex) : assignment.variantIndex
+        }
+        // Shadow results come only from a shadow experiment's treatments, and a shadow experiment's treatments
+        // never serve users, so their results are always shadow results.
+        let isTreatment = variantIndex != experiment.controlIndex
+        switch (experiment.mode, record.shadow) {
+        case (.live, true):
+            throw ProtocolError(.notShadow, "experiment '\(experiment.name)' is not in shadow mode; send 'shadow' only for a shadow variant's results")
+        case (.shadow, true) where !isTreatment:
+            throw ProtocolError(.notShadow, "the control of '\(experiment.name)' serves users; record its results without 'shadow'")
+        case (.shadow, false) where isTreatment:
+            throw ProtocolError(.notShadow, "'\(experiment.name)' is in shadow mode, so '\(experiment.variants[variantIndex].name)' only runs in the shadow; record its results with \"shadow\":true")
+        default:
+            break
         }
         return ExperimentLedger.Entry(
             experiment: experiment.name, variant: experiment.variants[variantIndex].name,

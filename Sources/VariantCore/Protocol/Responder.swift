@@ -132,7 +132,8 @@ public enum Responder {
         let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
         if assignment.inExperiment {
             let experiment = config.document.experiments[index]
-            ledger.countAssignment(experiment: experiment.name, variant: experiment.variants[assignment.variantIndex].name)
+            ledger.countAssignment(
+                experiment: experiment.name, variant: experiment.variants[assignment.measuredVariantIndex].name)
         }
         writeAssignment(assignment, experimentIndex: index, config: config, id: id, into: &writer)
     }
@@ -155,6 +156,14 @@ public enum Responder {
         writer.bool(assignment.inExperiment)
         writer.raw(",\"reason\":")
         writer.string(assignment.reason.rawValue)
+        if config.document.experiments[experimentIndex].mode == .shadow {
+            writer.raw(",\"shadow\":")
+            if let shadow = assignment.shadowVariantIndex {
+                writer.append(config.assignmentAnswers[experimentIndex][shadow].asShadow)
+            } else {
+                writer.null()
+            }
+        }
         writer.append(parts.tail)
     }
 

@@ -102,7 +102,10 @@ public final class ServingSnapshot: Sendable {
         -> Assignment
     {
         let experiment = config.document.experiments[experimentIndex]
-        let assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
+        var assignment = experiment.assign(unit: unit, attributes: attributes, now: now)
+        if let shadow = assignment.shadowVariantIndex, isDisabled(experimentIndex: experimentIndex, variantIndex: shadow) {
+            assignment.shadowVariantIndex = nil  // a disabled treatment stops running in the shadow too
+        }
         guard assignment.inExperiment, isDisabled(experimentIndex: experimentIndex, variantIndex: assignment.variantIndex)
         else { return assignment }
         return Assignment(variantIndex: experiment.controlIndex, inExperiment: false, reason: .disabled)
@@ -116,6 +119,8 @@ struct AssignmentAnswerParts: Sendable {
     let head: [UInt8]
     /// From `,"config_version":` to the closing braces and the newline.
     let tail: [UInt8]
+    /// `{"variant":..,"prompt":..,"prompt_version":..,"params":{..}}`: this variant as a shadow to run.
+    let asShadow: [UInt8]
 
     init(experiment: Experiment, variant: Variant, configVersion: String) {
         var writer = JSONWriter()
@@ -145,5 +150,16 @@ struct AssignmentAnswerParts: Sendable {
         writer.string(configVersion)
         writer.raw("}}\n")
         tail = writer.bytes
+        writer.reset()
+        writer.raw("{\"variant\":")
+        writer.string(variant.name)
+        writer.raw(",\"prompt\":")
+        writer.string(variant.prompt)
+        writer.raw(",\"prompt_version\":")
+        writer.integer(variant.promptVersion)
+        writer.raw(",\"params\":")
+        writer.value(.object(variant.params))
+        writer.raw("}")
+        asShadow = writer.bytes
     }
 }
