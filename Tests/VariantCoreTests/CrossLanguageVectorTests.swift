@@ -65,8 +65,15 @@ import Testing
             for key in ["variant", "prompt", "prompt_version", "in_experiment", "reason"] {
                 #expect(answer[key] == expected[key], "case \(index) (\(vector["note"]?.stringValue ?? "")): \(key)")
             }
+            if let shadow = expected["shadow"] {
+                let answered: JSONValue = answer["shadow"]?.objectValue?["variant"] ?? .null
+                #expect(answered == shadow, "case \(index) (\(vector["note"]?.stringValue ?? "")): shadow")
+                #expect(answer["shadow"] != nil)
+            } else {
+                #expect(answer["shadow"] == nil, "case \(index): a live experiment's answer has no shadow")
+            }
             reasons.insert(expected["reason"]?.stringValue ?? "")
         }
-        #expect(reasons.isSuperset(of: ["assigned", "draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed"]))
+        #expect(reasons.isSuperset(of: ["assigned", "draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "shadow"]))
     }
 }

@@ -48,7 +48,8 @@ STATUSES = ("draft", "running", "paused", "completed")
 OPS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte")
 LIST_OPS = ("in", "not_in")
 ORDER_OPS = ("lt", "lte", "gt", "gte")
-REASONS = ("draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "assigned")
+# The reasons the decision order gives from the document alone ("disabled" comes from the daemon's state).
+REASONS = ("draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "assigned", "shadow")
 
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent
 VECTORS_DIR = PROTOCOL_DIR / "test-vectors"
@@ -244,19 +245,27 @@ class Decision:
     prompt_version: int
     in_experiment: bool
     reason: str
+    # Shadow mode only: whether the experiment is in shadow mode, and the treatment to run in the background.
+    shadow_mode: bool = False
+    shadow: Optional[str] = None
 
     def to_json(self) -> dict[str, Json]:
-        return {
+        result: dict[str, Json] = {
             "variant": self.variant,
             "prompt": self.prompt,
             "prompt_version": self.prompt_version,
             "in_experiment": self.in_experiment,
             "reason": self.reason,
         }
+        if self.shadow_mode:
+            result["shadow"] = self.shadow
+        return result
 
 
-def _serve(variant: Mapping[str, Json], in_experiment: bool, reason: str) -> Decision:
-    return Decision(variant["name"], variant["prompt"], variant["prompt_version"], in_experiment, reason)
+def _serve(variant: Mapping[str, Json], in_experiment: bool, reason: str, shadow_mode: bool = False,
+           shadow: Optional[str] = None) -> Decision:
+    return Decision(variant["name"], variant["prompt"], variant["prompt_version"], in_experiment, reason,
+                    shadow_mode, shadow)
 
 
 def decide(
@@ -292,6 +301,10 @@ def decide(
     if not is_enrolled(bucket(salt, EXPOSURE_LABEL, unit), experiment.get("exposure", 100)):
         return _serve(control, False, "not_exposed")
     index = variant_index(bucket(salt, VARIANT_LABEL, unit), [v["weight"] for v in variants])
+    if experiment.get("mode", "live") == "shadow":
+        # Everyone is served the control; a unit hashed to a treatment runs it in the background.
+        hashed = variants[index]
+        return _serve(control, True, "shadow", True, None if hashed is control else hashed["name"])
     return _serve(variants[index], True, "assigned")
 
 
@@ -583,6 +596,16 @@ DECISION_CONFIG: dict[str, Json] = {
         },
     },
     "experiments": [
+        {
+            "name": "summary-shadow",
+            "salt": "summary-shadow-2026",
+            "status": "running",
+            "mode": "shadow",
+            "variants": [
+                {"name": "control", "control": True, "weight": 50, "prompt": "checkout", "prompt_version": 1},
+                {"name": "long-summary", "weight": 50, "prompt": "checkout", "prompt_version": 2},
+            ],
+        },
         {
             "name": "checkout-prompt",
             "description": "the example of PROTOCOL.md: a window, targeting with in, exposure 100",
@@ -895,6 +918,17 @@ def generate_decision_vectors() -> dict[str, Json]:
     c.add("no targeting: empty attributes", "home.v-2_beta", home_control, {}, "assigned", want_variant="control")
     c.add("1-byte unit", "home.v-2_beta", "a", None, "assigned")
     c.add("1024-byte unit", "home.v-2_beta", "é" * (MAX_UNIT_BYTES // 2), None, "assigned")
+
+    # summary-shadow: mode shadow, 50/50; everyone gets the control, half run the treatment in the shadow.
+    def shadow_unit(want: Optional[str]) -> str:
+        return find_unit("reader-", lambda unit: decide(_experiment("summary-shadow"), unit, None, NOW).shadow == want)
+    c.add("shadow mode: hashed to the treatment, served the control, shadow names the treatment", "summary-shadow",
+          shadow_unit("long-summary"), None, "shadow", want_variant="control")
+    c.add("shadow mode: hashed to the control, no shadow to run", "summary-shadow", shadow_unit(None), None, "shadow",
+          want_variant="control")
+    c.add("shadow mode: another unit hashed to the treatment", "summary-shadow",
+          find_unit("session-", lambda unit: decide(_experiment("summary-shadow"), unit, None, NOW).shadow is not None),
+          None, "shadow", want_variant="control")
 
     return {
         "description": (
