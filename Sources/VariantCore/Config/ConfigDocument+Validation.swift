@@ -30,7 +30,7 @@ extension ConfigDocument {
 }
 
 /// Walks a document, collecting issues instead of stopping at the first.
-private struct DocumentValidator {
+struct DocumentValidator {
     var issues: [ValidationIssue] = []
 
     private static let namePattern = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
@@ -261,6 +261,7 @@ private struct DocumentValidator {
 
     static let experimentFields: Set<String> = [
         "name", "description", "salt", "status", "start", "end", "exposure", "targeting", "variants", "winner", "mode",
+        "guardrails",
     ]
 
     mutating func experiment(_ value: JSONValue, at path: String, prompts: [String: Prompt]) -> Experiment?
@@ -301,6 +302,7 @@ private struct DocumentValidator {
                 report("\(path).mode", .invalidValue, "mode must be live or shadow; found '\(modeText)'")
             }
         }
+        let guardrails = guardrails(object, at: path)
         let targeting = (array(object, "targeting", at: path, required: false) ?? []).enumerated().compactMap {
             rule($0.element, at: "\(path).targeting[\($0.offset)]")
         }
@@ -324,7 +326,7 @@ private struct DocumentValidator {
         return Experiment(
             name: name, description: description, salt: salt, status: status, start: start, end: end,
             exposureBasisPoints: exposure, targeting: targeting, variants: variants, controlIndex: controlIndex,
-            winnerIndex: winnerIndex, mode: mode)
+            winnerIndex: winnerIndex, mode: mode, guardrails: guardrails)
     }
 
     mutating func timestamp(_ object: JSONObject, _ key: String, at path: String) -> Timestamp? {

@@ -91,13 +91,15 @@ public final class Experiment: Sendable {
     /// The variant a completed experiment serves; nil unless the status is `completed`.
     public let winnerIndex: Int?
     public let mode: Mode
+    /// When a treatment is disabled automatically.
+    public let guardrails: GuardrailSettings
 
     public var control: Variant { variants[controlIndex] }
 
     init(
         name: String, description: String?, salt: String, status: Status, start: Timestamp?, end: Timestamp?,
         exposureBasisPoints: Int, targeting: [TargetingRule], variants: [Variant], controlIndex: Int, winnerIndex: Int?,
-        mode: Mode = .live
+        mode: Mode = .live, guardrails: GuardrailSettings = GuardrailSettings()
     ) {
         self.name = name
         self.description = description
@@ -111,6 +113,7 @@ public final class Experiment: Sendable {
         self.controlIndex = controlIndex
         self.winnerIndex = winnerIndex
         self.mode = mode
+        self.guardrails = guardrails
     }
 }
 

@@ -55,7 +55,7 @@ public final class ExperimentLedger: Sendable {
         throws(ProtocolError)
     {
         let entry = Entry(experiment: experiment, variant: variant, measurements: measurements, shadow: shadow)
-        if let failure = record([entry])[0] { throw failure }
+        if let failure = record([entry]).failures[0] { throw failure }
     }
 
     /// One record bound for a variant.
@@ -64,20 +64,36 @@ public final class ExperimentLedger: Sendable {
         public var variant: String
         public var measurements: Measurements
         public var shadow: Bool
+        /// The experiment's control and guardrails, to check a treatment after the record is added; nil for no
+        /// check.
+        public var guardrails: (control: String, settings: GuardrailSettings)?
 
-        public init(experiment: String, variant: String, measurements: Measurements, shadow: Bool) {
+        public init(
+            experiment: String, variant: String, measurements: Measurements, shadow: Bool,
+            guardrails: (control: String, settings: GuardrailSettings)? = nil
+        ) {
             self.experiment = experiment
             self.variant = variant
             self.measurements = measurements
             self.shadow = shadow
+            self.guardrails = guardrails
         }
     }
 
-    /// Adds records all at once, so that a state file or a statistic sees all of a batch or none of it.
-    /// - Returns: for each entry, nil when recorded, or why not (`too_many_metrics`).
-    public func record(_ entries: [Entry]) -> [ProtocolError?] {
+    /// What recording a batch did.
+    public struct RecordOutcome: Sendable {
+        /// For each entry, nil when recorded, or why not (`too_many_metrics`).
+        public var failures: [ProtocolError?]
+        /// Treatments a guardrail disabled because of these records (`auto_disabled` events).
+        public var disabled: [LedgerEvent]
+    }
+
+    /// Adds records all at once, so that a state file or a statistic sees all of a batch or none of it, then
+    /// checks the guardrails of every treatment that got a record.
+    public func record(_ entries: [Entry], now: Timestamp = Timestamp(secondsSinceEpoch: 0)) -> RecordOutcome {
         state.withLock { state in
-            let outcomes = entries.map { entry -> ProtocolError? in
+            var touched: [(key: VariantKey, control: String, settings: GuardrailSettings)] = []
+            let failures = entries.map { entry -> ProtocolError? in
                 var aggregate = state.experiments[entry.experiment]?[entry.variant] ?? VariantAggregate()
                 if aggregate.wouldExceedCustomMetrics(entry.measurements.custom) {
                     return ProtocolError(
@@ -86,10 +102,30 @@ public final class ExperimentLedger: Sendable {
                 }
                 aggregate.add(entry.measurements, shadow: entry.shadow)
                 state.experiments[entry.experiment, default: [:]][entry.variant] = aggregate
+                if let guardrails = entry.guardrails, guardrails.settings.autoDisable, guardrails.control != entry.variant {
+                    let key = VariantKey(experiment: entry.experiment, variant: entry.variant)
+                    if !touched.contains(where: { $0.key == key }) { touched.append((key, guardrails.control, guardrails.settings)) }
+                }
                 return nil
             }
             state.generation &+= 1
-            return outcomes
+            var disabled: [LedgerEvent] = []
+            for check in touched where state.disabled[check.key] == nil {
+                guard let variants = state.experiments[check.key.experiment], let treatment = variants[check.key.variant],
+                    let control = variants[check.control],
+                    let breach = GuardrailCheck.breach(of: treatment, against: control, settings: check.settings)
+                else { continue }
+                state.disabled[check.key] = DisabledTreatment(
+                    experiment: check.key.experiment, variant: check.key.variant, at: now, automatic: true,
+                    reason: breach.message)
+                disabled.append(
+                    Self.append(
+                        LedgerEvent(
+                            at: now, kind: .autoDisabled, experiment: check.key.experiment, variant: check.key.variant,
+                            actor: "guardrail", message: breach.message, details: breach.details),
+                        to: &state, capacity: eventCapacity))
+            }
+            return RecordOutcome(failures: failures, disabled: disabled)
         }
     }
 

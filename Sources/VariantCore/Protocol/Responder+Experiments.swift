@@ -9,8 +9,9 @@ extension Responder {
         context: RequestContext
     ) throws(ProtocolError) -> String {
         let entry = try ledgerEntry(for: record, snapshot: snapshot, config: config, now: now)
-        try context.ledger.record(
-            experiment: entry.experiment, variant: entry.variant, measurements: entry.measurements, shadow: entry.shadow)
+        let outcome = context.ledger.record([entry], now: now)
+        outcome.disabled.forEach(context.treatmentsChanged)
+        if let failure = outcome.failures[0] { throw failure }
         return entry.variant
     }
 
@@ -47,9 +48,12 @@ extension Responder {
         default:
             break
         }
+        // Guardrails watch running experiments only: a paused or finished one serves no treatment to protect.
+        let guarded = experiment.status == .running
         return ExperimentLedger.Entry(
             experiment: experiment.name, variant: experiment.variants[variantIndex].name,
-            measurements: record.measurements, shadow: record.shadow)
+            measurements: record.measurements, shadow: record.shadow,
+            guardrails: guarded ? (experiment.control.name, experiment.guardrails) : nil)
     }
 
     /// Records every valid entry of a batch and reports the others by index.
@@ -67,8 +71,9 @@ extension Responder {
                 rejected.append((index, error))
             }
         }
-        let outcomes = context.ledger.record(accepted.map(\.entry))
-        for (accepted, outcome) in zip(accepted, outcomes) {
+        let outcome = context.ledger.record(accepted.map(\.entry), now: now)
+        outcome.disabled.forEach(context.treatmentsChanged)
+        for (accepted, outcome) in zip(accepted, outcome.failures) {
             if let outcome { rejected.append((accepted.index, outcome)) }
         }
         rejected.sort { $0.index < $1.index }
