@@ -88,6 +88,7 @@ let package = Package(
                 "VariantCore",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            exclude: ["Statistics/distribution-vectors.json"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
