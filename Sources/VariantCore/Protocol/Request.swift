@@ -9,6 +9,8 @@ public struct Request: Sendable {
         case record(RecordRequest, acknowledge: Bool)
         /// Many records in one line, each checked on its own: a bad one is reported by index, the rest recorded.
         case batch([Result<RecordRequest, ProtocolError>], acknowledge: Bool)
+        /// The experiment's statistics; the sample size is computed for `minimumDetectableEffect` when given.
+        case stats(experiment: String, minimumDetectableEffect: Double?)
         case events(limit: Int)
         /// Admin: send a treatment's units to the control until enabled again.
         case disable(experiment: String, variant: String, reason: String?)
@@ -131,6 +133,16 @@ public struct Request: Sendable {
                 }
             }
             return .batch(records, acknowledge: try fields.optionalBool("ack") ?? true)
+        case "stats":
+            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "minimum_detectable_effect"])
+            var effect: Double?
+            if let value = object["minimum_detectable_effect"] {
+                guard case .number(let number) = value, number > 0, number < 1 else {
+                    throw ProtocolError(.invalidField, "'minimum_detectable_effect' must be a number between 0 and 1 (an absolute change of the primary rate)")
+                }
+                effect = number
+            }
+            return .stats(experiment: try fields.string("experiment"), minimumDetectableEffect: effect)
         case "events":
             try fields.rejectUnknown(allowed: ["id", "op", "limit"])
             var limit = Self.maximumEventsListed
@@ -155,7 +167,7 @@ public struct Request: Sendable {
         default:
             throw ProtocolError(
                 .unknownOp,
-                "unknown op '\(op)' (known: assign, prompt, config, health, record, batch, events, disable, enable, reload)")
+                "unknown op '\(op)' (known: assign, prompt, config, health, record, batch, stats, events, disable, enable, reload)")
         }
     }
 

@@ -97,6 +97,13 @@ public enum Responder {
             writer.raw("}\n")
         case .batch(let records, let acknowledge):
             try writeBatch(records, acknowledge: acknowledge, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+        case .stats(let experimentName, let effect):
+            let config = try loadedConfig(snapshot)
+            let experiment = config.document.experiments[try experimentIndex(named: experimentName, in: config)]
+            ExperimentReport(
+                experiment: experiment, aggregates: context.ledger.aggregates(experiment: experiment.name),
+                disabled: context.ledger.disabled, minimumDetectableEffect: effect
+            ).write(id: request.id, configVersion: config.version, into: &writer)
         case .events(let limit):
             writeEvents(context.ledger.events(limit: limit), id: request.id, into: &writer)
         case .disable(let experiment, let variant, let reason):

@@ -1,0 +1,222 @@
+/// The `stats` answer (PROTOCOL.md, `stats`). Numbers are written as computed; absent statistics are `null`.
+extension ExperimentReport {
+    func write(id: JSONValue, configVersion: String, into writer: inout JSONWriter) {
+        writer.raw("{\"id\":")
+        writer.value(id)
+        writer.raw(",\"ok\":true,\"experiment\":")
+        writer.string(experiment.name)
+        writer.raw(",\"status\":")
+        writer.string(experiment.status.rawValue)
+        writer.raw(",\"mode\":")
+        writer.string(experiment.mode.rawValue)
+        writer.raw(",\"config_version\":")
+        writer.string(configVersion)
+        writer.raw(",\"variants\":[")
+        for (index, variant) in experiment.variants.enumerated() {
+            if index > 0 { writer.raw(",") }
+            writeVariant(variant, aggregate: aggregates[index], disabled: disabled[index], into: &writer)
+        }
+        writer.raw("],\"comparisons\":[")
+        var first = true
+        for (index, metrics) in comparisons.enumerated() where index != experiment.controlIndex {
+            if !first { writer.raw(",") }
+            first = false
+            writer.raw("{\"variant\":")
+            writer.string(experiment.variants[index].name)
+            writer.raw(",\"metrics\":[")
+            for (position, comparison) in metrics.enumerated() {
+                if position > 0 { writer.raw(",") }
+                Self.write(comparison, into: &writer)
+            }
+            writer.raw("]}")
+        }
+        writer.raw("],\"chi_square\":{\"error_rate\":")
+        Self.write(errorRateIndependence, into: &writer)
+        writer.raw(",\"success\":")
+        Self.write(successIndependence, into: &writer)
+        writer.raw("},\"sample_ratio\":")
+        if let sampleRatio {
+            writer.raw("{\"statistic\":")
+            writer.number(sampleRatio.statistic)
+            writer.raw(",\"df\":")
+            writer.integer(sampleRatio.degreesOfFreedom)
+            writer.raw(",\"p_value\":")
+            writer.number(sampleRatio.pValue)
+            writer.raw(",\"threshold\":")
+            writer.number(sampleRatio.threshold)
+            writer.raw(",\"mismatch\":")
+            writer.bool(sampleRatio.mismatch)
+            writer.raw("}")
+        } else {
+            writer.null()
+        }
+        writer.raw(",\"sample_size\":{\"metric\":")
+        writer.optionalString(primaryMetric)
+        writer.raw(",\"minimum_detectable_effect\":")
+        optionalNumber(minimumDetectableEffect, into: &writer)
+        writer.raw(",\"required_per_variant\":")
+        if let requiredPerVariant { writer.integer(requiredPerVariant) } else { writer.null() }
+        writer.raw(",\"smallest_variant\":")
+        writer.integer(smallestVariantSample)
+        writer.raw(",\"reached\":")
+        writer.bool(requiredPerVariant.map { smallestVariantSample >= $0 } ?? false)
+        writer.raw("},\"recommendation\":{\"verdict\":")
+        writer.string(verdict.rawValue)
+        writer.raw(",\"variant\":")
+        writer.optionalString(recommendedVariant)
+        writer.raw(",\"reason\":")
+        writer.string(reason)
+        writer.raw("}}\n")
+    }
+
+    private func writeVariant(
+        _ variant: Variant, aggregate: VariantAggregate, disabled: DisabledTreatment?, into writer: inout JSONWriter
+    ) {
+        writer.raw("{\"name\":")
+        writer.string(variant.name)
+        writer.raw(",\"control\":")
+        writer.bool(variant.isControl)
+        writer.raw(",\"weight\":")
+        writer.number(Double(variant.weightBasisPoints) / 100)
+        writer.raw(",\"assignments\":")
+        writer.integer(aggregate.assignments)
+        writer.raw(",\"records\":")
+        writer.integer(aggregate.records)
+        writer.raw(",\"shadow_records\":")
+        writer.integer(aggregate.shadowRecords)
+        writer.raw(",\"disabled\":")
+        if let disabled {
+            writer.raw("{\"automatic\":")
+            writer.bool(disabled.automatic)
+            writer.raw(",\"at\":")
+            writer.string(disabled.at.rfc3339)
+            writer.raw(",\"reason\":")
+            writer.string(disabled.reason)
+            writer.raw("}")
+        } else {
+            writer.null()
+        }
+        writer.raw(",\"error_rate\":")
+        Self.write(aggregate.errors, into: &writer)
+        writer.raw(",\"success\":")
+        Self.write(aggregate.success, into: &writer)
+        writer.raw(",\"latency_ms\":")
+        Self.write(aggregate.latencyMilliseconds, into: &writer, extra: { writer in
+            for (name, percentile) in [("p50", 50.0), ("p95", 95.0), ("p99", 99.0)] {
+                writer.raw(",")
+                writer.string(name)
+                writer.raw(":")
+                optionalNumber(aggregate.latencyPercentile(percentile), into: &writer)
+            }
+        })
+        writer.raw(",\"cost_usd\":")
+        Self.write(aggregate.costUSD, into: &writer)
+        writer.raw(",\"tokens\":")
+        Self.write(aggregate.tokens, into: &writer)
+        writer.raw(",\"custom\":{")
+        for (position, name) in aggregate.custom.keys.sorted().enumerated() {
+            if position > 0 { writer.raw(",") }
+            writer.string(name)
+            writer.raw(":")
+            Self.write(aggregate.custom[name] ?? RunningMoments(), into: &writer)
+        }
+        writer.raw("}}")
+    }
+
+    private static func write(_ counts: ProportionCounts, into writer: inout JSONWriter) {
+        writer.raw("{\"n\":")
+        writer.integer(counts.trials)
+        writer.raw(",\"rate\":")
+        if counts.trials > 0 { writer.number(counts.rate) } else { writer.null() }
+        writer.raw("}")
+    }
+
+    private static func write(
+        _ moments: RunningMoments, into writer: inout JSONWriter, extra: (inout JSONWriter) -> Void = { _ in }
+    ) {
+        writer.raw("{\"n\":")
+        writer.integer(moments.count)
+        writer.raw(",\"mean\":")
+        if moments.count > 0 { writer.number(moments.mean) } else { writer.null() }
+        writer.raw(",\"sd\":")
+        if moments.count > 1 { writer.number(moments.standardDeviation) } else { writer.null() }
+        extra(&writer)
+        writer.raw("}")
+    }
+
+    private static func write(_ result: ChiSquareTestResult?, into writer: inout JSONWriter) {
+        guard let result else { return writer.null() }
+        writer.raw("{\"statistic\":")
+        writer.number(result.statistic)
+        writer.raw(",\"df\":")
+        writer.integer(result.degreesOfFreedom)
+        writer.raw(",\"p_value\":")
+        writer.number(result.pValue)
+        writer.raw("}")
+    }
+
+    private static func write(_ comparison: MetricComparison, into writer: inout JSONWriter) {
+        writer.raw("{\"metric\":")
+        writer.string(comparison.metric)
+        if let proportion = comparison.proportion {
+            writer.raw(",\"test\":\"two_proportion_z\",\"control\":")
+            writer.number(proportion.controlRate)
+            writer.raw(",\"treatment\":")
+            writer.number(proportion.treatmentRate)
+            writer.raw(",\"difference\":")
+            writer.number(proportion.absoluteDifference)
+            writer.raw(",\"interval\":")
+            write(proportion.absoluteDifferenceInterval, into: &writer)
+            writer.raw(",\"relative_difference\":")
+            optionalNumber(proportion.relativeDifference, into: &writer)
+            writer.raw(",\"relative_interval\":")
+            write(proportion.relativeDifferenceInterval, into: &writer)
+            writer.raw(",\"statistic\":")
+            writer.number(proportion.z)
+            writer.raw(",\"p_value\":")
+            writer.number(proportion.pValue)
+            writeVerdict(comparison, difference: proportion.absoluteDifference, pValue: proportion.pValue, into: &writer)
+        } else if let mean = comparison.mean {
+            writer.raw(",\"test\":\"welch_t\",\"control\":")
+            writer.number(mean.controlMean)
+            writer.raw(",\"treatment\":")
+            writer.number(mean.treatmentMean)
+            writer.raw(",\"difference\":")
+            writer.number(mean.difference)
+            writer.raw(",\"interval\":")
+            write(mean.differenceInterval, into: &writer)
+            writer.raw(",\"relative_difference\":")
+            optionalNumber(mean.relativeDifference, into: &writer)
+            writer.raw(",\"statistic\":")
+            optionalNumber(mean.t, into: &writer)
+            writer.raw(",\"df\":")
+            optionalNumber(mean.degreesOfFreedom, into: &writer)
+            writer.raw(",\"cohens_d\":")
+            optionalNumber(mean.cohensD, into: &writer)
+            writer.raw(",\"p_value\":")
+            writer.number(mean.pValue)
+            writeVerdict(comparison, difference: mean.difference, pValue: mean.pValue, into: &writer)
+        }
+        writer.raw("}")
+    }
+
+    /// `better`, `worse` or `no_difference` at the report's confidence.
+    private static func writeVerdict(_ comparison: MetricComparison, difference: Double, pValue: Double, into writer: inout JSONWriter) {
+        writer.raw(",\"verdict\":")
+        guard pValue < 1 - confidence, difference != 0 else { return writer.string("no_difference") }
+        writer.string((difference > 0) == comparison.higherIsBetter ? "better" : "worse")
+    }
+
+    private static func write(_ interval: ConfidenceInterval?, into writer: inout JSONWriter) {
+        guard let interval else { return writer.null() }
+        writer.raw("[")
+        writer.number(interval.lower)
+        writer.raw(",")
+        writer.number(interval.upper)
+        writer.raw("]")
+    }
+}
+
+private func optionalNumber(_ value: Double?, into writer: inout JSONWriter) {
+    if let value, value.isFinite { writer.number(value) } else { writer.null() }
+}
