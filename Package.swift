@@ -75,6 +75,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "variantd-example",
+            dependencies: ["VariantClient", "VariantCore"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "variantd-bench",
             dependencies: [
                 "VariantCore",

@@ -3,8 +3,8 @@ import VariantCore
 
 /// A blocking connection to variantd's Unix socket that sends request lines and reads the answers, in order.
 ///
-/// This is the thin transport under `variantctl`; the full client shim (fallback to the control, buffering of
-/// records) builds on it.
+/// The transport under `variantctl` and `VariantClient` (which adds the fallback, the kept connection and the
+/// record buffer). Not thread-safe: one user at a time.
 public final class VariantConnection {
     /// The socket path used when none is given: `$VARIANTD_SOCKET`, else `/run/variantd/variantd.sock`.
     public static var defaultSocketPath: String {
@@ -40,7 +40,10 @@ public final class VariantConnection {
         }
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(kind: .io, description: "socket(): \(String(cString: strerror(errno)))") }
-        var timeout = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - timeoutSeconds.rounded(.down)) * 1e6))
+        let clamped = max(timeoutSeconds, 0.000_001)  // a zero timeout would mean "wait forever"
+        var timeout = timeval(tv_sec: Int(clamped), tv_usec: Int((clamped - clamped.rounded(.down)) * 1e6))
+        if timeout.tv_sec == 0, timeout.tv_usec == 0 { timeout.tv_usec = 1 }
+        // SO_SNDTIMEO also bounds connect(2) on a Unix socket whose backlog is full.
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let result = withUnsafePointer(to: &address) {
@@ -57,9 +60,7 @@ public final class VariantConnection {
                     kind: .socketMissing,
                     description: "no variantd socket at \(socketPath). Is the daemon running? Start it with `systemctl start variantd.socket` or `variantd --config FILE --socket \(socketPath)`, or point at another socket with --socket or VARIANTD_SOCKET.")
             case EACCES, EPERM:
-                throw Failure(
-                    kind: .permissionDenied,
-                    description: "permission denied on \(socketPath). Join the group that owns the socket (`ls -l \(socketPath)` shows it; usually `sudo usermod -aG variantd $USER`, then log in again).")
+                throw Failure(kind: .permissionDenied, description: Self.permissionAdvice(socketPath: socketPath))
             case ECONNREFUSED:
                 throw Failure(kind: .refused, description: "\(socketPath) exists but nothing accepts connections on it: the daemon is not running (a stale socket file).")
             default:
@@ -73,6 +74,15 @@ public final class VariantConnection {
         close(descriptor)
     }
 
+    /// Sets how long each following read or write may block (at least a microsecond: zero would mean forever).
+    public func setTimeout(seconds: Double) {
+        let clamped = max(seconds, 0.000_001)
+        var timeout = timeval(tv_sec: Int(clamped), tv_usec: Int((clamped - clamped.rounded(.down)) * 1e6))
+        if timeout.tv_sec == 0, timeout.tv_usec == 0 { timeout.tv_usec = 1 }
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     /// Sends one request line (a newline is added) and returns the answer line without its newline.
     public func request(_ line: String) throws(Failure) -> String {
         try send(line)
@@ -84,7 +94,10 @@ public final class VariantConnection {
         bytes.append(UInt8(ascii: "\n"))
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            // MSG_NOSIGNAL: a daemon that went away is an error to report, not a SIGPIPE that kills the caller.
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw ioFailure("write")
@@ -120,6 +133,30 @@ public final class VariantConnection {
 }
 
 extension VariantConnection {
+    /// Why connecting was refused and what to do: which group owns the socket (from `stat` and `getgrgid`) and how
+    /// to join it, or which folder on the way cannot be entered.
+    public static func permissionAdvice(socketPath: String) -> String {
+        var info = stat()
+        guard stat(socketPath, &info) == 0 else {
+            let folder = socketPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            return "permission denied on \(socketPath): the folder \(folder.isEmpty ? "/" : folder) cannot be entered by this user (\(String(cString: strerror(errno)))). Ask for access to it, or run as the daemon's user."
+        }
+        let mode = String(info.st_mode & 0o777, radix: 8)
+        let group = groupName(info.st_gid)
+        let owner = userName(info.st_uid)
+        return "permission denied on \(socketPath) (owner \(owner), group \(group), mode 0\(mode)). Join the group \(group): `sudo usermod -aG \(group) $USER`, then log in again (or run `newgrp \(group)`)."
+    }
+
+    static func groupName(_ id: gid_t) -> String {
+        guard let entry = getgrgid(id), let name = entry.pointee.gr_name else { return "\(id)" }
+        return String(cString: name)
+    }
+
+    static func userName(_ id: uid_t) -> String {
+        guard let entry = getpwuid(id), let name = entry.pointee.pw_name else { return "\(id)" }
+        return String(cString: name)
+    }
+
     /// Builds a request line from fields, in the given order, with JSON escaping.
     public static func requestLine(_ fields: [(String, JSONValue)]) -> String {
         var writer = JSONWriter()

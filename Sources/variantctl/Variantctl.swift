@@ -1,54 +1,27 @@
 import ArgumentParser
-import Glibc
-import VariantClient
-import VariantCore
 
 /// `variantctl`: the operator's command line for variantd.
+///
+/// One subcommand per file. The statistics commands (`stats EXPERIMENT`, `sample-size`, `watch`) join the
+/// "Results" group when the daemon's `stats` op lands; they share `ConnectionOptions` and `Table` like the rest.
 @main
 struct Variantctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "variantctl",
-        abstract: "Validate configuration and query a running variantd.",
-        subcommands: [Validate.self, Assign.self, PromptCommand.self, Status.self, Health.self])
-}
-
-/// Options shared by every command that talks to the daemon.
-struct ConnectionOptions: ParsableArguments {
-    @Option(help: "The daemon's socket (default: $VARIANTD_SOCKET, else /run/variantd/variantd.sock).")
-    var socket: String = VariantConnection.defaultSocketPath
-
-    @Flag(help: "Print the daemon's JSON answer as is.")
-    var json = false
-
-    @Option(help: "Seconds to wait for the daemon.")
-    var timeout: Double = 5
-
-    /// Sends one request and returns the parsed answer, or exits with the daemon's error code.
-    func send(_ fields: [(String, JSONValue)]) throws -> (line: String, answer: JSONObject) {
-        let line: String
-        do {
-            let connection = try VariantConnection(socketPath: socket, timeoutSeconds: timeout)
-            line = try connection.request(VariantConnection.requestLine(fields))
-        } catch {
-            printError("variantctl: \(error.description)")
-            throw ExitCode(ExitCodes.unavailable)
-        }
-        guard case .object(let answer)? = try? JSONParser.parse(Array(line.utf8)) else {
-            printError("variantctl: the daemon answered something that is not a JSON object: \(line)")
-            throw ExitCode(ExitCodes.software)
-        }
-        if answer["ok"] != .bool(true) {
-            if json {
-                print(line)
-            } else {
-                let error = answer["error"]?.objectValue
-                let code = error?["code"]?.stringValue ?? "unknown"
-                printError("variantctl: \(code): \(error?["message"]?.stringValue ?? line)")
-            }
-            throw ExitCode(ExitCodes.requestFailed)
-        }
-        return (line, answer)
-    }
+        abstract: "Validate configuration, query a running variantd and operate its experiments.",
+        discussion: """
+            Commands that talk to the daemon take --socket (default $VARIANTD_SOCKET, else \
+            /run/variantd/variantd.sock), --json (print the daemon's answer as is) and --timeout.
+            Exit codes: 0 success, 1 an error answer or an invalid document, 66 an unreadable file, \
+            69 the daemon cannot be reached, 70 a nonsensical answer.
+            Shell completion: variantctl --generate-completion-script bash|zsh|fish.
+            """,
+        groupedSubcommands: [
+            CommandGroup(name: "Configuration", subcommands: [Validate.self, Status.self, Health.self, Reload.self]),
+            CommandGroup(name: "Assignment", subcommands: [Assign.self, PromptCommand.self]),
+            CommandGroup(name: "Results", subcommands: [RecordCommand.self, Events.self]),
+            CommandGroup(name: "Treatments", subcommands: [Disable.self, Enable.self]),
+        ])
 }
 
 /// Exit codes, after sysexits(3) where one fits.
@@ -63,34 +36,4 @@ enum ExitCodes {
     static let software: Int32 = 70
     /// The daemon could not be reached.
     static let unavailable: Int32 = 69
-}
-
-func printError(_ message: String) {
-    var standardError = StandardError()
-    print(message, to: &standardError)
-}
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        let bytes = Array(string.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
-    }
-}
-
-/// Renders an answer's fields as `key: value` lines for people.
-func printFields(_ object: JSONObject, skipping skipped: Set<String> = ["id", "ok"]) {
-    for member in object.members where !skipped.contains(member.key) {
-        print("\(member.key): \(render(member.value))")
-    }
-}
-
-func render(_ value: JSONValue) -> String {
-    switch value {
-    case .string(let text): return text
-    case .null: return "-"
-    default:
-        var writer = JSONWriter()
-        writer.value(value)
-        return String(decoding: writer.bytes, as: UTF8.self)
-    }
 }

@@ -1,0 +1,330 @@
+import Glibc
+import Synchronization
+import VariantCore
+
+/// The Swift client shim: assignments and prompts that never throw into the request path, and records that never
+/// block it.
+///
+/// - `assign` and `prompt` always return an ``Assignment``. When the daemon is unreachable, slower than
+///   `timeout`, or answers an error, it is the ``Fallback``'s control with `reason == "fallback"` and `error` saying
+///   why. When the daemon answers `no_config`, it is the fallback's control with the daemon's reason.
+/// - `record` appends to a bounded buffer and returns at once; a background thread sends the buffer as `batch`
+///   lines with `"ack":false` every `flushInterval`. A record that finds the buffer full, or that cannot be sent
+///   because the daemon is down, is dropped and counted in ``counters``.
+///
+/// Requests use one kept connection, reconnected when needed and dropped after a timeout (so a late answer is never
+/// taken for the next one); records use a second connection owned by the sender thread. Thread-safe.
+public final class VariantClient: Sendable {
+    /// How the client talks to the daemon; every member has a default.
+    public struct Configuration: Sendable {
+        /// The daemon's socket: `$VARIANTD_SOCKET`, else `/run/variantd/variantd.sock`.
+        public var socketPath: String
+        /// Seconds one `assign` or `prompt` may take in all, connecting included.
+        public var timeout: Double = 0.005
+        /// After the daemon was unreachable or timed out, seconds during which calls fall back at once.
+        public var retryAfter: Double = 0.25
+        /// Records that may wait to be sent; more are dropped and counted.
+        public var recordBufferCapacity: Int = 10_000
+        /// Seconds between sends of buffered records.
+        public var flushInterval: Double = 0.05
+        /// The longest `batch` line sent (the daemon's default limit is 65536 bytes).
+        public var maximumLineBytes: Int = 60_000
+        /// Seconds the operator calls (`events`, `disable`, `enable`, `request`) may take.
+        public var adminTimeout: Double = 5
+
+        public init(socketPath: String = VariantConnection.defaultSocketPath) {
+            self.socketPath = socketPath
+        }
+    }
+
+    /// What the client did since it started.
+    public struct Counters: Sendable, Equatable {
+        /// Answers served from the fallback.
+        public var fallbacks = 0
+        /// Records written to the daemon.
+        public var sent = 0
+        /// Records dropped: the buffer was full, the daemon was down, or the client was closed.
+        public var dropped = 0
+        /// Records the daemon refused (unknown variant, invalid metric, ...).
+        public var rejected = 0
+    }
+
+    /// An error answer or a transport failure from an operator call.
+    public struct RequestError: Error, CustomStringConvertible, Sendable {
+        /// The daemon's error code, or `unreachable`, `timeout`, `closed`, `invalid_answer`.
+        public var code: String
+        public var message: String
+        public var description: String { "\(code): \(message)" }
+    }
+
+    public let configuration: Configuration
+    public let fallback: Fallback
+    private let state: Mutex<RequestState>
+    let shared: SharedRecordState
+
+    public init(configuration: Configuration = Configuration(), fallback: Fallback = Fallback()) {
+        self.configuration = configuration
+        self.fallback = fallback
+        self.state = Mutex(RequestState())
+        self.shared = SharedRecordState()
+        RecordSender.start(configuration: configuration, shared: shared)
+    }
+
+    public convenience init(socketPath: String, timeout: Double = 0.005, fallback: Fallback = Fallback()) {
+        var configuration = Configuration(socketPath: socketPath)
+        configuration.timeout = timeout
+        self.init(configuration: configuration, fallback: fallback)
+    }
+
+    deinit {
+        shared.close()
+    }
+
+    public var counters: Counters { shared.counters }
+
+    // MARK: Request path (never throws)
+
+    /// The variant `unit` gets in `experiment`; the fallback's control when the daemon cannot say.
+    public func assign(_ experiment: String, unit: String, attributes: JSONObject = JSONObject()) -> Assignment {
+        var fields: [(String, JSONValue)] = [
+            ("op", .string("assign")), ("experiment", .string(experiment)), ("unit", .string(unit)),
+        ]
+        if !attributes.isEmpty { fields.append(("attributes", .object(attributes))) }
+        do throws(Failure) {
+            let answers = try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)
+            return assignment(experiment, from: answers[0])
+        } catch {
+            return fallBack(experiment, error.code)
+        }
+    }
+
+    /// Like `assign`, with the prompt version's `template` and `variables`; templates are cached per config
+    /// version, so this is usually one round trip.
+    public func prompt(_ experiment: String, unit: String, attributes: JSONObject = JSONObject()) -> Assignment {
+        var answer = assign(experiment, unit: unit, attributes: attributes)
+        guard answer.reason != "fallback", answer.reason != "no_config", let prompt = answer.prompt,
+            let version = answer.promptVersion
+        else { return answer }
+        guard let template = cachedTemplate(prompt, version: version, configVersion: answer.configVersion) else {
+            return fallBack(experiment, "prompt_unavailable")
+        }
+        answer.template = template.template
+        answer.variables = template.variables
+        return answer
+    }
+
+    /// A prompt version's template (the latest without `version`) from the daemon, else from the fallback.
+    public func template(_ prompt: String, version: Int? = nil) -> Template? {
+        var fields: [(String, JSONValue)] = [("op", .string("prompt")), ("prompt", .string(prompt))]
+        if let version { fields.append(("version", .number(Double(version)))) }
+        if let answers = try? exchange([fields], timeout: configuration.timeout, respectingBackoff: true),
+            let found = Self.template(from: answers[0])
+        {
+            return found
+        }
+        return fallback.template(prompt, version: version)
+    }
+
+    /// Many assignments pipelined in one write and one read; all fall back together if the daemon cannot answer.
+    public func assign(_ requests: [(experiment: String, unit: String, attributes: JSONObject)]) -> [Assignment] {
+        let lines: [[(String, JSONValue)]] = requests.map { request in
+            var fields: [(String, JSONValue)] = [
+                ("op", .string("assign")), ("experiment", .string(request.experiment)), ("unit", .string(request.unit)),
+            ]
+            if !request.attributes.isEmpty { fields.append(("attributes", .object(request.attributes))) }
+            return fields
+        }
+        do throws(Failure) {
+            let answers = try exchange(lines, timeout: configuration.timeout, respectingBackoff: true)
+            return zip(requests, answers).map { assignment($0.experiment, from: $1) }
+        } catch {
+            return requests.map { fallBack($0.experiment, error.code) }
+        }
+    }
+
+    // MARK: Operator calls (these throw)
+
+    /// Sends any request and returns the answer; throws `RequestError` on an error answer or a transport failure.
+    public func request(_ fields: [(String, JSONValue)]) throws(RequestError) -> JSONObject {
+        let answer: JSONObject
+        do throws(Failure) {
+            answer = try exchange([fields], timeout: configuration.adminTimeout, respectingBackoff: false)[0]
+        } catch {
+            throw RequestError(code: error.code, message: error.message)
+        }
+        guard answer["ok"] == .bool(true) else {
+            let error = answer["error"]?.objectValue
+            throw RequestError(
+                code: error?["code"]?.stringValue ?? "invalid_answer", message: error?["message"]?.stringValue ?? "")
+        }
+        return answer
+    }
+
+    /// The daemon's latest events, oldest first.
+    public func events(limit: Int? = nil) throws(RequestError) -> [JSONObject] {
+        var fields: [(String, JSONValue)] = [("op", .string("events"))]
+        if let limit { fields.append(("limit", .number(Double(limit)))) }
+        return (try request(fields)["events"]?.arrayValue ?? []).compactMap(\.objectValue)
+    }
+
+    public func disable(_ experiment: String, variant: String, reason: String? = nil) throws(RequestError) -> JSONObject {
+        var fields: [(String, JSONValue)] = [
+            ("op", .string("disable")), ("experiment", .string(experiment)), ("variant", .string(variant)),
+        ]
+        if let reason { fields.append(("reason", .string(reason))) }
+        return try request(fields)
+    }
+
+    public func enable(_ experiment: String, variant: String) throws(RequestError) -> JSONObject {
+        try request([("op", .string("enable")), ("experiment", .string(experiment)), ("variant", .string(variant))])
+    }
+
+    // MARK: Internals
+
+    struct Failure: Error {
+        var code: String
+        var message: String = ""
+    }
+
+    struct RequestState: ~Copyable {
+        var connection: VariantConnection?
+        var nextID = 1
+        var downUntil = 0.0
+        var templates: [String: Template] = [:]
+    }
+
+    private func fallBack(_ experiment: String, _ code: String) -> Assignment {
+        shared.count { $0.fallbacks += 1 }
+        return fallback.assignment(for: experiment, reason: "fallback", error: code)
+    }
+
+    private func assignment(_ experiment: String, from answer: JSONObject) -> Assignment {
+        guard answer["ok"] == .bool(true) else {
+            return fallBack(experiment, answer["error"]?.objectValue?["code"]?.stringValue ?? "invalid_answer")
+        }
+        if answer["reason"]?.stringValue == "no_config" {
+            // No configuration in the daemon: the client serves its own control, keeping the daemon's reason.
+            return fallback.assignment(for: experiment, reason: "no_config")
+        }
+        return Assignment(answer: answer) ?? fallBack(experiment, "invalid_answer")
+    }
+
+    private static func template(from answer: JSONObject) -> Template? {
+        guard answer["ok"] == .bool(true), let prompt = answer["prompt"]?.stringValue,
+            let version = answer["version"]?.integerValue, let text = answer["template"]?.stringValue
+        else { return nil }
+        let variables = answer["variables"]?.objectValue
+        return Template(
+            prompt: prompt, version: version, template: text,
+            variables: .init(
+                required: variables?["required"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                optional: variables?["optional"]?.arrayValue?.compactMap(\.stringValue) ?? []),
+            configVersion: answer["config_version"]?.stringValue, fromFallback: false)
+    }
+
+    private func cachedTemplate(_ prompt: String, version: Int, configVersion: String?) -> Template? {
+        let key = "\(configVersion ?? "")\u{0}\(prompt)\u{0}\(version)"
+        if let cached = state.withLock({ $0.templates[key] }) { return cached }
+        let fields: [(String, JSONValue)] = [
+            ("op", .string("prompt")), ("prompt", .string(prompt)), ("version", .number(Double(version))),
+        ]
+        guard let answers = try? exchange([fields], timeout: configuration.timeout, respectingBackoff: true),
+            let found = Self.template(from: answers[0])
+        else { return nil }
+        if found.configVersion == configVersion {
+            state.withLock { state in
+                if state.templates.count > 1024 { state.templates.removeAll() }
+                state.templates[key] = found
+            }
+        }
+        return found
+    }
+
+    /// Writes the requests in one go on the kept connection and reads their answers, all within `timeout`.
+    private func exchange(
+        _ requests: [[(String, JSONValue)]], timeout: Double, respectingBackoff: Bool
+    ) throws(Failure) -> [JSONObject] {
+        let deadline = monotonicSeconds() + timeout
+        let socketPath = configuration.socketPath
+        let retryAfter = configuration.retryAfter
+        return try state.withLock { (state: inout RequestState) throws(Failure) -> [JSONObject] in
+            if respectingBackoff, monotonicSeconds() < state.downUntil {
+                throw Failure(code: "unreachable", message: "the daemon was unreachable moments ago")
+            }
+            let firstID = state.nextID
+            state.nextID += requests.count
+            var payload = ""
+            for (offset, fields) in requests.enumerated() {
+                if offset > 0 { payload += "\n" }
+                payload += VariantConnection.requestLine([("id", .number(Double(firstID + offset)))] + fields)
+            }
+            for attempt in 0..<2 {
+                let fresh = state.connection == nil
+                do throws(Failure) {
+                    let connection: VariantConnection
+                    if let existing = state.connection {
+                        connection = existing
+                        connection.setTimeout(seconds: deadline - monotonicSeconds())
+                    } else {
+                        let remaining = deadline - monotonicSeconds()
+                        guard remaining > 0 else { throw Failure(code: "timeout", message: "no time left to connect") }
+                        do throws(VariantConnection.Failure) {
+                            connection = try VariantConnection(socketPath: socketPath, timeoutSeconds: remaining)
+                        } catch {
+                            throw Failure(code: "unreachable", message: error.description)
+                        }
+                        state.connection = connection
+                    }
+                    try Self.transport { () throws(VariantConnection.Failure) in try connection.send(payload) }
+                    var answers: [JSONObject] = []
+                    for offset in 0..<requests.count {
+                        answers.append(try Self.readAnswer(id: firstID + offset, on: connection, deadline: deadline))
+                    }
+                    return answers
+                } catch {
+                    state.connection = nil
+                    // A kept connection the daemon closed (a restart) is retried once on a new one.
+                    if error.code == "closed", !fresh, attempt == 0, monotonicSeconds() < deadline { continue }
+                    if ["unreachable", "timeout", "closed"].contains(error.code) {
+                        state.downUntil = monotonicSeconds() + retryAfter
+                    }
+                    throw error
+                }
+            }
+            throw Failure(code: "closed", message: "the daemon closed the connection")
+        }
+    }
+
+    private static func transport(_ body: () throws(VariantConnection.Failure) -> Void) throws(Failure) {
+        do throws(VariantConnection.Failure) {
+            try body()
+        } catch {
+            throw Failure(code: error.kind == .timedOut ? "timeout" : "closed", message: error.description)
+        }
+    }
+
+    private static func readAnswer(id: Int, on connection: VariantConnection, deadline: Double) throws(Failure) -> JSONObject {
+        while true {
+            let remaining = deadline - monotonicSeconds()
+            guard remaining > 0 else { throw Failure(code: "timeout", message: "no answer in time") }
+            connection.setTimeout(seconds: remaining)
+            var line = ""
+            try transport { () throws(VariantConnection.Failure) in line = try connection.receiveLine() }
+            guard case .object(let answer)? = try? JSONParser.parse(Array(line.utf8)) else {
+                throw Failure(code: "invalid_answer", message: "not a JSON object: \(line.prefix(200))")
+            }
+            if answer["id"]?.integerValue == id { return answer }
+            if answer["id"] == .null, answer["ok"] == .bool(false) {
+                throw Failure(code: answer["error"]?.objectValue?["code"]?.stringValue ?? "invalid_answer")
+            }
+            // An answer to an earlier request: skip it.
+        }
+    }
+}
+
+/// Seconds on the monotonic clock.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import VariantCore
+
+/// `variantctl prompt NAME [--version N]` or `variantctl prompt --experiment E --unit U`.
+struct PromptCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prompt", abstract: "Print a prompt version's template (latest, numbered, or a unit's).")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Argument(help: "The prompt's name (optional with --experiment).")
+    var name: String?
+
+    @Option(help: "The version number (default: the latest).")
+    var version: Int?
+
+    @Option(help: "Give the version this experiment assigns to --unit.")
+    var experiment: String?
+
+    @Option(help: "The unit, with --experiment.")
+    var unit: String?
+
+    @Option(name: .customLong("attribute"), help: "A request attribute as key=value, with --experiment.")
+    var attributes: [String] = []
+
+    func validate() throws {
+        if experiment == nil, name == nil { throw ValidationError("give a prompt name, or --experiment and --unit") }
+        if (experiment == nil) != (unit == nil) { throw ValidationError("--experiment and --unit go together") }
+        if experiment != nil, version != nil { throw ValidationError("--version cannot be combined with --experiment") }
+    }
+
+    func run() throws {
+        var fields: [(String, JSONValue)] = [("op", .string("prompt"))]
+        if let name { fields.append(("prompt", .string(name))) }
+        if let version { fields.append(("version", .number(Double(version)))) }
+        if let experiment, let unit {
+            fields += [
+                ("experiment", .string(experiment)), ("unit", .string(unit)),
+                ("attributes", try attributesObject(attributes)),
+            ]
+        }
+        let (line, answer) = try connection.send(fields)
+        if connection.json {
+            print(line)
+        } else {
+            printFields(answer, skipping: ["id", "ok", "template"])
+            print("template:\n\(answer["template"]?.stringValue ?? "")")
+        }
+    }
+}
+
