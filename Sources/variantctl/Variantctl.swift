@@ -2,8 +2,7 @@ import ArgumentParser
 
 /// `variantctl`: the operator's command line for variantd.
 ///
-/// One subcommand per file. The statistics commands (`stats EXPERIMENT`, `sample-size`, `watch`) join the
-/// "Results" group when the daemon's `stats` op lands; they share `ConnectionOptions` and `Table` like the rest.
+/// One subcommand per file; commands that talk to the daemon share `ConnectionOptions` and `Table`.
 @main
 struct Variantctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,7 +18,9 @@ struct Variantctl: AsyncParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Configuration", subcommands: [Validate.self, Status.self, Health.self, Reload.self]),
             CommandGroup(name: "Assignment", subcommands: [Assign.self, PromptCommand.self]),
-            CommandGroup(name: "Results", subcommands: [RecordCommand.self, Events.self]),
+            CommandGroup(
+                name: "Results",
+                subcommands: [Stats.self, Watch.self, SampleSizeCommand.self, RecordCommand.self, Events.self]),
             CommandGroup(name: "Treatments", subcommands: [Disable.self, Enable.self]),
         ])
 }

@@ -23,7 +23,8 @@ public struct GuardrailBreach: Sendable, Equatable {
         return "\(metric) guardrail breached: treatment \(format(treatmentValue)) (n=\(treatmentCount)) vs control \(format(controlValue)) (n=\(controlCount)); worse by \(format(degradation)), tolerance \(format(tolerance)); always-valid p = \(format(alwaysValidPValue))"
     }
 
-    static func fourSignificantDigits(_ value: Double) -> String {
+    /// A number to four significant digits, for people.
+    public static func fourSignificantDigits(_ value: Double) -> String {
         guard value.isFinite, value != 0 else { return "\(value)" }
         let scale = pow(10, 3 - floor(log10(abs(value))))
         let rounded = (value * scale).rounded() / scale

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Glibc
+import VariantCore
+
+/// `variantctl stats EXPERIMENT`: one table per metric (variant, n, rate or mean, difference with its interval,
+/// p-value, verdict), the split check, the sample size and the recommendation.
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show an experiment's statistics: each treatment against the control, per metric, and a recommendation.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Argument(help: "The experiment.")
+    var experiment: String
+
+    @Option(help: "The absolute change of the primary rate the sample size is computed for (default: a tenth of the control's rate).")
+    var minimumDetectableEffect: Double?
+
+    func validate() throws {
+        if let minimumDetectableEffect, !(minimumDetectableEffect > 0 && minimumDetectableEffect < 1) {
+            throw ValidationError("--minimum-detectable-effect must be between 0 and 1")
+        }
+    }
+
+    func run() throws {
+        let (line, answer) = try connection.send(Self.request(experiment: experiment, effect: minimumDetectableEffect))
+        guard !connection.json else { return print(line) }
+        print(Self.rendered(answer))
+    }
+
+    static func request(experiment: String, effect: Double?) -> [(String, JSONValue)] {
+        var fields: [(String, JSONValue)] = [("op", .string("stats")), ("experiment", .string(experiment))]
+        if let effect { fields.append(("minimum_detectable_effect", .number(effect))) }
+        return fields
+    }
+
+    /// The whole answer for a terminal.
+    static func rendered(_ answer: JSONObject) -> String {
+        var sections: [String] = []
+        let variants = (answer["variants"]?.arrayValue ?? []).compactMap(\.objectValue)
+        let control = variants.first { $0["control"] == .bool(true) }
+        sections.append(
+            "\(render(answer["experiment"] ?? .null)) (\(render(answer["status"] ?? .null)), \(render(answer["mode"] ?? .null)), config \(render(answer["config_version"] ?? .null)))")
+
+        var overview = Table("VARIANT", "WEIGHT", "ASSIGNED", "RECORDS", "STATE")
+        for variant in variants {
+            let disabled = variant["disabled"]?.objectValue
+            overview.add([
+                name(variant), render(variant["weight"] ?? .null), render(variant["assignments"] ?? .null),
+                render(variant["records"] ?? .null),
+                disabled.map { "disabled (\($0["automatic"] == .bool(true) ? "guardrail" : "operator")): \(render($0["reason"] ?? .null))" } ?? "serving",
+            ])
+        }
+        sections.append(overview.rendered())
+
+        let comparisons = (answer["comparisons"]?.arrayValue ?? []).compactMap(\.objectValue)
+        var metricNames: [String] = []
+        for comparison in comparisons {
+            for metric in (comparison["metrics"]?.arrayValue ?? []).compactMap(\.objectValue) {
+                if let name = metric["metric"]?.stringValue, !metricNames.contains(name) { metricNames.append(name) }
+            }
+        }
+        for metricName in metricNames {
+            var table = Table("VARIANT", "N", metricName == "error_rate" || metricName == "success" ? "RATE" : "MEAN", "DIFF", "95% INTERVAL", "P", "VERDICT")
+            if let control { table.add([name(control), count(control, metricName), value(control, metricName), "", "", "", "control"]) }
+            for comparison in comparisons {
+                guard let metric = (comparison["metrics"]?.arrayValue ?? []).compactMap(\.objectValue).first(where: { $0["metric"] == .string(metricName) }),
+                    let variant = variants.first(where: { $0["name"] == comparison["variant"] })
+                else { continue }
+                table.add([
+                    name(variant), count(variant, metricName), number(metric["treatment"]), signed(metric["difference"]),
+                    interval(metric["interval"]), number(metric["p_value"]), render(metric["verdict"] ?? .null),
+                ])
+            }
+            sections.append("\(metricName)\n" + table.rendered())
+        }
+
+        if let latencyRows = Optional(variants.compactMap { variant -> [String]? in
+            guard let latency = variant["latency_ms"]?.objectValue, latency["n"] != .number(0) else { return nil }
+            return [name(variant), number(latency["p50"]), number(latency["p95"]), number(latency["p99"])]
+        }), !latencyRows.isEmpty {
+            var table = Table("VARIANT", "P50 MS", "P95 MS", "P99 MS")
+            latencyRows.forEach { table.add($0) }
+            sections.append("latency percentiles\n" + table.rendered())
+        }
+
+        var checks: [String] = []
+        if let ratio = answer["sample_ratio"]?.objectValue {
+            checks.append("sample ratio: \(ratio["mismatch"] == .bool(true) ? "MISMATCH" : "ok") (chi-square \(number(ratio["statistic"])), p \(number(ratio["p_value"])))")
+        }
+        if let size = answer["sample_size"]?.objectValue, size["required_per_variant"] != .null {
+            checks.append("sample size on \(render(size["metric"] ?? .null)): \(render(size["smallest_variant"] ?? .null)) of \(render(size["required_per_variant"] ?? .null)) per variant to detect \(number(size["minimum_detectable_effect"]))")
+        }
+        if let recommendation = answer["recommendation"]?.objectValue {
+            checks.append("recommendation: \(render(recommendation["verdict"] ?? .null)) — \(render(recommendation["reason"] ?? .null))")
+        }
+        sections.append(checks.joined(separator: "\n"))
+        return sections.joined(separator: "\n\n")
+    }
+
+    private static func name(_ variant: JSONObject) -> String { render(variant["name"] ?? .null) }
+
+    private static func summary(_ variant: JSONObject, _ metric: String) -> JSONObject? {
+        variant[metric]?.objectValue ?? variant["custom"]?.objectValue?[metric]?.objectValue
+    }
+
+    private static func count(_ variant: JSONObject, _ metric: String) -> String {
+        render(summary(variant, metric)?["n"] ?? .null)
+    }
+
+    private static func value(_ variant: JSONObject, _ metric: String) -> String {
+        let summary = summary(variant, metric)
+        return number(summary?["rate"] ?? summary?["mean"])
+    }
+
+    static func number(_ value: JSONValue?) -> String {
+        guard let value = value?.numberValue else { return "-" }
+        return GuardrailBreach.fourSignificantDigits(value)
+    }
+
+    private static func signed(_ value: JSONValue?) -> String {
+        guard let number = value?.numberValue else { return "-" }
+        return (number > 0 ? "+" : "") + GuardrailBreach.fourSignificantDigits(number)
+    }
+
+    private static func interval(_ value: JSONValue?) -> String {
+        guard let bounds = value?.arrayValue, bounds.count == 2 else { return "-" }
+        return "[\(signed(bounds[0])), \(signed(bounds[1]))]"
+    }
+}
+
+/// `variantctl watch EXPERIMENT`: the `stats` tables, refreshed in place until interrupted.
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Refresh an experiment's statistics in place until interrupted.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Argument(help: "The experiment.")
+    var experiment: String
+
+    @Option(help: "Seconds between refreshes.")
+    var interval: Double = 2
+
+    @Option(help: "Stop after this many refreshes (default: until interrupted).")
+    var count: Int?
+
+    func validate() throws {
+        guard interval >= 0.1 else { throw ValidationError("--interval must be at least 0.1 seconds") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+    }
+
+    func run() throws {
+        var refreshes = 0
+        while count.map({ refreshes < $0 }) ?? true {
+            let (line, answer) = try connection.send(Stats.request(experiment: experiment, effect: nil))
+            // Clear the screen and go home, then draw.
+            print(connection.json ? line : "\u{1B}[2J\u{1B}[H" + Stats.rendered(answer))
+            refreshes += 1
+            if count.map({ refreshes >= $0 }) ?? false { break }
+            usleep(useconds_t(interval * 1_000_000))
+        }
+    }
+}
