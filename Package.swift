@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
     ],
     targets: [
+        // libsystemd (sd_notify, sd_listen_fds, sd_journal_sendv); scripts/bootstrap installs libsystemd-dev.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "VariantCore",
             dependencies: [
@@ -37,6 +39,7 @@ let package = Package(
             name: "VariantDaemon",
             dependencies: [
                 "VariantCore",
+                "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
