@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import Testing
+import VariantCore
 import VariantDaemon
 
 /// How log entries become journal fields, and where logs go.
@@ -120,5 +121,80 @@ import VariantDaemon
         #expect(mismatched.wait() == 0)
         #expect(mismatched.logs.contains("server.listening"), "auto with a stale JOURNAL_STREAM must write text")
 
+    }
+}
+
+/// The daemon's entries read back with `journalctl`, from a real `systemd-journald` in a private mount namespace
+/// (its own tmpfs on /run, so it neither needs nor disturbs the host's journal).
+@Suite(.serialized) struct SystemdJournalEndToEndTests {
+    private static let script = #"""
+        set -eu
+        mount -t tmpfs tmpfs /run
+        if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
+        "$JOURNALD" & journald=$!
+        trap 'kill $journald 2>/dev/null || true; wait $journald 2>/dev/null || true' EXIT
+        n=0; until [ -S /run/systemd/journal/socket ]; do sleep 0.05; n=$((n+1)); [ $n -lt 400 ] || exit 3; done
+        # stderr is a file named by JOURNAL_STREAM, as systemd does for a service: --log-format auto picks the journal.
+        : > "$DIR/stderr.log"
+        JOURNAL_STREAM=$(stat -L -c %d:%i "$DIR/stderr.log") "$VARIANTD" --config "$DIR/config.json" \
+            --socket "$DIR/v.sock" --check-interval 0.1 2>>"$DIR/stderr.log" & daemon=$!
+        n=0; until [ -S "$DIR/v.sock" ]; do sleep 0.05; n=$((n+1)); [ $n -lt 400 ] || exit 4; done
+        printf '{"prompts": {}, "experiments": [{"name": "checkout-prompt"}]}' > "$DIR/bad.json"
+        mv "$DIR/bad.json" "$DIR/config.json"
+        n=0; until journalctl --no-pager -q CODE=invalid_config | grep -q rejected; do
+            sleep 0.1; n=$((n+1)); [ $n -lt 100 ] || break
+        done
+        kill -TERM $daemon; status=0; wait $daemon || status=$?; echo "daemon-exit=$status"
+        journalctl --no-pager -o json SYSLOG_IDENTIFIER=variantd > "$DIR/all.json"
+        journalctl --no-pager -o json CODE=invalid_config > "$DIR/rejected.json"
+        """#
+
+    @Test func entriesCarryStructuredFieldsThatJournalctlFilters() throws {
+        guard let journald = SystemdTools.path("systemd-journald"), SystemdTools.path("journalctl") != nil,
+            let unshare = SystemdTools.path("unshare")
+        else {
+            print("skipped: needs systemd-journald, journalctl (Debian package systemd) and unshare (util-linux)")
+            return
+        }
+        guard (try? SystemdTools.run(unshare, ["-m", "--propagation", "private", "true"]))?.status == 0 else {
+            print("skipped: cannot make a private mount namespace here (unshare -m needs root or CAP_SYS_ADMIN)")
+            return
+        }
+        let directory = try SystemdTools.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try exampleConfig.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        let result = try SystemdTools.run(
+            "/usr/bin/timeout", ["60", unshare, "-m", "--propagation", "private", "/bin/sh", "-c", Self.script],
+            environment: [
+                "JOURNALD": journald, "VARIANTD": DaemonFixture.product("variantd"), "DIR": directory,
+                "VARIANTD_LOG_FORMAT": "", "JOURNAL_STREAM": "",
+            ])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("daemon-exit=0"), "\(result.output)")
+
+        let entries = try String(contentsOfFile: directory + "/all.json", encoding: .utf8).split(separator: "\n")
+            .compactMap { parseObject(String($0)) }
+        let version = LoadedConfig.version(of: Array(exampleConfig.utf8))
+        let applied = try #require(
+            entries.first { $0["MESSAGE"] == .string("config.applied") },
+            "no config.applied entry in \(entries.count) entries:\n\(result.output)")
+        #expect(applied["CONFIG_VERSION"] == .string(version))
+        #expect(applied["CONFIG_SOURCE"] == .string("file:" + directory + "/config.json"))
+        #expect(applied["PRIORITY"] == .string("6"))
+        #expect(applied["SYSLOG_IDENTIFIER"] == .string("variantd"))
+        #expect(applied["CODE_FILE"]?.stringValue?.hasSuffix("FileConfigSource.swift") == true)
+        #expect(applied["CODE_LINE"]?.stringValue.flatMap { Int($0) } != nil)
+        #expect(applied["_TRANSPORT"] == .string("journal"))
+
+        let rejected = try String(contentsOfFile: directory + "/rejected.json", encoding: .utf8).split(separator: "\n")
+            .compactMap { parseObject(String($0)) }
+        #expect(rejected.count == 1, "journalctl CODE=invalid_config found \(rejected.count) entries")
+        #expect(rejected.first?["MESSAGE"]?.stringValue?.hasPrefix("config.rejected") == true)
+        #expect(rejected.first?["PRIORITY"] == .string("3"))
+        #expect(rejected.first?["CONFIG_VERSION"] == .string(version))
+
+        // Everything went to the journal, nothing to stderr.
+        let stderr = try String(contentsOfFile: directory + "/stderr.log", encoding: .utf8)
+        #expect(!stderr.contains("config.applied"), "auto wrote text although JOURNAL_STREAM named stderr:\n\(stderr)")
     }
 }
