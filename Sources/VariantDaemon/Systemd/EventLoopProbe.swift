@@ -1,3 +1,4 @@
+import Dispatch
 import NIOCore
 import Synchronization
 
@@ -6,27 +7,17 @@ import Synchronization
 public enum EventLoopProbe {
     /// Submits an empty task to each loop of `group` and reports whether all of them ran it within `deadline`.
     ///
-    /// Returns by the deadline even when a loop never answers.
+    /// Returns false at the deadline even when a loop never answers. The deadline is a Dispatch timer, not a
+    /// sleeping task, so the answer is settled on time even when Swift's cooperative pool is busy.
     public static func allRespond(_ group: any EventLoopGroup, within deadline: Duration) async -> Bool {
         let loops = Array(group.makeIterator())
-        return await withTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask { await roundTrip(loops) }
-            tasks.addTask {
-                try? await Task.sleep(for: deadline)
-                return false
-            }
-            let first = await tasks.next() ?? false
-            tasks.cancelAll()
-            return first
-        }
-    }
-
-    /// Waits for every loop to run a task, or for cancellation (then false).
-    private static func roundTrip(_ loops: [any EventLoop]) async -> Bool {
         let gate = Gate(expected: loops.count)
+        let (seconds, attoseconds) = deadline.components
+        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 gate.install(continuation)
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { gate.cancel() }
                 for loop in loops {
                     loop.submit {}.whenComplete { _ in gate.arrive() }
                 }
@@ -36,7 +27,7 @@ public enum EventLoopProbe {
         }
     }
 
-    /// Resumes one continuation exactly once: true when every loop arrived, false when cancelled first.
+    /// Resumes one continuation exactly once: true when every loop arrived, false at the deadline or on cancellation.
     private final class Gate: Sendable {
         private struct State {
             var remaining: Int
