@@ -49,8 +49,15 @@ final class RequestLineHandler: ChannelInboundHandler {
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
             flushPending(context: context)
             track(context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))), context)
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: Self.quiesceGracePeriod) { bound.value.close(promise: nil) }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: Self.quiesceGracePeriod) {
+                let (handler, context) = bound.value
+                guard handler.writesInFlight > 0 else { return }
+                handler.logger.notice(
+                    "connection.stop_timeout: the client did not read its last answers; closing",
+                    metadata: ["writes.pending": "\(handler.writesInFlight)"])
+                context.close(promise: nil)
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
