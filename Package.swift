@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
+        // libsystemd (sd_notify, sd_listen_fds, sd_journal_sendv); scripts/bootstrap installs libsystemd-dev.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "VariantCore",
             dependencies: [
@@ -39,6 +41,7 @@ let package = Package(
             name: "VariantDaemon",
             dependencies: [
                 "VariantCore",
+                "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

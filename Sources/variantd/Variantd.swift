@@ -9,8 +9,12 @@ import VariantDaemon
 /// `variantd`: the prompt-experiment sidecar daemon.
 ///
 /// Every option can also be set in the environment (`VARIANTD_CONFIG`, `VARIANTD_SOCKET`, `VARIANTD_SOCKET_MODE`,
-/// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`); a flag
-/// overrides the environment, which overrides the built-in default.
+/// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`,
+/// `VARIANTD_LOG_FORMAT`, `VARIANTD_READY_TIMEOUT`); a flag overrides the environment, which overrides the
+/// built-in default.
+///
+/// Under systemd (see `systemd/`): started with `LISTEN_FDS`, it serves on the passed socket instead of binding
+/// `--socket`; with `NOTIFY_SOCKET` it reports readiness, status, reloads and stopping, and pings the watchdog.
 @main
 struct Variantd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,6 +52,17 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: VARIANTD_LOG_LEVEL.")
     var logLevel: String = Environment.string("VARIANTD_LOG_LEVEL") ?? "info"
 
+    // systemd (issue 6)
+    @Option(
+        help: "auto (the journal when stderr is connected to it), journal or text. Env: VARIANTD_LOG_FORMAT.")
+    var logFormat: String = Environment.string("VARIANTD_LOG_FORMAT") ?? "auto"
+
+    @Option(
+        help:
+            "Under systemd, seconds after which READY=1 is sent without a valid config (answering no_config). Env: VARIANTD_READY_TIMEOUT."
+    )
+    var readyTimeout: Double = Environment.string("VARIANTD_READY_TIMEOUT").flatMap { Double($0) } ?? 30
+
     func validate() throws {
         guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
             throw ValidationError("--socket-mode must be octal permission bits such as 0660, not '\(socketMode)'")
@@ -62,16 +77,25 @@ struct Variantd: AsyncParsableCommand {
         if let adminGroup, AdminPolicy.groupID(named: adminGroup) == nil {
             throw ValidationError("--admin-group '\(adminGroup)' is not a group on this host")
         }
+        guard LogFormat(rawValue: logFormat) != nil else {
+            throw ValidationError("--log-format must be auto, journal or text, not '\(logFormat)'")
+        }
+        guard readyTimeout >= 0, readyTimeout.isFinite else { throw ValidationError("--ready-timeout must be 0 or more") }
     }
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let format = (LogFormat(rawValue: logFormat) ?? .auto).resolved()
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler =
+                format == .journal ? JournalLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "variantd")
+
+        // systemd: the socket passed by socket activation, if any (a startup error if it is not a Unix stream).
+        let inheritedSocket = try SocketActivation.inheritedListener()
 
         // An absolute path, so that `source` in the `config` op says which file, whatever the working directory.
         let configPath = absolutePath(config)
@@ -92,30 +116,42 @@ struct Variantd: AsyncParsableCommand {
             reload: { false })
         control.syncDisabledTreatments()
 
+        // systemd: sd_notify readiness, status, reloads (through the source's hooks), watchdog, stopping.
+        var notifierConfiguration = SystemdNotifier.Configuration()
+        notifierConfiguration.readyTimeout = .milliseconds(Int(readyTimeout * 1000))
+        let notifier = SystemdNotifier(configuration: notifierConfiguration, store: store, logger: logger)
+
         let source = FileConfigSource(
-            configuration: sourceConfiguration, store: store, logger: logger, hooks: control.configEventHooks())
+            configuration: sourceConfiguration, store: store, logger: logger,
+            hooks: .combining(notifier.configHooks, control.configEventHooks()))
         if !source.loadInitial() {
             logger.warning(
                 "config.none: serving no_config until a valid document appears",
                 metadata: ["config.source": "\(sourceConfiguration.sourceDescription)"])
         }
 
-        var serverConfiguration = SocketServer.Configuration(socketPath: socket)
-        serverConfiguration.socketMode = mode_t(UInt32(socketMode, radix: 8) ?? 0o660)
+        var serverConfiguration = SocketServer.Configuration(
+            socketPath: socket, socketMode: mode_t(UInt32(socketMode, radix: 8) ?? 0o660))
+        if let inheritedSocket { serverConfiguration.listener = .inheritedDescriptor(inheritedSocket) }
         serverConfiguration.maximumLineBytes = maxLineBytes
         serverConfiguration.maximumConnections = maxConnections
-        let socketPath = socket
+        let socketPath = inheritedSocket.map { "fd \($0) (socket activation)" } ?? socket
         let server = SocketServer(
             configuration: serverConfiguration, store: store, logger: logger,
             contextForPeer: { control.context(for: $0) }
         ) {
             logger.info("variantd.ready", metadata: ["socket": "\(socketPath)"])
+            notifier.serverListening()
         }
 
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                // Stopped in reverse order: the server answers its last lines before the state's final write.
-                services: [.init(service: source), .init(service: persistence), .init(service: server)],
+                // Stopped in reverse order: the notifier says STOPPING=1 first, the server answers its last lines,
+                // then the state's final write holds every answered record.
+                services: [
+                    .init(service: source), .init(service: persistence), .init(service: server),
+                    .init(service: notifier),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

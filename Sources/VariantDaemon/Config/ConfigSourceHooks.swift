@@ -27,4 +27,13 @@ public struct ConfigSourceHooks: Sendable {
         self.applied = applied
         self.rejected = rejected
     }
+
+    /// Hooks that call each of `hooks` in turn.
+    public static func combining(_ hooks: ConfigSourceHooks...) -> ConfigSourceHooks {
+        ConfigSourceHooks(
+            reloadStarted: { hooks.forEach { $0.reloadStarted() } },
+            reloadFinished: { hooks.forEach { $0.reloadFinished() } },
+            applied: { config in hooks.forEach { $0.applied(config) } },
+            rejected: { failure in hooks.forEach { $0.rejected(failure) } })
+    }
 }

@@ -15,6 +15,10 @@ final class RequestLineHandler: ChannelInboundHandler {
     private let requestContext: RequestContext
     private let logger: Logger
     private var pending = JSONWriter(reservingCapacity: 4096)
+    /// Set by graceful shutdown: the connection closes once every answer written so far has been sent.
+    private var quiescing = false
+    /// Writes not yet sent while quiescing; the connection closes when this reaches zero.
+    private var writesInFlight = 0
 
     init(store: ServingStateStore, context: RequestContext, logger: Logger) {
         self.store = store
@@ -40,9 +44,22 @@ final class RequestLineHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            // Every line read so far has been answered; send the answers and hang up.
+            // Every line read so far has been answered: stop reading, and hang up once those answers are sent. A
+            // close with writes still queued (a client reading slower than it pipelines) would cut them off, so
+            // wait for the last write, but no longer than `quiesceGracePeriod` for a client that stopped reading.
+            quiescing = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
             flushPending(context: context)
-            context.close(promise: nil)
+            track(context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))), context)
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: Self.quiesceGracePeriod) {
+                let (handler, context) = bound.value
+                guard handler.writesInFlight > 0 else { return }
+                handler.logger.notice(
+                    "connection.stop_timeout: the client did not read its last answers; closing",
+                    metadata: ["writes.pending": "\(handler.writesInFlight)"])
+                context.close(promise: nil)
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -65,7 +82,25 @@ final class RequestLineHandler: ChannelInboundHandler {
         guard !pending.bytes.isEmpty else { return }
         let buffer = context.channel.allocator.buffer(bytes: pending.bytes)
         pending.reset()
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        if quiescing {
+            track(context.writeAndFlush(wrapOutboundOut(buffer)), context)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    /// How long a quiescing connection waits for its client to read the last answers.
+    static let quiesceGracePeriod: TimeAmount = .seconds(5)
+
+    /// Counts a write made while quiescing and closes the connection when the last one is done.
+    private func track(_ write: EventLoopFuture<Void>, _ context: ChannelHandlerContext) {
+        writesInFlight += 1
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        write.whenComplete { _ in
+            let (handler, context) = bound.value
+            handler.writesInFlight -= 1
+            if handler.writesInFlight == 0 { context.close(promise: nil) }
+        }
     }
 }
 

@@ -11,16 +11,27 @@ import VariantCore
 /// accepting, answers every line already read, and removes the socket file.
 public final class SocketServer: Service, Sendable {
     public struct Configuration: Sendable {
-        public var socketPath: String
-        /// Permission bits set on the socket file right after binding.
-        public var socketMode: mode_t = 0o660
+        /// Where connections come from.
+        public enum Listener: Sendable, Equatable {
+            /// Bind a socket file (replacing a stale one) with these permission bits, and remove it on exit.
+            case path(String, mode: mode_t)
+            /// Serve on a listening Unix stream socket inherited from systemd's socket activation; systemd owns
+            /// the socket file, so it is neither created, chmod-ed nor removed.
+            case inheritedDescriptor(CInt)
+        }
+
+        public var listener: Listener
         /// The longest request line; a longer one is answered with `line_too_long` and the connection closed.
         public var maximumLineBytes: Int = 65536
         /// Connections beyond this are answered with `too_many_connections` and closed.
         public var maximumConnections: Int = 1024
 
-        public init(socketPath: String) {
-            self.socketPath = socketPath
+        public init(listener: Listener) {
+            self.listener = listener
+        }
+
+        public init(socketPath: String, socketMode: mode_t = 0o660) {
+            self.listener = .path(socketPath, mode: socketMode)
         }
     }
 
@@ -52,11 +63,7 @@ public final class SocketServer: Service, Sendable {
 
     public func run() async throws {
         let quiesce = ServerQuiescingHelper(group: group)
-        // Create the socket file with its final mode, so no client ever sees it with the umask's mode; the
-        // daemon creates no other file while binding, so changing the process-wide umask briefly is safe.
-        let previousUmask = umask(~configuration.socketMode & 0o777)
-        defer { _ = umask(previousUmask) }
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -68,20 +75,18 @@ public final class SocketServer: Service, Sendable {
                     try self.initialize(channel, peer: credentials)
                 }
             }
-            .bind(unixDomainSocketPath: configuration.socketPath, cleanupExistingSocketFile: true)
-            .get()
-        _ = umask(previousUmask)
-        defer { unlink(configuration.socketPath) }
-        guard chmod(configuration.socketPath, configuration.socketMode) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? await channel.close()
-            throw SocketSetupError(description: "cannot set mode of \(configuration.socketPath): \(reason)")
+        let channel: any Channel
+        let socketPath: String?
+        switch configuration.listener {
+        case .path(let path, let mode):
+            channel = try await bind(bootstrap, path: path, mode: mode)
+            socketPath = path
+        case .inheritedDescriptor(let descriptor):
+            channel = try await bootstrap.withBoundSocket(descriptor).get()
+            socketPath = nil
+            logger.info("server.listening", metadata: ["socket.fd": "\(descriptor)", "socket.activated": "true"])
         }
-        logger.info(
-            "server.listening",
-            metadata: [
-                "socket": "\(configuration.socketPath)", "socket.mode": "\(String(configuration.socketMode, radix: 8))",
-            ])
+        defer { if let socketPath { unlink(socketPath) } }
         onListening()
 
         let drained = group.next().makePromise(of: Void.self)
@@ -99,7 +104,25 @@ public final class SocketServer: Service, Sendable {
         } else {
             drained.succeed()
         }
-        logger.info("server.stopped", metadata: ["socket": "\(configuration.socketPath)"])
+        logger.info("server.stopped", metadata: ["socket": "\(socketPath ?? "inherited")"])
+    }
+
+    /// Binds a new socket file at `path` with permission bits `mode`.
+    private func bind(_ bootstrap: ServerBootstrap, path: String, mode: mode_t) async throws -> any Channel {
+        // Create the socket file with its final mode, so no client ever sees it with the umask's mode; the
+        // daemon creates no other file while binding, so changing the process-wide umask briefly is safe.
+        let previousUmask = umask(~mode & 0o777)
+        defer { _ = umask(previousUmask) }
+        let channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        _ = umask(previousUmask)
+        guard chmod(path, mode) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? await channel.close()
+            unlink(path)
+            throw SocketSetupError(description: "cannot set mode of \(path): \(reason)")
+        }
+        logger.info("server.listening", metadata: ["socket": "\(path)", "socket.mode": "\(String(mode, radix: 8))"])
+        return channel
     }
 
     /// The connected process's pid, uid and gid (`SO_PEERCRED`), or nil if the kernel would not say.
