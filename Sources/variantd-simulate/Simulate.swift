@@ -7,7 +7,8 @@ import VariantCore
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "variantd-simulate",
-        abstract: "Simulate guardrail decisions after every record: A/A false-disable rate, A/B detection.")
+        abstract: "Simulate guardrail decisions after every record: A/A false-disable rate, A/B detection."
+    )
 
     @Option(help: "A/A runs (both arms healthy).") var aaRuns = 2000
     @Option(help: "A/B runs (treatment harmful).") var abRuns = 1000
@@ -25,15 +26,25 @@ struct Simulate: ParsableCommand {
             .summarize(runs: aaRuns, seed: seed)
         let ab = GuardrailSimulation(control: healthy, treatment: harmful, recordsPerArm: recordsPerArm, policy: policy)
             .summarize(runs: abRuns, seed: seed &+ 1)
-        print("A/A: \(aa.runs) runs, up to \(recordsPerArm) records per arm, error rate \(baselineErrorRate) in both arms")
-        print("  daemon rule (always-valid mSPRT + tolerance) disabled a healthy treatment: \(percent(aa.disabledShare))")
-        print("  always-valid mSPRT alone ever significant:                       \(percent(aa.sequentialSignificantShare))")
-        print("  naive rule (one-sided p < \(alpha) checked every record) significant:   \(percent(aa.naiveSignificantShare))")
+        print(
+            "A/A: \(aa.runs) runs, up to \(recordsPerArm) records per arm, error rate \(baselineErrorRate) in both arms"
+        )
+        print(
+            "  daemon rule (always-valid mSPRT + tolerance) disabled a healthy treatment: \(percent(aa.disabledShare))"
+        )
+        print(
+            "  always-valid mSPRT alone ever significant:                       \(percent(aa.sequentialSignificantShare))"
+        )
+        print(
+            "  naive rule (one-sided p < \(alpha) checked every record) significant:   \(percent(aa.naiveSignificantShare))"
+        )
         print("  naive rule + tolerance disabled a healthy treatment:             \(percent(aa.naiveDisabledShare))")
         print("A/B: \(ab.runs) runs, error rate \(baselineErrorRate) → \(harmfulErrorRate)")
         print("  daemon rule detection rate: \(percent(ab.disabledShare))")
-        print("  records (both arms) until disable: median \(ab.medianRecordsToDisable.map(String.init) ?? "-"), "
-            + "p90 \(ab.p90RecordsToDisable.map(String.init) ?? "-")")
+        print(
+            "  records (both arms) until disable: median \(ab.medianRecordsToDisable.map(String.init) ?? "-"), "
+                + "p90 \(ab.p90RecordsToDisable.map(String.init) ?? "-")"
+        )
     }
 
     func percent(_ share: Double) -> String {

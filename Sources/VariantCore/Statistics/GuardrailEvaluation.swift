@@ -32,8 +32,11 @@ public struct GuardrailPolicy: Sendable, Equatable {
     public var alpha: Double = 0.05
 
     public init(
-        maximumErrorRateIncrease: Double = 0.05, maximumLatencyIncrease: Double = 0.5,
-        customMetrics: [CustomMetricGuardrail] = [], minimumSamplesPerVariant: Int = 100, alpha: Double = 0.05
+        maximumErrorRateIncrease: Double = 0.05,
+        maximumLatencyIncrease: Double = 0.5,
+        customMetrics: [CustomMetricGuardrail] = [],
+        minimumSamplesPerVariant: Int = 100,
+        alpha: Double = 0.05
     ) {
         self.maximumErrorRateIncrease = maximumErrorRateIncrease
         self.maximumLatencyIncrease = maximumLatencyIncrease
@@ -114,7 +117,8 @@ public struct GuardrailDecision: Sendable, Equatable {
                 + "≤ α = \(GuardrailEvaluation.formatted(alpha)) \(counts)"
         case .healthy:
             if alwaysValidPValue <= alpha {
-                return "\(metric) is worse (always-valid p = \(p)) but by \(observed), within the tolerance of \(limit) \(counts)"
+                return
+                    "\(metric) is worse (always-valid p = \(p)) but by \(observed), within the tolerance of \(limit) \(counts)"
             }
             return "\(metric) not shown worse (always-valid p = \(p), observed change \(observed)) \(counts)"
         }
@@ -143,16 +147,28 @@ public struct GuardrailDecision: Sendable, Equatable {
 public enum GuardrailEvaluation {
     /// Evaluates the error-rate guardrail and folds the result into `state`.
     public static func evaluateErrorRate(
-        control: ProportionCounts, treatment: ProportionCounts, policy: GuardrailPolicy,
+        control: ProportionCounts,
+        treatment: ProportionCounts,
+        policy: GuardrailPolicy,
         state: inout SequentialTestState
     ) -> GuardrailDecision {
         let difference = treatment.rate - control.rate
         let decision = GuardrailDecision(
-            metric: .errorRate, verdict: .insufficientData, controlCount: control.trials,
-            treatmentCount: treatment.trials, controlValue: control.rate, treatmentValue: treatment.rate,
-            difference: difference, observedDegradation: difference, tolerance: policy.maximumErrorRateIncrease,
-            alwaysValidPValue: state.alwaysValidPValue, likelihoodRatio: nil, degradationLowerBound: nil,
-            alpha: policy.alpha, minimumSamplesPerVariant: policy.minimumSamplesPerVariant)
+            metric: .errorRate,
+            verdict: .insufficientData,
+            controlCount: control.trials,
+            treatmentCount: treatment.trials,
+            controlValue: control.rate,
+            treatmentValue: treatment.rate,
+            difference: difference,
+            observedDegradation: difference,
+            tolerance: policy.maximumErrorRateIncrease,
+            alwaysValidPValue: state.alwaysValidPValue,
+            likelihoodRatio: nil,
+            degradationLowerBound: nil,
+            alpha: policy.alpha,
+            minimumSamplesPerVariant: policy.minimumSamplesPerVariant
+        )
         guard control.trials >= policy.minimumSamplesPerVariant, treatment.trials >= policy.minimumSamplesPerVariant
         else { return decision }
         // The pooled variance (the null's), which stays positive as soon as either arm has an error.
@@ -162,21 +178,40 @@ public enum GuardrailEvaluation {
         let variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
         let τ = policy.maximumErrorRateIncrease > 0 ? policy.maximumErrorRateIncrease : 0.2 * pooled.squareRoot()
         return conclude(
-            decision, estimate: difference, variance: variance, mixingScale: τ, policy: policy, state: &state)
+            decision,
+            estimate: difference,
+            variance: variance,
+            mixingScale: τ,
+            policy: policy,
+            state: &state
+        )
     }
 
     /// Evaluates the latency guardrail (means of latency_ms) and folds the result into `state`.
     public static func evaluateLatency(
-        control: RunningMoments, treatment: RunningMoments, policy: GuardrailPolicy, state: inout SequentialTestState
+        control: RunningMoments,
+        treatment: RunningMoments,
+        policy: GuardrailPolicy,
+        state: inout SequentialTestState
     ) -> GuardrailDecision {
         let difference = treatment.mean - control.mean
         let relative = control.mean > 0 ? difference / control.mean : 0
         let decision = GuardrailDecision(
-            metric: .latency, verdict: .insufficientData, controlCount: control.count, treatmentCount: treatment.count,
-            controlValue: control.mean, treatmentValue: treatment.mean, difference: difference,
-            observedDegradation: relative, tolerance: policy.maximumLatencyIncrease,
-            alwaysValidPValue: state.alwaysValidPValue, likelihoodRatio: nil, degradationLowerBound: nil,
-            alpha: policy.alpha, minimumSamplesPerVariant: policy.minimumSamplesPerVariant)
+            metric: .latency,
+            verdict: .insufficientData,
+            controlCount: control.count,
+            treatmentCount: treatment.count,
+            controlValue: control.mean,
+            treatmentValue: treatment.mean,
+            difference: difference,
+            observedDegradation: relative,
+            tolerance: policy.maximumLatencyIncrease,
+            alwaysValidPValue: state.alwaysValidPValue,
+            likelihoodRatio: nil,
+            degradationLowerBound: nil,
+            alpha: policy.alpha,
+            minimumSamplesPerVariant: policy.minimumSamplesPerVariant
+        )
         guard control.count >= policy.minimumSamplesPerVariant, treatment.count >= policy.minimumSamplesPerVariant,
             control.mean > 0
         else { return decision }
@@ -185,33 +220,62 @@ public enum GuardrailEvaluation {
             policy.maximumLatencyIncrease > 0
             ? policy.maximumLatencyIncrease * control.mean : 0.2 * pooledStandardDeviation(control, treatment)
         return conclude(
-            decision, estimate: difference, variance: variance, mixingScale: τ, policy: policy, state: &state)
+            decision,
+            estimate: difference,
+            variance: variance,
+            mixingScale: τ,
+            policy: policy,
+            state: &state
+        )
     }
 
     /// Evaluates a custom metric's guardrail and folds the result into `state`.
     public static func evaluateCustom(
-        _ guardrail: CustomMetricGuardrail, control: RunningMoments, treatment: RunningMoments,
-        policy: GuardrailPolicy, state: inout SequentialTestState
+        _ guardrail: CustomMetricGuardrail,
+        control: RunningMoments,
+        treatment: RunningMoments,
+        policy: GuardrailPolicy,
+        state: inout SequentialTestState
     ) -> GuardrailDecision {
         let difference = treatment.mean - control.mean
         let degradation = guardrail.direction == .lowerIsBetter ? difference : -difference
         let decision = GuardrailDecision(
-            metric: .custom(guardrail.name), verdict: .insufficientData, controlCount: control.count,
-            treatmentCount: treatment.count, controlValue: control.mean, treatmentValue: treatment.mean,
-            difference: difference, observedDegradation: degradation, tolerance: guardrail.tolerance,
-            alwaysValidPValue: state.alwaysValidPValue, likelihoodRatio: nil, degradationLowerBound: nil,
-            alpha: policy.alpha, minimumSamplesPerVariant: policy.minimumSamplesPerVariant)
+            metric: .custom(guardrail.name),
+            verdict: .insufficientData,
+            controlCount: control.count,
+            treatmentCount: treatment.count,
+            controlValue: control.mean,
+            treatmentValue: treatment.mean,
+            difference: difference,
+            observedDegradation: degradation,
+            tolerance: guardrail.tolerance,
+            alwaysValidPValue: state.alwaysValidPValue,
+            likelihoodRatio: nil,
+            degradationLowerBound: nil,
+            alpha: policy.alpha,
+            minimumSamplesPerVariant: policy.minimumSamplesPerVariant
+        )
         guard control.count >= policy.minimumSamplesPerVariant, treatment.count >= policy.minimumSamplesPerVariant
         else { return decision }
         let variance = control.variance / Double(control.count) + treatment.variance / Double(treatment.count)
         let τ = guardrail.tolerance > 0 ? guardrail.tolerance : 0.2 * pooledStandardDeviation(control, treatment)
         return conclude(
-            decision, estimate: degradation, variance: variance, mixingScale: τ, policy: policy, state: &state)
+            decision,
+            estimate: degradation,
+            variance: variance,
+            mixingScale: τ,
+            policy: policy,
+            state: &state
+        )
     }
 
     private static func conclude(
-        _ decision: GuardrailDecision, estimate: Double, variance: Double, mixingScale τ: Double,
-        policy: GuardrailPolicy, state: inout SequentialTestState
+        _ decision: GuardrailDecision,
+        estimate: Double,
+        variance: Double,
+        mixingScale τ: Double,
+        policy: GuardrailPolicy,
+        state: inout SequentialTestState
     ) -> GuardrailDecision {
         var decision = decision
         guard policy.alpha > 0, policy.alpha < 1, let test = OneSidedMixtureSPRT(mixingVariance: τ * τ),
@@ -223,7 +287,10 @@ public enum GuardrailEvaluation {
         if pValue <= policy.alpha && decision.observedDegradation > decision.tolerance {
             decision.verdict = .disable
             decision.degradationLowerBound = test.lowerConfidenceBound(
-                estimate: estimate, estimateVariance: variance, alpha: policy.alpha)
+                estimate: estimate,
+                estimateVariance: variance,
+                alpha: policy.alpha
+            )
         } else {
             decision.verdict = .healthy
         }

@@ -94,9 +94,17 @@ public struct GuardrailSimulation: Sendable {
             latencies[index].add(arm.medianLatency * exp(arm.latencySpread * random.nextStandardNormal()))
 
             let errorDecision = GuardrailEvaluation.evaluateErrorRate(
-                control: errors[0], treatment: errors[1], policy: policy, state: &errorState)
+                control: errors[0],
+                treatment: errors[1],
+                policy: policy,
+                state: &errorState
+            )
             let latencyDecision = GuardrailEvaluation.evaluateLatency(
-                control: latencies[0], treatment: latencies[1], policy: policy, state: &latencyState)
+                control: latencies[0],
+                treatment: latencies[1],
+                policy: policy,
+                state: &latencyState
+            )
             guard errorDecision.verdict != .insufficientData || latencyDecision.verdict != .insufficientData else {
                 continue
             }
@@ -159,9 +167,14 @@ public struct GuardrailSimulation: Sendable {
             times.isEmpty ? nil : times[min(times.count - 1, Int((fraction * Double(times.count)).rounded(.up)) - 1)]
         }
         return Summary(
-            runs: runs, disabledShare: share(\.disabledAt), sequentialSignificantShare: share(\.sequentialSignificantAt),
-            naiveSignificantShare: share(\.naiveSignificantAt), naiveDisabledShare: share(\.naiveDisabledAt),
-            medianRecordsToDisable: percentile(0.5), p90RecordsToDisable: percentile(0.9))
+            runs: runs,
+            disabledShare: share(\.disabledAt),
+            sequentialSignificantShare: share(\.sequentialSignificantAt),
+            naiveSignificantShare: share(\.naiveSignificantAt),
+            naiveDisabledShare: share(\.naiveDisabledAt),
+            medianRecordsToDisable: percentile(0.5),
+            p90RecordsToDisable: percentile(0.9)
+        )
     }
 
     static func pooledZ(_ control: ProportionCounts, _ treatment: ProportionCounts) -> Double {
@@ -172,7 +185,8 @@ public struct GuardrailSimulation: Sendable {
     }
 
     static func welchZ(_ control: RunningMoments, _ treatment: RunningMoments) -> Double {
-        let variance = control.variance / Double(max(1, control.count)) + treatment.variance / Double(max(1, treatment.count))
+        let variance =
+            control.variance / Double(max(1, control.count)) + treatment.variance / Double(max(1, treatment.count))
         return variance > 0 ? (treatment.mean - control.mean) / variance.squareRoot() : 0
     }
 }

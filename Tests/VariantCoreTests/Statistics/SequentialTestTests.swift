@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import VariantCore
 
 @Suite struct SequentialTestTests {
@@ -20,8 +21,10 @@ import Testing
         return sum * h / 3
     }
 
-    @Test(arguments: [(0.0, 0.001, 0.0025), (0.03, 0.001, 0.0025), (-0.02, 0.0004, 0.0025), (0.08, 0.0009, 0.0025),
-                      (12.0, 25.0, 100.0), (-3.0, 4.0, 1.0)])
+    @Test(arguments: [
+        (0.0, 0.001, 0.0025), (0.03, 0.001, 0.0025), (-0.02, 0.0004, 0.0025), (0.08, 0.0009, 0.0025),
+        (12.0, 25.0, 100.0), (-3.0, 4.0, 1.0),
+    ])
     func closedFormEqualsTheMixtureIntegral(estimate: Double, variance: Double, mixingVariance: Double) throws {
         let test = try #require(OneSidedMixtureSPRT(mixingVariance: mixingVariance))
         let closedForm = try #require(test.likelihoodRatio(estimate: estimate, estimateVariance: variance))
@@ -42,7 +45,7 @@ import Testing
         // Improvement never counts as harm: Λ falls below its value at 0 (like 1/|b| for large improvements).
         let improved = try #require(test.likelihoodRatio(estimate: -1, estimateVariance: 0.001))
         #expect(improved < 0.02 && improved < atZero)
-        #expect(test.likelihoodRatio(estimate: 0.1, estimateVariance: 0)  == nil)
+        #expect(test.likelihoodRatio(estimate: 0.1, estimateVariance: 0) == nil)
         #expect(OneSidedMixtureSPRT(mixingVariance: 0) == nil)
     }
 
@@ -56,7 +59,9 @@ import Testing
     @Test func lowerConfidenceBoundMatchesTheTest() throws {
         let test = try #require(OneSidedMixtureSPRT(mixingVariance: 0.0025))
         for estimate in [0.01, 0.05, 0.09, 0.2] {
-            let bound = try #require(test.lowerConfidenceBound(estimate: estimate, estimateVariance: 0.0005, alpha: 0.05))
+            let bound = try #require(
+                test.lowerConfidenceBound(estimate: estimate, estimateVariance: 0.0005, alpha: 0.05)
+            )
             let ratio = try #require(test.likelihoodRatio(estimate: estimate - bound, estimateVariance: 0.0005))
             #expect(relativeError(ratio, 20) < 1e-9)
             #expect((bound > 0) == test.rejects(estimate: estimate, estimateVariance: 0.0005, alpha: 0.05))
@@ -90,7 +95,11 @@ import Testing
     @Test func nothingIsJudgedBeforeTheMinimumSample() {
         var state = SequentialTestState()
         let decision = GuardrailEvaluation.evaluateErrorRate(
-            control: Self.errors(99, 0.05), treatment: Self.errors(500, 0.5), policy: Self.policy, state: &state)
+            control: Self.errors(99, 0.05),
+            treatment: Self.errors(500, 0.5),
+            policy: Self.policy,
+            state: &state
+        )
         #expect(decision.verdict == .insufficientData)
         #expect(decision.reason.contains("waiting for 100"))
         #expect(state.evaluations == 0)
@@ -99,7 +108,11 @@ import Testing
     @Test func aLargeSignificantErrorIncreaseDisables() throws {
         var state = SequentialTestState()
         let decision = GuardrailEvaluation.evaluateErrorRate(
-            control: Self.errors(1000, 0.05), treatment: Self.errors(900, 0.2), policy: Self.policy, state: &state)
+            control: Self.errors(1000, 0.05),
+            treatment: Self.errors(900, 0.2),
+            policy: Self.policy,
+            state: &state
+        )
         #expect(decision.disables)
         #expect(decision.alwaysValidPValue < 1e-6)
         #expect(abs(decision.observedDegradation - 0.15) < 1e-12)
@@ -111,7 +124,11 @@ import Testing
     @Test func aSignificantIncreaseWithinToleranceStaysEnabled() {
         var state = SequentialTestState()
         let decision = GuardrailEvaluation.evaluateErrorRate(
-            control: Self.errors(50_000, 0.05), treatment: Self.errors(50_000, 0.08), policy: Self.policy, state: &state)
+            control: Self.errors(50_000, 0.05),
+            treatment: Self.errors(50_000, 0.08),
+            policy: Self.policy,
+            state: &state
+        )
         #expect(decision.verdict == .healthy)
         #expect(decision.alwaysValidPValue <= 0.05)
         #expect(decision.reason.contains("within the tolerance"))
@@ -120,7 +137,11 @@ import Testing
     @Test func aLargeButUnprovenIncreaseStaysEnabled() {
         var state = SequentialTestState()
         let decision = GuardrailEvaluation.evaluateErrorRate(
-            control: Self.errors(100, 0.05), treatment: Self.errors(100, 0.11), policy: Self.policy, state: &state)
+            control: Self.errors(100, 0.05),
+            treatment: Self.errors(100, 0.11),
+            policy: Self.policy,
+            state: &state
+        )
         #expect(decision.verdict == .healthy)
         #expect(decision.alwaysValidPValue > 0.05)
     }
@@ -128,14 +149,20 @@ import Testing
     @Test func latencyIsJudgedOnTheRelativeIncreaseOfTheMean() {
         var state = SequentialTestState()
         let doubled = GuardrailEvaluation.evaluateLatency(
-            control: Self.moments(400, mean: 200, sd: 80), treatment: Self.moments(400, mean: 400, sd: 160),
-            policy: Self.policy, state: &state)
+            control: Self.moments(400, mean: 200, sd: 80),
+            treatment: Self.moments(400, mean: 400, sd: 160),
+            policy: Self.policy,
+            state: &state
+        )
         #expect(doubled.disables)
         #expect(abs(doubled.observedDegradation - 1) < 1e-12)
         var otherState = SequentialTestState()
         let slower = GuardrailEvaluation.evaluateLatency(
-            control: Self.moments(5000, mean: 200, sd: 80), treatment: Self.moments(5000, mean: 260, sd: 80),
-            policy: Self.policy, state: &otherState)
+            control: Self.moments(5000, mean: 200, sd: 80),
+            treatment: Self.moments(5000, mean: 260, sd: 80),
+            policy: Self.policy,
+            state: &otherState
+        )
         #expect(slower.verdict == .healthy && slower.alwaysValidPValue <= 0.05)
     }
 
@@ -144,13 +171,22 @@ import Testing
         let control = Self.moments(500, mean: 10, sd: 2)
         var state = SequentialTestState()
         let worse = GuardrailEvaluation.evaluateCustom(
-            guardrail, control: control, treatment: Self.moments(500, mean: 8, sd: 2), policy: Self.policy, state: &state)
+            guardrail,
+            control: control,
+            treatment: Self.moments(500, mean: 8, sd: 2),
+            policy: Self.policy,
+            state: &state
+        )
         #expect(worse.disables && worse.metric == .custom("conversion_value"))
         #expect(abs(worse.observedDegradation - 2) < 1e-9)
         var betterState = SequentialTestState()
         let better = GuardrailEvaluation.evaluateCustom(
-            guardrail, control: control, treatment: Self.moments(500, mean: 14, sd: 2), policy: Self.policy,
-            state: &betterState)
+            guardrail,
+            control: control,
+            treatment: Self.moments(500, mean: 14, sd: 2),
+            policy: Self.policy,
+            state: &betterState
+        )
         #expect(better.verdict == .healthy && better.alwaysValidPValue == 1)
     }
 
@@ -158,7 +194,10 @@ import Testing
         var state = SequentialTestState()
         let decision = GuardrailEvaluation.evaluateLatency(
             control: RunningMoments([Double](repeating: 5, count: 200)),
-            treatment: RunningMoments([Double](repeating: 9, count: 200)), policy: Self.policy, state: &state)
+            treatment: RunningMoments([Double](repeating: 9, count: 200)),
+            policy: Self.policy,
+            state: &state
+        )
         #expect(decision.verdict == .insufficientData && decision.reason.contains("no spread"))
     }
 
@@ -173,7 +212,9 @@ import Testing
         #expect(aa.sequentialSignificantShare <= 0.05 + 0.03)
         #expect(aa.naiveSignificantShare > 0.15, "the naive rule should cry wolf, or the contrast is moot")
         let ab = GuardrailSimulation(
-            control: healthy, treatment: GuardrailSimulation.Arm(errorRate: 0.15), recordsPerArm: 1500
+            control: healthy,
+            treatment: GuardrailSimulation.Arm(errorRate: 0.15),
+            recordsPerArm: 1500
         ).summarize(runs: 200, seed: 8)
         #expect(ab.disabledShare >= 0.9)
         #expect((ab.medianRecordsToDisable ?? .max) < 1000)
