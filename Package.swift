@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "variantd", targets: ["variantd"]),
         .executable(name: "variantctl", targets: ["variantctl"]),
         .executable(name: "variantd-bench", targets: ["variantd-bench"]),
+        .executable(name: "variantd-simulate", targets: ["variantd-simulate"]),
         .library(name: "VariantClient", targets: ["VariantClient"]),
         .library(name: "VariantCore", targets: ["VariantCore"]),
     ],
@@ -84,6 +85,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "variantd-bench",
+            dependencies: [
+                "VariantCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "variantd-simulate",
             dependencies: [
                 "VariantCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -60,7 +60,9 @@ public struct ProportionComparison: Sendable, Equatable {
     /// Compares the treatment's rate with the control's; nil when either has no trials or the confidence is not
     /// in (0, 1).
     public static func compare(
-        control: ProportionCounts, treatment: ProportionCounts, confidence: Double = 0.95
+        control: ProportionCounts,
+        treatment: ProportionCounts,
+        confidence: Double = 0.95
     ) -> ProportionComparison? {
         guard control.trials > 0, treatment.trials > 0, let critical = twoSidedCriticalValue(confidence: confidence)
         else { return nil }
@@ -88,13 +90,22 @@ public struct ProportionComparison: Sendable, Equatable {
                 let logRatio = log(p2 / p1)
                 let standardError = ((1 - p1) / (n1 * p1) + (1 - p2) / (n2 * p2)).squareRoot()
                 relativeInterval = ConfidenceInterval(
-                    lower: expm1(logRatio - critical * standardError), upper: expm1(logRatio + critical * standardError))
+                    lower: expm1(logRatio - critical * standardError),
+                    upper: expm1(logRatio + critical * standardError)
+                )
             }
         }
         return ProportionComparison(
-            controlRate: p1, treatmentRate: p2, absoluteDifference: difference,
-            absoluteDifferenceInterval: absoluteInterval, relativeDifference: relative,
-            relativeDifferenceInterval: relativeInterval, z: z, pValue: pValue, confidence: confidence)
+            controlRate: p1,
+            treatmentRate: p2,
+            absoluteDifference: difference,
+            absoluteDifferenceInterval: absoluteInterval,
+            relativeDifference: relative,
+            relativeDifferenceInterval: relativeInterval,
+            z: z,
+            pValue: pValue,
+            confidence: confidence
+        )
     }
 }
 
@@ -163,7 +174,9 @@ public struct MeanComparison: Sendable, Equatable {
     /// Compares the treatment's mean with the control's; nil when either has fewer than two values or the
     /// confidence is not in (0, 1).
     public static func compare(
-        control: RunningMoments, treatment: RunningMoments, confidence: Double = 0.95
+        control: RunningMoments,
+        treatment: RunningMoments,
+        confidence: Double = 0.95
     ) -> MeanComparison? {
         guard control.count >= 2, treatment.count >= 2, confidence > 0, confidence < 1 else { return nil }
         let n1 = Double(control.count)
@@ -186,7 +199,9 @@ public struct MeanComparison: Sendable, Equatable {
             let statistic = difference / standardError
             let critical = distribution.inverseSurvival((1 - confidence) / 2)!
             interval = ConfidenceInterval(
-                lower: difference - critical * standardError, upper: difference + critical * standardError)
+                lower: difference - critical * standardError,
+                upper: difference + critical * standardError
+            )
             degreesOfFreedom = ν
             t = statistic
             pValue = min(1, 2 * distribution.survival(abs(statistic)))
@@ -194,10 +209,19 @@ public struct MeanComparison: Sendable, Equatable {
             pValue = difference == 0 ? 1 : 0
         }
         return MeanComparison(
-            controlMean: control.mean, treatmentMean: treatment.mean,
-            controlStandardDeviation: control.standardDeviation, treatmentStandardDeviation: treatment.standardDeviation,
-            difference: difference, differenceInterval: interval, relativeDifference: relative,
-            degreesOfFreedom: degreesOfFreedom, t: t, pValue: pValue, cohensD: cohensD, confidence: confidence)
+            controlMean: control.mean,
+            treatmentMean: treatment.mean,
+            controlStandardDeviation: control.standardDeviation,
+            treatmentStandardDeviation: treatment.standardDeviation,
+            difference: difference,
+            differenceInterval: interval,
+            relativeDifference: relative,
+            degreesOfFreedom: degreesOfFreedom,
+            t: t,
+            pValue: pValue,
+            cohensD: cohensD,
+            confidence: confidence
+        )
     }
 }
 
@@ -219,7 +243,9 @@ public struct SampleRatioMismatch: Sendable, Equatable {
     /// p-value 0). nil when the arrays differ in length, a weight is negative or not finite, no weight is positive,
     /// fewer than two variants have positive weight, or nothing was observed.
     public static func test(
-        observed: [Int], expectedWeights: [Double], threshold: Double = defaultThreshold
+        observed: [Int],
+        expectedWeights: [Double],
+        threshold: Double = defaultThreshold
     ) -> SampleRatioMismatch? {
         guard observed.count == expectedWeights.count,
             expectedWeights.allSatisfy({ $0 >= 0 && $0.isFinite }), observed.allSatisfy({ $0 >= 0 })
@@ -234,8 +260,12 @@ public struct SampleRatioMismatch: Sendable, Equatable {
             if weight == 0 {
                 if count > 0 {
                     return SampleRatioMismatch(
-                        statistic: .greatestFiniteMagnitude, degreesOfFreedom: degreesOfFreedom, pValue: 0,
-                        threshold: threshold, mismatch: true)
+                        statistic: .greatestFiniteMagnitude,
+                        degreesOfFreedom: degreesOfFreedom,
+                        pValue: 0,
+                        threshold: threshold,
+                        mismatch: true
+                    )
                 }
                 continue
             }
@@ -245,8 +275,12 @@ public struct SampleRatioMismatch: Sendable, Equatable {
         }
         let pValue = ChiSquare(degreesOfFreedom: Double(degreesOfFreedom))!.survival(statistic)
         return SampleRatioMismatch(
-            statistic: statistic, degreesOfFreedom: degreesOfFreedom, pValue: pValue, threshold: threshold,
-            mismatch: pValue < threshold)
+            statistic: statistic,
+            degreesOfFreedom: degreesOfFreedom,
+            pValue: pValue,
+            threshold: threshold,
+            mismatch: pValue < threshold
+        )
     }
 }
 
@@ -269,7 +303,10 @@ public enum SampleSize {
     /// (Fleiss' formula without continuity correction). nil unless 0 < p₁, p₂ < 1, the effect is non-zero,
     /// 0 < alpha < 1, 0 < power < 1 and variants ≥ 2.
     public static func forProportions(
-        baselineRate: Double, minimumDetectableEffect: Double, alpha: Double = 0.05, power: Double = 0.8,
+        baselineRate: Double,
+        minimumDetectableEffect: Double,
+        alpha: Double = 0.05,
+        power: Double = 0.8,
         variants: Int = 2
     ) -> Estimate? {
         let p1 = baselineRate
@@ -278,7 +315,8 @@ public enum SampleSize {
             let (zAlpha, zPower, adjusted) = criticalValues(alpha: alpha, power: power, variants: variants)
         else { return nil }
         let average = (p1 + p2) / 2
-        let root = zAlpha * (2 * average * (1 - average)).squareRoot() + zPower * (p1 * (1 - p1) + p2 * (1 - p2)).squareRoot()
+        let root =
+            zAlpha * (2 * average * (1 - average)).squareRoot() + zPower * (p1 * (1 - p1) + p2 * (1 - p2)).squareRoot()
         let n = root * root / (minimumDetectableEffect * minimumDetectableEffect)
         return estimate(n, variants: variants, adjustedAlpha: adjusted)
     }
@@ -287,7 +325,10 @@ public enum SampleSize {
     /// n = 2σ²(z_{1−α'/2} + z_{power})² / δ² (the normal approximation; a t-based calculation adds about one unit
     /// for the sizes this daemon sees). nil unless σ > 0, δ ≠ 0, 0 < alpha < 1, 0 < power < 1 and variants ≥ 2.
     public static func forMeans(
-        standardDeviation: Double, minimumDetectableEffect: Double, alpha: Double = 0.05, power: Double = 0.8,
+        standardDeviation: Double,
+        minimumDetectableEffect: Double,
+        alpha: Double = 0.05,
+        power: Double = 0.8,
         variants: Int = 2
     ) -> Estimate? {
         guard standardDeviation > 0, standardDeviation.isFinite, minimumDetectableEffect != 0,
@@ -295,7 +336,8 @@ public enum SampleSize {
             let (zAlpha, zPower, adjusted) = criticalValues(alpha: alpha, power: power, variants: variants)
         else { return nil }
         let sum = zAlpha + zPower
-        let n = 2 * standardDeviation * standardDeviation * sum * sum
+        let n =
+            2 * standardDeviation * standardDeviation * sum * sum
             / (minimumDetectableEffect * minimumDetectableEffect)
         return estimate(n, variants: variants, adjustedAlpha: adjusted)
     }

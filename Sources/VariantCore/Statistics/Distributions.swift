@@ -162,7 +162,8 @@ public struct StudentT: Sendable, Equatable {
         guard p > 0, p < 1 else { return nil }
         if p == 0.5 { return 0 }
         // Solve for |t| on the tail probability, exact on whichever side of ½ p lies (1 − p is exact for p ≥ ½).
-        let magnitude = p < 0.5 ? upperQuantile(tail: p, centre: 1 - 2 * p) : upperQuantile(tail: 1 - p, centre: 2 * p - 1)
+        let magnitude =
+            p < 0.5 ? upperQuantile(tail: p, centre: 1 - 2 * p) : upperQuantile(tail: 1 - p, centre: 2 * p - 1)
         return p < 0.5 ? -magnitude : magnitude
     }
 
@@ -170,7 +171,8 @@ public struct StudentT: Sendable, Equatable {
     public func inverseSurvival(_ q: Double) -> Double? {
         guard q > 0, q < 1 else { return nil }
         if q == 0.5 { return 0 }
-        let magnitude = q < 0.5 ? upperQuantile(tail: q, centre: 1 - 2 * q) : upperQuantile(tail: 1 - q, centre: 2 * q - 1)
+        let magnitude =
+            q < 0.5 ? upperQuantile(tail: q, centre: 1 - 2 * q) : upperQuantile(tail: 1 - q, centre: 2 * q - 1)
         return q < 0.5 ? magnitude : -magnitude
     }
 

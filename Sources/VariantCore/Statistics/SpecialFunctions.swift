@@ -53,7 +53,8 @@ enum SpecialFunctions {
         let series =
             1.0 / 12 - inverseSquared
             * (1.0 / 360 - inverseSquared
-                * (1.0 / 1260 - inverseSquared * (1.0 / 1680 - inverseSquared * (1.0 / 1188 - inverseSquared * 691.0 / 360_360))))
+                * (1.0 / 1260 - inverseSquared
+                    * (1.0 / 1680 - inverseSquared * (1.0 / 1188 - inverseSquared * 691.0 / 360_360))))
         return series * inverse
     }
 
@@ -217,7 +218,9 @@ enum SpecialFunctions {
     ///
     /// The bracket is first grown from `initial` by doubling steps, so any root within ±2⁶⁰ of the guess is found.
     static func solveIncreasing(
-        target: Double, initial: Double, tolerance: Double = 2e-16,
+        target: Double,
+        initial: Double,
+        tolerance: Double = 2e-16,
         evaluate: (Double) -> (value: Double, derivative: Double)
     ) -> Double {
         var lower = -Double.infinity
@@ -232,7 +235,8 @@ enum SpecialFunctions {
             if below { lower = u } else { upper = u }
             if lower.isFinite && upper.isFinite { break }
             let newtonStep = abs((target - evaluation.value) / evaluation.derivative)
-            let size = newtonStep.isFinite && evaluation.derivative > 0 ? max(newtonStep * 1.2, minimumStep) : minimumStep
+            let size =
+                newtonStep.isFinite && evaluation.derivative > 0 ? max(newtonStep * 1.2, minimumStep) : minimumStep
             u += below ? size : -size
             minimumStep *= 4
             evaluation = evaluate(u)

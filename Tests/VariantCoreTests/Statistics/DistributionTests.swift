@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import VariantCore
 
 /// The reference values of `distribution-vectors.json`, made by `protocol/reference/generate_distribution_vectors.py`
@@ -114,11 +115,15 @@ func relativeError(_ value: Double?, _ reference: Double) -> Double {
             }
             for pair in family.survival {
                 #expect(
-                    relativeError(distribution.survival(pair[0]), pair[1]) < Self.tolerance, "ν \(ν) sf(\(pair[0]))")
+                    relativeError(distribution.survival(pair[0]), pair[1]) < Self.tolerance,
+                    "ν \(ν) sf(\(pair[0]))"
+                )
             }
             for pair in family.quantile {
                 #expect(
-                    relativeError(distribution.quantile(pair[0]), pair[1]) < Self.tolerance, "ν \(ν) q(\(pair[0]))")
+                    relativeError(distribution.quantile(pair[0]), pair[1]) < Self.tolerance,
+                    "ν \(ν) q(\(pair[0]))"
+                )
             }
         }
     }
@@ -132,11 +137,15 @@ func relativeError(_ value: Double?, _ reference: Double) -> Double {
             }
             for pair in family.survival {
                 #expect(
-                    relativeError(distribution.survival(pair[0]), pair[1]) < Self.tolerance, "k \(k) sf(\(pair[0]))")
+                    relativeError(distribution.survival(pair[0]), pair[1]) < Self.tolerance,
+                    "k \(k) sf(\(pair[0]))"
+                )
             }
             for pair in family.quantile {
                 #expect(
-                    relativeError(distribution.quantile(pair[0]), pair[1]) < Self.tolerance, "k \(k) q(\(pair[0]))")
+                    relativeError(distribution.quantile(pair[0]), pair[1]) < Self.tolerance,
+                    "k \(k) q(\(pair[0]))"
+                )
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import PropertyBased
 import Testing
+
 @testable import VariantCore
 
 @Suite struct RunningMomentsTests {
@@ -68,7 +69,12 @@ import Testing
     @Test func restoringFromStoredFieldsRoundTrips() throws {
         let moments = RunningMoments([0.5, 7.25, 3, 12])
         let restored = RunningMoments(
-            count: moments.count, mean: moments.mean, m2: moments.m2, min: moments.min, max: moments.max)
+            count: moments.count,
+            mean: moments.mean,
+            m2: moments.m2,
+            min: moments.min,
+            max: moments.max
+        )
         #expect(restored == moments)
         let decoded = try JSONDecoder().decode(RunningMoments.self, from: JSONEncoder().encode(moments))
         #expect(decoded == moments)
@@ -95,7 +101,9 @@ import Testing
             #expect(abs(merged.m2 - sequential.m2) <= 1e-9 * spread)
             if sequential.count > 1 {
                 let all = first + second
-                #expect(abs(sequential.variance - Self.twoPassVariance(all)) <= 1e-9 * Swift.max(1, sequential.variance))
+                #expect(
+                    abs(sequential.variance - Self.twoPassVariance(all)) <= 1e-9 * Swift.max(1, sequential.variance)
+                )
             }
         }
     }
