@@ -115,12 +115,12 @@ struct Stats: ParsableCommand {
 
     static func number(_ value: JSONValue?) -> String {
         guard let value = value?.numberValue else { return "-" }
-        return GuardrailBreach.fourSignificantDigits(value)
+        return Readable.fourSignificantDigits(value)
     }
 
     private static func signed(_ value: JSONValue?) -> String {
         guard let number = value?.numberValue else { return "-" }
-        return (number > 0 ? "+" : "") + GuardrailBreach.fourSignificantDigits(number)
+        return (number > 0 ? "+" : "") + Readable.fourSignificantDigits(number)
     }
 
     private static func interval(_ value: JSONValue?) -> String {

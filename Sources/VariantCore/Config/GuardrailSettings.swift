@@ -16,24 +16,12 @@ public struct GuardrailSettings: Sendable, Equatable {
     public var metrics: [CustomMetricGuardrail] = []
 
     public init() {}
-}
 
-/// A guardrail on a custom metric: which way is worse, and by how much it may get worse.
-public struct CustomMetricGuardrail: Sendable, Equatable {
-    public enum Direction: String, Sendable, CaseIterable {
-        case higherIsBetter = "higher_is_better"
-        case lowerIsBetter = "lower_is_better"
-    }
-
-    public var name: String
-    public var direction: Direction
-    /// The largest tolerated change in the bad direction, in the metric's own unit (absolute).
-    public var tolerance: Double
-
-    public init(name: String, direction: Direction, tolerance: Double) {
-        self.name = name
-        self.direction = direction
-        self.tolerance = tolerance
+    /// The settings as the sequential test takes them.
+    public var policy: GuardrailPolicy {
+        GuardrailPolicy(
+            maximumErrorRateIncrease: maximumErrorRateIncrease, maximumLatencyIncrease: maximumLatencyIncrease,
+            customMetrics: metrics, minimumSamplesPerVariant: minimumSamples, alpha: alpha)
     }
 }
 
@@ -71,9 +59,9 @@ extension DocumentValidator {
             if let name, !CustomMeasurement.isValidName(name) {
                 report("\(entryPath).name", .invalidValue, "a custom metric name is 1 to 64 of A-Z a-z 0-9 _ . -, found '\(name)'")
             }
-            var direction: CustomMetricGuardrail.Direction?
+            var direction: MetricDirection?
             if let text = string(metric, "direction", at: entryPath) {
-                direction = CustomMetricGuardrail.Direction(rawValue: text)
+                direction = MetricDirection(rawValue: text)
                 if direction == nil {
                     report("\(entryPath).direction", .invalidValue, "'direction' must be higher_is_better or lower_is_better, found '\(text)'")
                 }

@@ -57,6 +57,25 @@ extension ExperimentLedger {
             writer.string(treatment.reason)
             writer.raw("}")
         }
+        writer.raw("],\"sequential\":[")
+        var first = true
+        for key in state.sequential.keys.sorted(by: { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }) {
+            for (metric, test) in (state.sequential[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                if !first { writer.raw(",") }
+                first = false
+                writer.raw("{\"experiment\":")
+                writer.string(key.experiment)
+                writer.raw(",\"variant\":")
+                writer.string(key.variant)
+                writer.raw(",\"metric\":")
+                writer.string(metric)
+                writer.raw(",\"p_value\":")
+                writer.number(test.alwaysValidPValue)
+                writer.raw(",\"evaluations\":")
+                writer.integer(test.evaluations)
+                writer.raw("}")
+            }
+        }
         writer.raw("],\"events\":[")
         for (position, event) in state.events.enumerated() {
             if position > 0 { writer.raw(",") }
@@ -103,6 +122,15 @@ extension ExperimentLedger {
             else { throw RestoreError(description: "a 'disabled' entry is malformed") }
             restored.disabled[VariantKey(experiment: experiment, variant: variant)] = DisabledTreatment(
                 experiment: experiment, variant: variant, at: at, automatic: automatic, reason: reason)
+        }
+        for entry in root["sequential"]?.arrayValue ?? [] {
+            guard let object = entry.objectValue, let experiment = object["experiment"]?.stringValue,
+                let variant = object["variant"]?.stringValue, let metric = object["metric"]?.stringValue,
+                let pValue = object["p_value"]?.numberValue, pValue >= 0, pValue <= 1,
+                let evaluations = object["evaluations"]?.integerValue, evaluations >= 0
+            else { throw RestoreError(description: "a 'sequential' entry is malformed") }
+            restored.sequential[VariantKey(experiment: experiment, variant: variant), default: [:]][metric] =
+                SequentialTestState(alwaysValidPValue: pValue, evaluations: evaluations)
         }
         for entry in root["events"]?.arrayValue ?? [] {
             guard let object = entry.objectValue, let sequence = object["sequence"]?.integerValue,

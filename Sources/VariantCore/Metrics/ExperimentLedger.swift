@@ -10,6 +10,8 @@ public final class ExperimentLedger: Sendable {
     struct State {
         var experiments: [String: [String: VariantAggregate]] = [:]
         var disabled: [VariantKey: DisabledTreatment] = [:]
+        /// The guardrails' sequential tests, per treatment and metric.
+        var sequential: [VariantKey: GuardrailCheck.States] = [:]
         var events: [LedgerEvent] = []
         var nextSequence = 1
         /// Bumped by every change, so a persister knows whether there is anything new to write.
@@ -112,17 +114,20 @@ public final class ExperimentLedger: Sendable {
             var disabled: [LedgerEvent] = []
             for check in touched where state.disabled[check.key] == nil {
                 guard let variants = state.experiments[check.key.experiment], let treatment = variants[check.key.variant],
-                    let control = variants[check.control],
-                    let breach = GuardrailCheck.breach(of: treatment, against: control, settings: check.settings)
+                    let control = variants[check.control]
                 else { continue }
+                var states = state.sequential[check.key] ?? [:]
+                let breach = GuardrailCheck.breach(of: treatment, against: control, policy: check.settings.policy, states: &states)
+                state.sequential[check.key] = states
+                guard let breach else { continue }
                 state.disabled[check.key] = DisabledTreatment(
                     experiment: check.key.experiment, variant: check.key.variant, at: now, automatic: true,
-                    reason: breach.message)
+                    reason: breach.reason)
                 disabled.append(
                     Self.append(
                         LedgerEvent(
                             at: now, kind: .autoDisabled, experiment: check.key.experiment, variant: check.key.variant,
-                            actor: "guardrail", message: breach.message, details: breach.details),
+                            actor: "guardrail", message: breach.reason, details: breach.details),
                         to: &state, capacity: eventCapacity))
             }
             return RecordOutcome(failures: failures, disabled: disabled)
@@ -159,6 +164,8 @@ public final class ExperimentLedger: Sendable {
         state.withLock { state in
             let key = VariantKey(experiment: experiment, variant: variant)
             guard state.disabled.removeValue(forKey: key) != nil else { return nil }
+            // Enabled again by a person: the guardrail starts gathering evidence afresh.
+            state.sequential[key] = nil
             return Self.append(
                 LedgerEvent(
                     at: at, kind: .enabled, experiment: experiment, variant: variant, actor: actor,

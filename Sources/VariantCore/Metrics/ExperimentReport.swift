@@ -90,10 +90,10 @@ public struct ExperimentReport: Sendable {
             reason = "no records yet"
         } else if let sampleRatio, sampleRatio.mismatch {
             verdict = .sampleRatioMismatch
-            reason = "assignment counts \(aggregates.map(\.assignments)) do not match the weights (p = \(GuardrailBreach.fourSignificantDigits(sampleRatio.pValue))); fix the split before trusting any result"
+            reason = "assignment counts \(aggregates.map(\.assignments)) do not match the weights (p = \(Readable.fourSignificantDigits(sampleRatio.pValue))); fix the split before trusting any result"
         } else if let required = requiredPerVariant, smallestVariantSample < required {
             verdict = .needsMoreSamples
-            reason = "\(required - smallestVariantSample) more samples in the smallest variant (\(smallestVariantSample) of \(required) per variant) to detect \(GuardrailBreach.fourSignificantDigits(minimumDetectableEffect ?? 0)) on \(primaryMetric ?? "")"
+            reason = "\(required - smallestVariantSample) more samples in the smallest variant (\(smallestVariantSample) of \(required) per variant) to detect \(Readable.fourSignificantDigits(minimumDetectableEffect ?? 0)) on \(primaryMetric ?? "")"
         } else {
             // Bonferroni across the treatments, as the sample size assumed.
             let threshold = (1 - Self.confidence) / Double(max(aggregates.count - 1, 1))
@@ -108,7 +108,7 @@ public struct ExperimentReport: Sendable {
             if let best = winners.max(by: { $0.1 < $1.1 }) {
                 verdict = .winner
                 recommendedVariant = names[best.0]
-                reason = "'\(names[best.0])' beats the control on \(primaryMetric ?? "") at p < \(GuardrailBreach.fourSignificantDigits(threshold))"
+                reason = "'\(names[best.0])' beats the control on \(primaryMetric ?? "") at p < \(Readable.fourSignificantDigits(threshold))"
             } else {
                 verdict = .noDifference
                 recommendedVariant = experiment.control.name
