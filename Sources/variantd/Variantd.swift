@@ -9,7 +9,9 @@ import VariantDaemon
 /// `variantd`: the prompt-experiment sidecar daemon.
 ///
 /// Every option can also be set in the environment (`VARIANTD_CONFIG`, `VARIANTD_SOCKET`, `VARIANTD_SOCKET_MODE`,
-/// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`); a flag
+/// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`, and for
+/// the config source `VARIANTD_SOURCE`, `VARIANTD_CACHE_DIR`, `VARIANTD_POLL_INTERVAL`, `VARIANTD_POLL_JITTER`,
+/// `VARIANTD_MAX_BACKOFF`, `VARIANTD_REQUEST_TIMEOUT`, `VARIANTD_MAX_CONFIG_BYTES`, `VARIANTD_CA_BUNDLE`); a flag
 /// overrides the environment, which overrides the built-in default.
 @main
 struct Variantd: AsyncParsableCommand {
@@ -39,6 +41,56 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: VARIANTD_LOG_LEVEL.")
     var logLevel: String = Environment.string("VARIANTD_LOG_LEVEL") ?? "info"
 
+    // MARK: Config source (hosted configuration; README "Hosted configuration")
+
+    @Option(help: "Where the configuration comes from: a path, file:PATH, http(s)://URL or appconfig://APP/ENV/PROFILE?region=R (default: --config). Env: VARIANTD_SOURCE.")
+    var source: String? = Environment.string("VARIANTD_SOURCE")
+
+    @Option(help: "Directory for the last-known-good copy of a network source's document. Env: VARIANTD_CACHE_DIR.")
+    var cacheDir: String = Environment.string("VARIANTD_CACHE_DIR") ?? "/var/cache/variantd"
+
+    @Option(help: "Seconds between polls of a network source. Env: VARIANTD_POLL_INTERVAL.")
+    var pollInterval: Double = Environment.string("VARIANTD_POLL_INTERVAL").flatMap { Double($0) } ?? 30
+
+    @Option(help: "Share (0-1) by which each poll interval is randomly shortened. Env: VARIANTD_POLL_JITTER.")
+    var pollJitter: Double = Environment.string("VARIANTD_POLL_JITTER").flatMap { Double($0) } ?? 0.1
+
+    @Option(help: "Longest wait in seconds between attempts while the source fails. Env: VARIANTD_MAX_BACKOFF.")
+    var maxBackoff: Double = Environment.string("VARIANTD_MAX_BACKOFF").flatMap { Double($0) } ?? 300
+
+    @Option(help: "Seconds one request to the source may take, body included. Env: VARIANTD_REQUEST_TIMEOUT.")
+    var requestTimeout: Double = Environment.string("VARIANTD_REQUEST_TIMEOUT").flatMap { Double($0) } ?? 10
+
+    @Option(help: "The largest configuration document accepted, in bytes. Env: VARIANTD_MAX_CONFIG_BYTES.")
+    var maxConfigBytes: Int = Environment.string("VARIANTD_MAX_CONFIG_BYTES").flatMap { Int($0) } ?? 16 << 20
+
+    @Option(help: "PEM file of CA certificates trusted for https sources (default: the system's). Env: VARIANTD_CA_BUNDLE.")
+    var caBundle: String? = Environment.string("VARIANTD_CA_BUNDLE")
+
+    /// The config-source settings; a relative `--config` or source path is made absolute so the `config` op names
+    /// the file whatever the working directory.
+    var sourceOptions: ConfigSourceOptions {
+        func absolute(_ path: String) -> String {
+            path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        }
+        var sourceURL = source ?? absolute(config)
+        if let kind = try? ConfigSourceOptions(source: sourceURL).kind(), case .file(let path) = kind {
+            sourceURL = absolute(path)
+        }
+        func duration(_ seconds: Double) -> Duration { .milliseconds(Int((seconds * 1000).rounded())) }
+        var options = ConfigSourceOptions(source: sourceURL)
+        options.cacheDirectory = cacheDir
+        options.pollInterval = duration(pollInterval)
+        options.fileCheckInterval = duration(checkInterval)
+        options.jitter = pollJitter
+        options.maximumBackoff = duration(maxBackoff)
+        options.requestTimeout = duration(requestTimeout)
+        options.maximumBytes = maxConfigBytes
+        options.caBundle = caBundle
+        options.environment = ProcessInfo.processInfo.environment
+        return options
+    }
+
     func validate() throws {
         guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
             throw ValidationError("--socket-mode must be octal permission bits such as 0660, not '\(socketMode)'")
@@ -49,6 +101,11 @@ struct Variantd: AsyncParsableCommand {
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard checkInterval > 0 else { throw ValidationError("--check-interval must be positive") }
+        for (flag, seconds) in [("--poll-interval", pollInterval), ("--max-backoff", maxBackoff), ("--request-timeout", requestTimeout)]
+        where !(seconds.isFinite && seconds >= 0.001) {
+            throw ValidationError("\(flag) must be a positive number of seconds, not \(seconds)")
+        }
+        do { try sourceOptions.validate() } catch { throw ValidationError(error.description) }
     }
 
     func run() async throws {
@@ -60,19 +117,16 @@ struct Variantd: AsyncParsableCommand {
         }
         let logger = Logger(label: "variantd")
 
-        // An absolute path, so that `source` in the `config` op says which file, whatever the working directory.
-        let configPath = config.hasPrefix("/") ? config : FileManager.default.currentDirectoryPath + "/" + config
-        var sourceConfiguration = FileConfigSource.Configuration(path: configPath)
-        sourceConfiguration.checkInterval = .milliseconds(Int(checkInterval * 1000))
         let store = ServingStateStore(
-            ServingSnapshot(
-                config: nil, source: sourceConfiguration.sourceDescription, lastError: nil,
-                startedAt: SystemClock.now()))
-        let source = FileConfigSource(configuration: sourceConfiguration, store: store, logger: logger)
-        if !source.loadInitial() {
+            ServingSnapshot(config: nil, source: "", lastError: nil, startedAt: SystemClock.now()))
+        let (source, shutdownSource) = try sourceOptions.makePoller(store: store, logger: logger)
+        store.update { _ in
+            ServingSnapshot(config: nil, source: source.sourceDescription, lastError: nil, startedAt: SystemClock.now())
+        }
+        if !(await source.loadInitial()) {
             logger.warning(
                 "config.none: serving no_config until a valid document appears",
-                metadata: ["config.source": "\(sourceConfiguration.sourceDescription)"])
+                metadata: ["config.source": "\(source.sourceDescription)"])
         }
 
         var serverConfiguration = SocketServer.Configuration(socketPath: socket)
@@ -89,7 +143,13 @@ struct Variantd: AsyncParsableCommand {
                 services: [.init(service: source), .init(service: server)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await shutdownSource()
+            throw error
+        }
+        await shutdownSource()
     }
 }
 

@@ -24,8 +24,10 @@ final class DaemonFixture {
         productsDirectory.appendingPathComponent(name).path
     }
 
-    /// Starts the daemon. With `config` nil no config file is written.
-    init(config: String?, arguments: [String] = [], waitForSocket: Bool = true) throws {
+    /// Starts the daemon. With `config` nil no config file is written. `environment` is added to the test's own.
+    init(config: String?, arguments: [String] = [], environment: [String: String] = [:], waitForSocket: Bool = true)
+        throws
+    {
         let template = FileManager.default.temporaryDirectory.appendingPathComponent("variantd-test-XXXXXX").path
         var buffer = Array(template.utf8CString)
         guard let created = mkdtemp(&buffer) else { throw FixtureError("mkdtemp failed") }
@@ -41,6 +43,9 @@ final class DaemonFixture {
         process.arguments =
             ["--config", configPath, "--socket", socketPath, "--check-interval", "0.1", "--log-level", "debug"]
             + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = FileHandle.nullDevice
         try process.run()
