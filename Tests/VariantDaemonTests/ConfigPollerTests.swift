@@ -73,24 +73,27 @@ import VariantCore
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let client = HTTPClient(
             eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(1)))
+            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(10)))
         let store = Self.emptyStore(server.url)
         let calls = SharedBox<[String]>([])
         var configuration = ConfigPoller.Configuration()
         configuration.interval = .milliseconds(100)
+        // Short and generous: a test process whose cooperative pool is busy with other suites must neither time
+        // out its requests nor back off for long.
+        configuration.maximumBackoff = .milliseconds(200)
         configuration.cacheDirectory = cache
         let poller = ConfigPoller(
             configuration: configuration,
-            fetcher: HTTPConfigFetcher(url: server.url, client: client, requestTimeout: .seconds(1), maximumBytes: 1 << 20),
+            fetcher: HTTPConfigFetcher(url: server.url, client: client, requestTimeout: .seconds(10), maximumBytes: 1 << 20),
             store: store, logger: Logger(label: "test"), hooks: Self.hooksRecording(into: calls))
         let group = ServiceGroup(services: [poller], logger: Logger(label: "test"))
         try await withThrowingTaskGroup { tasks in
             tasks.addTask { try await group.run() }
             // Without loadInitial, run() polls at once.
-            try await waitUntil { store.current.config?.version == configVersion(exampleConfig) }
-            try await Task.sleep(for: .milliseconds(500))
+            try await waitUntil({ store.current.config?.version == configVersion(exampleConfig) }, "\(server.requests) \(String(describing: store.current.lastError))")
             // Timer polls went out, every one conditional, and none parsed the document again.
-            #expect(server.requests.count >= 3)
+            try await waitUntil({ server.requests.count >= 4 }, "\(server.requests) \(String(describing: store.current.lastError)) \(store.current.sourceState)")
+            #expect(server.requests.dropFirst().allSatisfy { $0.hasPrefix("GET /config.json 304 0 ") }, "\(server.requests)")
             #expect(calls.current == ["applied \(configVersion(exampleConfig))"])
 
             let paused = exampleConfig(status: "paused")
@@ -111,11 +114,15 @@ import VariantCore
         #expect(cached?.bytes == Array(exampleConfig(status: "paused").utf8))
     }
 
-    func waitUntil(_ condition: () -> Bool) async throws {
-        for _ in 0..<500 where !condition() {
+    /// Waits (at most 30 s: other suites' blocking tests can hold the cooperative pool) for `condition`.
+    func waitUntil(
+        _ condition: () -> Bool, _ comment: @autoclosure () -> String = "", sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !condition(), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
-        #expect(condition())
+        #expect(condition(), Comment(rawValue: comment()), sourceLocation: sourceLocation)
     }
 }
 

@@ -43,7 +43,7 @@ import VariantCore
     }
 
     @Test(arguments: failures)
-    func keepsServingTheLastGoodConfigThroughAFailureAndRecovers(_ failure: Failure) throws {
+    func keepsServingTheLastGoodConfigThroughAFailureAndRecovers(_ failure: Failure) async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         let cache = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: cache) }
@@ -58,7 +58,7 @@ import VariantCore
             try server.setMode(failure.mode)
         }
         #expect(
-            try daemon.eventually(timeout: 10) {
+            try await eventually(timeout: 10) {
                 try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue?["code"] == .string(failure.code)
             }, "\(failure.mode): last_error never became \(failure.code):\n\(daemon.logs)")
         let during = try daemon.ask(#"{"op":"config"}"#)
@@ -73,7 +73,7 @@ import VariantCore
 
         // Let the failure go on long enough to back off to the cap (0.4 s) and stay there.
         let requestsBefore = server.requests.count
-        usleep(1_500_000)
+        try await Task.sleep(for: .milliseconds(1500))
         let attempts = server.requests.count - requestsBefore
         if failure.sourceFailing {
             // Polling every 0.1 s (less up to 20% jitter) would be 15 or more attempts; backing off with
@@ -90,7 +90,7 @@ import VariantCore
         try server.publish(next)
         try server.setMode("ok")
         #expect(
-            try daemon.eventually(timeout: 10) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) },
+            try await eventually(timeout: 10) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) },
             "\(failure.mode): the next good document was not applied:\n\(daemon.logs)")
         let after = try daemon.ask(#"{"op":"config"}"#)
         #expect(after["last_error"] == .null)
@@ -98,17 +98,17 @@ import VariantCore
         #expect(after["from_cache"] == .bool(false))
         if failure.sourceFailing {
             // Logged just after the document is applied.
-            #expect(daemon.eventually(timeout: 5) { daemon.logs.contains("config.source.recovered") }, "\(daemon.logs)")
+            #expect(await eventually(timeout: 5) { daemon.logs.contains("config.source.recovered") }, "\(daemon.logs)")
         }
         #expect(daemon.stop() == 0)
     }
 
-    @Test func anUnchangedDocumentCostsOneSmallRequestAndNoReparse() throws {
+    @Test func anUnchangedDocumentCostsOneSmallRequestAndNoReparse() async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         let cache = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let daemon = try Self.startDaemon(server: server, cacheDirectory: cache)
-        usleep(1_500_000)
+        try await Task.sleep(for: .milliseconds(1500))
         let requests = server.requests
         #expect(requests.count >= 5, "\(requests)")
         #expect(requests.first?.hasPrefix("GET /config.json 200 ") == true)
@@ -122,29 +122,29 @@ import VariantCore
         #expect(daemon.stop() == 0)
     }
 
-    @Test func identicalBytesWithoutAnETagAreNotParsedAgain() throws {
+    @Test func identicalBytesWithoutAnETagAreNotParsedAgain() async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         try server.setMode("noetag")
         let cache = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let daemon = try Self.startDaemon(server: server, cacheDirectory: cache)
-        usleep(1_000_000)
+        try await Task.sleep(for: .milliseconds(1000))
         #expect(server.requests.filter { $0.hasPrefix("GET /config.json 200 ") }.count >= 4)
         #expect(daemon.logs.components(separatedBy: "config.applied").count - 1 == 1)
         #expect(daemon.stop() == 0)
     }
 
-    @Test func aChangePublishedAtTheSourceIsServedWithinOnePollInterval() throws {
+    @Test func aChangePublishedAtTheSourceIsServedWithinOnePollInterval() async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         let cache = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let daemon = try Self.startDaemon(server: server, cacheDirectory: cache, interval: "0.5")
         let next = exampleConfig(status: "paused")
-        usleep(200_000)
+        try await Task.sleep(for: .milliseconds(200))
         let published = Date()
         try server.publish(next)
         #expect(
-            try daemon.eventually(timeout: 5) {
+            try await eventually(timeout: 5) {
                 try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u"}"#)["config_version"]
                     == .string(configVersion(next))
             })
@@ -154,7 +154,7 @@ import VariantCore
         #expect(daemon.stop() == 0)
     }
 
-    @Test func aRestartDuringAnOutageServesTheSameAssignmentsFromTheDiskCopy() throws {
+    @Test func aRestartDuringAnOutageServesTheSameAssignmentsFromTheDiskCopy() async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         let cache = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: cache) }
@@ -185,13 +185,13 @@ import VariantCore
 
         // The source comes back with the same bytes: confirmed without being applied again.
         try server.setMode("ok")
-        #expect(try second.eventually(timeout: 10) { try second.ask(#"{"op":"config"}"#)["from_cache"] == .bool(false) })
+        #expect(try await eventually(timeout: 10) { try second.ask(#"{"op":"config"}"#)["from_cache"] == .bool(false) })
         #expect(second.logs.contains("config.confirmed"))
         #expect(!second.logs.contains("config.applied"))
         #expect(second.stop() == 0)
     }
 
-    @Test func withNeitherSourceNorCacheItAnswersNoConfigAndKeepsTrying() throws {
+    @Test func withNeitherSourceNorCacheItAnswersNoConfigAndKeepsTrying() async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         try server.setMode("500")
         let cache = try temporaryDirectory("variantd-cache")
@@ -202,13 +202,13 @@ import VariantCore
         #expect(try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue?["code"] == .string("http_status"))
         try server.setMode("ok")
         #expect(
-            try daemon.eventually(timeout: 10) {
+            try await eventually(timeout: 10) {
                 try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u"}"#)["reason"] != .string("no_config")
             })
         #expect(daemon.stop() == 0)
     }
 
-    @Test func sighupPollsAtOnce() throws {
+    @Test func sighupPollsAtOnce() async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         let cache = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: cache) }
@@ -216,15 +216,15 @@ import VariantCore
         let daemon = try Self.startDaemon(server: server, cacheDirectory: cache, interval: "600")
         let next = exampleConfig(status: "paused")
         try server.publish(next)
-        usleep(300_000)
+        try await Task.sleep(for: .milliseconds(300))
         #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(exampleConfig)))
         daemon.send(signal: SIGHUP)
-        #expect(try daemon.eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) })
+        #expect(try await eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) })
         #expect(daemon.logs.contains("config.reload"))
         #expect(daemon.stop() == 0)
     }
 
-    @Test func theAppConfigDataAPIFlowWithSignedRequests() throws {
+    @Test func theAppConfigDataAPIFlowWithSignedRequests() async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         try server.set("version_label", "v1")
         try server.set("poll_interval", "1")
@@ -262,7 +262,7 @@ import VariantCore
         #expect(status["source"] == .string(source))
 
         // The server asks for at least 1 s between polls: the daemon's own 0.1 s gives way.
-        usleep(2_600_000)
+        try await Task.sleep(for: .milliseconds(2600))
         let polls = server.requests.filter { $0.hasPrefix("GET /configuration ") }
         #expect((2...4).contains(polls.count), "\(server.requests)")
         #expect(server.requests.filter { $0.hasPrefix("POST /configurationsessions 201") }.count == 1)
@@ -274,20 +274,20 @@ import VariantCore
         let next = exampleConfig(status: "paused")
         try server.set("version_label", "v2")
         try server.publish(next)
-        #expect(try daemon.eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) })
+        #expect(try await eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) })
         #expect(try daemon.ask(#"{"op":"config"}"#)["source_version"] == .string("v2"))
 
         // An outage: the session is dropped and started again once the API answers.
         try server.setMode("500")
-        #expect(try daemon.eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("failing") })
+        #expect(try await eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("failing") })
         try server.setMode("ok")
-        #expect(try daemon.eventually(timeout: 8) { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("ok") })
+        #expect(try await eventually(timeout: 8) { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("ok") })
         #expect(server.requests.filter { $0.hasPrefix("POST /configurationsessions 201") }.count >= 2)
         #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)))
         #expect(daemon.stop() == 0)
     }
 
-    @Test func appConfigWithoutCredentialsSaysWhatIsMissing() throws {
+    @Test func appConfigWithoutCredentialsSaysWhatIsMissing() async throws {
         let server = try ConfigServerFixture(document: exampleConfig)
         let cache = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: cache) }
@@ -306,7 +306,7 @@ import VariantCore
         #expect(daemon.stop() == 0)
     }
 
-    @Test func httpsTrustsOnlyTheConfiguredCABundle() throws {
+    @Test func httpsTrustsOnlyTheConfiguredCABundle() async throws {
         let directory = try temporaryDirectory("variantd-tls")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let openssl = Process()
@@ -339,7 +339,7 @@ import VariantCore
         #expect(trusting.stop() == 0)
     }
 
-    @Test func badSourceOptionsStopTheDaemonWithAClearMessage() throws {
+    @Test func badSourceOptionsStopTheDaemonWithAClearMessage() async throws {
         for (arguments, message) in [
             (["--source", "ftp://example.com/x"], "unknown scheme 'ftp'"),
             (["--source", "appconfig://only/two"], "three names"),
@@ -359,5 +359,16 @@ import VariantCore
             #expect(process.terminationStatus != 0)
             #expect(output.contains(message), "\(arguments): \(output)")
         }
+    }
+
+    /// Polls `condition` every 20 ms until it holds or `timeout` passes, without holding a thread of the
+    /// cooperative pool (which the in-process poller tests need).
+    func eventually(timeout: Double = 10, _ condition: () throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return try condition()
     }
 }
