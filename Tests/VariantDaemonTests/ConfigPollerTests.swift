@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import VariantCore
+
 @testable import VariantDaemon
 
 /// The poller driven by an injected trigger stream, and in a real `ServiceGroup` with its own timer.
@@ -14,7 +15,8 @@ import VariantCore
             reloadStarted: { calls.withLock { $0.append("reloadStarted") } },
             reloadFinished: { calls.withLock { $0.append("reloadFinished") } },
             applied: { config in calls.withLock { $0.append("applied \(config.version)") } },
-            rejected: { failure in calls.withLock { $0.append("rejected \(failure.code)") } })
+            rejected: { failure in calls.withLock { $0.append("rejected \(failure.code)") } }
+        )
     }
 
     static func emptyStore(_ source: String) -> ServingStateStore {
@@ -28,8 +30,12 @@ import VariantCore
         let store = Self.emptyStore("file:" + path)
         let calls = SharedBox<[String]>([])
         let poller = ConfigPoller(
-            configuration: .init(), fetcher: FileConfigFetcher(path: path), store: store, logger: Logger(label: "test"),
-            hooks: Self.hooksRecording(into: calls))
+            configuration: .init(),
+            fetcher: FileConfigFetcher(path: path),
+            store: store,
+            logger: Logger(label: "test"),
+            hooks: Self.hooksRecording(into: calls)
+        )
         let (triggers, continuation) = AsyncStream.makeStream(of: ConfigPoller.Trigger.self)
         let running = Task { await poller.run(triggers: triggers) }
 
@@ -53,7 +59,8 @@ import VariantCore
             calls.current == [
                 "applied \(firstVersion)", "rejected invalid_config", "reloadStarted",
                 "applied \(configVersion(paused))", "reloadFinished",
-            ])
+            ]
+        )
 
         // A missing file is recorded once, not once per poll, and the config in use stays.
         try FileManager.default.removeItem(atPath: path)
@@ -73,7 +80,8 @@ import VariantCore
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let client = HTTPClient(
             eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(10)))
+            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(10))
+        )
         let store = Self.emptyStore(server.url)
         let calls = SharedBox<[String]>([])
         var configuration = ConfigPoller.Configuration()
@@ -84,16 +92,33 @@ import VariantCore
         configuration.cacheDirectory = cache
         let poller = ConfigPoller(
             configuration: configuration,
-            fetcher: HTTPConfigFetcher(url: server.url, client: client, requestTimeout: .seconds(10), maximumBytes: 1 << 20),
-            store: store, logger: Logger(label: "test"), hooks: Self.hooksRecording(into: calls))
+            fetcher: HTTPConfigFetcher(
+                url: server.url,
+                client: client,
+                requestTimeout: .seconds(10),
+                maximumBytes: 1 << 20
+            ),
+            store: store,
+            logger: Logger(label: "test"),
+            hooks: Self.hooksRecording(into: calls)
+        )
         let group = ServiceGroup(services: [poller], logger: Logger(label: "test"))
         try await withThrowingTaskGroup { tasks in
             tasks.addTask { try await group.run() }
             // Without loadInitial, run() polls at once.
-            try await waitUntil({ store.current.config?.version == configVersion(exampleConfig) }, "\(server.requests) \(String(describing: store.current.lastError))")
+            try await waitUntil(
+                { store.current.config?.version == configVersion(exampleConfig) },
+                "\(server.requests) \(String(describing: store.current.lastError))"
+            )
             // Timer polls went out, every one conditional, and none parsed the document again.
-            try await waitUntil({ server.requests.count >= 4 }, "\(server.requests) \(String(describing: store.current.lastError)) \(store.current.sourceState)")
-            #expect(server.requests.dropFirst().allSatisfy { $0.hasPrefix("GET /config.json 304 0 ") }, "\(server.requests)")
+            try await waitUntil(
+                { server.requests.count >= 4 },
+                "\(server.requests) \(String(describing: store.current.lastError)) \(store.current.sourceState)"
+            )
+            #expect(
+                server.requests.dropFirst().allSatisfy { $0.hasPrefix("GET /config.json 304 0 ") },
+                "\(server.requests)"
+            )
             #expect(calls.current == ["applied \(configVersion(exampleConfig))"])
 
             let paused = exampleConfig(status: "paused")
@@ -104,7 +129,11 @@ import VariantCore
             // Applied once, by the reload or by a timer poll just before it (whichever came first).
             let recorded = calls.current
             #expect(recorded.filter { $0 == "applied \(configVersion(paused))" }.count == 1, "\(recorded)")
-            #expect(recorded.suffix(2) == ["reloadStarted", "reloadFinished"] || recorded.suffix(3) == ["reloadStarted", "applied \(configVersion(paused))", "reloadFinished"], "\(recorded)")
+            #expect(
+                recorded.suffix(2) == ["reloadStarted", "reloadFinished"]
+                    || recorded.suffix(3) == ["reloadStarted", "applied \(configVersion(paused))", "reloadFinished"],
+                "\(recorded)"
+            )
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
@@ -116,7 +145,9 @@ import VariantCore
 
     /// Waits (at most 30 s: other suites' blocking tests can hold the cooperative pool) for `condition`.
     func waitUntil(
-        _ condition: () -> Bool, _ comment: @autoclosure () -> String = "", sourceLocation: SourceLocation = #_sourceLocation
+        _ condition: () -> Bool,
+        _ comment: @autoclosure () -> String = "",
+        sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while !condition(), ContinuousClock.now < deadline {
@@ -203,18 +234,29 @@ import VariantCore
         #expect(entry.sourceVersion == "\"abc\"")
         #expect(entry.fetchedAt == fetched)
         // No temporary files are left behind.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == [
-            "variantd-\(ConfigCache.name(of: cache.source)).json", "variantd-\(ConfigCache.name(of: cache.source)).meta.json",
-        ])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == [
+                "variantd-\(ConfigCache.name(of: cache.source)).json",
+                "variantd-\(ConfigCache.name(of: cache.source)).meta.json",
+            ]
+        )
         // Another source never reads this copy.
-        #expect(ConfigCache(directory: directory, source: "https://example.com/other.json").load(maximumBytes: 1 << 20) == nil)
+        #expect(
+            ConfigCache(directory: directory, source: "https://example.com/other.json").load(maximumBytes: 1 << 20)
+                == nil
+        )
     }
 
     @Test func metadataThatDoesNotMatchTheDocumentIsIgnored() throws {
         let directory = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let cache = ConfigCache(directory: directory, source: "s")
-        try cache.store(Array("one".utf8), version: configVersion("one"), sourceVersion: "v1", fetchedAt: SystemClock.now())
+        try cache.store(
+            Array("one".utf8),
+            version: configVersion("one"),
+            sourceVersion: "v1",
+            fetchedAt: SystemClock.now()
+        )
         // As if the daemon died between writing the document and its metadata.
         try Data("two".utf8).write(to: URL(fileURLWithPath: cache.documentPath))
         let entry = try #require(cache.load(maximumBytes: 1 << 20))

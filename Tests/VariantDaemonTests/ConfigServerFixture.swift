@@ -23,7 +23,8 @@ final class ConfigServerFixture {
         guard let created = mkdtemp(&buffer) else { throw FixtureError("mkdtemp failed") }
         directory = URL(fileURLWithPath: String(cString: created))
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.script, directory.path] + (tls.map { ["--tls", $0.certificate, $0.key] } ?? [])
+        process.arguments =
+            ["python3", Self.script, directory.path] + (tls.map { ["--tls", $0.certificate, $0.key] } ?? [])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/null"))
         if let document {
@@ -86,7 +87,8 @@ func exampleConfig(status: String) -> String {
 }
 
 /// Valid JSON that fails validation (weights that do not sum to 100).
-let invalidConfig = #"{"schema_version":1,"prompts":{"p":{"versions":[{"version":1,"template":"t"}]}},"experiments":[{"name":"e","salt":"s","status":"running","variants":[{"name":"a","control":true,"weight":50,"prompt":"p","prompt_version":1},{"name":"b","weight":40,"prompt":"p","prompt_version":1}]}]}"#
+let invalidConfig =
+    #"{"schema_version":1,"prompts":{"p":{"versions":[{"version":1,"template":"t"}]}},"experiments":[{"name":"e","salt":"s","status":"running","variants":[{"name":"a","control":true,"weight":50,"prompt":"p","prompt_version":1},{"name":"b","weight":40,"prompt":"p","prompt_version":1}]}]}"#
 
 func configVersion(_ text: String) -> String {
     LoadedConfig.version(of: Array(text.utf8))

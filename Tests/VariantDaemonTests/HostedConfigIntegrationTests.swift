@@ -31,7 +31,10 @@ import VariantCore
     ]
 
     static func startDaemon(
-        server: ConfigServerFixture, cacheDirectory: String, interval: String = "0.1", extra: [String] = []
+        server: ConfigServerFixture,
+        cacheDirectory: String,
+        interval: String = "0.1",
+        extra: [String] = []
     ) throws -> DaemonFixture {
         try DaemonFixture(
             config: nil,
@@ -39,7 +42,8 @@ import VariantCore
                 "--source", server.url, "--cache-dir", cacheDirectory, "--poll-interval", interval,
                 "--poll-jitter", "0.2", "--max-backoff", "0.4", "--request-timeout", "0.5",
                 "--max-config-bytes", "65536",
-            ] + extra)
+            ] + extra
+        )
     }
 
     @Test(arguments: failures)
@@ -60,7 +64,9 @@ import VariantCore
         #expect(
             try await eventually(timeout: 10) {
                 try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue?["code"] == .string(failure.code)
-            }, "\(failure.mode): last_error never became \(failure.code):\n\(daemon.logs)")
+            },
+            "\(failure.mode): last_error never became \(failure.code):\n\(daemon.logs)"
+        )
         let during = try daemon.ask(#"{"op":"config"}"#)
         #expect(during["version"] == .string(good))
         #expect(during["source_state"] == .string(failure.sourceFailing ? "failing" : "ok"))
@@ -90,8 +96,11 @@ import VariantCore
         try server.publish(next)
         try server.setMode("ok")
         #expect(
-            try await eventually(timeout: 10) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) },
-            "\(failure.mode): the next good document was not applied:\n\(daemon.logs)")
+            try await eventually(timeout: 10) {
+                try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next))
+            },
+            "\(failure.mode): the next good document was not applied:\n\(daemon.logs)"
+        )
         let after = try daemon.ask(#"{"op":"config"}"#)
         #expect(after["last_error"] == .null)
         #expect(after["source_state"] == .string("ok"))
@@ -147,7 +156,8 @@ import VariantCore
             try await eventually(timeout: 5) {
                 try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u"}"#)["config_version"]
                     == .string(configVersion(next))
-            })
+            }
+        )
         let took = Date().timeIntervalSince(published)
         // One interval (0.5 s, jitter only shortens it) plus the request and the test's own 20 ms polling.
         #expect(took < 0.5 + 0.3, "served after \(took) s")
@@ -160,7 +170,9 @@ import VariantCore
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let units = (0..<50).map { "user-\($0)" }
         func assignments(_ daemon: DaemonFixture) throws -> [JSONValue?] {
-            try units.map { try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"\#($0)"}"#)["variant"] }
+            try units.map {
+                try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"\#($0)"}"#)["variant"]
+            }
         }
         let first = try Self.startDaemon(server: server, cacheDirectory: cache)
         let before = try assignments(first)
@@ -180,7 +192,10 @@ import VariantCore
         #expect(second.logs.contains("config.from_cache"))
         #expect(try assignments(second) == before)
         let status = try runProduct("variantctl", ["status", "--socket", second.socketPath]).output
-        #expect(status.contains("from_cache: true") && status.contains("note: serving the last-known-good copy"), "\(status)")
+        #expect(
+            status.contains("from_cache: true") && status.contains("note: serving the last-known-good copy"),
+            "\(status)"
+        )
         #expect(status.contains("last_error: connection_failed"), "\(status)")
 
         // The source comes back with the same bytes: confirmed without being applied again.
@@ -203,8 +218,10 @@ import VariantCore
         try server.setMode("ok")
         #expect(
             try await eventually(timeout: 10) {
-                try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u"}"#)["reason"] != .string("no_config")
-            })
+                try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u"}"#)["reason"]
+                    != .string("no_config")
+            }
+        )
         #expect(daemon.stop() == 0)
     }
 
@@ -219,7 +236,11 @@ import VariantCore
         try await Task.sleep(for: .milliseconds(300))
         #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(exampleConfig)))
         daemon.send(signal: SIGHUP)
-        #expect(try await eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) })
+        #expect(
+            try await eventually(timeout: 5) {
+                try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next))
+            }
+        )
         #expect(daemon.logs.contains("config.reload"))
         #expect(daemon.stop() == 0)
     }
@@ -255,7 +276,8 @@ import VariantCore
             environment: [
                 "AWS_SHARED_CREDENTIALS_FILE": credentials + "/credentials", "AWS_PROFILE": "variantd",
                 "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
-            ])
+            ]
+        )
         let status = try daemon.ask(#"{"op":"config"}"#)
         #expect(status["version"] == .string(configVersion(exampleConfig)), "\(daemon.logs)\n\(server.requests)")
         #expect(status["source_version"] == .string("v1"))
@@ -274,14 +296,24 @@ import VariantCore
         let next = exampleConfig(status: "paused")
         try server.set("version_label", "v2")
         try server.publish(next)
-        #expect(try await eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)) })
+        #expect(
+            try await eventually(timeout: 5) {
+                try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next))
+            }
+        )
         #expect(try daemon.ask(#"{"op":"config"}"#)["source_version"] == .string("v2"))
 
         // An outage: the session is dropped and started again once the API answers.
         try server.setMode("500")
-        #expect(try await eventually(timeout: 5) { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("failing") })
+        #expect(
+            try await eventually(timeout: 5) {
+                try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("failing")
+            }
+        )
         try server.setMode("ok")
-        #expect(try await eventually(timeout: 8) { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("ok") })
+        #expect(
+            try await eventually(timeout: 8) { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("ok") }
+        )
         #expect(server.requests.filter { $0.hasPrefix("POST /configurationsessions 201") }.count >= 2)
         #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)))
         #expect(daemon.stop() == 0)
@@ -293,12 +325,14 @@ import VariantCore
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let source = "appconfig://a/e/p?region=eu-west-1&endpoint=http://127.0.0.1:\(server.port)"
         let daemon = try DaemonFixture(
-            config: nil, arguments: ["--source", source, "--cache-dir", cache, "--poll-interval", "0.1"],
+            config: nil,
+            arguments: ["--source", source, "--cache-dir", cache, "--poll-interval", "0.1"],
             environment: [
                 "AWS_SHARED_CREDENTIALS_FILE": cache + "/none", "AWS_CONFIG_FILE": cache + "/none",
                 "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
                 "AWS_WEB_IDENTITY_TOKEN_FILE": "",
-            ])
+            ]
+        )
         let failure = try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue
         #expect(failure?["code"] == .string("credentials_missing"))
         #expect(failure?["message"]?.stringValue?.contains("not supported") == true)
@@ -313,7 +347,8 @@ import VariantCore
         openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         openssl.arguments = [
             "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", directory + "/key.pem", "-out",
+            directory + "/cert.pem",
         ]
         openssl.standardOutput = FileHandle.nullDevice
         openssl.standardError = FileHandle.nullDevice
@@ -321,7 +356,9 @@ import VariantCore
         openssl.waitUntilExit()
         try #require(openssl.terminationStatus == 0)
         let server = try ConfigServerFixture(
-            document: exampleConfig, tls: (directory + "/cert.pem", directory + "/key.pem"))
+            document: exampleConfig,
+            tls: (directory + "/cert.pem", directory + "/key.pem")
+        )
         let url = "https://127.0.0.1:\(server.port)/config.json"
         let arguments = [
             "--source", url, "--cache-dir", directory + "/cache", "--poll-interval", "0.1", "--max-backoff", "0.4",

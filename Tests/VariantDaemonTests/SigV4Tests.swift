@@ -1,21 +1,27 @@
 import Foundation
 import Testing
 import VariantCore
+
 @testable import VariantDaemon
 
 /// SigV4 against AWS's published example and against botocore signing the same requests at the same instant.
 @Suite struct SigV4Tests {
     static let credentials = SigV4Signer.Credentials(
-        accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        accessKeyID: "AKIDEXAMPLE",
+        secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    )
 
     /// The example of the AWS General Reference ("Signature Version 4 signing process", IAM ListUsers,
     /// 2015-08-30T12:36:00Z), whose published signature is 5d672d79....
     @Test func matchesAWSsPublishedExample() {
         let signer = SigV4Signer(credentials: Self.credentials, region: "us-east-1", service: "iam")
         let request = SigV4Signer.Request(
-            method: "GET", host: "iam.amazonaws.com", path: "/",
+            method: "GET",
+            host: "iam.amazonaws.com",
+            path: "/",
             query: [("Action", "ListUsers"), ("Version", "2010-05-08")],
-            headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")])
+            headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
+        )
         let headers = signer.sign(request, at: Timestamp(rfc3339: "2015-08-30T12:36:00Z")!)
         #expect(headers.first { $0.name == "X-Amz-Date" }?.value == "20150830T123600Z")
         #expect(
@@ -37,25 +43,38 @@ import VariantCore
             name: "StartConfigurationSession",
             endpoint: "https://appconfigdata.eu-west-1.amazonaws.com",
             request: SigV4Signer.Request(
-                method: "POST", host: "appconfigdata.eu-west-1.amazonaws.com", path: "/configurationsessions",
+                method: "POST",
+                host: "appconfigdata.eu-west-1.amazonaws.com",
+                path: "/configurationsessions",
                 headers: [("Content-Type", "application/json")],
                 body: Array(
                     #"{"ApplicationIdentifier":"checkout","ConfigurationProfileIdentifier":"prompts","EnvironmentIdentifier":"production","RequiredMinimumPollIntervalInSeconds":30}"#
-                        .utf8))),
+                        .utf8
+                )
+            )
+        ),
         Case(
             name: "GetLatestConfiguration with a session token",
             endpoint: "https://appconfigdata.eu-west-1.amazonaws.com",
             request: SigV4Signer.Request(
-                method: "GET", host: "appconfigdata.eu-west-1.amazonaws.com", path: "/configuration",
-                query: [("configuration_token", "AYADeNgfsRxdKiJ37A+/token==")]),
-            sessionToken: "IQoJb3JpZ2luX2VjE//session+token="),
+                method: "GET",
+                host: "appconfigdata.eu-west-1.amazonaws.com",
+                path: "/configuration",
+                query: [("configuration_token", "AYADeNgfsRxdKiJ37A+/token==")]
+            ),
+            sessionToken: "IQoJb3JpZ2luX2VjE//session+token="
+        ),
         Case(
             name: "a port, several query parameters and a header with inner spaces",
             endpoint: "http://127.0.0.1:8123",
             request: SigV4Signer.Request(
-                method: "GET", host: "127.0.0.1:8123", path: "/a path/x~y",
+                method: "GET",
+                host: "127.0.0.1:8123",
+                path: "/a path/x~y",
                 query: [("b", "2"), ("a", "z z"), ("a", "y")],
-                headers: [("X-Custom", "  one   two  "), ("User-Agent", "variantd")])),
+                headers: [("X-Custom", "  one   two  "), ("User-Agent", "variantd")]
+            )
+        ),
     ]
 
     @Test(arguments: cases)
@@ -143,7 +162,8 @@ import VariantCore
             [ other ]
             aws_access_key_id = AKIDOTHER
             aws_secret_access_key = s2\r
-            """)
+            """
+        )
         let base = ["AWS_SHARED_CREDENTIALS_FILE": path, "AWS_CONFIG_FILE": "/nonexistent"]
         #expect(try AWSCredentialResolver(environment: base).resolve().accessKeyID == "AKIDDEFAULT")
         let other = try AWSCredentialResolver(environment: base.merging(["AWS_PROFILE": "other"]) { $1 }).resolve()
@@ -157,7 +177,8 @@ import VariantCore
             sso_start_url = https://example.awsapps.com/start
             [profile process]
             credential_process = /usr/bin/get-creds
-            """)
+            """
+        )
         for (profile, named) in [("sso", "sso_start_url"), ("process", "credential_process")] {
             let resolver = AWSCredentialResolver(environment: [
                 "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": config, "AWS_PROFILE": profile,
@@ -187,11 +208,15 @@ import VariantCore
 
     @Test func appConfigURLs() throws {
         let location = try AppConfigFetcher.Location.parse(
-            "appconfig://checkout/production/prompts?region=eu-west-1", environment: [:])
+            "appconfig://checkout/production/prompts?region=eu-west-1",
+            environment: [:]
+        )
         #expect(location.endpoint == "https://appconfigdata.eu-west-1.amazonaws.com")
         #expect(location.host == "appconfigdata.eu-west-1.amazonaws.com")
         let local = try AppConfigFetcher.Location.parse(
-            "appconfig://a/e/p?endpoint=http://127.0.0.1:9000/", environment: ["AWS_REGION": "us-east-2"])
+            "appconfig://a/e/p?endpoint=http://127.0.0.1:9000/",
+            environment: ["AWS_REGION": "us-east-2"]
+        )
         #expect(local.region == "us-east-2")
         #expect(local.host == "127.0.0.1:9000")
         #expect(throws: AppConfigFetcher.Location.ParseError.self) {

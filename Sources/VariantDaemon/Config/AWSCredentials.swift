@@ -20,11 +20,17 @@ public struct AWSCredentialResolver: Sendable {
         let key = value("AWS_ACCESS_KEY_ID")
         let secret = value("AWS_SECRET_ACCESS_KEY")
         if let key, let secret {
-            return SigV4Signer.Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: value("AWS_SESSION_TOKEN"))
+            return SigV4Signer.Credentials(
+                accessKeyID: key,
+                secretAccessKey: secret,
+                sessionToken: value("AWS_SESSION_TOKEN")
+            )
         }
         if key != nil || secret != nil {
             throw ConfigFetchError(
-                .credentialsMissing, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together; only one is")
+                .credentialsMissing,
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together; only one is"
+            )
         }
         let profile = value("AWS_PROFILE") ?? value("AWS_DEFAULT_PROFILE") ?? "default"
         let home = value("HOME") ?? "/root"
@@ -36,13 +42,19 @@ public struct AWSCredentialResolver: Sendable {
             guard let section else { continue }
             if let key = section["aws_access_key_id"], let secret = section["aws_secret_access_key"] {
                 return SigV4Signer.Credentials(
-                    accessKeyID: key, secretAccessKey: secret, sessionToken: section["aws_session_token"])
+                    accessKeyID: key,
+                    secretAccessKey: secret,
+                    sessionToken: section["aws_session_token"]
+                )
             }
-            for unsupported in ["credential_process", "sso_session", "sso_start_url", "role_arn", "web_identity_token_file"]
+            for unsupported in [
+                "credential_process", "sso_session", "sso_start_url", "role_arn", "web_identity_token_file",
+            ]
             where section[unsupported] != nil {
                 throw ConfigFetchError(
                     .credentialsUnsupported,
-                    "profile '\(profile)' in \(path) uses \(unsupported), which variantd does not support; give static keys (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or aws_access_key_id/aws_secret_access_key)")
+                    "profile '\(profile)' in \(path) uses \(unsupported), which variantd does not support; give static keys (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or aws_access_key_id/aws_secret_access_key)"
+                )
             }
         }
         for (variable, what) in [
@@ -52,11 +64,13 @@ public struct AWSCredentialResolver: Sendable {
         ] where value(variable) != nil {
             throw ConfigFetchError(
                 .credentialsUnsupported,
-                "\(variable) asks for \(what), which variantd does not support; give static keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or \(credentialsPath)")
+                "\(variable) asks for \(what), which variantd does not support; give static keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or \(credentialsPath)"
+            )
         }
         throw ConfigFetchError(
             .credentialsMissing,
-            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or give profile '\(profile)' aws_access_key_id and aws_secret_access_key in \(credentialsPath); instance metadata (IMDS), ECS, SSO and credential_process are not supported")
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or give profile '\(profile)' aws_access_key_id and aws_secret_access_key in \(credentialsPath); instance metadata (IMDS), ECS, SSO and credential_process are not supported"
+        )
     }
 
     private func value(_ name: String) -> String? {
@@ -77,7 +91,8 @@ public struct AWSCredentialResolver: Sendable {
                 continue
             }
             guard current == name, let equals = line.firstIndex(of: "=") else { continue }
-            found?[String(line[..<equals]).trimmingSpaces.lowercased()] = String(line[line.index(after: equals)...])
+            found?[String(line[..<equals]).trimmingSpaces.lowercased()] =
+                String(line[line.index(after: equals)...])
                 .trimmingSpaces
         }
         return found
@@ -86,6 +101,9 @@ public struct AWSCredentialResolver: Sendable {
 
 extension StringProtocol {
     var trimmingSpaces: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" || $0 == "\r" }).reversed())
+        String(
+            drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" || $0 == "\r" })
+                .reversed()
+        )
     }
 }

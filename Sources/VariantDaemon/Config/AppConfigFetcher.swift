@@ -40,7 +40,9 @@ public struct AppConfigFetcher: ConfigFetcher {
                 for pair in pathPart[1].split(separator: "&") {
                     let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                     guard parts.count == 2, ["region", "endpoint"].contains(parts[0]) else {
-                        throw ParseError(description: "unknown parameter '\(pair)' in '\(url)': only region and endpoint")
+                        throw ParseError(
+                            description: "unknown parameter '\(pair)' in '\(url)': only region and endpoint"
+                        )
                     }
                     parameters[String(parts[0])] = String(parts[1])
                 }
@@ -57,7 +59,12 @@ public struct AppConfigFetcher: ConfigFetcher {
                 throw ParseError(description: "endpoint must be an http or https URL, not '\(endpoint)'")
             }
             return Location(
-                application: names[0], environment: names[1], profile: names[2], region: region, endpoint: endpoint)
+                application: names[0],
+                environment: names[1],
+                profile: names[2],
+                region: region,
+                endpoint: endpoint
+            )
         }
 
         /// The Host header for the endpoint: `host` or `host:port`.
@@ -80,8 +87,13 @@ public struct AppConfigFetcher: ConfigFetcher {
     private let nextToken = SharedBox<String?>(nil)
 
     public init(
-        url: String, location: Location, client: HTTPClient, credentials: AWSCredentialResolver,
-        requestTimeout: Duration, maximumBytes: Int, pollInterval: Duration,
+        url: String,
+        location: Location,
+        client: HTTPClient,
+        credentials: AWSCredentialResolver,
+        requestTimeout: Duration,
+        maximumBytes: Int,
+        pollInterval: Duration,
         now: @escaping @Sendable () -> Timestamp = SystemClock.now
     ) {
         self.sourceDescription = url
@@ -105,18 +117,31 @@ public struct AppConfigFetcher: ConfigFetcher {
                 token = try await startSession(logger: logger)
             }
             let request = SigV4Signer.Request(
-                method: "GET", host: location.host, path: "/configuration",
-                query: [("configuration_token", token)])
+                method: "GET",
+                host: location.host,
+                path: "/configuration",
+                query: [("configuration_token", token)]
+            )
             let (status, headers, body) = try await send(request, logger: logger)
             guard status == .ok else { throw apiError("GetLatestConfiguration", status, headers, body) }
             guard let next = headers.first(name: "Next-Poll-Configuration-Token"), !next.isEmpty else {
-                throw ConfigFetchError(.invalidResponse, "GetLatestConfiguration answered without Next-Poll-Configuration-Token")
+                throw ConfigFetchError(
+                    .invalidResponse,
+                    "GetLatestConfiguration answered without Next-Poll-Configuration-Token"
+                )
             }
             nextToken.exchange(next)
-            let interval = headers.first(name: "Next-Poll-Interval-In-Seconds").flatMap(Int.init).map { Duration.seconds($0) }
+            let interval = headers.first(name: "Next-Poll-Interval-In-Seconds").flatMap(Int.init).map {
+                Duration.seconds($0)
+            }
             if body.isEmpty { return .unchanged(suggestedInterval: interval) }
             return .document(
-                FetchedDocument(bytes: body, sourceVersion: headers.first(name: "Version-Label"), suggestedInterval: interval))
+                FetchedDocument(
+                    bytes: body,
+                    sourceVersion: headers.first(name: "Version-Label"),
+                    suggestedInterval: interval
+                )
+            )
         } catch {
             nextToken.exchange(nil)
             throw error
@@ -137,25 +162,40 @@ public struct AppConfigFetcher: ConfigFetcher {
         writer.integer(seconds)
         writer.raw("}")
         let request = SigV4Signer.Request(
-            method: "POST", host: location.host, path: "/configurationsessions",
-            headers: [("Content-Type", "application/json")], body: writer.bytes)
+            method: "POST",
+            host: location.host,
+            path: "/configurationsessions",
+            headers: [("Content-Type", "application/json")],
+            body: writer.bytes
+        )
         let (status, headers, body) = try await send(request, logger: logger)
-        guard status == .created || status == .ok else { throw apiError("StartConfigurationSession", status, headers, body) }
+        guard status == .created || status == .ok else {
+            throw apiError("StartConfigurationSession", status, headers, body)
+        }
         guard let answer = (try? JSONParser.parse(body))?.objectValue,
             let token = answer["InitialConfigurationToken"]?.stringValue, !token.isEmpty
         else {
-            throw ConfigFetchError(.invalidResponse, "StartConfigurationSession answered without InitialConfigurationToken")
+            throw ConfigFetchError(
+                .invalidResponse,
+                "StartConfigurationSession answered without InitialConfigurationToken"
+            )
         }
         logger.debug("config.appconfig.session_started", metadata: ["config.source": "\(sourceDescription)"])
         return token
     }
 
-    private func send(_ signed: SigV4Signer.Request, logger: Logger) async throws(ConfigFetchError) -> (
+    private func send(
+        _ signed: SigV4Signer.Request,
+        logger: Logger
+    ) async throws(ConfigFetchError) -> (
         HTTPResponseStatus, HTTPHeaders, [UInt8]
     ) {
         let signer = SigV4Signer(credentials: try credentials.resolve(), region: location.region, service: "appconfig")
         let query = signed.encodedQuery
-        var request = HTTPClientRequest(url: location.endpoint + SigV4Signer.encode(signed.path, keepingSlashes: true) + (query.isEmpty ? "" : "?" + query))
+        var request = HTTPClientRequest(
+            url: location.endpoint + SigV4Signer.encode(signed.path, keepingSlashes: true)
+                + (query.isEmpty ? "" : "?" + query)
+        )
         request.method = HTTPMethod(rawValue: signed.method)
         request.headers.add(name: "Host", value: signed.host)
         for (name, value) in signed.headers { request.headers.add(name: name, value: value) }
@@ -163,15 +203,29 @@ public struct AppConfigFetcher: ConfigFetcher {
         request.headers.add(name: "User-Agent", value: "variantd")
         if !signed.body.isEmpty { request.body = .bytes(ByteBuffer(bytes: signed.body)) }
         return try await HTTPConfigFetcher.execute(
-            request, client: client, timeout: requestTimeout, maximumBytes: maximumBytes, logger: logger)
+            request,
+            client: client,
+            timeout: requestTimeout,
+            maximumBytes: maximumBytes,
+            logger: logger
+        )
     }
 
-    private func apiError(_ operation: String, _ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: [UInt8])
+    private func apiError(
+        _ operation: String,
+        _ status: HTTPResponseStatus,
+        _ headers: HTTPHeaders,
+        _ body: [UInt8]
+    )
         -> ConfigFetchError
     {
         let type = headers.first(name: "x-amzn-ErrorType").map { " " + $0 } ?? ""
-        let message = (try? JSONParser.parse(body))?.objectValue.flatMap { $0["Message"]?.stringValue ?? $0["message"]?.stringValue }
+        let message = (try? JSONParser.parse(body))?.objectValue.flatMap {
+            $0["Message"]?.stringValue ?? $0["message"]?.stringValue
+        }
         return ConfigFetchError(
-            .httpStatus, "\(operation) answered \(status.code)\(type)\(message.map { ": " + $0 } ?? "")")
+            .httpStatus,
+            "\(operation) answered \(status.code)\(type)\(message.map { ": " + $0 } ?? "")"
+        )
     }
 }

@@ -71,7 +71,9 @@ public struct FileConfigFetcher: ConfigFetcher {
     public func fetch(force: Bool, logger: Logger) async throws(ConfigFetchError) -> ConfigFetchResult {
         let identity = FileIdentity(path: path)
         let previous = lastSeen.exchange((identity, false))
-        guard force || previous.mustRead || previous.identity != identity else { return .unchanged(suggestedInterval: nil) }
+        guard force || previous.mustRead || previous.identity != identity else {
+            return .unchanged(suggestedInterval: nil)
+        }
         do {
             return .document(FetchedDocument(bytes: try FileIdentity.read(path: path, maximumBytes: maximumBytes)))
         } catch {

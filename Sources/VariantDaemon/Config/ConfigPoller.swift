@@ -67,8 +67,12 @@ public final class ConfigPoller: Service, Sendable {
     private let scheduleContinuation: AsyncStream<Schedule>.Continuation
 
     public init(
-        configuration: Configuration, fetcher: any ConfigFetcher, store: ServingStateStore, logger: Logger,
-        hooks: ConfigSourceHooks = .init(), now: @escaping @Sendable () -> Timestamp = SystemClock.now,
+        configuration: Configuration,
+        fetcher: any ConfigFetcher,
+        store: ServingStateStore,
+        logger: Logger,
+        hooks: ConfigSourceHooks = .init(),
+        now: @escaping @Sendable () -> Timestamp = SystemClock.now,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.configuration = configuration
@@ -87,7 +91,10 @@ public final class ConfigPoller: Service, Sendable {
         schedule.maximumBackoff = configuration.maximumBackoff
         self.state = SharedBox(PollState(schedule: PollSchedule(configuration: schedule)))
         (requests, requestContinuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(1))
-        (schedules, scheduleContinuation) = AsyncStream.makeStream(of: Schedule.self, bufferingPolicy: .bufferingNewest(1))
+        (schedules, scheduleContinuation) = AsyncStream.makeStream(
+            of: Schedule.self,
+            bufferingPolicy: .bufferingNewest(1)
+        )
     }
 
     public var sourceDescription: String { fetcher.sourceDescription }
@@ -126,7 +133,9 @@ public final class ConfigPoller: Service, Sendable {
                     await withDiscardingTaskGroup { sleepers in
                         for await (generation, deadline) in self.schedules {
                             sleepers.addTask {
-                                guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
+                                guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else {
+                                    return
+                                }
                                 if self.state.current.timerGeneration == generation { continuation.yield(.poll) }
                             }
                         }
@@ -201,7 +210,8 @@ public final class ConfigPoller: Service, Sendable {
                         "config.source": "\(fetcher.sourceDescription)", "code": "\(failure.code)",
                         "config.version": "\(store.current.config?.version ?? "none")",
                         "retry_in": "\(delay)",
-                    ])
+                    ]
+                )
             }
         }
         log(transition, delay: delay)
@@ -229,7 +239,8 @@ public final class ConfigPoller: Service, Sendable {
             if config.fromCache {
                 logger.info(
                     "config.confirmed: the source serves the cached document",
-                    metadata: ["config.version": "\(version)", "config.source": "\(source)"])
+                    metadata: ["config.version": "\(version)", "config.source": "\(source)"]
+                )
             }
             return
         }
@@ -241,8 +252,13 @@ public final class ConfigPoller: Service, Sendable {
         do {
             let validated = try ConfigDocument.validate(document.bytes)
             let loaded = LoadedConfig(
-                document: validated, version: version, source: source, loadedAt: time,
-                sourceVersion: document.sourceVersion, fetchedAt: time)
+                document: validated,
+                version: version,
+                source: source,
+                loadedAt: time,
+                sourceVersion: document.sourceVersion,
+                fetchedAt: time
+            )
             store.update { $0.applying(loaded) }
             state.withLock { state in
                 state.lastSeenVersion = version
@@ -260,8 +276,11 @@ public final class ConfigPoller: Service, Sendable {
             let count = error.issues.count
             let failure = ConfigLoadFailure(
                 .invalidConfig,
-                message: "\(count) problem\(count == 1 ? "" : "s") in the document from \(source) (\(version)); keeping the config in use",
-                at: time, problems: error.issues)
+                message:
+                    "\(count) problem\(count == 1 ? "" : "s") in the document from \(source) (\(version)); keeping the config in use",
+                at: time,
+                problems: error.issues
+            )
             store.update { $0.polled(.ok, at: time, lastError: failure) }
             state.withLock { state in
                 state.lastSeenVersion = version
@@ -274,7 +293,8 @@ public final class ConfigPoller: Service, Sendable {
                     "config.source": "\(source)", "code": "\(failure.code)",
                     "config.version": "\(store.current.config?.version ?? "none")",
                     "problems": .array(failure.problems.map { .string($0.description) }),
-                ])
+                ]
+            )
         }
     }
 
@@ -295,7 +315,8 @@ public final class ConfigPoller: Service, Sendable {
             if first {
                 logger.warning(
                     "config.cache.write_failed: \(error); serving goes on, but a restart during an outage will have no copy",
-                    metadata: ["path": "\(cache.documentPath)"])
+                    metadata: ["path": "\(cache.documentPath)"]
+                )
             }
         }
     }
@@ -306,19 +327,29 @@ public final class ConfigPoller: Service, Sendable {
             if fetcher.usesCache {
                 logger.warning(
                     "config.none: no cached copy either; serving no_config until the source answers",
-                    metadata: ["config.source": "\(fetcher.sourceDescription)"])
+                    metadata: ["config.source": "\(fetcher.sourceDescription)"]
+                )
             }
             return
         }
         let time = now()
         let version = LoadedConfig.version(of: entry.bytes)
         guard let document = try? ConfigDocument.validate(entry.bytes) else {
-            logger.warning("config.cache.invalid: the cached copy does not validate", metadata: ["path": "\(cache.documentPath)"])
+            logger.warning(
+                "config.cache.invalid: the cached copy does not validate",
+                metadata: ["path": "\(cache.documentPath)"]
+            )
             return
         }
         let loaded = LoadedConfig(
-            document: document, version: version, source: fetcher.sourceDescription, loadedAt: time,
-            sourceVersion: entry.sourceVersion, fetchedAt: entry.fetchedAt ?? time, fromCache: true)
+            document: document,
+            version: version,
+            source: fetcher.sourceDescription,
+            loadedAt: time,
+            sourceVersion: entry.sourceVersion,
+            fetchedAt: entry.fetchedAt ?? time,
+            fromCache: true
+        )
         store.update { $0.polled($0.sourceState, at: time, lastError: $0.lastError, config: loaded) }
         hooks.applied(loaded)
         logger.warning(
@@ -326,7 +357,8 @@ public final class ConfigPoller: Service, Sendable {
             metadata: [
                 "config.version": "\(version)", "config.source": "\(fetcher.sourceDescription)",
                 "path": "\(cache.documentPath)", "config.fetched_at": "\(loaded.fetchedAt.rfc3339)",
-            ])
+            ]
+        )
     }
 
     private func log(_ transition: PollSchedule.Transition?, delay: Duration) {
@@ -338,10 +370,13 @@ public final class ConfigPoller: Service, Sendable {
         case .reachedCap:
             logger.warning(
                 "config.source.backoff_at_cap: polling at the maximum backoff until the source recovers",
-                metadata: ["config.source": "\(source)", "retry_in": "\(delay)"])
+                metadata: ["config.source": "\(source)", "retry_in": "\(delay)"]
+            )
         case .recovered(let failures):
             logger.info(
-                "config.source.recovered", metadata: ["config.source": "\(source)", "failed_attempts": "\(failures)"])
+                "config.source.recovered",
+                metadata: ["config.source": "\(source)", "failed_attempts": "\(failures)"]
+            )
         }
     }
 }

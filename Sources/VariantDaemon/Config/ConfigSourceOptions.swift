@@ -51,7 +51,10 @@ public struct ConfigSourceOptions: Sendable {
         }
         if source.hasPrefix("appconfig:") {
             do {
-                return .appConfig(url: source, location: try AppConfigFetcher.Location.parse(source, environment: environment))
+                return .appConfig(
+                    url: source,
+                    location: try AppConfigFetcher.Location.parse(source, environment: environment)
+                )
             } catch {
                 throw Invalid(description: "--source: \(error)")
             }
@@ -64,7 +67,9 @@ public struct ConfigSourceOptions: Sendable {
         }
         if let colon = path.firstIndex(of: ":"), !path.hasPrefix("/"), !path[..<colon].contains("/") {
             throw Invalid(
-                description: "--source: unknown scheme '\(path[..<colon])': use a path, file:, http:, https: or appconfig:")
+                description:
+                    "--source: unknown scheme '\(path[..<colon])': use a path, file:, http:, https: or appconfig:"
+            )
         }
         guard !path.isEmpty else { throw Invalid(description: "--source: an empty path") }
         return .file(path: path)
@@ -88,7 +93,11 @@ public struct ConfigSourceOptions: Sendable {
 
     /// Builds the poller (and, for a network source, the one HTTP client it uses, which `shutdown` closes: call
     /// it once the service group has stopped).
-    public func makePoller(store: ServingStateStore, logger: Logger, hooks: ConfigSourceHooks = .init()) throws(Invalid)
+    public func makePoller(
+        store: ServingStateStore,
+        logger: Logger,
+        hooks: ConfigSourceHooks = .init()
+    ) throws(Invalid)
         -> (poller: ConfigPoller, shutdown: @Sendable () async -> Void)
     {
         var configuration = ConfigPoller.Configuration()
@@ -109,21 +118,39 @@ public struct ConfigSourceOptions: Sendable {
         case .http(let url):
             let shared = makeClient()
             client = shared
-            fetcher = HTTPConfigFetcher(url: url, client: shared, requestTimeout: requestTimeout, maximumBytes: maximumBytes)
+            fetcher = HTTPConfigFetcher(
+                url: url,
+                client: shared,
+                requestTimeout: requestTimeout,
+                maximumBytes: maximumBytes
+            )
         case .appConfig(let url, let location):
             let shared = makeClient()
             client = shared
             fetcher = AppConfigFetcher(
-                url: url, location: location, client: shared, credentials: AWSCredentialResolver(environment: environment),
-                requestTimeout: requestTimeout, maximumBytes: maximumBytes, pollInterval: pollInterval)
+                url: url,
+                location: location,
+                client: shared,
+                credentials: AWSCredentialResolver(environment: environment),
+                requestTimeout: requestTimeout,
+                maximumBytes: maximumBytes,
+                pollInterval: pollInterval
+            )
         }
-        let poller = ConfigPoller(configuration: configuration, fetcher: fetcher, store: store, logger: logger, hooks: hooks)
+        let poller = ConfigPoller(
+            configuration: configuration,
+            fetcher: fetcher,
+            store: store,
+            logger: logger,
+            hooks: hooks
+        )
         return (poller, { [client] in try? await client?.shutdown() })
     }
 
     private func makeClient() -> HTTPClient {
         HTTPClient(
             eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: caBundle, requestTimeout: requestTimeout))
+            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: caBundle, requestTimeout: requestTimeout)
+        )
     }
 }

@@ -36,8 +36,10 @@ public struct HTTPConfigFetcher: ConfigFetcher {
         if let caBundle { tls.trustRoots = .file(caBundle) }
         let timeout = TimeAmount(requestTimeout)
         var configuration = HTTPClient.Configuration(
-            tlsConfiguration: tls, redirectConfiguration: .follow(max: 5, allowCycles: false),
-            timeout: .init(connect: timeout, read: timeout))
+            tlsConfiguration: tls,
+            redirectConfiguration: .follow(max: 5, allowCycles: false),
+            timeout: .init(connect: timeout, read: timeout)
+        )
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
         return configuration
@@ -52,14 +54,21 @@ public struct HTTPConfigFetcher: ConfigFetcher {
         if let etag { request.headers.add(name: "If-None-Match", value: etag) }
         if let lastModified { request.headers.add(name: "If-Modified-Since", value: lastModified) }
         let (status, headers, body) = try await Self.execute(
-            request, client: client, timeout: requestTimeout, maximumBytes: maximumBytes, logger: logger)
+            request,
+            client: client,
+            timeout: requestTimeout,
+            maximumBytes: maximumBytes,
+            logger: logger
+        )
         switch status.code {
         case 304:
             return .unchanged(suggestedInterval: nil)
         case 200:
             let newETag = headers.first(name: "ETag")
             validators.exchange((newETag, headers.first(name: "Last-Modified")))
-            return .document(FetchedDocument(bytes: body, sourceVersion: newETag))
+            // The AppConfig Agent names its version in `Configuration-Version` rather than an ETag.
+            let sourceVersion = newETag ?? headers.first(name: "Configuration-Version")
+            return .document(FetchedDocument(bytes: body, sourceVersion: sourceVersion))
         default:
             throw ConfigFetchError(.httpStatus, "GET \(url) answered \(status.code) \(status.reasonPhrase)")
         }
@@ -69,7 +78,11 @@ public struct HTTPConfigFetcher: ConfigFetcher {
     ///
     /// - Throws: `ConfigFetchError`: `timeout`, `too_large`, `connection_failed`, `redirect_loop`, `tls_failed`.
     static func execute(
-        _ request: HTTPClientRequest, client: HTTPClient, timeout: Duration, maximumBytes: Int, logger: Logger
+        _ request: HTTPClientRequest,
+        client: HTTPClient,
+        timeout: Duration,
+        maximumBytes: Int,
+        logger: Logger
     ) async throws(ConfigFetchError) -> (HTTPResponseStatus, HTTPHeaders, [UInt8]) {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         do {

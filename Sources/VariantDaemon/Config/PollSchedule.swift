@@ -41,7 +41,10 @@ struct PollSchedule: Sendable {
 
     /// After a poll that reached the source. `suggestedInterval` is the source's own minimum (AppConfig's
     /// `Next-Poll-Interval-In-Seconds`): the delay is never shorter than it. `random` is uniform in 0..<1.
-    mutating func succeeded(suggestedInterval: Duration? = nil, random: Double) -> (delay: Duration, transition: Transition?) {
+    mutating func succeeded(
+        suggestedInterval: Duration? = nil,
+        random: Double
+    ) -> (delay: Duration, transition: Transition?) {
         var transition: Transition?
         if case .failing(let failures, _) = state { transition = .recovered(afterFailures: failures) }
         state = .healthy

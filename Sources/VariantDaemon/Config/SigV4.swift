@@ -44,8 +44,12 @@ public struct SigV4Signer: Sendable {
         public var body: [UInt8]
 
         public init(
-            method: String, host: String, path: String, query: [(name: String, value: String)] = [],
-            headers: [(name: String, value: String)] = [], body: [UInt8] = []
+            method: String,
+            host: String,
+            path: String,
+            query: [(name: String, value: String)] = [],
+            headers: [(name: String, value: String)] = [],
+            body: [UInt8] = []
         ) {
             self.method = method
             self.host = host
@@ -69,23 +73,32 @@ public struct SigV4Signer: Sendable {
         if let token = credentials.sessionToken { added.append(("X-Amz-Security-Token", token)) }
         let canonical = canonicalRequest(request, adding: added)
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let stringToSign = "AWS4-HMAC-SHA256\n\(stamp)\n\(scope)\n\(Self.hex(SHA256.hash(data: Array(canonical.text.utf8))))"
-        let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: signingKey(day: day)))
+        let stringToSign =
+            "AWS4-HMAC-SHA256\n\(stamp)\n\(scope)\n\(Self.hex(SHA256.hash(data: Array(canonical.text.utf8))))"
+        let signature = Self.hex(
+            HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: signingKey(day: day))
+        )
         added.append(
             (
                 "Authorization",
                 "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(canonical.signedHeaders), Signature=\(signature)"
-            ))
+            )
+        )
         return added
     }
 
     /// The canonical request and its signed-header list.
-    func canonicalRequest(_ request: Request, adding added: [(name: String, value: String)]) -> (text: String, signedHeaders: String) {
+    func canonicalRequest(
+        _ request: Request,
+        adding added: [(name: String, value: String)]
+    ) -> (text: String, signedHeaders: String) {
         var headers: [String: [String]] = [:]
         for (name, value) in request.headers + added {
             let name = name.lowercased()
             if Self.unsignedHeaders.contains(name) { continue }
-            headers[name, default: []].append(value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " "))
+            headers[name, default: []].append(
+                value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+            )
         }
         if headers["host"] == nil { headers["host"] = [request.host] }
         let names = headers.keys.sorted()
@@ -95,7 +108,10 @@ public struct SigV4Signer: Sendable {
             .sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
             .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
         // The path as sent is encoded once; services other than S3 sign it encoded twice (as botocore does).
-        let path = Self.encode(Self.encode(request.path.isEmpty ? "/" : request.path, keepingSlashes: true), keepingSlashes: true)
+        let path = Self.encode(
+            Self.encode(request.path.isEmpty ? "/" : request.path, keepingSlashes: true),
+            keepingSlashes: true
+        )
         let payload = Self.hex(SHA256.hash(data: request.body))
         let text = [request.method.uppercased(), path, query, canonicalHeaders, signedHeaders, payload]
             .joined(separator: "\n")
