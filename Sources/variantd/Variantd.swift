@@ -102,8 +102,8 @@ struct Variantd: AsyncParsableCommand {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard checkInterval > 0 else { throw ValidationError("--check-interval must be positive") }
         for (flag, seconds) in [("--poll-interval", pollInterval), ("--max-backoff", maxBackoff), ("--request-timeout", requestTimeout)]
-        where !(seconds.isFinite && seconds >= 0.001) {
-            throw ValidationError("\(flag) must be a positive number of seconds, not \(seconds)")
+        where !(seconds.isFinite && seconds >= 0.001 && seconds <= 86_400) {
+            throw ValidationError("\(flag) must be a positive number of seconds, at most a day, not \(seconds)")
         }
         do { try sourceOptions.validate() } catch { throw ValidationError(error.description) }
     }
@@ -117,12 +117,11 @@ struct Variantd: AsyncParsableCommand {
         }
         let logger = Logger(label: "variantd")
 
+        let sourceOptions = self.sourceOptions
         let store = ServingStateStore(
-            ServingSnapshot(config: nil, source: "", lastError: nil, startedAt: SystemClock.now()))
+            ServingSnapshot(
+                config: nil, source: try sourceOptions.sourceDescription, lastError: nil, startedAt: SystemClock.now()))
         let (source, shutdownSource) = try sourceOptions.makePoller(store: store, logger: logger)
-        store.update { _ in
-            ServingSnapshot(config: nil, source: source.sourceDescription, lastError: nil, startedAt: SystemClock.now())
-        }
         if !(await source.loadInitial()) {
             logger.warning(
                 "config.none: serving no_config until a valid document appears",

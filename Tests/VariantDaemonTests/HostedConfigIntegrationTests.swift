@@ -382,6 +382,7 @@ import VariantCore
             (["--source", "appconfig://only/two"], "three names"),
             (["--poll-jitter", "2"], "--poll-jitter must be between 0 and 1"),
             (["--max-backoff", "0"], "--max-backoff must be a positive number of seconds"),
+            (["--poll-interval", "1e300"], "--poll-interval must be a positive number of seconds, at most a day"),
             (["--ca-bundle", "/nonexistent.pem"], "--ca-bundle: cannot read /nonexistent.pem"),
         ] {
             let process = Process()

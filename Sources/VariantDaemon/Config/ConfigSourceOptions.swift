@@ -75,6 +75,18 @@ public struct ConfigSourceOptions: Sendable {
         return .file(path: path)
     }
 
+    /// Where documents come from, as the `config` op shows it (`file:/etc/variantd/config.json`, the URL).
+    ///
+    /// - Throws: `Invalid`, as `kind()`.
+    public var sourceDescription: String {
+        get throws(Invalid) {
+            switch try kind() {
+            case .file(let path): "file:" + path
+            case .http(let url), .appConfig(let url, _): url
+            }
+        }
+    }
+
     /// Checks every setting, so that a mistake stops the daemon at start with a clear message.
     ///
     /// - Throws: `Invalid`.
