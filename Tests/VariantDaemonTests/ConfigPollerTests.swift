@@ -120,6 +120,7 @@ import VariantCore
                 "\(server.requests)"
             )
             #expect(calls.current == ["applied \(configVersion(exampleConfig))"])
+            #expect(poller.validations == 1)
 
             let paused = exampleConfig(status: "paused")
             try server.publish(paused)
@@ -141,6 +142,35 @@ import VariantCore
         // Applied documents are on disk, byte for byte.
         let cached = ConfigCache(directory: cache, source: server.url).load(maximumBytes: 1 << 20)
         #expect(cached?.bytes == Array(exampleConfig(status: "paused").utf8))
+    }
+
+    @Test func an304AnEmptyAnswerOrIdenticalBytesAreNotParsedAgain() async throws {
+        let server = try ConfigServerFixture(document: exampleConfig)
+        let client = HTTPClient(
+            eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(10)))
+        let store = Self.emptyStore(server.url)
+        let poller = ConfigPoller(
+            configuration: .init(),
+            fetcher: HTTPConfigFetcher(
+                url: server.url, client: client, requestTimeout: .seconds(10), maximumBytes: 1 << 20),
+            store: store, logger: Logger(label: "test"))
+        #expect(await poller.loadInitial())
+        for _ in 0..<5 { await poller.poll(announced: false, force: false) }
+        // ETag: five 304s, one parse.
+        #expect(server.requests.filter { $0.hasPrefix("GET /config.json 304 0 ") }.count == 5)
+        #expect(poller.validations == 1)
+        try server.setMode("noetag")
+        for _ in 0..<5 { await poller.poll(announced: false, force: false) }
+        // No ETag: five full answers, the same bytes, still one parse.
+        #expect(server.requests.filter { $0.hasPrefix("GET /config.json 200 ") }.count == 6)
+        #expect(poller.validations == 1)
+        try server.publish(exampleConfig(status: "paused"))
+        await poller.poll(announced: false, force: false)
+        #expect(poller.validations == 2)
+        #expect(store.current.config?.version == configVersion(exampleConfig(status: "paused")))
+        #expect(store.current.config?.sourceVersion == nil)
+        try await client.shutdown()
     }
 
     /// Waits (at most 30 s: other suites' blocking tests can hold the cooperative pool) for `condition`.

@@ -47,6 +47,8 @@ public final class ConfigPoller: Service, Sendable {
         var announcedFailure: String?
         var cacheFailing = false
         var polledOnce = false
+        /// How many documents were parsed and validated (a test shows that an unchanged one is not).
+        var validations = 0
         var timerGeneration: UInt64 = 0
     }
 
@@ -98,6 +100,9 @@ public final class ConfigPoller: Service, Sendable {
     }
 
     public var sourceDescription: String { fetcher.sourceDescription }
+
+    /// How many fetched documents were parsed and validated so far.
+    var validations: Int { state.current.validations }
 
     /// Polls once and, if that gives no config, starts from the last-known-good copy on disk; a caller waits
     /// for this before declaring readiness. Returns whether a config is in use.
@@ -249,6 +254,7 @@ public final class ConfigPoller: Service, Sendable {
             store.update { $0.polled(.ok, at: time, lastError: failure) }
             return
         }
+        state.withLock { $0.validations += 1 }
         do {
             let validated = try ConfigDocument.validate(document.bytes)
             let loaded = LoadedConfig(
