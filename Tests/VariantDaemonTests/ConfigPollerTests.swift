@@ -148,13 +148,20 @@ import VariantCore
         let server = try ConfigServerFixture(document: exampleConfig)
         let client = HTTPClient(
             eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(10)))
+            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(10))
+        )
         let store = Self.emptyStore(server.url)
         let poller = ConfigPoller(
             configuration: .init(),
             fetcher: HTTPConfigFetcher(
-                url: server.url, client: client, requestTimeout: .seconds(10), maximumBytes: 1 << 20),
-            store: store, logger: Logger(label: "test"))
+                url: server.url,
+                client: client,
+                requestTimeout: .seconds(10),
+                maximumBytes: 1 << 20
+            ),
+            store: store,
+            logger: Logger(label: "test")
+        )
         #expect(await poller.loadInitial())
         for _ in 0..<5 { await poller.poll(announced: false, force: false) }
         // ETag: five 304s, one parse.
