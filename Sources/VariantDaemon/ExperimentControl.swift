@@ -48,8 +48,8 @@ public final class ExperimentControl: Sendable {
         logger.notice("treatment.\(event.kind.rawValue): \(event.message)", metadata: metadata)
     }
 
-    /// Hooks for a config source that record applied and rejected documents as events.
-    public func configEventHooks() -> ConfigSourceHooks {
+    /// Hooks for a config source that record applied and rejected documents as events in `ledger`.
+    public static func configEventHooks(ledger: ExperimentLedger) -> ConfigSourceHooks {
         ConfigSourceHooks(
             applied: { [ledger] config in
                 ledger.log(

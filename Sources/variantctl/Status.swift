@@ -1,7 +1,8 @@
 import ArgumentParser
 import VariantCore
 
-/// `variantctl status`: the configuration in use, its source and age, and the last load error.
+/// `variantctl status`: the configuration in use, its source (and the source's own version), its age, whether it
+/// is the on-disk last-known-good copy, the source's state, and the last error.
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show the configuration the daemon serves.")
 
@@ -11,6 +12,9 @@ struct Status: ParsableCommand {
         let (line, answer) = try connection.send([("op", .string("config"))])
         guard !connection.json else { return print(line) }
         printFields(answer, skipping: ["id", "ok", "last_error"])
+        if answer["from_cache"]?.boolValue == true {
+            print("note: serving the last-known-good copy from disk; the source has not given a usable document yet")
+        }
         if let failure = answer["last_error"]?.objectValue {
             print("last_error: \(failure["code"]?.stringValue ?? "?") at \(failure["at"]?.stringValue ?? "?"): \(failure["message"]?.stringValue ?? "")")
             for problem in failure["problems"]?.arrayValue ?? [] {

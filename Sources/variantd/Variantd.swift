@@ -10,7 +10,10 @@ import VariantDaemon
 ///
 /// Every option can also be set in the environment (`VARIANTD_CONFIG`, `VARIANTD_SOCKET`, `VARIANTD_SOCKET_MODE`,
 /// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`,
-/// `VARIANTD_LOG_FORMAT`, `VARIANTD_READY_TIMEOUT`); a flag overrides the environment, which overrides the
+/// `VARIANTD_LOG_FORMAT`, `VARIANTD_READY_TIMEOUT`, `VARIANTD_STATE_DIR`, `VARIANTD_STATE_FLUSH_INTERVAL`,
+/// `VARIANTD_ADMIN_GROUP`, and for the config source `VARIANTD_SOURCE`, `VARIANTD_CACHE_DIR`,
+/// `VARIANTD_POLL_INTERVAL`, `VARIANTD_POLL_JITTER`, `VARIANTD_MAX_BACKOFF`, `VARIANTD_REQUEST_TIMEOUT`,
+/// `VARIANTD_MAX_CONFIG_BYTES`, `VARIANTD_CA_BUNDLE`); a flag overrides the environment, which overrides the
 /// built-in default.
 ///
 /// Under systemd (see `systemd/`): started with `LISTEN_FDS`, it serves on the passed socket instead of binding
@@ -63,6 +66,53 @@ struct Variantd: AsyncParsableCommand {
     )
     var readyTimeout: Double = Environment.string("VARIANTD_READY_TIMEOUT").flatMap { Double($0) } ?? 30
 
+    // MARK: Config source (hosted configuration; README "Hosted configuration")
+
+    @Option(help: "Where the configuration comes from: a path, file:PATH, http(s)://URL or appconfig://APP/ENV/PROFILE?region=R (default: --config). Env: VARIANTD_SOURCE.")
+    var source: String? = Environment.string("VARIANTD_SOURCE")
+
+    @Option(help: "Directory for the last-known-good copy of a network source's document. Env: VARIANTD_CACHE_DIR.")
+    var cacheDir: String = Environment.string("VARIANTD_CACHE_DIR") ?? "/var/cache/variantd"
+
+    @Option(help: "Seconds between polls of a network source. Env: VARIANTD_POLL_INTERVAL.")
+    var pollInterval: Double = Environment.string("VARIANTD_POLL_INTERVAL").flatMap { Double($0) } ?? 30
+
+    @Option(help: "Share (0-1) by which each poll interval is randomly shortened. Env: VARIANTD_POLL_JITTER.")
+    var pollJitter: Double = Environment.string("VARIANTD_POLL_JITTER").flatMap { Double($0) } ?? 0.1
+
+    @Option(help: "Longest wait in seconds between attempts while the source fails. Env: VARIANTD_MAX_BACKOFF.")
+    var maxBackoff: Double = Environment.string("VARIANTD_MAX_BACKOFF").flatMap { Double($0) } ?? 300
+
+    @Option(help: "Seconds one request to the source may take, body included. Env: VARIANTD_REQUEST_TIMEOUT.")
+    var requestTimeout: Double = Environment.string("VARIANTD_REQUEST_TIMEOUT").flatMap { Double($0) } ?? 10
+
+    @Option(help: "The largest configuration document accepted, in bytes. Env: VARIANTD_MAX_CONFIG_BYTES.")
+    var maxConfigBytes: Int = Environment.string("VARIANTD_MAX_CONFIG_BYTES").flatMap { Int($0) } ?? 16 << 20
+
+    @Option(help: "PEM file of CA certificates trusted for https sources (default: the system's). Env: VARIANTD_CA_BUNDLE.")
+    var caBundle: String? = Environment.string("VARIANTD_CA_BUNDLE")
+
+    /// The config-source settings; a relative `--config` or source path is made absolute so the `config` op names
+    /// the file whatever the working directory.
+    var sourceOptions: ConfigSourceOptions {
+        var sourceURL = source ?? absolutePath(config)
+        if let kind = try? ConfigSourceOptions(source: sourceURL).kind(), case .file(let path) = kind {
+            sourceURL = absolutePath(path)
+        }
+        func duration(_ seconds: Double) -> Duration { .milliseconds(Int((seconds * 1000).rounded())) }
+        var options = ConfigSourceOptions(source: sourceURL)
+        options.cacheDirectory = cacheDir
+        options.pollInterval = duration(pollInterval)
+        options.fileCheckInterval = duration(checkInterval)
+        options.jitter = pollJitter
+        options.maximumBackoff = duration(maxBackoff)
+        options.requestTimeout = duration(requestTimeout)
+        options.maximumBytes = maxConfigBytes
+        options.caBundle = caBundle
+        options.environment = ProcessInfo.processInfo.environment
+        return options
+    }
+
     func validate() throws {
         guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
             throw ValidationError("--socket-mode must be octal permission bits such as 0660, not '\(socketMode)'")
@@ -81,6 +131,11 @@ struct Variantd: AsyncParsableCommand {
             throw ValidationError("--log-format must be auto, journal or text, not '\(logFormat)'")
         }
         guard readyTimeout >= 0, readyTimeout.isFinite else { throw ValidationError("--ready-timeout must be 0 or more") }
+        for (flag, seconds) in [("--poll-interval", pollInterval), ("--max-backoff", maxBackoff), ("--request-timeout", requestTimeout)]
+        where !(seconds.isFinite && seconds >= 0.001 && seconds <= 86_400) {
+            throw ValidationError("\(flag) must be a positive number of seconds, at most a day, not \(seconds)")
+        }
+        do { try sourceOptions.validate() } catch { throw ValidationError(error.description) }
     }
 
     func run() async throws {
@@ -97,37 +152,38 @@ struct Variantd: AsyncParsableCommand {
         // systemd: the socket passed by socket activation, if any (a startup error if it is not a Unix stream).
         let inheritedSocket = try SocketActivation.inheritedListener()
 
-        // An absolute path, so that `source` in the `config` op says which file, whatever the working directory.
-        let configPath = absolutePath(config)
-        var sourceConfiguration = FileConfigSource.Configuration(path: configPath)
-        sourceConfiguration.checkInterval = .milliseconds(Int(checkInterval * 1000))
+        let sourceOptions = self.sourceOptions
         let store = ServingStateStore(
             ServingSnapshot(
-                config: nil, source: sourceConfiguration.sourceDescription, lastError: nil,
-                startedAt: SystemClock.now()))
+                config: nil, source: try sourceOptions.sourceDescription, lastError: nil, startedAt: SystemClock.now()))
+
+        // Statistics, disabled treatments and events, restored before anything is served.
         let ledger = ExperimentLedger()
         var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: absolutePath(stateDir))
         persistenceConfiguration.flushInterval = .milliseconds(Int(stateFlushInterval * 1000))
         let persistence = LedgerPersistence(configuration: persistenceConfiguration, ledger: ledger, logger: logger)
         persistence.restore()
-        let control = ExperimentControl(
-            ledger: ledger, store: store, persistence: persistence,
-            adminPolicy: AdminPolicy(adminGroupID: adminGroup.flatMap(AdminPolicy.groupID(named:))), logger: logger,
-            reload: { false })
-        control.syncDisabledTreatments()
 
         // systemd: sd_notify readiness, status, reloads (through the source's hooks), watchdog, stopping.
         var notifierConfiguration = SystemdNotifier.Configuration()
         notifierConfiguration.readyTimeout = .milliseconds(Int(readyTimeout * 1000))
         let notifier = SystemdNotifier(configuration: notifierConfiguration, store: store, logger: logger)
 
-        let source = FileConfigSource(
-            configuration: sourceConfiguration, store: store, logger: logger,
-            hooks: .combining(notifier.configHooks, control.configEventHooks()))
-        if !source.loadInitial() {
+        let (source, shutdownSource) = try sourceOptions.makePoller(
+            store: store, logger: logger,
+            hooks: .combining(notifier.configHooks, ExperimentControl.configEventHooks(ledger: ledger)))
+        let control = ExperimentControl(
+            ledger: ledger, store: store, persistence: persistence,
+            adminPolicy: AdminPolicy(adminGroupID: adminGroup.flatMap(AdminPolicy.groupID(named:))), logger: logger,
+            reload: {
+                source.reloadNow()
+                return true
+            })
+        control.syncDisabledTreatments()
+        if !(await source.loadInitial()) {
             logger.warning(
                 "config.none: serving no_config until a valid document appears",
-                metadata: ["config.source": "\(sourceConfiguration.sourceDescription)"])
+                metadata: ["config.source": "\(source.sourceDescription)"])
         }
 
         var serverConfiguration = SocketServer.Configuration(
@@ -154,7 +210,13 @@ struct Variantd: AsyncParsableCommand {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await shutdownSource()
+            throw error
+        }
+        await shutdownSource()
     }
 }
 

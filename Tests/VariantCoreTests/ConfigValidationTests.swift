@@ -137,6 +137,9 @@ import Testing
         for code in ProtocolError.Code.all {
             #expect(protocolText.contains("| `\(code.rawValue)` |"), "PROTOCOL.md does not list \(code)")
         }
+        for code in ConfigLoadFailure.Code.all {
+            #expect(protocolText.contains("| `\(code.rawValue)` |"), "PROTOCOL.md does not list \(code)")
+        }
     }
 }
 

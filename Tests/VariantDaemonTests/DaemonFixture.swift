@@ -24,10 +24,13 @@ final class DaemonFixture {
         productsDirectory.appendingPathComponent(name).path
     }
 
-    /// Starts the daemon. With `config` nil no config file is written.
+    /// Starts the daemon. With `config` nil no config file is written. `environment` is added to the test's own.
     /// - Parameter stateDirectory: where the daemon keeps its state; a folder inside the fixture's own by default
     ///   (pass one outside it to restart a daemon on the same state).
-    init(config: String?, arguments: [String] = [], stateDirectory: String? = nil, waitForSocket: Bool = true) throws {
+    init(
+        config: String?, arguments: [String] = [], environment: [String: String] = [:], stateDirectory: String? = nil,
+        waitForSocket: Bool = true
+    ) throws {
         let template = FileManager.default.temporaryDirectory.appendingPathComponent("variantd-test-XXXXXX").path
         var buffer = Array(template.utf8CString)
         guard let created = mkdtemp(&buffer) else { throw FixtureError("mkdtemp failed") }
@@ -45,6 +48,9 @@ final class DaemonFixture {
                 "--config", configPath, "--socket", socketPath, "--check-interval", "0.1", "--log-level", "debug",
                 "--state-dir", stateDirectory ?? directory.appendingPathComponent("state").path,
             ] + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -182,7 +182,7 @@ import VariantDaemon
         #expect(applied["CONFIG_SOURCE"] == .string("file:" + directory + "/config.json"))
         #expect(applied["PRIORITY"] == .string("6"))
         #expect(applied["SYSLOG_IDENTIFIER"] == .string("variantd"))
-        #expect(applied["CODE_FILE"]?.stringValue?.hasSuffix("FileConfigSource.swift") == true)
+        #expect(applied["CODE_FILE"]?.stringValue?.hasSuffix("ConfigPoller.swift") == true)
         #expect(applied["CODE_LINE"]?.stringValue.flatMap { Int($0) } != nil)
         #expect(applied["_TRANSPORT"] == .string("journal"))
 

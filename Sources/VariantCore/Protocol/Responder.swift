@@ -288,6 +288,16 @@ public enum Responder {
         } else {
             writer.null()
         }
+        writer.raw(",\"source_version\":")
+        writer.optionalString(config?.sourceVersion)
+        writer.raw(",\"fetched_at\":")
+        writer.optionalString(config?.fetchedAt.rfc3339)
+        writer.raw(",\"from_cache\":")
+        writer.bool(config?.fromCache ?? false)
+        writer.raw(",\"source_state\":")
+        writer.string(snapshot.sourceState.rawValue)
+        writer.raw(",\"last_success_at\":")
+        writer.optionalString(snapshot.lastSuccessAt?.rfc3339)
         writer.raw("}\n")
     }
 

@@ -4,21 +4,43 @@ import Crypto
 public struct LoadedConfig: Sendable {
     public let document: ConfigDocument
     /// `sha256:` and the first 16 hex digits of the SHA-256 of the bytes as served (PROTOCOL.md, "Config version").
+    /// The same bytes give the same version on every host, whatever the source calls them.
     public let version: String
     public let source: String
+    /// When this document was applied here.
     public let loadedAt: Timestamp
+    /// The source's own name for this version, if it gives one: an HTTP `ETag`, an AppConfig `Version-Label`.
+    public let sourceVersion: String?
+    /// When the bytes were fetched from the source; for a document from the cache, when they were first fetched.
+    public let fetchedAt: Timestamp
+    /// Whether the document came from the on-disk last-known-good copy because the source could not be used.
+    public let fromCache: Bool
     /// The fixed parts of every `assign` answer, by experiment and variant, written once when the config is
     /// applied instead of once per request.
     let assignmentAnswers: [[AssignmentAnswerParts]]
 
-    public init(document: ConfigDocument, version: String, source: String, loadedAt: Timestamp) {
+    public init(
+        document: ConfigDocument, version: String, source: String, loadedAt: Timestamp, sourceVersion: String? = nil,
+        fetchedAt: Timestamp? = nil, fromCache: Bool = false
+    ) {
         self.document = document
         self.version = version
         self.source = source
         self.loadedAt = loadedAt
+        self.sourceVersion = sourceVersion
+        self.fetchedAt = fetchedAt ?? loadedAt
+        self.fromCache = fromCache
         self.assignmentAnswers = document.experiments.map { experiment in
             experiment.variants.map { AssignmentAnswerParts(experiment: experiment, variant: $0, configVersion: version) }
         }
+    }
+
+    /// The same document (not parsed or validated again) under new source metadata, for when the source serves
+    /// bytes already in use: a cached copy confirmed by the source, or a new ETag over the same bytes.
+    public func relabelled(sourceVersion: String?, fetchedAt: Timestamp, fromCache: Bool) -> LoadedConfig {
+        LoadedConfig(
+            document: document, version: version, source: source, loadedAt: loadedAt, sourceVersion: sourceVersion,
+            fetchedAt: fetchedAt, fromCache: fromCache)
     }
 
     /// The config version of a document's bytes.
@@ -33,8 +55,8 @@ public struct LoadedConfig: Sendable {
 }
 
 /// Why the last attempt to load a configuration failed.
-public struct ConfigLoadFailure: Sendable {
-    /// `invalid_config` (the document was read and rejected) or `read_failed` (it could not be read).
+public struct ConfigLoadFailure: Sendable, Equatable {
+    /// A stable snake_case code (`ConfigLoadFailure.Code`), listed in PROTOCOL.md section 4.
     public var code: String
     public var message: String
     public var at: Timestamp
@@ -46,18 +68,88 @@ public struct ConfigLoadFailure: Sendable {
         self.at = at
         self.problems = problems
     }
+
+    public init(_ code: Code, message: String, at: Timestamp, problems: [ValidationIssue] = []) {
+        self.init(code: code.rawValue, message: message, at: at, problems: problems)
+    }
+
+    public static func == (lhs: ConfigLoadFailure, rhs: ConfigLoadFailure) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.at == rhs.at
+            && lhs.problems.map(\.description) == rhs.problems.map(\.description)
+    }
+
+    /// Why a document could not be fetched or was not applied; stable strings, usable as metric labels.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Value: String, CaseIterable {
+            case readFailed = "read_failed"
+            case invalidConfig = "invalid_config"
+            case httpStatus = "http_status"
+            case timeout
+            case tooLarge = "too_large"
+            case connectionFailed = "connection_failed"
+            case redirectLoop = "redirect_loop"
+            case tlsFailed = "tls_failed"
+            case invalidResponse = "invalid_response"
+            case credentialsMissing = "credentials_missing"
+            case credentialsUnsupported = "credentials_unsupported"
+        }
+
+        private let value: Value
+        private init(_ value: Value) { self.value = value }
+
+        public var rawValue: String { value.rawValue }
+        public var description: String { value.rawValue }
+
+        /// The file could not be read (missing, unreadable, larger than the limit).
+        public static let readFailed = Code(.readFailed)
+        /// The document was fetched and failed validation (or is not JSON); `problems` lists why.
+        public static let invalidConfig = Code(.invalidConfig)
+        /// The server answered with a status other than 200 or 304.
+        public static let httpStatus = Code(.httpStatus)
+        /// The request (connect, head and body) did not finish within the request timeout.
+        public static let timeout = Code(.timeout)
+        /// The body is larger than the maximum config size.
+        public static let tooLarge = Code(.tooLarge)
+        /// The server could not be reached, or closed the connection before the answer was complete.
+        public static let connectionFailed = Code(.connectionFailed)
+        /// The server redirected in a cycle or more often than allowed.
+        public static let redirectLoop = Code(.redirectLoop)
+        /// The TLS handshake failed (an untrusted certificate, a name mismatch).
+        public static let tlsFailed = Code(.tlsFailed)
+        /// The server's answer does not follow the API (AppConfig without a session or poll token).
+        public static let invalidResponse = Code(.invalidResponse)
+        /// No AWS credentials in the environment or the shared credentials file.
+        public static let credentialsMissing = Code(.credentialsMissing)
+        /// AWS credentials are configured through a provider variantd does not implement.
+        public static let credentialsUnsupported = Code(.credentialsUnsupported)
+
+        public static var all: [Code] { Value.allCases.map(Code.init) }
+    }
+}
+
+/// Whether the config source could be used the last time it was asked.
+public enum ConfigSourceState: String, Sendable {
+    /// Not asked yet.
+    case starting
+    /// The last poll reached the source and got a document or "unchanged".
+    case ok
+    /// The last poll failed; the daemon backs off and keeps serving the config in use.
+    case failing
 }
 
 /// Everything a request is answered from, immutable so that one reference is one consistent view.
 ///
-/// The daemon swaps whole snapshots when a configuration is applied or fails, or a treatment is disabled or
-/// enabled; a request never sees half of one.
+/// The daemon swaps whole snapshots when a configuration is applied or fails; a request never sees half of one.
 public final class ServingSnapshot: Sendable {
     public let config: LoadedConfig?
     /// Where configuration comes from, even before anything was loaded (`file:/etc/variantd/config.json`).
     public let source: String
     public let lastError: ConfigLoadFailure?
     public let startedAt: Timestamp
+    /// Whether the last poll of the source succeeded.
+    public let sourceState: ConfigSourceState
+    /// When a poll last reached the source and got a document or "unchanged".
+    public let lastSuccessAt: Timestamp?
     /// Treatments that serve the control to their units (by name, so they outlive config changes).
     public let disabled: Set<ExperimentLedger.VariantKey>
     /// `disabled` resolved against `config`: by experiment index, then variant index.
@@ -65,12 +157,15 @@ public final class ServingSnapshot: Sendable {
 
     public init(
         config: LoadedConfig?, source: String, lastError: ConfigLoadFailure?, startedAt: Timestamp,
+        sourceState: ConfigSourceState = .starting, lastSuccessAt: Timestamp? = nil,
         disabled: Set<ExperimentLedger.VariantKey> = []
     ) {
         self.config = config
         self.source = source
         self.lastError = lastError
         self.startedAt = startedAt
+        self.sourceState = sourceState
+        self.lastSuccessAt = lastSuccessAt
         self.disabled = disabled
         self.disabledByIndex = (config?.document.experiments ?? []).map { experiment in
             experiment.variants.map { disabled.contains(.init(experiment: experiment.name, variant: $0.name)) }
@@ -79,17 +174,33 @@ public final class ServingSnapshot: Sendable {
 
     /// The same snapshot with a newly applied configuration; the last error is cleared.
     public func applying(_ config: LoadedConfig) -> ServingSnapshot {
-        ServingSnapshot(config: config, source: config.source, lastError: nil, startedAt: startedAt, disabled: disabled)
+        ServingSnapshot(
+            config: config, source: config.source, lastError: nil, startedAt: startedAt,
+            sourceState: config.fromCache ? sourceState : .ok,
+            lastSuccessAt: config.fromCache ? lastSuccessAt : config.fetchedAt, disabled: disabled)
     }
 
     /// The same snapshot, still serving what it served, with the failure recorded.
     public func recording(_ failure: ConfigLoadFailure) -> ServingSnapshot {
-        ServingSnapshot(config: config, source: source, lastError: failure, startedAt: startedAt, disabled: disabled)
+        ServingSnapshot(
+            config: config, source: source, lastError: failure, startedAt: startedAt, sourceState: sourceState,
+            lastSuccessAt: lastSuccessAt, disabled: disabled)
+    }
+
+    /// The same snapshot after a poll: `lastError` replaces the recorded error (nil clears it).
+    public func polled(
+        _ state: ConfigSourceState, at time: Timestamp, lastError: ConfigLoadFailure?, config: LoadedConfig? = nil
+    ) -> ServingSnapshot {
+        ServingSnapshot(
+            config: config ?? self.config, source: source, lastError: lastError, startedAt: startedAt,
+            sourceState: state, lastSuccessAt: state == .ok ? time : lastSuccessAt, disabled: disabled)
     }
 
     /// The same snapshot with another set of disabled treatments.
     public func withDisabled(_ disabled: Set<ExperimentLedger.VariantKey>) -> ServingSnapshot {
-        ServingSnapshot(config: config, source: source, lastError: lastError, startedAt: startedAt, disabled: disabled)
+        ServingSnapshot(
+            config: config, source: source, lastError: lastError, startedAt: startedAt, sourceState: sourceState,
+            lastSuccessAt: lastSuccessAt, disabled: disabled)
     }
 
     /// Whether the variant at these indexes of `config` is a disabled treatment.

@@ -3,9 +3,12 @@ import VariantCore
 /// What a config source tells the rest of the daemon, so that the systemd notifier (`RELOADING=1`, `READY=1`,
 /// `STATUS=`) and the event log can follow it without knowing how the source fetches.
 ///
-/// Every config source calls these, on its own task, in this order for one reload: `reloadStarted` (only for a
-/// forced reload: SIGHUP or the `reload` admin op, never for a timer tick), then `applied` or `rejected` (or
-/// neither when the document is unchanged), then `reloadFinished`.
+/// The `ConfigPoller` calls these for every source (file, HTTP, AppConfig), on its own task, in this order for one
+/// poll: `reloadStarted` (only for a forced reload: SIGHUP, `reloadNow()` or the `reload` admin op, never for a
+/// timer tick), then `applied` or `rejected` (or neither when the document is unchanged), then `reloadFinished`.
+/// `applied` is also called once at start-up for a document taken from the on-disk cache. A fetch that fails the
+/// same way as the previous one is not reported again on a timer tick (an outage is one `rejected`, not one per
+/// attempt); a forced reload always reports its outcome.
 public struct ConfigSourceHooks: Sendable {
     /// A forced reload begins.
     public var reloadStarted: @Sendable () -> Void

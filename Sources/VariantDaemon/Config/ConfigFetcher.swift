@@ -1,0 +1,84 @@
+import Logging
+import VariantCore
+
+/// One way of getting the configuration document's bytes: a file, an HTTP endpoint, the AppConfig Data API.
+///
+/// A fetcher only transports; the `ConfigPoller` validates, applies, caches and schedules. A fetcher keeps what
+/// it needs between polls (an ETag, an AppConfig session token) so that an unchanged document costs little.
+public protocol ConfigFetcher: Sendable {
+    /// Where the document comes from, as shown by the `config` op (`file:/etc/variantd/config.json`).
+    var sourceDescription: String { get }
+    /// Whether applied documents are kept on disk as the last-known-good copy (not for a local file).
+    var usesCache: Bool { get }
+    /// Fetches the document, or reports that it has not changed since the last fetch. `force` asks for the
+    /// document even when it looks unchanged, where the fetcher can tell without asking the source (a file).
+    ///
+    /// - Throws: `ConfigFetchError` with a code of `ConfigLoadFailure.Code`.
+    func fetch(force: Bool, logger: Logger) async throws(ConfigFetchError) -> ConfigFetchResult
+}
+
+/// What a poll brought back.
+public enum ConfigFetchResult: Sendable {
+    /// The source says the document has not changed (HTTP 304, an empty AppConfig body, the same file).
+    case unchanged(suggestedInterval: Duration?)
+    case document(FetchedDocument)
+}
+
+/// A document's bytes as the source served them, with the source's own metadata.
+public struct FetchedDocument: Sendable {
+    public var bytes: [UInt8]
+    /// The ETag or AppConfig `Version-Label`, if any.
+    public var sourceVersion: String?
+    /// The source's minimum poll interval, if it sets one.
+    public var suggestedInterval: Duration?
+
+    public init(bytes: [UInt8], sourceVersion: String? = nil, suggestedInterval: Duration? = nil) {
+        self.bytes = bytes
+        self.sourceVersion = sourceVersion
+        self.suggestedInterval = suggestedInterval
+    }
+}
+
+/// Why a fetch failed, with a stable code.
+public struct ConfigFetchError: Error, Sendable, CustomStringConvertible {
+    public var code: ConfigLoadFailure.Code
+    public var message: String
+
+    public init(_ code: ConfigLoadFailure.Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// The local file source: reads the file when its identity (inode, size, modification time) changes.
+public struct FileConfigFetcher: ConfigFetcher {
+    public let path: String
+    public let maximumBytes: Int
+    /// The file's identity when last read, and whether that read failed (or nothing was read yet): then it is read
+    /// again whatever its identity, so a missing file is reported until it appears.
+    private let lastSeen = SharedBox<(identity: FileIdentity?, mustRead: Bool)>((nil, true))
+
+    public init(path: String, maximumBytes: Int = 16 << 20) {
+        self.path = path
+        self.maximumBytes = maximumBytes
+    }
+
+    public var sourceDescription: String { "file:" + path }
+    public var usesCache: Bool { false }
+
+    public func fetch(force: Bool, logger: Logger) async throws(ConfigFetchError) -> ConfigFetchResult {
+        let identity = FileIdentity(path: path)
+        let previous = lastSeen.exchange((identity, false))
+        guard force || previous.mustRead || previous.identity != identity else {
+            return .unchanged(suggestedInterval: nil)
+        }
+        do {
+            return .document(FetchedDocument(bytes: try FileIdentity.read(path: path, maximumBytes: maximumBytes)))
+        } catch {
+            lastSeen.exchange((identity, true))
+            throw ConfigFetchError(.readFailed, "\(path): \(error)")
+        }
+    }
+}
