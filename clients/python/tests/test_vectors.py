@@ -44,6 +44,10 @@ def test_decision_vector(case: Any) -> None:
         "in_experiment": answer.in_experiment,
         "reason": answer.reason,
     }
+    if "shadow" in case["expected"]:  # shadow mode: the treatment to run in the background, by name
+        got["shadow"] = answer.shadow["variant"] if answer.shadow else None
+    else:
+        assert answer.shadow is None
     assert got == case["expected"]
 
 
