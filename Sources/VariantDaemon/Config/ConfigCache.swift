@@ -75,52 +75,19 @@ public struct ConfigCache: Sendable {
     }
 
     private func makeDirectory() throws {
-        var components: [Substring] = []
-        for component in directory.split(separator: "/") {
-            components.append(component)
-            let path = (directory.hasPrefix("/") ? "/" : "") + components.joined(separator: "/")
-            if mkdir(path, 0o755) != 0 && errno != EEXIST {
-                throw WriteError(description: "mkdir \(path): \(String(cString: strerror(errno)))")
-            }
+        do {
+            try AtomicFile.createDirectory(directory, mode: 0o755)
+        } catch {
+            throw WriteError(description: error.description)
         }
     }
 
     private func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        var template = Array((path + ".tmp-XXXXXX").utf8CString)
-        let descriptor = mkstemp(&template)
-        guard descriptor >= 0 else { throw WriteError(description: "create \(path).tmp: \(lastError)") }
-        let temporary = String(cString: template)
-        var closed = false
-        defer {
-            if !closed { close(descriptor) }
-        }
         do {
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw WriteError(description: "write \(temporary): \(lastError)")
-                }
-                offset += written
-            }
-            guard fchmod(descriptor, 0o644) == 0, fsync(descriptor) == 0 else {
-                throw WriteError(description: "fsync \(temporary): \(lastError)")
-            }
-            closed = true
-            guard close(descriptor) == 0 else { throw WriteError(description: "close \(temporary): \(lastError)") }
-            guard rename(temporary, path) == 0 else {
-                throw WriteError(description: "rename \(temporary) to \(path): \(lastError)")
-            }
+            try AtomicFile.write(bytes, to: path, mode: 0o644)
         } catch {
-            unlink(temporary)
-            throw error
+            throw WriteError(description: error.description)
         }
-        let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard directoryDescriptor >= 0 else { throw WriteError(description: "open \(directory): \(lastError)") }
-        defer { close(directoryDescriptor) }
-        guard fsync(directoryDescriptor) == 0 else { throw WriteError(description: "fsync \(directory): \(lastError)") }
     }
 
-    private var lastError: String { String(cString: strerror(errno)) }
 }

@@ -1,8 +1,8 @@
 import Glibc
 
 /// Writes a whole file so that a reader, or the next start after a crash at any instant, sees either the old
-/// contents or the new ones, never a mix: write a temporary file in the same directory, fsync it, rename it over
-/// the target, fsync the directory.
+/// contents or the new ones, never a mix: write a uniquely named temporary file in the same directory, fsync it,
+/// rename it over the target, fsync the directory. Used for the state file and the config cache.
 enum AtomicFile {
     struct WriteError: Error, CustomStringConvertible {
         var description: String
@@ -10,39 +10,40 @@ enum AtomicFile {
 
     /// - Throws: `WriteError` naming the step and the system's reason; the target is unchanged then.
     static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(WriteError) {
-        let directory = parentDirectory(of: path)
-        let temporaryPath = directory + "/." + fileName(of: path) + ".tmp"
-        let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard descriptor >= 0 else { throw failure("create \(temporaryPath)") }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                let error = failure("write \(temporaryPath)")
-                close(descriptor)
-                unlink(temporaryPath)
-                throw error
+        var template = Array((path + ".tmp-XXXXXX").utf8CString)
+        let descriptor = mkstemp(&template)
+        guard descriptor >= 0 else { throw failure("create a temporary file beside \(path)") }
+        let temporary = String(cString: template)
+        do throws(WriteError) {
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("write \(temporary)")
+                }
+                offset += written
             }
-            written += count
-        }
-        guard fsync(descriptor) == 0 else {
-            let error = failure("fsync \(temporaryPath)")
+            guard fchmod(descriptor, mode) == 0, fsync(descriptor) == 0 else { throw failure("fsync \(temporary)") }
+            guard close(descriptor) == 0 else {
+                unlink(temporary)
+                throw failure("close \(temporary)")
+            }
+        } catch {
             close(descriptor)
-            unlink(temporaryPath)
+            unlink(temporary)
             throw error
         }
-        close(descriptor)
-        guard rename(temporaryPath, path) == 0 else {
-            let error = failure("rename \(temporaryPath) to \(path)")
-            unlink(temporaryPath)
+        guard rename(temporary, path) == 0 else {
+            let error = failure("rename \(temporary) to \(path)")
+            unlink(temporary)
             throw error
         }
+        let directory = parentDirectory(of: path)
         let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryDescriptor >= 0 {
-            _ = fsync(directoryDescriptor)
-            close(directoryDescriptor)
-        }
+        guard directoryDescriptor >= 0 else { throw failure("open \(directory)") }
+        defer { close(directoryDescriptor) }
+        guard fsync(directoryDescriptor) == 0 else { throw failure("fsync \(directory)") }
     }
 
     /// Creates a directory and its parents if missing.
@@ -61,10 +62,5 @@ enum AtomicFile {
     private static func parentDirectory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
-
-    private static func fileName(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
     }
 }
