@@ -11,7 +11,17 @@ struct Status: ParsableCommand {
     func run() throws {
         let (line, answer) = try connection.send([("op", .string("config"))])
         guard !connection.json else { return print(line) }
-        printFields(answer, skipping: ["id", "ok", "last_error"])
+        printFields(answer, skipping: ["id", "ok", "last_error", "experiment_states", "disabled_treatments"])
+        let experiments = (answer["experiment_states"]?.arrayValue ?? []).compactMap(\.objectValue)
+        if !experiments.isEmpty {
+            var table = Table("EXPERIMENT", "STATUS", "MODE", "ASSIGNING")
+            for experiment in experiments {
+                table.add(["name", "status", "mode", "assigning"].map { render(experiment[$0] ?? .null) })
+            }
+            print(table.rendered())
+        }
+        let disabled = (answer["disabled_treatments"]?.arrayValue ?? []).compactMap(\.objectValue)
+        print("disabled treatments: " + (disabled.isEmpty ? "-" : disabled.map { "\(render($0["experiment"] ?? .null))/\(render($0["variant"] ?? .null))" }.joined(separator: ", ")))
         if answer["from_cache"]?.boolValue == true {
             print("note: serving the last-known-good copy from disk; the source has not given a usable document yet")
         }

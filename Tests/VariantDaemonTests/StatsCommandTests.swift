@@ -36,6 +36,11 @@ import VariantCore
         #expect(watched.status == 0)
         #expect(watched.stdout.components(separatedBy: "recommendation: ").count == 3)
 
+        _ = try daemon.ask(#"{"op":"disable","experiment":"checkout-prompt","variant":"concise"}"#)
+        let status = try runCommand("variantctl", ["status"] + socket)
+        #expect(status.stdout.contains("\ncheckout-prompt  running  live  true"), "\(status.stdout)")
+        #expect(status.stdout.contains("disabled treatments: checkout-prompt/concise"), "\(status.stdout)")
+
         let unknown = try runCommand("variantctl", ["stats", "nope"] + socket)
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("unknown_experiment"))

@@ -68,6 +68,14 @@ extension Experiment {
         return Assignment(variantIndex: hashed, inExperiment: true, reason: .assigned)
     }
 
+    /// Whether the experiment enrols units now: running, and inside its window.
+    public func isAssigning(at now: Timestamp) -> Bool {
+        guard status == .running else { return false }
+        if let start, now < start { return false }
+        if let end, !(now < end) { return false }
+        return true
+    }
+
     /// Whether the unit falls inside the exposure, independently of which variant it would get.
     public func isExposed(unit: String) -> Bool {
         exposureBasisPoints >= 10000

@@ -298,7 +298,30 @@ public enum Responder {
         writer.string(snapshot.sourceState.rawValue)
         writer.raw(",\"last_success_at\":")
         writer.optionalString(snapshot.lastSuccessAt?.rfc3339)
-        writer.raw("}\n")
+        writer.raw(",\"experiment_states\":[")
+        for (index, experiment) in (config?.document.experiments ?? []).enumerated() {
+            if index > 0 { writer.raw(",") }
+            writer.raw("{\"name\":")
+            writer.string(experiment.name)
+            writer.raw(",\"status\":")
+            writer.string(experiment.status.rawValue)
+            writer.raw(",\"mode\":")
+            writer.string(experiment.mode.rawValue)
+            writer.raw(",\"assigning\":")
+            writer.bool(experiment.isAssigning(at: now))
+            writer.raw("}")
+        }
+        writer.raw("],\"disabled_treatments\":[")
+        let disabled = snapshot.disabled.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
+        for (index, treatment) in disabled.enumerated() {
+            if index > 0 { writer.raw(",") }
+            writer.raw("{\"experiment\":")
+            writer.string(treatment.experiment)
+            writer.raw(",\"variant\":")
+            writer.string(treatment.variant)
+            writer.raw("}")
+        }
+        writer.raw("]}\n")
     }
 
     private static func roundedToMilliseconds(_ seconds: Double) -> Double {

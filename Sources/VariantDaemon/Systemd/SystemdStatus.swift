@@ -13,7 +13,7 @@ public enum SystemdStatus {
         if let config = snapshot.config {
             parts.append("serving config \(config.version) from \(config.source)")
             let experiments = config.document.experiments
-            let running = experiments.filter { isRunning($0, at: now) }.count
+            let running = experiments.filter { $0.isAssigning(at: now) }.count
             parts.append("experiments running \(running)/\(experiments.count)")
         } else {
             parts.append(
@@ -29,14 +29,6 @@ public enum SystemdStatus {
             parts.append("last config error \(failure.code)\(problems) at \(failure.at.rfc3339)")
         }
         return sanitised(parts.joined(separator: "; "))
-    }
-
-    /// An experiment assigns units now: its status is `running` and `now` is inside its window.
-    static func isRunning(_ experiment: Experiment, at now: Timestamp) -> Bool {
-        guard experiment.status == .running else { return false }
-        if let start = experiment.start, now < start { return false }
-        if let end = experiment.end, !(now < end) { return false }
-        return true
     }
 
     /// One line: sd_notify separates assignments with newlines.
