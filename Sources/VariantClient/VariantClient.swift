@@ -167,6 +167,14 @@ public final class VariantClient: Sendable {
         return (try request(fields)["events"]?.arrayValue ?? []).compactMap(\.objectValue)
     }
 
+    /// The experiment's statistics (PROTOCOL.md, `stats`): per-variant summaries, each treatment against the
+    /// control, the sample-ratio check, the sample size and a recommendation.
+    public func stats(_ experiment: String, minimumDetectableEffect: Double? = nil) throws(RequestError) -> JSONObject {
+        var fields: [(String, JSONValue)] = [("op", .string("stats")), ("experiment", .string(experiment))]
+        if let minimumDetectableEffect { fields.append(("minimum_detectable_effect", .number(minimumDetectableEffect))) }
+        return try request(fields)
+    }
+
     public func disable(_ experiment: String, variant: String, reason: String? = nil) throws(RequestError) -> JSONObject {
         var fields: [(String, JSONValue)] = [
             ("op", .string("disable")), ("experiment", .string(experiment)), ("variant", .string(variant)),

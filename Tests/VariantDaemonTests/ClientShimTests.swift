@@ -201,6 +201,9 @@ import VariantCore
         #expect(client.flush(timeout: 5))
         #expect(daemon.eventually(timeout: 5) { client.counters.rejected == 1 })
         #expect(client.counters.sent == 41 && client.counters.dropped == 0)
+        let stats = try client.stats("checkout-prompt")
+        let recordsPerVariant = (stats["variants"]?.arrayValue ?? []).compactMap(\.objectValue).compactMap { $0["records"]?.integerValue }
+        #expect(recordsPerVariant.reduce(0, +) == 40)
 
         #expect(try client.disable("checkout-prompt", variant: "concise", reason: "swift shim test")["changed"] == .bool(true))
         #expect(client.assign("checkout-prompt", unit: conciseUnit).reason == "disabled")

@@ -570,6 +570,14 @@ class VariantClient:
             request["limit"] = limit
         return list(self.request(request)["events"])
 
+    def stats(self, experiment: str, minimum_detectable_effect: Optional[float] = None) -> Dict[str, Json]:
+        """The experiment's statistics (PROTOCOL.md, ``stats``): per-variant summaries, each treatment against the
+        control, the sample-ratio check, the sample size and a recommendation. Raises ``VariantdError``."""
+        request: Dict[str, Json] = {"op": "stats", "experiment": experiment}
+        if minimum_detectable_effect is not None:
+            request["minimum_detectable_effect"] = minimum_detectable_effect
+        return self.request(request)
+
     def health(self) -> Dict[str, Json]:
         return self.request({"op": "health"})
 

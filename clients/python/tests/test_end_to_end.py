@@ -54,6 +54,11 @@ def test_assign_prompt_record_and_events_against_the_daemon(start_daemon) -> Non
         while client.rejected < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert client.sent == 41 and client.rejected == 1 and client.dropped == 0
+        stats = client.stats("checkout-prompt")
+        records = {v["name"]: v["records"] for v in stats["variants"]}
+        assert records["concise"] == sum(a.variant == "concise" for a in answers)
+        assert records["control"] + records["concise"] == 40
+        assert stats["recommendation"]["verdict"] in {"needs_more_samples", "no_difference", "winner"}
     finally:
         client.close()
 
