@@ -89,5 +89,4 @@ public struct ConfigCache: Sendable {
             throw WriteError(description: error.description)
         }
     }
-
 }
