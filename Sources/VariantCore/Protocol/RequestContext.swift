@@ -23,20 +23,29 @@ public struct RequestContext: Sendable {
 }
 
 /// The process at the other end of a connection, as the kernel reports it (`SO_PEERCRED`).
-public struct Caller: Sendable, Equatable, CustomStringConvertible {
+public struct Caller: Sendable, CustomStringConvertible {
     public var pid: Int32?
     public var uid: UInt32?
     public var gid: UInt32?
-    /// Whether admin ops (`disable`, `enable`, `reload`) are allowed: root, the daemon's own user, or a member
-    /// of the admin group; the daemon decides.
-    public var mayAdminister: Bool
+    /// Decides, when an admin op asks, whether this caller may run it; the daemon supplies it.
+    private let authorize: @Sendable () -> Bool
 
     public init(pid: Int32?, uid: UInt32?, gid: UInt32?, mayAdminister: Bool) {
+        self.init(pid: pid, uid: uid, gid: gid, authorize: { mayAdminister })
+    }
+
+    /// - Parameter authorize: called only when an admin op arrives, so a costly check (reading the caller's
+    ///   supplementary groups) is not paid by every connection.
+    public init(pid: Int32?, uid: UInt32?, gid: UInt32?, authorize: @escaping @Sendable () -> Bool) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
-        self.mayAdminister = mayAdminister
+        self.authorize = authorize
     }
+
+    /// Whether admin ops (`disable`, `enable`, `reload`) are allowed: root, the daemon's own user, or a member
+    /// of the admin group; the daemon decides.
+    public var mayAdminister: Bool { authorize() }
 
     /// How events name the caller: `uid 1000 pid 4242`, or `unknown peer`.
     public var description: String {

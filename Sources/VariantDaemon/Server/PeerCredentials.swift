@@ -31,12 +31,12 @@ public struct AdminPolicy: Sendable {
         self.adminGroupID = adminGroupID
     }
 
-    /// The caller a connection's peer credentials describe.
+    /// The caller a connection's peer credentials describe; its rights are decided when an admin op asks.
     func caller(_ credentials: PeerCredentials?) -> Caller {
         guard let credentials else { return Caller(pid: nil, uid: nil, gid: nil, mayAdminister: false) }
-        return Caller(
-            pid: credentials.pid, uid: credentials.uid, gid: credentials.gid,
-            mayAdminister: mayAdminister(uid: credentials.uid, gid: credentials.gid, pid: credentials.pid))
+        return Caller(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid) { [self] in
+            mayAdminister(uid: credentials.uid, gid: credentials.gid, pid: credentials.pid)
+        }
     }
 
     func mayAdminister(uid: UInt32, gid: UInt32, pid: Int32) -> Bool {
