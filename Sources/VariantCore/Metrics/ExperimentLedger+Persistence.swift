@@ -17,6 +17,7 @@ extension ExperimentLedger {
 
     /// The whole ledger, written in one consistent view, and the generation it reflects.
     public func encodedState(savedAt: Timestamp) -> (bytes: [UInt8], generation: UInt64) {
+        foldTallies()
         let state = state.withLock { $0 }
         var writer = JSONWriter(reservingCapacity: 4096)
         writer.raw("{\"format\":")

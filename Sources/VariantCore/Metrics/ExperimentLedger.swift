@@ -30,6 +30,12 @@ public final class ExperimentLedger: Sendable {
     }
 
     let state = Mutex(State())
+    /// The assignment tallies of the configurations in use (weakly: a released tally folds its own rest).
+    private let tallies = Mutex<[WeakTally]>([])
+
+    private struct WeakTally {
+        weak var tally: AssignmentTally?
+    }
     /// The most events kept; older ones are dropped first.
     public let eventCapacity: Int
 
@@ -38,16 +44,40 @@ public final class ExperimentLedger: Sendable {
     }
 
     /// Changes with every recorded change; equal values mean nothing new to persist.
-    public var generation: UInt64 { state.withLock { $0.generation } }
+    public var generation: UInt64 {
+        foldTallies()
+        return state.withLock { $0.generation }
+    }
 
     // MARK: - Recording
 
-    /// Counts an `assign` answer that enrolled a unit in a variant.
-    public func countAssignment(experiment: String, variant: String) {
+    /// Makes `tally`'s counts part of this ledger's aggregates: they are folded in whenever the aggregates are read,
+    /// and what is left when the tally is released (its configuration replaced) is folded in then.
+    public func adopt(_ tally: AssignmentTally) {
+        tallies.withLock { list in
+            list.removeAll { $0.tally == nil }
+            if !list.contains(where: { $0.tally === tally }) { list.append(WeakTally(tally: tally)) }
+        }
+        tally.attach(to: self)
+    }
+
+    /// Adds assignment counts drained from a tally.
+    func add(assignmentCounts counts: [(key: VariantKey, count: Int)]) {
         state.withLock { state in
-            state.experiments[experiment, default: [:]][variant, default: VariantAggregate()].assignments += 1
+            for (key, count) in counts {
+                state.experiments[key.experiment, default: [:]][key.variant, default: VariantAggregate()].assignments +=
+                    count
+            }
             state.generation &+= 1
         }
+    }
+
+    /// Folds the counts of every adopted tally into the aggregates.
+    func foldTallies() {
+        let live = tallies.withLock { list in list.compactMap(\.tally) }
+        var counts: [(key: VariantKey, count: Int)] = []
+        for tally in live { counts += tally.drain() }
+        if !counts.isEmpty { add(assignmentCounts: counts) }
     }
 
     /// Adds one record to a variant's aggregate.
@@ -136,7 +166,8 @@ public final class ExperimentLedger: Sendable {
 
     /// The aggregates of an experiment's variants, by variant name (empty when nothing was recorded).
     public func aggregates(experiment: String) -> [String: VariantAggregate] {
-        state.withLock { $0.experiments[experiment] ?? [:] }
+        foldTallies()
+        return state.withLock { $0.experiments[experiment] ?? [:] }
     }
 
     // MARK: - Disabled treatments

@@ -138,9 +138,8 @@ public enum Responder {
         let index = try experimentIndex(named: name, in: config)
         let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
         if assignment.inExperiment {
-            let experiment = config.document.experiments[index]
-            ledger.countAssignment(
-                experiment: experiment.name, variant: experiment.variants[assignment.measuredVariantIndex].name)
+            config.assignmentTally.countAssignment(
+                experimentIndex: index, variantIndex: assignment.measuredVariantIndex, for: ledger)
         }
         writeAssignment(assignment, experimentIndex: index, config: config, id: id, into: &writer)
     }

@@ -18,11 +18,23 @@ public struct LoadedConfig: Sendable {
     /// The fixed parts of every `assign` answer, by experiment and variant, written once when the config is
     /// applied instead of once per request.
     let assignmentAnswers: [[AssignmentAnswerParts]]
+    /// How many units each variant enrolled under this document (shared by relabelled copies).
+    public let assignmentTally: AssignmentTally
 
     public init(
         document: ConfigDocument, version: String, source: String, loadedAt: Timestamp, sourceVersion: String? = nil,
         fetchedAt: Timestamp? = nil, fromCache: Bool = false
     ) {
+        self.init(
+            document: document, version: version, source: source, loadedAt: loadedAt, sourceVersion: sourceVersion,
+            fetchedAt: fetchedAt, fromCache: fromCache, assignmentTally: AssignmentTally(document: document))
+    }
+
+    private init(
+        document: ConfigDocument, version: String, source: String, loadedAt: Timestamp, sourceVersion: String?,
+        fetchedAt: Timestamp?, fromCache: Bool, assignmentTally: AssignmentTally
+    ) {
+        self.assignmentTally = assignmentTally
         self.document = document
         self.version = version
         self.source = source
@@ -40,7 +52,7 @@ public struct LoadedConfig: Sendable {
     public func relabelled(sourceVersion: String?, fetchedAt: Timestamp, fromCache: Bool) -> LoadedConfig {
         LoadedConfig(
             document: document, version: version, source: source, loadedAt: loadedAt, sourceVersion: sourceVersion,
-            fetchedAt: fetchedAt, fromCache: fromCache)
+            fetchedAt: fetchedAt, fromCache: fromCache, assignmentTally: assignmentTally)
     }
 
     /// The config version of a document's bytes.

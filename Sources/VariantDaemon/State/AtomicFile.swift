@@ -13,7 +13,7 @@ enum AtomicFile {
         var template = Array((path + ".tmp-XXXXXX").utf8CString)
         let descriptor = mkstemp(&template)
         guard descriptor >= 0 else { throw failure("create a temporary file beside \(path)") }
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         do throws(WriteError) {
             var offset = 0
             while offset < bytes.count {

@@ -12,7 +12,7 @@ import Testing
                     latencyMilliseconds: Double(index % 97) * 3.7 + 0.1, error: index % 13 == 0, success: index % 3 == 0 ? 1 : 0.5,
                     costUSD: 0.001 * Double(index % 7), tokens: Double(index), custom: [CustomMeasurement(name: "rating", value: Double(index % 5))]),
                 shadow: false)
-            ledger.countAssignment(experiment: "e", variant: index % 3 == 0 ? "control" : "treatment")
+            ledger.add(assignmentCounts: [(.init(experiment: "e", variant: index % 3 == 0 ? "control" : "treatment"), 1)])
         }
         _ = ledger.disable(
             DisabledTreatment(experiment: "e", variant: "treatment", at: someInstant, automatic: true, reason: "errors up"),

@@ -18,8 +18,10 @@ import Testing
             entries.append(.init(experiment: "e", variant: "treatment", measurements: Measurements(latencyMilliseconds: Double(420 + index % 50), success: index % 20 < 3 ? 1 : 0), shadow: false))
         }
         #expect(ledger.record(entries).failures.allSatisfy { $0 == nil })
-        for _ in 0..<assignments.0 { ledger.countAssignment(experiment: "e", variant: "control") }
-        for _ in 0..<assignments.1 { ledger.countAssignment(experiment: "e", variant: "treatment") }
+        ledger.add(assignmentCounts: [
+            (.init(experiment: "e", variant: "control"), assignments.0),
+            (.init(experiment: "e", variant: "treatment"), assignments.1),
+        ])
         return ledger
     }
 
