@@ -97,6 +97,32 @@ import VariantDaemon
         #expect(daemon.stop() == 0)
     }
 
+    @Test func anOversizedLineBehindAnswersTheClientHasNotReadLosesNoneOfThem() throws {
+        let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--max-line-bytes", "4096"])
+        let socket = try RawSocket(path: daemon.socketPath)
+        let count = 3000
+        let requests = (0..<count).map {
+            #"{"id":\#($0),"op":"assign","experiment":"checkout-prompt","unit":"u\#($0)"}"# + "\n"
+        }.joined()
+        // Written from another thread while this one waits before reading: about 1 MB of answers backs up, so the
+        // oversized line arrives while answers are still queued for a client that is not reading yet.
+        nonisolated(unsafe) let writer = socket
+        let written = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? writer.write(requests + String(repeating: "x", count: 10_000))
+            written.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let lines = socket.readLines(count + 2)
+        #expect(lines.count == count + 1)
+        let ids = lines.prefix(count).map { parseObject($0)?["id"] }
+        #expect(ids == (0..<count).map { .number(Double($0)) })
+        #expect(parseObject(lines.last ?? "")?["error"]?.objectValue?["code"] == .string("line_too_long"))
+        #expect(socket.peerClosed())
+        written.wait()
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func connectionsOverTheLimitAreRefusedWithAnAnswer() throws {
         let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--max-connections", "2"], waitForSocket: false)
         #expect(daemon.eventually { FileManager.default.fileExists(atPath: daemon.socketPath) })

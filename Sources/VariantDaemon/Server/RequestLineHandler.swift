@@ -44,22 +44,8 @@ final class RequestLineHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            // Every line read so far has been answered: stop reading, and hang up once those answers are sent. A
-            // close with writes still queued (a client reading slower than it pipelines) would cut them off, so
-            // wait for the last write, but no longer than `quiesceGracePeriod` for a client that stopped reading.
-            quiescing = true
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-            flushPending(context: context)
-            track(context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))), context)
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: Self.quiesceGracePeriod) {
-                let (handler, context) = bound.value
-                guard handler.writesInFlight > 0 else { return }
-                handler.logger.notice(
-                    "connection.stop_timeout: the client did not read its last answers; closing",
-                    metadata: ["writes.pending": "\(handler.writesInFlight)"])
-                context.close(promise: nil)
-            }
+            // Every line read so far has been answered: stop reading, and hang up once those answers are sent.
+            closeAfterPendingAnswers(context: context)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -74,8 +60,27 @@ final class RequestLineHandler: ChannelInboundHandler {
         } else {
             logger.debug("connection.error", metadata: ["error": "\(error)"])
         }
+        closeAfterPendingAnswers(context: context)
+    }
+
+    /// Stops reading and closes the connection once every answer written so far has been sent. A close with
+    /// writes still queued (a client reading slower than it writes) would cut them off, so this waits for the last
+    /// write, but no longer than `quiesceGracePeriod` for a client that stopped reading.
+    private func closeAfterPendingAnswers(context: ChannelHandlerContext) {
+        guard !quiescing else { return }
+        quiescing = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         flushPending(context: context)
-        context.close(promise: nil)
+        track(context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))), context)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.quiesceGracePeriod) {
+            let (handler, context) = bound.value
+            guard handler.writesInFlight > 0 else { return }
+            handler.logger.notice(
+                "connection.stop_timeout: the client did not read its last answers; closing",
+                metadata: ["writes.pending": "\(handler.writesInFlight)"])
+            context.close(promise: nil)
+        }
     }
 
     private func flushPending(context: ChannelHandlerContext) {
