@@ -19,11 +19,38 @@ extension VariantClient {
     /// Buffers one record for a named variant (as `assign` answered it).
     @discardableResult
     public func record(experiment: String, variant: String, _ measurements: Measurements, shadow: Bool = false) -> Bool {
+        buffer(experiment: experiment, shadow: shadow, measurements) { writer in
+            writer.raw(",\"variant\":")
+            writer.string(variant)
+        }
+    }
+
+    /// Buffers one record for a unit, with the attributes its `assign` had: the daemon recomputes the unit's
+    /// variant, so a caller that kept only the unit id can still record (PROTOCOL.md, `record`). A unit the
+    /// experiment did not enroll is refused by the daemon with `not_enrolled` (counted in `counters.rejected`).
+    @discardableResult
+    public func record(
+        experiment: String, unit: String, attributes: JSONObject = JSONObject(), _ measurements: Measurements,
+        shadow: Bool = false
+    ) -> Bool {
+        buffer(experiment: experiment, shadow: shadow, measurements) { writer in
+            writer.raw(",\"unit\":")
+            writer.string(unit)
+            if !attributes.isEmpty {
+                writer.raw(",\"attributes\":")
+                writer.value(.object(attributes))
+            }
+        }
+    }
+
+    /// Writes one record object (the experiment, then what `target` writes, then the metrics) into the buffer.
+    private func buffer(
+        experiment: String, shadow: Bool, _ measurements: Measurements, target: (inout JSONWriter) -> Void
+    ) -> Bool {
         var writer = JSONWriter()
         writer.raw("{\"experiment\":")
         writer.string(experiment)
-        writer.raw(",\"variant\":")
-        writer.string(variant)
+        target(&writer)
         if shadow { writer.raw(",\"shadow\":true") }
         writer.raw(",\"metrics\":")
         writer.value(.object(measurements.json))

@@ -198,12 +198,23 @@ import VariantCore
             #expect(client.record(answer, Measurements(latencyMilliseconds: 100, error: false, success: answer.variant == "concise" ? 1 : 0)))
         }
         #expect(client.record(experiment: "checkout-prompt", variant: "nope", Measurements(error: true)))
+        // By unit: the daemon recomputes the variant, and refuses a unit the experiment did not enroll.
+        for unit in 0..<10 {
+            #expect(client.record(experiment: "checkout-prompt", unit: "user-\(unit)", Measurements(latencyMilliseconds: 50)))
+        }
+        #expect(client.record(
+            experiment: "support-reply", unit: "ticket-1",
+            attributes: JSONObject([("language", .string("de")), ("plan", .string("free"))]), Measurements(error: false)))
         #expect(client.flush(timeout: 5))
-        #expect(daemon.eventually(timeout: 5) { client.counters.rejected == 1 })
-        #expect(client.counters.sent == 41 && client.counters.dropped == 0)
+        #expect(daemon.eventually(timeout: 5) { client.counters.rejected == 2 })
+        #expect(client.counters.sent == 52 && client.counters.dropped == 0)
         let stats = try client.stats("checkout-prompt")
-        let recordsPerVariant = (stats["variants"]?.arrayValue ?? []).compactMap(\.objectValue).compactMap { $0["records"]?.integerValue }
-        #expect(recordsPerVariant.reduce(0, +) == 40)
+        let variantStats = (stats["variants"]?.arrayValue ?? []).compactMap(\.objectValue)
+        #expect(variantStats.compactMap { $0["records"]?.integerValue }.reduce(0, +) == 50)
+        let conciseRecords = variantStats.first { $0["name"] == .string("concise") }?["records"]?.integerValue
+        let conciseAnswers = answers.filter { $0.variant == "concise" }.count
+        let conciseUnitsRecordedByUnit = answers.prefix(10).filter { $0.variant == "concise" }.count
+        #expect(conciseRecords == conciseAnswers + conciseUnitsRecordedByUnit)
 
         #expect(try client.disable("checkout-prompt", variant: "concise", reason: "swift shim test")["changed"] == .bool(true))
         #expect(client.assign("checkout-prompt", unit: conciseUnit).reason == "disabled")
@@ -221,8 +232,8 @@ import VariantCore
         let state = try #require(parseObject(try String(contentsOfFile: stateDirectory.path + "/state.json", encoding: .utf8)))
         let variants = try #require(state["experiments"]?.objectValue?["checkout-prompt"]?.objectValue)
         let recorded = variants.members.map { $0.value.objectValue?["records"]?.integerValue ?? 0 }.reduce(0, +)
-        #expect(recorded == 40)
-        #expect(variants["concise"]?.objectValue?["records"]?.integerValue == answers.filter { $0.variant == "concise" }.count)
+        #expect(recorded == 50)
+        #expect(variants["concise"]?.objectValue?["records"]?.integerValue == conciseRecords)
     }
 
     @Test func noConfigServesTheFallbackControlWithTheDaemonsReason() throws {
