@@ -104,7 +104,7 @@ public struct GuardrailDecision: Sendable, Equatable {
     public var reason: String {
         let observed = describe(observedDegradation)
         let limit = describe(tolerance)
-        let p = GuardrailEvaluation.formatted(alwaysValidPValue)
+        let p = Readable.fourSignificantDigits(alwaysValidPValue)
         let counts = "(n = \(controlCount) control, \(treatmentCount) treatment)"
         switch verdict {
         case .insufficientData:
@@ -114,7 +114,7 @@ public struct GuardrailDecision: Sendable, Equatable {
             return "\(metric): no spread in the observations yet, so no test is possible \(counts)"
         case .disable:
             return "\(metric) degraded by \(observed), beyond the tolerance of \(limit), with always-valid p = \(p) "
-                + "≤ α = \(GuardrailEvaluation.formatted(alpha)) \(counts)"
+                + "≤ α = \(Readable.fourSignificantDigits(alpha)) \(counts)"
         case .healthy:
             if alwaysValidPValue <= alpha {
                 return
@@ -126,9 +126,9 @@ public struct GuardrailDecision: Sendable, Equatable {
 
     private func describe(_ value: Double) -> String {
         switch metric {
-        case .errorRate: "\(GuardrailEvaluation.formatted(value * 100)) points"
-        case .latency: "\(GuardrailEvaluation.formatted(value * 100)) % of the mean"
-        case .custom: GuardrailEvaluation.formatted(value)
+        case .errorRate: "\(Readable.fourSignificantDigits(value * 100)) points"
+        case .latency: "\(Readable.fourSignificantDigits(value * 100)) % of the mean"
+        case .custom: Readable.fourSignificantDigits(value)
         }
     }
 }
@@ -301,12 +301,5 @@ public enum GuardrailEvaluation {
         let degrees = Double(a.count + b.count - 2)
         guard degrees > 0 else { return 0 }
         return ((a.m2 + b.m2) / degrees).squareRoot()
-    }
-
-    /// Four decimals between 0.001 and 10⁶, the shortest round-trip form elsewhere (no Foundation formatter).
-    static func formatted(_ value: Double) -> String {
-        let magnitude = abs(value)
-        guard value.isFinite, magnitude >= 1e-3, magnitude < 1e6 else { return "\(value)" }
-        return "\((value * 1e4).rounded() / 1e4)"
     }
 }

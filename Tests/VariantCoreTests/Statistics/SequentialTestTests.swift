@@ -118,7 +118,7 @@ import Testing
         #expect(abs(decision.observedDegradation - 0.15) < 1e-12)
         let bound = try #require(decision.degradationLowerBound)
         #expect(bound > 0 && bound < 0.15)
-        #expect(decision.reason.contains("error_rate degraded by 15.0 points"))
+        #expect(decision.reason.contains("error_rate degraded by 15 points"))
     }
 
     @Test func aSignificantIncreaseWithinToleranceStaysEnabled() {
