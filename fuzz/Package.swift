@@ -28,6 +28,10 @@ let package = Package(
             dependencies: ["FuzzerEntry", "FuzzSupport", .product(name: "VariantCore", package: "variantd")]
         ),
         .executableTarget(
+            name: "fuzz-render",
+            dependencies: ["FuzzerEntry", "FuzzSupport", .product(name: "VariantCore", package: "variantd")]
+        ),
+        .executableTarget(
             name: "fuzz-json",
             dependencies: ["FuzzerEntry", "FuzzSupport", .product(name: "VariantCore", package: "variantd")]
         ),

@@ -43,8 +43,14 @@ struct PromptCommand: ParsableCommand {
         if connection.json {
             print(line)
         } else {
-            printFields(answer, skipping: ["id", "ok", "template"])
-            print("template:\n\(answer["template"]?.stringValue ?? "")")
+            printFields(answer, skipping: ["id", "ok", "template", "messages"])
+            if let messages = answer["messages"]?.arrayValue {
+                for message in messages.compactMap(\.objectValue) {
+                    print("[\(render(message["role"] ?? .null))]\n\(render(message["content"] ?? .null))")
+                }
+            } else {
+                print("template:\n\(answer["template"]?.stringValue ?? "")")
+            }
         }
     }
 }

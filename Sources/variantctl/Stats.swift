@@ -84,6 +84,15 @@ struct Stats: ParsableCommand {
             sections.append("latency percentiles\n" + table.rendered())
         }
 
+        let promptRules = (answer["prompt_guardrails"]?.arrayValue ?? []).compactMap(\.objectValue)
+        if !promptRules.isEmpty {
+            var table = Table("PROMPT", "VERSION", "GUARDRAIL", "ACTION", "TRIGGERED")
+            for rule in promptRules {
+                table.add(["prompt", "version", "rule", "action", "triggered"].map { render(rule[$0] ?? .null) })
+            }
+            sections.append("prompt guardrails\n" + table.rendered())
+        }
+
         var checks: [String] = []
         if let ratio = answer["sample_ratio"]?.objectValue {
             checks.append("sample ratio: \(ratio["mismatch"] == .bool(true) ? "MISMATCH" : "ok") (chi-square \(number(ratio["statistic"])), p \(number(ratio["p_value"])))")

@@ -17,7 +17,7 @@ struct Variantctl: AsyncParsableCommand {
             """,
         groupedSubcommands: [
             CommandGroup(name: "Configuration", subcommands: [Validate.self, Status.self, Health.self, Reload.self]),
-            CommandGroup(name: "Assignment", subcommands: [Assign.self, PromptCommand.self]),
+            CommandGroup(name: "Assignment", subcommands: [Assign.self, PromptCommand.self, RenderCommand.self]),
             CommandGroup(
                 name: "Results",
                 subcommands: [Stats.self, Watch.self, SampleSizeCommand.self, RecordCommand.self, Events.self]),

@@ -8,7 +8,10 @@ struct CoreCost: Encodable {
     /// One core's ceiling if nothing but the core ran.
     var requestsPerSecondPerCore: Double
 
-    static func measure(configPath: String, experiment: String, unitPrefix: String, requests: Int) throws -> CoreCost {
+    static func measure(
+        configPath: String, experiment: String, unitPrefix: String, requests: Int, op: String = "assign",
+        extraMembers: String = ""
+    ) throws -> CoreCost {
         let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: configPath)))
         let document = try ConfigDocument.validate(bytes)
         let now = Timestamp(secondsSinceEpoch: Date().timeIntervalSince1970)
@@ -16,7 +19,7 @@ struct CoreCost: Encodable {
             document: document, version: LoadedConfig.version(of: bytes), source: configPath, loadedAt: now)
         let snapshot = ServingSnapshot(config: config, source: configPath, lastError: nil, startedAt: now)
         let lines = (0..<1000).map {
-            Array(#"{"id":\#($0),"op":"assign","experiment":"\#(experiment)","unit":"\#(unitPrefix)\#($0)"}"#.utf8)
+            Array(#"{"id":\#($0),"op":"\#(op)","experiment":"\#(experiment)","unit":"\#(unitPrefix)\#($0)"\#(extraMembers)}"#.utf8)
         }
         var writer = JSONWriter(reservingCapacity: 1 << 16)
         let context = RequestContext.detached()

@@ -7,7 +7,7 @@ func monotonicNanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
-/// Precomputed `assign` request lines, all of the same length, for units `<prefix>000000` through
+/// Precomputed `assign` (or `op`) request lines, all of the same length, for units `<prefix>000000` through
 /// `<prefix>099999`, followed by the first `maxBurst` lines once more so that any run of up to `maxBurst`
 /// consecutive lines, starting at any line, is one contiguous range of bytes.
 final class RequestCorpus: Sendable {
@@ -19,11 +19,13 @@ final class RequestCorpus: Sendable {
     /// The length of every line, `\n` included.
     let lineLength: Int
 
-    init(experiment: String, unitPrefix: String, maxBurst: Int) {
+    /// - Parameter extraMembers: JSON members appended to each request, with their leading comma.
+    init(experiment: String, unitPrefix: String, maxBurst: Int, op: String = "assign", extraMembers: String = "") {
         func line(_ index: Int) -> [UInt8] {
             let digits = String(index)
             let unit = unitPrefix + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
-            return Array("{\"id\":1,\"op\":\"assign\",\"experiment\":\"\(experiment)\",\"unit\":\"\(unit)\"}\n".utf8)
+            return Array(
+                "{\"id\":1,\"op\":\"\(op)\",\"experiment\":\"\(experiment)\",\"unit\":\"\(unit)\"\(extraMembers)}\n".utf8)
         }
         let lineLength = line(0).count
         var bytes = [UInt8]()

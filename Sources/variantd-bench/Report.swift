@@ -85,9 +85,18 @@ struct BenchReport: Encodable {
     var core: CoreCost
     var comparisons: [Comparison]
     var targets: [Target]
+    /// `render` against `assign` (nil when the benchmark did not start the daemon).
+    var render: RenderFigures?
+    /// The core's cost per `render` of the render case.
+    var renderCore: CoreCost?
 
-    init(settings: Settings, floor: FloorFigures?, floorSkipped: String?, variantd: DaemonFigures, core: CoreCost) {
+    init(
+        settings: Settings, floor: FloorFigures?, floorSkipped: String?, variantd: DaemonFigures, core: CoreCost,
+        render: RenderFigures? = nil, renderCore: CoreCost? = nil
+    ) {
         self.core = core
+        self.render = render
+        self.renderCore = renderCore
         self.date = Date().ISO8601Format()
         self.cores = ProcessInfo.processInfo.activeProcessorCount
         self.settings = settings
@@ -132,6 +141,16 @@ struct BenchReport: Encodable {
                 name: "pipelined throughput with \(settings.connections) connections >= 15% of floor",
                 value: pipelinedRate.percentOfFloor, unit: "%", pass: pipelinedRate.percentOfFloor.map { $0 >= 15 }),
         ]
+        if let render {
+            targets.append(
+                Target(
+                    name: "render adds <= 20% to an assign round trip (p50, 1 connection)",
+                    value: render.addedAtMedianPercent, unit: "%", pass: render.addedAtMedianPercent <= 20))
+            targets.append(
+                Target(
+                    name: "render p99 with \(settings.connections) connections < 1000 us",
+                    value: render.concurrentRender.p99Micros, unit: " us", pass: render.concurrentRender.p99Micros < 1000))
+        }
     }
 
     /// The report as one line of JSON.
@@ -173,6 +192,25 @@ struct BenchReport: Encodable {
         lines.append(
             "core alone (parse, assign, write; no socket): \(format(core.nanosecondsPerRequest, decimals: 0)) ns/request, "
                 + "\(format(core.requestsPerSecondPerCore, decimals: 0)) req/s per core")
+        if let renderCore {
+            lines.append(
+                "core alone, render (\(render?.templateBytes ?? 0)-byte prompt, \(render?.variables ?? 0) variables): "
+                    + "\(format(renderCore.nanosecondsPerRequest, decimals: 0)) ns/request")
+        }
+        if let render {
+            lines.append("")
+            var rows = [["render case (one in flight)", "metric", "assign", "render", "render/assign"]]
+            func row(_ label: String, _ metric: String, _ assign: Double, _ render: Double) {
+                rows.append([label, metric, format(assign, decimals: 1), format(render, decimals: 1), format(render / assign, decimals: 2) + "x"])
+            }
+            row("1 connection", "p50 us", render.assign.p50Micros, render.render.p50Micros)
+            row("", "mean us", render.assignMeanMicros, render.renderMeanMicros)
+            row("", "p99 us", render.assign.p99Micros, render.render.p99Micros)
+            row("\(settings.connections) connections", "p50 us", render.concurrentAssign.p50Micros, render.concurrentRender.p50Micros)
+            row("", "p99 us", render.concurrentAssign.p99Micros, render.concurrentRender.p99Micros)
+            row("", "req/s", render.concurrentAssign.requestsPerSecond, render.concurrentRender.requestsPerSecond)
+            lines += aligned(rows, rightAlignedFrom: 2)
+        }
         lines.append("")
         var targetRows = [["target", "value", "result"]]
         for target in targets {

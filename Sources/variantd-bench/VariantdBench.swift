@@ -109,10 +109,13 @@ struct VariantdBench: ParsableCommand {
         let socketPath = socket ?? workDirectory + "/variantd.sock"
         var daemonProcess: DaemonProcess?
         defer { daemonProcess?.stop() }
+        // The started daemon serves the configuration with the render case added (RenderBench).
+        let benchConfig = workDirectory + "/config.json"
         if socket == nil {
-            progress("starting \(daemon) --config \(config)")
+            try RenderBench.writeConfig(from: config, to: benchConfig)
+            progress("starting \(daemon) --config \(config) (with the render case added)")
             let started = try DaemonProcess(
-                executable: daemon, config: config, socketPath: socketPath,
+                executable: daemon, config: benchConfig, socketPath: socketPath,
                 logPath: workDirectory + "/variantd.log")
             daemonProcess = started
             try started.waitUntilAccepting(socketPath: socketPath)
@@ -125,15 +128,26 @@ struct VariantdBench: ParsableCommand {
             try load.verify()
             let (floor, floorSkipped) = try measureFloor(in: workDirectory)
             let figures = try measureVariantd(with: load)
+            var render: RenderFigures?
+            var renderCore: CoreCost?
+            if socket == nil {
+                progress("measuring render against assign (\(RenderBench.experiment), \(latencyRequests) round trips each)")
+                render = try RenderBench.measure(
+                    socketPath: socketPath, connections: connections, requests: latencyRequests, unitPrefix: unitPrefix)
+            }
             progress("measuring the core alone (Responder, in process)")
             let core = try CoreCost.measure(
                 configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: 200_000)
+            if socket == nil {
+                renderCore = try RenderBench.coreCost(configPath: benchConfig, unitPrefix: unitPrefix, requests: 200_000)
+            }
             let report = BenchReport(
                 settings: BenchReport.Settings(
                     connections: connections, requests: requests, depth: depth, latencyRequests: latencyRequests,
                     experiment: experiment, unitPrefix: unitPrefix,
                     variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
-                floor: floor, floorSkipped: floorSkipped, variantd: figures, core: core)
+                floor: floor, floorSkipped: floorSkipped, variantd: figures, core: core, render: render,
+                renderCore: renderCore)
             print(try json ? report.json() : report.table())
         } catch {
             if let exit = daemonProcess?.unexpectedExit() {

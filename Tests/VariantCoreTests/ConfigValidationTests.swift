@@ -69,7 +69,35 @@ import Testing
             documentWithExperiment(#""name":"e","salt":"s","status":"running","targeting":[{"attribute":"age","op":"lt","value":"18"}],"# + twoVariants),
             "$.experiments[0].targeting[0].value", .invalidRule
         ),
+        (promptDocument(#"{"version":1,"template":"Hi {{name"}"#), "$.prompts.p.versions[0].template", .invalidTemplate),
+        (promptDocument(#"{"version":1,"template":"Hi {{> footer}}"}"#), "$.prompts.p.versions[0].template", .unsupportedTemplate),
+        (
+            promptDocument(#"{"version":1,"messages":[{"role":"user","content":"Hi {{name}}"}]}"#),
+            "$.prompts.p.versions[0].messages[0].content", .undeclaredVariable
+        ),
+        (
+            promptDocument(#"{"version":1,"template":"a","messages":[{"role":"user","content":"b"}]}"#),
+            "$.prompts.p.versions[0].messages", .conflictingFields
+        ),
+        (
+            promptDocument(#"{"version":1,"template":"a","guardrails":[{"name":"g","type":"regex","action":"block","pattern":"(a"}]}"#),
+            "$.prompts.p.versions[0].guardrails[0].pattern", .invalidPattern
+        ),
+        (
+            #"""
+            {"schema_version":1,"prompts":{"p":{"versions":[{"version":1,"template":"a","guardrails":[{"name":"g","type":"model","action":"block","models":["m"]}]}]}},
+             "experiments":[{"name":"e","salt":"s","status":"running","variants":[
+               {"name":"a","control":true,"weight":50,"prompt":"p","prompt_version":1,"params":{"model":"m"}},
+               {"name":"b","weight":50,"prompt":"p","prompt_version":1,"params":{"model":"x"}}]}]}
+            """#,
+            "$.experiments[0].variants[1].params.model", .modelNotAllowed
+        ),
     ]
+
+    /// A document with one prompt `p` of one version, given as JSON, and no experiments.
+    static func promptDocument(_ version: String) -> String {
+        #"{"schema_version":1,"prompts":{"p":{"versions":[\#(version)]}},"experiments":[]}"#
+    }
 
     @Test(arguments: brokenDocuments.indices)
     func reportsEachProblemWithItsPathAndCode(index: Int) {

@@ -216,7 +216,7 @@ class Fallback:
                     PromptVersion(
                         prompt=name,
                         version=version["version"],
-                        template=version["template"],
+                        template=version.get("template", ""),  # a chat version has messages instead
                         variables={"required": list(variables.get("required", [])), "optional": list(variables.get("optional", []))},
                         from_fallback=True,
                     )

@@ -406,6 +406,27 @@ BAD_DOCUMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "prompt version 0": lambda d: d["prompts"]["checkout"]["versions"][0].update(version=0),
     "control not a boolean": lambda d: experiment(d, "checkout-prompt")["variants"][0].update(control="yes"),
     "params not an object": lambda d: experiment(d, "checkout-prompt")["variants"][1].update(params=[]),
+    "template and messages": lambda d: d["prompts"]["checkout"]["versions"][0].update(
+        messages=[{"role": "user", "content": "x"}]
+    ),
+    "neither template nor messages": lambda d: d["prompts"]["checkout"]["versions"][0].pop("template"),
+    "empty messages": lambda d: d["prompts"]["checkout"]["versions"][0].pop("template")
+    and d["prompts"]["checkout"]["versions"][0].update(messages=[]),
+    "guardrail of unknown type": lambda d: d["prompts"]["checkout"].update(
+        guardrails=[{"name": "g", "type": "sentiment", "action": "block"}]
+    ),
+    "regex guardrail without pattern": lambda d: d["prompts"]["checkout"].update(
+        guardrails=[{"name": "g", "type": "regex", "action": "block"}]
+    ),
+    "guardrail field of another type": lambda d: d["prompts"]["checkout"].update(
+        guardrails=[{"name": "g", "type": "regex", "action": "warn", "pattern": "x", "keywords": ["y"]}]
+    ),
+    "model guardrail that only warns": lambda d: d["prompts"]["checkout"]["versions"][0].update(
+        guardrails=[{"name": "g", "type": "model", "action": "warn", "models": ["m"]}]
+    ),
+    "max_length without a limit": lambda d: d["prompts"]["checkout"].update(
+        guardrails=[{"name": "g", "type": "max_length", "action": "log"}]
+    ),
 }
 
 
@@ -419,3 +440,20 @@ def test_params_are_free_form(validator: Draft202012Validator) -> None:
     params = {"anything": {"nested": [1, None, {"x": True}]}, "Any Key!": None}
     document = mutated(lambda d: experiment(d, "checkout-prompt")["variants"][1].update(params=params))
     assert errors(validator, document) == []
+
+
+def test_chat_versions_and_guardrails_are_schema_valid(validator: Draft202012Validator) -> None:
+    def change(d: dict[str, Any]) -> None:
+        d["prompts"]["checkout"]["guardrails"] = [
+            {"name": "pii", "type": "regex", "action": "block", "target": "variables", "pattern": "\\d{9}"},
+            {"name": "words", "type": "keywords", "action": "log", "keywords": ["password"]},
+        ]
+        version = d["prompts"]["checkout"]["versions"][0]
+        version.pop("template")
+        version["messages"] = [{"role": "system", "content": "Greet {{name}}."}, {"role": "user", "content": "hi"}]
+        version["guardrails"] = [
+            {"name": "short", "type": "max_length", "action": "warn", "max_tokens": 500},
+            {"name": "models", "type": "model", "action": "block", "models": ["gpt-4o"]},
+        ]
+
+    assert errors(validator, mutated(change)) == []

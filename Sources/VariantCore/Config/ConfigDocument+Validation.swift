@@ -197,15 +197,16 @@ struct DocumentValidator {
     }
 
     mutating func prompt(named name: String, _ value: JSONValue, at path: String) -> Prompt? {
-        guard let object = object(value, at: path, allowed: ["description", "versions"]) else { return nil }
+        guard let object = object(value, at: path, allowed: ["description", "versions", "guardrails"]) else { return nil }
         let description = string(object, "description", at: path, required: false)
+        let promptRules = guardrailRules(object, at: path) ?? []
         guard let elements = array(object, "versions", at: path) else { return nil }
         if elements.isEmpty { report("\(path).versions", .invalidValue, "a prompt needs at least one version") }
         var versions: [PromptVersion] = []
         var seen: [Int: Int] = [:]
         for (index, element) in elements.enumerated() {
             let versionPath = "\(path).versions[\(index)]"
-            guard let version = promptVersion(element, at: versionPath) else { continue }
+            guard let version = promptVersion(element, at: versionPath, promptRules: promptRules) else { continue }
             if let first = seen[version.number] {
                 report("\(versionPath).version", .duplicateVersion, "version \(version.number) is also defined at \(path).versions[\(first)]")
                 continue
@@ -217,13 +218,18 @@ struct DocumentValidator {
         return Prompt(name: name, description: description, versions: versions.sorted { $0.number < $1.number })
     }
 
-    mutating func promptVersion(_ value: JSONValue, at path: String) -> PromptVersion? {
-        guard let object = object(value, at: path, allowed: ["version", "template", "variables", "description"]) else {
+    mutating func promptVersion(
+        _ value: JSONValue, at path: String, promptRules: [(rule: PromptGuardrail, path: String)]
+    ) -> PromptVersion? {
+        guard
+            let object = object(
+                value, at: path, allowed: ["version", "template", "messages", "variables", "description", "guardrails"])
+        else {
             return nil
         }
         let number = integer(object, "version", at: path)
         if let number, number < 1 { report("\(path).version", .invalidValue, "version must be 1 or more, found \(number)") }
-        let template = string(object, "template", at: path)
+        let content = promptContent(object, at: path)
         let description = string(object, "description", at: path, required: false)
         var required: [String] = []
         var optional: [String] = []
@@ -251,10 +257,12 @@ struct DocumentValidator {
                 }
             }
         }
-        guard let number, number >= 1, let template else { return nil }
+        let rules = versionGuardrails(object, at: path, inherited: promptRules)
+        let rendering = promptRendering(content, declared: required + optional, requiredCount: required.count, guardrails: rules, at: path)
+        guard let number, number >= 1, let content, let rules, let rendering else { return nil }
         return PromptVersion(
-            number: number, template: template, requiredVariables: required, optionalVariables: optional,
-            description: description)
+            number: number, template: content.template ?? "", messages: content.messages, requiredVariables: required,
+            optionalVariables: optional, description: description, guardrails: rules, rendering: rendering)
     }
 
     // MARK: Experiments
@@ -396,6 +404,8 @@ struct DocumentValidator {
             if let prompt = ConfigDocument.prompt(named: promptName, in: prompts) {
                 if let promptVersion, prompt.version(promptVersion) == nil {
                     report("\(path).prompt_version", .unknownPromptVersion, "prompt '\(promptName)' has no version \(promptVersion) (it has \(prompt.versions.map { String($0.number) }.joined(separator: ", ")))")
+                } else if let promptVersion, let version = prompt.version(promptVersion) {
+                    checkModelRules(of: version, prompt: promptName, params: params, at: path)
                 }
             } else {
                 report("\(path).prompt", .unknownPrompt, "no prompt is named '\(promptName)'")

@@ -55,10 +55,24 @@ public struct Prompt: Sendable {
 /// One immutable version of a prompt.
 public struct PromptVersion: Sendable {
     public var number: Int
+    /// The template of a text prompt; empty for a chat prompt.
     public var template: String
+    /// The messages of a chat prompt (each content a template); nil for a text prompt.
+    public var messages: [PromptMessage]?
     public var requiredVariables: [String]
     public var optionalVariables: [String]
     public var description: String?
+    /// The prompt's guardrails, then the version's own.
+    public var guardrails: [PromptGuardrail] = []
+    /// The templates, parsed, and the rules split by what they read, ready for `render`.
+    var rendering: PromptRendering
+}
+
+/// One message of a chat prompt.
+public struct PromptMessage: Sendable, Equatable {
+    public var role: String
+    /// A template.
+    public var content: String
 }
 
 /// An experiment: who is enrolled, and how enrolled units split across variants.

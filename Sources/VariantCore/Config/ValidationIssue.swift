@@ -37,6 +37,12 @@ public struct ValidationIssue: Sendable, Equatable, CustomStringConvertible {
             case unexpectedWinner = "unexpected_winner"
             case unknownWinner = "unknown_winner"
             case invalidRule = "invalid_rule"
+            case invalidTemplate = "invalid_template"
+            case unsupportedTemplate = "unsupported_template"
+            case undeclaredVariable = "undeclared_variable"
+            case conflictingFields = "conflicting_fields"
+            case invalidPattern = "invalid_pattern"
+            case modelNotAllowed = "model_not_allowed"
         }
 
         private let base: Base
@@ -69,6 +75,12 @@ public struct ValidationIssue: Sendable, Equatable, CustomStringConvertible {
         public static let unexpectedWinner = Code(.unexpectedWinner)
         public static let unknownWinner = Code(.unknownWinner)
         public static let invalidRule = Code(.invalidRule)
+        public static let invalidTemplate = Code(.invalidTemplate)
+        public static let unsupportedTemplate = Code(.unsupportedTemplate)
+        public static let undeclaredVariable = Code(.undeclaredVariable)
+        public static let conflictingFields = Code(.conflictingFields)
+        public static let invalidPattern = Code(.invalidPattern)
+        public static let modelNotAllowed = Code(.modelNotAllowed)
     }
 }
 

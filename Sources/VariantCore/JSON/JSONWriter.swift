@@ -14,6 +14,13 @@ public struct JSONWriter: Sendable {
 
     public mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
+        stringContents(value)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Writes a string's JSON-escaped characters without the quotes around them, so that a string can be
+    /// assembled from pieces (a rendered prompt from its pre-escaped literal parts and its variables).
+    public mutating func stringContents(_ value: String) {
         var value = value
         value.withUTF8 { utf8 in
             var runStart = 0
@@ -36,7 +43,6 @@ public struct JSONWriter: Sendable {
             }
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
         }
-        bytes.append(UInt8(ascii: "\""))
     }
 
     private static func hexDigit(_ nibble: UInt8) -> UInt8 {

@@ -13,6 +13,8 @@ public final class ExperimentLedger: Sendable {
         /// The guardrails' sequential tests, per treatment and metric.
         var sequential: [VariantKey: GuardrailCheck.States] = [:]
         var events: [LedgerEvent] = []
+        /// Prompt guardrail triggers, per prompt version and rule (ExperimentLedger+PromptGuardrails.swift).
+        var promptGuardrails: [PromptGuardrailKey: PromptGuardrailTally] = [:]
         var nextSequence = 1
         /// Bumped by every change, so a persister knows whether there is anything new to write.
         var generation: UInt64 = 0
@@ -218,7 +220,7 @@ public final class ExperimentLedger: Sendable {
         state.withLock { Array($0.events.suffix(limit)) }
     }
 
-    private static func append(_ event: LedgerEvent, to state: inout State, capacity: Int) -> LedgerEvent {
+    static func append(_ event: LedgerEvent, to state: inout State, capacity: Int) -> LedgerEvent {
         var event = event
         event.sequence = state.nextSequence
         state.nextSequence += 1

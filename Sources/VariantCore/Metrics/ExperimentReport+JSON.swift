@@ -66,7 +66,21 @@ extension ExperimentReport {
         writer.optionalString(recommendedVariant)
         writer.raw(",\"reason\":")
         writer.string(reason)
-        writer.raw("}}\n")
+        writer.raw("},\"prompt_guardrails\":[")
+        for (index, count) in promptGuardrails.enumerated() {
+            writer.raw(index == 0 ? "{\"prompt\":" : ",{\"prompt\":")
+            writer.string(count.prompt)
+            writer.raw(",\"version\":")
+            writer.integer(count.version)
+            writer.raw(",\"rule\":")
+            writer.string(count.rule)
+            writer.raw(",\"action\":")
+            writer.string(count.action.rawValue)
+            writer.raw(",\"triggered\":")
+            writer.integer(count.triggered)
+            writer.raw("}")
+        }
+        writer.raw("]}\n")
     }
 
     private func writeVariant(

@@ -39,6 +39,17 @@ public struct ExperimentReport: Sendable {
     public var verdict: Verdict
     public var recommendedVariant: String?
     public var reason: String
+    /// The guardrails of the prompt versions the variants serve, with how often each fired.
+    public var promptGuardrails: [PromptGuardrailCount] = []
+
+    /// One guardrail of a prompt version in the `stats` answer.
+    public struct PromptGuardrailCount: Sendable, Equatable {
+        public var prompt: String
+        public var version: Int
+        public var rule: String
+        public var action: PromptGuardrail.Action
+        public var triggered: Int
+    }
 
     /// The confidence of every interval, and 1 − the significance level of the recommendation.
     public static let confidence = 0.95

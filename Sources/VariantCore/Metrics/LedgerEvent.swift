@@ -13,6 +13,9 @@ public struct LedgerEvent: Sendable, Equatable {
         case configApplied = "config_applied"
         /// A configuration document was rejected or could not be fetched.
         case configRejected = "config_rejected"
+        /// A prompt guardrail with action `log` fired; `details.count` says how often since its previous event
+        /// (at most one event per rule and prompt version per minute).
+        case promptGuardrail = "prompt_guardrail"
     }
 
     /// Increases by one with every event, across restarts.

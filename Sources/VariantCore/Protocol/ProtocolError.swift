@@ -35,6 +35,9 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
             case controlCannotBeDisabled = "control_cannot_be_disabled"
             case forbidden = "forbidden"
             case unavailable = "unavailable"
+            case missingVariable = "missing_variable"
+            case invalidVariables = "invalid_variables"
+            case guardrailBlocked = "guardrail_blocked"
             case `internal` = "internal"
         }
 
@@ -69,6 +72,9 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         public static let controlCannotBeDisabled = Code(.controlCannotBeDisabled)
         public static let forbidden = Code(.forbidden)
         public static let unavailable = Code(.unavailable)
+        public static let missingVariable = Code(.missingVariable)
+        public static let invalidVariables = Code(.invalidVariables)
+        public static let guardrailBlocked = Code(.guardrailBlocked)
         public static let `internal` = Code(.internal)
     }
 }

@@ -18,6 +18,16 @@ public struct Request: Sendable {
         case enable(experiment: String, variant: String)
         /// Admin: poll the config source now.
         case reload
+        /// A prompt version rendered with `variables`: the unit's in an experiment, or one named.
+        case render(RenderQuery, variables: JSONObject)
+    }
+
+    /// Which prompt version a `render` request renders.
+    public enum RenderQuery: Sendable, Equatable {
+        /// The version the unit's assignment serves; the answer carries the assignment too.
+        case assigned(experiment: String, unit: String, attributes: JSONObject)
+        /// The named version, or the latest when `version` is nil.
+        case prompt(String, version: Int?)
     }
 
     /// What a `prompt` request asks for.
@@ -164,11 +174,41 @@ public struct Request: Sendable {
         case "reload":
             try fields.rejectUnknown(allowed: Self.bareFields)
             return .reload
+        case "render":
+            return try render(fields)
         default:
             throw ProtocolError(
                 .unknownOp,
-                "unknown op '\(op)' (known: assign, prompt, config, health, record, batch, stats, events, disable, enable, reload)")
+                "unknown op '\(op)' (known: assign, prompt, render, config, health, record, batch, stats, events, disable, enable, reload)")
         }
+    }
+
+    /// A `render` request: with `experiment` and `unit`, or with `prompt` and an optional `version`.
+    private static func render(_ fields: Fields) throws(ProtocolError) -> Operation {
+        let object = fields.object
+        var variables = JSONObject()
+        if let value = object["variables"] {
+            guard case .object(let given) = value else {
+                throw ProtocolError(.invalidVariables, "'variables' must be an object, found \(value.typeName)")
+            }
+            for member in given.members where !member.value.isScalar {
+                throw ProtocolError(
+                    .invalidVariables,
+                    "variable '\(member.key)' must be a string, a number or a boolean, found \(member.value.typeName)")
+            }
+            variables = given
+        }
+        if let experiment = try fields.optionalString("experiment") {
+            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "unit", "attributes", "variables"])
+            return .render(
+                .assigned(experiment: experiment, unit: try fields.unit(), attributes: try fields.attributes()),
+                variables: variables)
+        }
+        try fields.rejectUnknown(allowed: ["id", "op", "prompt", "version", "variables", "unit", "attributes"])
+        for key in ["unit", "attributes"] where object[key] != nil {
+            throw ProtocolError(.invalidField, "'\(key)' is only taken together with 'experiment'")
+        }
+        return .render(.prompt(try fields.string("prompt"), version: try fields.optionalVersion()), variables: variables)
     }
 
     /// The fields of one record, in a `record` request or an entry of a `batch`.

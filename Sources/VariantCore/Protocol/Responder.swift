@@ -100,10 +100,11 @@ public enum Responder {
         case .stats(let experimentName, let effect):
             let config = try loadedConfig(snapshot)
             let experiment = config.document.experiments[try experimentIndex(named: experimentName, in: config)]
-            ExperimentReport(
+            var report = ExperimentReport(
                 experiment: experiment, aggregates: context.ledger.aggregates(experiment: experiment.name),
-                disabled: context.ledger.disabled, minimumDetectableEffect: effect
-            ).write(id: request.id, configVersion: config.version, into: &writer)
+                disabled: context.ledger.disabled, minimumDetectableEffect: effect)
+            report.promptGuardrails = promptGuardrailCounts(of: experiment, in: config.document, ledger: context.ledger)
+            report.write(id: request.id, configVersion: config.version, into: &writer)
         case .events(let limit):
             writeEvents(context.ledger.events(limit: limit), id: request.id, into: &writer)
         case .disable(let experiment, let variant, let reason):
@@ -112,6 +113,8 @@ public enum Responder {
                 id: request.id, into: &writer)
         case .enable(let experiment, let variant):
             try enable(experiment: experiment, variant: variant, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+        case .render(let query, let variables):
+            try render(query, variables: variables, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
         case .reload:
             try requireAdministrator(context.caller, op: "reload")
             guard context.reload() else {
@@ -137,11 +140,17 @@ public enum Responder {
     ) throws(ProtocolError) {
         let index = try experimentIndex(named: name, in: config)
         let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
-        if assignment.inExperiment {
-            config.assignmentTally.countAssignment(
-                experimentIndex: index, variantIndex: assignment.measuredVariantIndex, for: ledger)
-        }
+        countAssignment(assignment, experimentIndex: index, config: config, ledger: ledger)
         writeAssignment(assignment, experimentIndex: index, config: config, id: id, into: &writer)
+    }
+
+    /// Counts an answer that enrols the unit (`stats` "assignments").
+    static func countAssignment(
+        _ assignment: Assignment, experimentIndex index: Int, config: LoadedConfig, ledger: ExperimentLedger
+    ) {
+        guard assignment.inExperiment else { return }
+        config.assignmentTally.countAssignment(
+            experimentIndex: index, variantIndex: assignment.measuredVariantIndex, for: ledger)
     }
 
     /// - Throws: `unknown_experiment`.
@@ -152,8 +161,10 @@ public enum Responder {
         return index
     }
 
-    private static func writeAssignment(
-        _ assignment: Assignment, experimentIndex: Int, config: LoadedConfig, id: JSONValue, into writer: inout JSONWriter
+    /// - Parameter open: leaves the answer open after `metadata`, for an answer that goes on (`render`).
+    static func writeAssignment(
+        _ assignment: Assignment, experimentIndex: Int, config: LoadedConfig, id: JSONValue, open: Bool = false,
+        into writer: inout JSONWriter
     ) {
         let parts = config.assignmentAnswers[experimentIndex][assignment.variantIndex]
         writer.raw("{\"id\":")
@@ -170,7 +181,7 @@ public enum Responder {
                 writer.null()
             }
         }
-        writer.append(parts.tail)
+        writer.append(open ? parts.openTail : parts.tail)
     }
 
     private static func writeUnconfiguredAssignment(id: JSONValue, experiment: String, into writer: inout JSONWriter) {
@@ -227,8 +238,20 @@ public enum Responder {
         writer.string(prompt.name)
         writer.raw(",\"version\":")
         writer.integer(version.number)
-        writer.raw(",\"template\":")
-        writer.string(version.template)
+        if let messages = version.messages {
+            writer.raw(",\"messages\":[")
+            for (index, message) in messages.enumerated() {
+                writer.raw(index == 0 ? "{\"role\":" : ",{\"role\":")
+                writer.string(message.role)
+                writer.raw(",\"content\":")
+                writer.string(message.content)
+                writer.raw("}")
+            }
+            writer.raw("]")
+        } else {
+            writer.raw(",\"template\":")
+            writer.string(version.template)
+        }
         writer.raw(",\"variables\":{\"required\":")
         writer.strings(version.requiredVariables)
         writer.raw(",\"optional\":")

@@ -242,6 +242,8 @@ struct AssignmentAnswerParts: Sendable {
     let head: [UInt8]
     /// From `,"config_version":` to the closing braces and the newline.
     let tail: [UInt8]
+    /// `tail` without the answer's closing brace and newline, for answers that go on (`render`).
+    let openTail: [UInt8]
     /// `{"variant":..,"prompt":..,"prompt_version":..,"params":{..}}`: this variant as a shadow to run.
     let asShadow: [UInt8]
 
@@ -273,6 +275,7 @@ struct AssignmentAnswerParts: Sendable {
         writer.string(configVersion)
         writer.raw("}}\n")
         tail = writer.bytes
+        openTail = Array(tail.dropLast(2))
         writer.reset()
         writer.raw("{\"variant\":")
         writer.string(variant.name)

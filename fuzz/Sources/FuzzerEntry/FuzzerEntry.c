@@ -14,3 +14,4 @@ static int run(int argc, char **argv) { return LLVMFuzzerRunDriver(&argc, &argv,
 int fuzz_request_main(int argc, char **argv) { return run(argc, argv); }
 int fuzz_config_main(int argc, char **argv) { return run(argc, argv); }
 int fuzz_json_main(int argc, char **argv) { return run(argc, argv); }
+int fuzz_render_main(int argc, char **argv) { return run(argc, argv); }

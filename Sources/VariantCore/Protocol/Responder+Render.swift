@@ -1,0 +1,96 @@
+/// The `render` op (PROTOCOL.md, `render`): a prompt version rendered with the request's variables, checked by
+/// its guardrails; with an experiment, in the same answer as the unit's assignment.
+extension Responder {
+    /// - Throws: `no_config`, `unknown_experiment`, `unknown_prompt`, `unknown_prompt_version`,
+    ///   `invalid_variables`, `missing_variable`, `guardrail_blocked`.
+    static func render(
+        _ query: Request.RenderQuery, variables: JSONObject, snapshot: ServingSnapshot, now: Timestamp,
+        context: RequestContext, id: JSONValue, into writer: inout JSONWriter
+    ) throws(ProtocolError) {
+        let config = try loadedConfig(snapshot)
+        switch query {
+        case .assigned(let experimentName, let unit, let attributes):
+            let index = try experimentIndex(named: experimentName, in: config)
+            let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
+            let experiment = config.document.experiments[index]
+            let variant = experiment.variants[assignment.variantIndex]
+            // Validation guarantees the variant's prompt version exists.
+            guard let prompt = config.document.prompt(named: variant.prompt), let version = prompt.version(variant.promptVersion)
+            else {
+                throw ProtocolError(.internal, "variant '\(variant.name)' names a prompt version the config does not have")
+            }
+            let prepared = try prepare(version, of: prompt, variables: variables, experiment: experiment.name, now: now, context: context)
+            // Counted only when the unit is served its prompt: a refused render enrols no one.
+            countAssignment(assignment, experimentIndex: index, config: config, ledger: context.ledger)
+            writeAssignment(assignment, experimentIndex: index, config: config, id: id, open: true, into: &writer)
+            prepared.write(into: &writer)
+            writer.raw("}\n")
+        case .prompt(let promptName, let number):
+            guard let prompt = config.document.prompt(named: promptName) else {
+                throw ProtocolError(.unknownPrompt, "no prompt named '\(promptName)' in config \(config.version)")
+            }
+            let version: PromptVersion
+            if let number {
+                guard let found = prompt.version(number) else {
+                    throw ProtocolError(.unknownPromptVersion, "prompt '\(promptName)' has no version \(number)")
+                }
+                version = found
+            } else {
+                version = prompt.latest
+            }
+            let prepared = try prepare(version, of: prompt, variables: variables, experiment: nil, now: now, context: context)
+            writer.raw("{\"id\":")
+            writer.value(id)
+            writer.raw(",\"ok\":true,\"prompt\":")
+            writer.string(prompt.name)
+            writer.raw(",\"prompt_version\":")
+            writer.integer(version.number)
+            writer.raw(",\"config_version\":")
+            writer.string(config.version)
+            prepared.write(into: &writer)
+            writer.raw("}\n")
+        }
+    }
+
+    /// Renders and checks, counts every rule that fired (logging coalesced events for `log` rules), and throws
+    /// `guardrail_blocked` when a `block` rule fired.
+    private static func prepare(
+        _ version: PromptVersion, of prompt: Prompt, variables: JSONObject, experiment: String?, now: Timestamp,
+        context: RequestContext
+    ) throws(ProtocolError) -> PreparedRender {
+        let prepared = try version.prepareRender(variables: variables)
+        if !prepared.triggered.isEmpty {
+            context.ledger.countPromptGuardrails(
+                prepared.triggered, prompt: prompt.name, version: version.number, experiment: experiment, at: now)
+        }
+        if let blocked = prepared.blocked {
+            throw ProtocolError(.guardrailBlocked, "guardrail '\(blocked.rule)' blocked the render: \(blocked.reason)")
+        }
+        return prepared
+    }
+}
+
+extension Responder {
+    /// The guardrails of each prompt version the experiment's variants serve (each version once, in variant
+    /// order), with how often each fired.
+    static func promptGuardrailCounts(of experiment: Experiment, in document: ConfigDocument, ledger: ExperimentLedger)
+        -> [ExperimentReport.PromptGuardrailCount]
+    {
+        var counts: [ExperimentReport.PromptGuardrailCount] = []
+        var seen: [(prompt: String, version: Int)] = []
+        for variant in experiment.variants {
+            guard !seen.contains(where: { $0.prompt == variant.prompt && $0.version == variant.promptVersion }),
+                let version = document.prompt(named: variant.prompt)?.version(variant.promptVersion)
+            else { continue }
+            seen.append((variant.prompt, variant.promptVersion))
+            let rules = version.guardrails.filter { $0.kind != .model }
+            guard !rules.isEmpty else { continue }
+            let triggered = ledger.promptGuardrailCounts(prompt: variant.prompt, version: version.number, rules: rules.map(\.name))
+            for (rule, count) in zip(rules, triggered) {
+                counts.append(
+                    .init(prompt: variant.prompt, version: version.number, rule: rule.name, action: rule.action, triggered: count))
+            }
+        }
+        return counts
+    }
+}

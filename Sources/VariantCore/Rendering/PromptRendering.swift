@@ -1,0 +1,246 @@
+/// How one prompt version renders: its templates parsed at validation time, its declared variables, and its
+/// guardrails split by what they read.
+struct PromptRendering: Sendable {
+    /// Required variables, then optional ones; a template value's index is its index here.
+    let declared: [String]
+    let requiredCount: Int
+    /// One template for a text prompt; one per message for a chat prompt.
+    let templates: [PromptTemplate]
+    /// The roles of a chat prompt's messages; nil for a text prompt.
+    let roles: [String]?
+    let variableRules: [PromptGuardrail]
+    let outputRules: [PromptGuardrail]
+    /// The output rules need each rendered text as a string (a `max_length`-only version does not, when every
+    /// template has a plan: the lengths add up from the plan).
+    let outputNeedsText: Bool
+
+    init(declared: [String], requiredCount: Int, templates: [PromptTemplate], roles: [String]?, guardrails: [PromptGuardrail]) {
+        self.declared = declared
+        self.requiredCount = requiredCount
+        self.templates = templates
+        self.roles = roles
+        self.variableRules = guardrails.filter { $0.kind != .model && $0.target == .variables }
+        let outputRules = guardrails.filter { $0.kind != .model && $0.target == .output }
+        self.outputRules = outputRules
+        self.outputNeedsText =
+            outputRules.contains { $0.kind != .maxLength } || templates.contains { !$0.hasRenderPlan }
+    }
+}
+
+/// A warning in a `render` answer (PROTOCOL.md, `render`).
+public struct RenderWarning: Sendable, Equatable {
+    public enum Code: String, Sendable, CaseIterable {
+        /// A variable the version does not declare was given; it is ignored.
+        case extraVariable = "extra_variable"
+        /// A guardrail with action `warn` fired.
+        case guardrailWarning = "guardrail_warning"
+    }
+
+    public var code: Code
+    /// The variable, for `extra_variable`.
+    public var variable: String?
+    /// The rule and why it fired, for `guardrail_warning`.
+    public var rule: String?
+    public var message: String?
+
+    func write(into writer: inout JSONWriter) {
+        writer.raw("{\"code\":")
+        writer.string(code.rawValue)
+        if let variable {
+            writer.raw(",\"variable\":")
+            writer.string(variable)
+        }
+        if let rule {
+            writer.raw(",\"rule\":")
+            writer.string(rule)
+        }
+        if let message {
+            writer.raw(",\"message\":")
+            writer.string(message)
+        }
+        writer.raw("}")
+    }
+}
+
+/// A prompt version rendered for one request, not yet written: the values, the texts if a rule needed them,
+/// the warnings, and the rules that fired.
+public struct PreparedRender: Sendable {
+    let version: PromptVersion
+    let values: [TemplateValue?]
+    /// Each template's text, when a guardrail needed it; otherwise written straight from the plan.
+    var texts: [String]?
+    public var warnings: [RenderWarning]
+    /// Every rule that fired, block ones included, for counting.
+    public var triggered: [PromptGuardrail]
+    /// The first `block` rule that fired and why; the answer is then a `guardrail_blocked` error.
+    public var blocked: (rule: String, reason: String)?
+
+    /// The rendered texts: the text prompt's, or each message's content.
+    public var renderedTexts: [String] {
+        texts ?? version.rendering.templates.map { $0.render(values, declaredVariables: version.rendering.declared) }
+    }
+}
+
+extension PromptVersion {
+    /// Renders this version with a request's `variables`, checking its guardrails.
+    /// - Throws: `invalid_variables` (a value that is not a string, number or boolean), `missing_variable` (every
+    ///   missing required variable is named). A `block` rule that fires is reported in `blocked`, not thrown, so
+    ///   that the caller can count it first.
+    public func prepareRender(variables: JSONObject) throws(ProtocolError) -> PreparedRender {
+        let rendering = self.rendering
+        var values = [TemplateValue?](repeating: nil, count: rendering.declared.count)
+        var warnings: [RenderWarning] = []
+        for member in variables.members {
+            let value: TemplateValue
+            switch member.value {
+            case .string(let text): value = .text(text)
+            case .bool(let flag): value = .flag(flag)
+            case .number(let number):
+                var writer = JSONWriter(reservingCapacity: 24)
+                writer.number(number)
+                value = .text(String(decoding: writer.bytes, as: UTF8.self))
+            default:
+                throw ProtocolError(
+                    .invalidVariables,
+                    "variable '\(member.key)' must be a string, a number or a boolean, found \(member.value.typeName)")
+            }
+            if let index = rendering.declared.firstIndex(where: { $0.hasSameUTF8(as: member.key) }) {
+                values[index] = value
+            } else {
+                warnings.append(RenderWarning(code: .extraVariable, variable: member.key))
+            }
+        }
+        let missing = (0..<rendering.requiredCount).filter { values[$0] == nil }.map { rendering.declared[$0] }
+        if !missing.isEmpty {
+            throw ProtocolError(
+                .missingVariable,
+                "missing required variable\(missing.count == 1 ? "" : "s") \(missing.map { "'\($0)'" }.joined(separator: ", ")) of version \(number)")
+        }
+        var prepared = PreparedRender(version: self, values: values, texts: nil, warnings: warnings, triggered: [])
+        if !rendering.variableRules.isEmpty {
+            let texts = values.compactMap { $0?.text }
+            check(rendering.variableRules, on: texts, into: &prepared)
+            if prepared.blocked != nil { return prepared }
+        }
+        if !rendering.outputRules.isEmpty {
+            if rendering.outputNeedsText {
+                let texts = rendering.templates.map { $0.render(values, declaredVariables: rendering.declared) }
+                prepared.texts = texts
+                check(rendering.outputRules, on: texts, into: &prepared)
+            } else {
+                // Only max_length rules and plans: the length adds up without building the text.
+                let length = rendering.templates.reduce(0) { $0 + $1.renderedScalarCount(values) }
+                check(rendering.outputRules, onLength: length, into: &prepared)
+            }
+        }
+        return prepared
+    }
+
+    private func check(_ rules: [PromptGuardrail], on texts: [String], into prepared: inout PreparedRender) {
+        for rule in rules {
+            guard let reason = rule.violation(in: texts) else { continue }
+            record(rule, reason: reason, into: &prepared)
+        }
+    }
+
+    private func check(_ rules: [PromptGuardrail], onLength length: Int, into prepared: inout PreparedRender) {
+        for rule in rules {
+            guard let reason = rule.violation(ofLength: length) else { continue }
+            record(rule, reason: reason, into: &prepared)
+        }
+    }
+
+    private func record(_ rule: PromptGuardrail, reason: String, into prepared: inout PreparedRender) {
+        prepared.triggered.append(rule)
+        switch rule.action {
+        case .block: if prepared.blocked == nil { prepared.blocked = (rule.name, reason) }
+        case .warn: prepared.warnings.append(RenderWarning(code: .guardrailWarning, rule: rule.name, message: reason))
+        case .log: break
+        }
+    }
+}
+
+extension PromptTemplate {
+    /// The length in Unicode scalars of the rendering with these values; only for a template with a plan.
+    func renderedScalarCount(_ values: [TemplateValue?]) -> Int {
+        guard let plan else { return 0 }
+        var count = 0
+        for segment in plan {
+            switch segment {
+            case .literal(_, _, let scalars): count += scalars
+            case .variable(let index): count += values[index]?.text.unicodeScalars.count ?? 0
+            }
+        }
+        return count
+    }
+
+    /// Writes the rendering as a JSON string: from the plan's pre-escaped parts and the escaped values, or
+    /// `text` when it was already rendered.
+    func writeRendered(_ values: [TemplateValue?], declaredVariables: [String], into writer: inout JSONWriter) {
+        guard let plan else {
+            return writer.string(renderWithMustache(values, declaredVariables: declaredVariables))
+        }
+        writer.raw("\"")
+        for segment in plan {
+            switch segment {
+            case .literal(_, let json, _): writer.append(json)
+            case .variable(let index):
+                switch values[index] {
+                case .text(let text)?: writer.stringContents(text)
+                case .flag(let flag)?: flag ? writer.raw("true") : writer.raw("false")
+                case nil: break
+                }
+            }
+        }
+        writer.raw("\"")
+    }
+}
+
+extension PromptGuardrail {
+    /// `violation(in:)` for a `max_length` rule on output whose length is known.
+    func violation(ofLength length: Int) -> String? {
+        guard case .maxLength(let maximumCharacters, let maximumTokens) = check else { return nil }
+        if let maximumCharacters, length > maximumCharacters {
+            return "the rendered prompt is \(length) characters long, more than \(maximumCharacters)"
+        }
+        let tokens = Self.approximateTokens(scalars: length)
+        if let maximumTokens, tokens > maximumTokens {
+            return "the rendered prompt is about \(tokens) tokens long, more than \(maximumTokens)"
+        }
+        return nil
+    }
+}
+
+extension PreparedRender {
+    /// Writes `,"type":"text","text":".."` or `,"type":"chat","messages":[..]`, then `,"warnings":[..]`.
+    func write(into writer: inout JSONWriter) {
+        let rendering = version.rendering
+        func writeText(_ index: Int) {
+            if let texts {
+                writer.string(texts[index])
+            } else {
+                rendering.templates[index].writeRendered(values, declaredVariables: rendering.declared, into: &writer)
+            }
+        }
+        if let roles = rendering.roles {
+            writer.raw(",\"type\":\"chat\",\"messages\":[")
+            for (index, role) in roles.enumerated() {
+                writer.raw(index == 0 ? "{\"role\":" : ",{\"role\":")
+                writer.string(role)
+                writer.raw(",\"content\":")
+                writeText(index)
+                writer.raw("}")
+            }
+            writer.raw("]")
+        } else {
+            writer.raw(",\"type\":\"text\",\"text\":")
+            writeText(0)
+        }
+        writer.raw(",\"warnings\":[")
+        for (index, warning) in warnings.enumerated() {
+            if index > 0 { writer.raw(",") }
+            warning.write(into: &writer)
+        }
+        writer.raw("]")
+    }
+}
