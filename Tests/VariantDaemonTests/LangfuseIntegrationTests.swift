@@ -123,6 +123,11 @@ import VariantCore
         #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == after["version"])
         #expect(try treatmentPromptVersion() == .number(2))
         #expect(try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue?["code"] == .string("langfuse_status"))
+        // Retried while failing (backing off up to the TTL), but logged once.
+        let failingSince = langfuse.requests.count
+        try await Task.sleep(for: .milliseconds(1200))
+        #expect(langfuse.requests.count > failingSince, "\(langfuse.requests)")
+        #expect(daemon.logs.components(separatedBy: "config.prompts.langfuse_failing").count - 1 == 1, "\(daemon.logs)")
         #expect(daemon.stop() == 0)
 
         // A restart while Langfuse is down serves the label's last resolution from disk.
