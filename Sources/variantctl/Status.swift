@@ -11,12 +11,26 @@ struct Status: ParsableCommand {
     func run() throws {
         let (line, answer) = try connection.send([("op", .string("config"))])
         guard !connection.json else { return print(line) }
-        printFields(answer, skipping: ["id", "ok", "last_error", "experiment_states", "disabled_treatments"])
+        printFields(answer, skipping: ["id", "ok", "last_error", "experiment_states", "disabled_treatments", "prompt_sources"])
         let experiments = (answer["experiment_states"]?.arrayValue ?? []).compactMap(\.objectValue)
         if !experiments.isEmpty {
             var table = Table("EXPERIMENT", "STATUS", "MODE", "ASSIGNING")
             for experiment in experiments {
                 table.add(["name", "status", "mode", "assigning"].map { render(experiment[$0] ?? .null) })
+            }
+            print(table.rendered())
+        }
+        let sources = (answer["prompt_sources"]?.arrayValue ?? []).compactMap(\.objectValue)
+        if !sources.isEmpty {
+            var table = Table("PROMPT", "LANGFUSE", "WANTS", "RESOLVED", "FROM", "FETCHED_AT", "LAST_ERROR")
+            for source in sources {
+                let wants = source["label"]?.stringValue.map { "label " + $0 } ?? "version " + render(source["version"] ?? .null)
+                let error = source["last_error"]?.objectValue.map {
+                    "\(render($0["code"] ?? .null)): \(render($0["message"] ?? .null))"
+                } ?? "-"
+                table.add(
+                    ["prompt", "langfuse_name"].map { render(source[$0] ?? .null) } + [wants]
+                        + ["resolved_version", "from", "fetched_at"].map { render(source[$0] ?? .null) } + [error])
             }
             print(table.rendered())
         }

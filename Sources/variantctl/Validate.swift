@@ -23,11 +23,31 @@ struct Validate: ParsableCommand {
         }
         let version = LoadedConfig.version(of: bytes)
         do {
-            let document = try ConfigDocument.validate(bytes)
+            // Langfuse prompts are checked offline: their shape and everything else; their contents are not fetched.
+            let references = try PromptReferences.parse(bytes)
+            let experiments = references.root.objectValue?["experiments"]?.arrayValue?.count ?? 0
+            let prompts = references.root.objectValue?["prompts"]?.objectValue?.count ?? 0
+            let unfetched = references.uses.map { "\($0.prompt): \($0.reference)" }
             if json {
-                print(#"{"valid":true,"version":"\#(version)","experiments":\#(document.experiments.count),"prompts":\#(document.prompts.count),"problems":[]}"#)
+                var writer = JSONWriter()
+                writer.raw(#"{"valid":true,"version":"#)
+                writer.string(version)
+                writer.raw(#","experiments":"#)
+                writer.integer(experiments)
+                writer.raw(#","prompts":"#)
+                writer.integer(prompts)
+                writer.raw(#","problems":[],"unfetched":"#)
+                writer.strings(unfetched)
+                writer.raw("}")
+                print(String(decoding: writer.bytes, as: UTF8.self))
             } else {
-                print("\(file): valid (\(version), \(document.experiments.count) experiments, \(document.prompts.count) prompts)")
+                print("\(file): valid (\(version), \(experiments) experiments, \(prompts) prompts)")
+                if !unfetched.isEmpty {
+                    print(
+                        "  \(unfetched.count) Langfuse prompt version\(unfetched.count == 1 ? "" : "s") not fetched (checked offline; the daemon fetches them and applies the document only once all resolve):"
+                    )
+                    for line in unfetched { print("    " + line) }
+                }
             }
         } catch {
             if json {

@@ -13,8 +13,9 @@ import VariantDaemon
 /// `VARIANTD_LOG_FORMAT`, `VARIANTD_READY_TIMEOUT`, `VARIANTD_STATE_DIR`, `VARIANTD_STATE_FLUSH_INTERVAL`,
 /// `VARIANTD_ADMIN_GROUP`, and for the config source `VARIANTD_SOURCE`, `VARIANTD_CACHE_DIR`,
 /// `VARIANTD_POLL_INTERVAL`, `VARIANTD_POLL_JITTER`, `VARIANTD_MAX_BACKOFF`, `VARIANTD_REQUEST_TIMEOUT`,
-/// `VARIANTD_MAX_CONFIG_BYTES`, `VARIANTD_CA_BUNDLE`); a flag overrides the environment, which overrides the
-/// built-in default.
+/// `VARIANTD_MAX_CONFIG_BYTES`, `VARIANTD_CA_BUNDLE`, and for Langfuse prompts `VARIANTD_LANGFUSE_URL`,
+/// `VARIANTD_LANGFUSE_CREDENTIALS`, `VARIANTD_LANGFUSE_LABEL_TTL`, `VARIANTD_LANGFUSE_FALLBACK`); a flag overrides
+/// the environment, which overrides the built-in default.
 ///
 /// Under systemd (see `systemd/`): started with `LISTEN_FDS`, it serves on the passed socket instead of binding
 /// `--socket`; with `NOTIFY_SOCKET` it reports readiness, status, reloads and stopping, and pings the watchdog.
@@ -92,6 +93,20 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "PEM file of CA certificates trusted for https sources (default: the system's). Env: VARIANTD_CA_BUNDLE.")
     var caBundle: String? = Environment.string("VARIANTD_CA_BUNDLE")
 
+    // MARK: Langfuse prompt source (README "Langfuse prompt source"); keys from LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY
+
+    @Option(help: "Langfuse base URL (default: LANGFUSE_HOST, else https://cloud.langfuse.com). Env: VARIANTD_LANGFUSE_URL.")
+    var langfuseURL: String?
+
+    @Option(help: "File of LANGFUSE_PUBLIC_KEY=, LANGFUSE_SECRET_KEY= (and LANGFUSE_HOST=) lines; the environment wins. Env: VARIANTD_LANGFUSE_CREDENTIALS.")
+    var langfuseCredentials: String?
+
+    @Option(help: "Seconds a Langfuse label's resolution is used before it is resolved again. Env: VARIANTD_LANGFUSE_LABEL_TTL.")
+    var langfuseLabelTtl: Double = Environment.string("VARIANTD_LANGFUSE_LABEL_TTL").flatMap { Double($0) } ?? 60
+
+    @Option(help: "JSON array of prompts in Langfuse's API shape, the last resort when Langfuse and the disk cache fail. Env: VARIANTD_LANGFUSE_FALLBACK.")
+    var langfuseFallback: String?
+
     /// The config-source settings; a relative `--config` or source path is made absolute so the `config` op names
     /// the file whatever the working directory.
     var sourceOptions: ConfigSourceOptions {
@@ -110,6 +125,17 @@ struct Variantd: AsyncParsableCommand {
         options.maximumBytes = maxConfigBytes
         options.caBundle = caBundle
         options.environment = ProcessInfo.processInfo.environment
+        // These three read their environment variable here: an optional @Option with a default is deprecated.
+        options.langfuse.url = langfuseURL ?? Environment.string("VARIANTD_LANGFUSE_URL")
+        options.langfuse.credentialsFile = (langfuseCredentials ?? Environment.string("VARIANTD_LANGFUSE_CREDENTIALS"))
+            .map(absolutePath)
+        if langfuseLabelTtl.isFinite, langfuseLabelTtl > 0, langfuseLabelTtl <= 86_400 {
+            options.langfuse.labelTTL = duration(langfuseLabelTtl)
+        } else {
+            options.langfuse.labelTTL = .zero  // refused by validate() with a message
+        }
+        options.langfuse.fallbackPath = (langfuseFallback ?? Environment.string("VARIANTD_LANGFUSE_FALLBACK"))
+            .map(absolutePath)
         return options
     }
 

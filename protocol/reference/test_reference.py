@@ -430,6 +430,38 @@ BAD_DOCUMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
+def langfuse_document() -> dict[str, Any]:
+    document = copy.deepcopy(ref.DECISION_CONFIG)
+    document["prompts"]["critic"] = {"description": "in Langfuse", "langfuse": {"name": "movie-critic"}}
+    variants = experiment(document, "checkout-prompt")["variants"]
+    variants[0].update(prompt="critic", prompt_version=3)
+    variants[1].update(prompt="critic")
+    variants[1].pop("prompt_version")
+    variants[1]["prompt_label"] = "production"
+    return document
+
+
+def test_langfuse_prompts_and_labels_are_schema_valid(validator: Draft202012Validator) -> None:
+    assert errors(validator, langfuse_document()) == []
+
+
+LANGFUSE_BAD_DOCUMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "langfuse and versions": lambda d: d["prompts"]["critic"].update(versions=d["prompts"]["checkout"]["versions"]),
+    "unknown langfuse field": lambda d: d["prompts"]["critic"]["langfuse"].update(label="production"),
+    "empty langfuse name": lambda d: d["prompts"]["critic"]["langfuse"].update(name=""),
+    "version and label": lambda d: experiment(d, "checkout-prompt")["variants"][1].update(prompt_version=1),
+    "neither version nor label": lambda d: experiment(d, "checkout-prompt")["variants"][1].pop("prompt_label"),
+    "upper-case label": lambda d: experiment(d, "checkout-prompt")["variants"][1].update(prompt_label="Prod"),
+}
+
+
+@pytest.mark.parametrize("change", LANGFUSE_BAD_DOCUMENTS.values(), ids=LANGFUSE_BAD_DOCUMENTS.keys())
+def test_schema_rejects_bad_langfuse_prompts(validator: Draft202012Validator, change: Callable[[dict[str, Any]], None]) -> None:
+    document = langfuse_document()
+    change(document)
+    assert errors(validator, document), "the schema accepted a bad document"
+
+
 @pytest.mark.parametrize("change", BAD_DOCUMENTS.values(), ids=BAD_DOCUMENTS.keys())
 def test_schema_rejects(validator: Draft202012Validator, change: Callable[[dict[str, Any]], None]) -> None:
     document = mutated(change)

@@ -343,7 +343,9 @@ public enum Responder {
             writer.string(treatment.variant)
             writer.raw("}")
         }
-        writer.raw("]}\n")
+        writer.raw("]")
+        PromptSourceStatus.write(snapshot.promptSources, into: &writer)
+        writer.raw("}\n")
     }
 
     private static func roundedToMilliseconds(_ seconds: Double) -> Double {

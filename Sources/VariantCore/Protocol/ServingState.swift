@@ -104,6 +104,13 @@ public struct ConfigLoadFailure: Sendable, Equatable {
             case invalidResponse = "invalid_response"
             case credentialsMissing = "credentials_missing"
             case credentialsUnsupported = "credentials_unsupported"
+            case langfuseUnreachable = "langfuse_unreachable"
+            case langfuseTimeout = "langfuse_timeout"
+            case langfuseAuth = "langfuse_auth"
+            case langfuseNotFound = "langfuse_not_found"
+            case langfuseStatus = "langfuse_status"
+            case langfuseInvalid = "langfuse_invalid"
+            case langfuseUnsupported = "langfuse_unsupported"
         }
 
         private let value: Value
@@ -134,6 +141,20 @@ public struct ConfigLoadFailure: Sendable, Equatable {
         public static let credentialsMissing = Code(.credentialsMissing)
         /// AWS credentials are configured through a provider variantd does not implement.
         public static let credentialsUnsupported = Code(.credentialsUnsupported)
+        /// Langfuse could not be reached (refused, reset, TLS, a body cut short), so a prompt version is unresolved.
+        public static let langfuseUnreachable = Code(.langfuseUnreachable)
+        /// Langfuse gave no complete answer within the request timeout.
+        public static let langfuseTimeout = Code(.langfuseTimeout)
+        /// Langfuse refused the keys (401, 403), or no keys are configured.
+        public static let langfuseAuth = Code(.langfuseAuth)
+        /// Langfuse has no such prompt, version or label (404).
+        public static let langfuseNotFound = Code(.langfuseNotFound)
+        /// Langfuse answered another status (a 500).
+        public static let langfuseStatus = Code(.langfuseStatus)
+        /// Langfuse's answer is not a prompt in the API's shape, is another version, or is too large.
+        public static let langfuseInvalid = Code(.langfuseInvalid)
+        /// The prompt cannot be served as a version (a chat placeholder, an unknown prompt type).
+        public static let langfuseUnsupported = Code(.langfuseUnsupported)
 
         public static var all: [Code] { Value.allCases.map(Code.init) }
     }
@@ -166,12 +187,15 @@ public final class ServingSnapshot: Sendable {
     public let disabled: Set<ExperimentLedger.VariantKey>
     /// `disabled` resolved against `config`: by experiment index, then variant index.
     private let disabledByIndex: [[Bool]]
+    /// The Langfuse prompt versions and labels of the latest document, and how each was resolved.
+    public let promptSources: [PromptSourceStatus]
 
     public init(
         config: LoadedConfig?, source: String, lastError: ConfigLoadFailure?, startedAt: Timestamp,
         sourceState: ConfigSourceState = .starting, lastSuccessAt: Timestamp? = nil,
-        disabled: Set<ExperimentLedger.VariantKey> = []
+        disabled: Set<ExperimentLedger.VariantKey> = [], promptSources: [PromptSourceStatus] = []
     ) {
+        self.promptSources = promptSources
         self.config = config
         self.source = source
         self.lastError = lastError
@@ -189,14 +213,14 @@ public final class ServingSnapshot: Sendable {
         ServingSnapshot(
             config: config, source: config.source, lastError: nil, startedAt: startedAt,
             sourceState: config.fromCache ? sourceState : .ok,
-            lastSuccessAt: config.fromCache ? lastSuccessAt : config.fetchedAt, disabled: disabled)
+            lastSuccessAt: config.fromCache ? lastSuccessAt : config.fetchedAt, disabled: disabled, promptSources: promptSources)
     }
 
     /// The same snapshot, still serving what it served, with the failure recorded.
     public func recording(_ failure: ConfigLoadFailure) -> ServingSnapshot {
         ServingSnapshot(
             config: config, source: source, lastError: failure, startedAt: startedAt, sourceState: sourceState,
-            lastSuccessAt: lastSuccessAt, disabled: disabled)
+            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources)
     }
 
     /// The same snapshot after a poll: `lastError` replaces the recorded error (nil clears it).
@@ -205,14 +229,21 @@ public final class ServingSnapshot: Sendable {
     ) -> ServingSnapshot {
         ServingSnapshot(
             config: config ?? self.config, source: source, lastError: lastError, startedAt: startedAt,
-            sourceState: state, lastSuccessAt: state == .ok ? time : lastSuccessAt, disabled: disabled)
+            sourceState: state, lastSuccessAt: state == .ok ? time : lastSuccessAt, disabled: disabled, promptSources: promptSources)
     }
 
     /// The same snapshot with another set of disabled treatments.
     public func withDisabled(_ disabled: Set<ExperimentLedger.VariantKey>) -> ServingSnapshot {
         ServingSnapshot(
             config: config, source: source, lastError: lastError, startedAt: startedAt, sourceState: sourceState,
-            lastSuccessAt: lastSuccessAt, disabled: disabled)
+            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources)
+    }
+
+    /// The same snapshot with the prompt-source state of the latest document.
+    public func withPromptSources(_ promptSources: [PromptSourceStatus]) -> ServingSnapshot {
+        ServingSnapshot(
+            config: config, source: source, lastError: lastError, startedAt: startedAt, sourceState: sourceState,
+            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources)
     }
 
     /// Whether the variant at these indexes of `config` is a disabled treatment.

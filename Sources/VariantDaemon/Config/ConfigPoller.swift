@@ -50,17 +50,48 @@ public final class ConfigPoller: Service, Sendable {
         /// How many documents were parsed and validated (a test shows that an unchanged one is not).
         var validations = 0
         var timerGeneration: UInt64 = 0
+        /// Langfuse prompts (README "Langfuse prompt source"): the latest document that uses them, re-resolved
+        /// when a label is due or while a version is unresolved; and the retry state while Langfuse fails.
+        var langfuse = LangfuseState()
+    }
+
+    /// What the poll loop keeps about a document's Langfuse prompts between polls.
+    struct LangfuseState: Sendable {
+        /// The latest document with Langfuse prompts: the one in use, or a newer one waiting for its prompts.
+        var pending: PendingDocument?
+        /// The source-bytes version of the document behind the config in use (its config version differs when it
+        /// has Langfuse prompts: it covers their contents too).
+        var appliedSourceVersion: String?
+        /// The last resolution's failure (unresolved, or served from a copy while Langfuse fails), kept as the
+        /// last error across unchanged polls.
+        var failure: ConfigLoadFailure?
+        /// What was last announced (logged and passed to the hooks), so each state is logged once.
+        var announced: String?
+        var failedResolutions = 0
+        var retryAt: ContinuousClock.Instant?
+    }
+
+    /// A document whose Langfuse references are parsed and checked offline.
+    struct PendingDocument: Sendable {
+        var references: PromptReferences
+        var document: FetchedDocument
+        var sourceVersion: String
+        var fetchedAt: Timestamp
+        var fromCache: Bool
+        /// Whether some reference could not be resolved the last time (the document is not in use).
+        var unresolved = true
     }
 
     private let configuration: Configuration
-    private let fetcher: any ConfigFetcher
-    private let store: ServingStateStore
-    private let logger: Logger
-    private let hooks: ConfigSourceHooks
-    private let cache: ConfigCache?
+    let fetcher: any ConfigFetcher
+    let store: ServingStateStore
+    let logger: Logger
+    let hooks: ConfigSourceHooks
+    let cache: ConfigCache?
+    let promptResolver: LangfusePromptResolver?
     private let now: @Sendable () -> Timestamp
     private let random: @Sendable () -> Double
-    private let state: SharedBox<PollState>
+    let state: SharedBox<PollState>
     private let requests: AsyncStream<Trigger>
     private let requestContinuation: AsyncStream<Trigger>.Continuation
     /// The next timer poll: a generation (a later schedule replaces an earlier one) and when.
@@ -74,10 +105,12 @@ public final class ConfigPoller: Service, Sendable {
         store: ServingStateStore,
         logger: Logger,
         hooks: ConfigSourceHooks = .init(),
+        promptResolver: LangfusePromptResolver? = nil,
         now: @escaping @Sendable () -> Timestamp = SystemClock.now,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.configuration = configuration
+        self.promptResolver = promptResolver
         self.fetcher = fetcher
         self.store = store
         self.logger = logger
@@ -109,7 +142,7 @@ public final class ConfigPoller: Service, Sendable {
     @discardableResult
     public func loadInitial() async -> Bool {
         await poll(announced: false, force: true)
-        if store.current.config == nil { applyCachedCopy() }
+        if store.current.config == nil { await applyCachedCopy() }
         return store.current.config != nil
     }
 
@@ -183,12 +216,13 @@ public final class ConfigPoller: Service, Sendable {
             switch result {
             case .unchanged(let suggestedInterval):
                 suggested = suggestedInterval
-                let failure = state.current.lastDocumentFailure
+                let failure = state.current.standingFailure
                 store.update { $0.polled(.ok, at: time, lastError: failure) }
             case .document(let document):
                 suggested = document.suggestedInterval
-                consider(document, at: time, force: force)
+                await consider(document, at: time, force: force)
             }
+            await resolvePendingIfDue(at: time)
             let draw = self.random()
             (delay, transition) = state.withLock { state in
                 state.announcedFailure = nil
@@ -220,91 +254,136 @@ public final class ConfigPoller: Service, Sendable {
             }
         }
         log(transition, delay: delay)
+        // A label due sooner than the next poll (or a Langfuse retry) brings the next poll forward.
+        let wait = nextResolutionWait().map { min(delay, $0) } ?? delay
         let generation = state.withLock { state in
             state.polledOnce = true
             state.timerGeneration &+= 1
             return state.timerGeneration
         }
-        scheduleContinuation.yield((generation, ContinuousClock.now + delay))
+        scheduleContinuation.yield((generation, ContinuousClock.now + wait))
     }
 
-    /// Applies a fetched document unless it is the one in use or one already rejected.
-    private func consider(_ document: FetchedDocument, at time: Timestamp, force: Bool) {
+    /// Applies a fetched document unless it is the one in use or one already rejected. A document with Langfuse
+    /// prompts is checked offline first, then applied once every prompt version it uses is resolved.
+    private func consider(_ document: FetchedDocument, at time: Timestamp, force: Bool) async {
         let version = LoadedConfig.version(of: document.bytes)
         let source = fetcher.sourceDescription
         let current = store.current
-        if let config = current.config, config.version == version {
+        let seen = state.current
+        // A newer document waiting for its Langfuse prompts is no longer served: the one in use is again. Without
+        // Langfuse prompts it needs nothing; with them, it is parsed again below to take over their re-resolution.
+        let supersedesPending = seen.langfuse.pending.map { $0.sourceVersion != version } ?? false
+        if let config = current.config,
+            config.version == version || (seen.langfuse.appliedSourceVersion == version && !supersedesPending)
+        {
             // The bytes in use, perhaps under a new ETag, or confirming a cached copy: no parse, no validation.
             let relabelled = config.relabelled(sourceVersion: document.sourceVersion, fetchedAt: time, fromCache: false)
-            store.update { $0.polled(.ok, at: time, lastError: nil, config: relabelled) }
+            let failure = supersedesPending ? nil : seen.langfuse.failure
+            store.update { snapshot in
+                let polled = snapshot.polled(.ok, at: time, lastError: failure, config: relabelled)
+                return supersedesPending ? polled.withPromptSources([]) : polled
+            }
             state.withLock { state in
                 state.lastSeenVersion = version
                 state.lastDocumentFailure = nil
+                if supersedesPending { state.langfuse = LangfuseState(appliedSourceVersion: version) }
+                if state.langfuse.pending?.sourceVersion == version {
+                    state.langfuse.pending?.fromCache = false
+                    state.langfuse.pending?.document = document
+                    state.langfuse.pending?.fetchedAt = time
+                }
             }
             if config.fromCache {
                 logger.info(
                     "config.confirmed: the source serves the cached document",
-                    metadata: ["config.version": "\(version)", "config.source": "\(source)"]
+                    metadata: ["config.version": "\(config.version)", "config.source": "\(source)"]
                 )
             }
             return
         }
-        let seen = state.current
         if !force, seen.lastSeenVersion == version, let failure = seen.lastDocumentFailure {
             store.update { $0.polled(.ok, at: time, lastError: failure) }
             return
         }
+        if !force, seen.langfuse.pending?.sourceVersion == version {
+            // Waiting for its Langfuse prompts: retried on the resolution's own schedule, not parsed again.
+            store.update { $0.polled(.ok, at: time, lastError: seen.langfuse.failure) }
+            return
+        }
         state.withLock { $0.validations += 1 }
+        let references: PromptReferences
         do {
-            let validated = try ConfigDocument.validate(document.bytes)
-            let loaded = LoadedConfig(
-                document: validated,
-                version: version,
-                source: source,
-                loadedAt: time,
-                sourceVersion: document.sourceVersion,
-                fetchedAt: time
-            )
-            store.update { $0.applying(loaded) }
+            references = try PromptReferences.parse(document.bytes)
+        } catch {
+            reject(error, version: version, at: time)
+            return
+        }
+        if !references.uses.isEmpty {
+            let pending = PendingDocument(
+                references: references, document: document, sourceVersion: version, fetchedAt: time, fromCache: false)
             state.withLock { state in
                 state.lastSeenVersion = version
                 state.lastDocumentFailure = nil
+                state.langfuse.pending = pending
             }
-            hooks.applied(loaded)
-            var metadata: Logger.Metadata = [
-                "config.version": "\(version)", "config.source": "\(source)",
-                "config.experiments": "\(validated.experiments.count)", "config.prompts": "\(validated.prompts.count)",
-            ]
-            if let sourceVersion = document.sourceVersion { metadata["config.source_version"] = "\(sourceVersion)" }
-            logger.info("config.applied", metadata: metadata)
-            storeInCache(document, version: version, at: time)
-        } catch {
-            let count = error.issues.count
-            let failure = ConfigLoadFailure(
-                .invalidConfig,
-                message:
-                    "\(count) problem\(count == 1 ? "" : "s") in the document from \(source) (\(version)); keeping the config in use",
-                at: time,
-                problems: error.issues
-            )
-            store.update { $0.polled(.ok, at: time, lastError: failure) }
-            state.withLock { state in
-                state.lastSeenVersion = version
-                state.lastDocumentFailure = failure
-            }
-            hooks.rejected(failure)
-            logger.error(
-                "config.rejected: \(failure.message)",
-                metadata: [
-                    "config.source": "\(source)", "code": "\(failure.code)",
-                    "config.version": "\(store.current.config?.version ?? "none")",
-                    "problems": .array(failure.problems.map { .string($0.description) }),
-                ]
-            )
+            await resolveAndApply(pending, at: time)
+            return
         }
+        // Without Langfuse prompts the parse validated the document itself.
+        guard let validated = references.inlineDocument else { return }
+        let loaded = LoadedConfig(
+            document: validated,
+            version: version,
+            source: source,
+            loadedAt: time,
+            sourceVersion: document.sourceVersion,
+            fetchedAt: time
+        )
+        store.update { $0.applying(loaded).withPromptSources([]) }
+        state.withLock { state in
+            state.lastSeenVersion = version
+            state.lastDocumentFailure = nil
+            state.langfuse = LangfuseState(appliedSourceVersion: version)
+        }
+        hooks.applied(loaded)
+        var metadata: Logger.Metadata = [
+            "config.version": "\(version)", "config.source": "\(source)",
+            "config.experiments": "\(validated.experiments.count)", "config.prompts": "\(validated.prompts.count)",
+        ]
+        if let sourceVersion = document.sourceVersion { metadata["config.source_version"] = "\(sourceVersion)" }
+        logger.info("config.applied", metadata: metadata)
+        storeInCache(document, version: version, at: time)
     }
 
-    private func storeInCache(_ document: FetchedDocument, version: String, at time: Timestamp) {
+    /// Records a document that failed validation; the config in use stays.
+    private func reject(_ error: ConfigValidationError, version: String, at time: Timestamp) {
+        let source = fetcher.sourceDescription
+        let count = error.issues.count
+        let failure = ConfigLoadFailure(
+            .invalidConfig,
+            message:
+                "\(count) problem\(count == 1 ? "" : "s") in the document from \(source) (\(version)); keeping the config in use",
+            at: time,
+            problems: error.issues
+        )
+        store.update { $0.polled(.ok, at: time, lastError: failure) }
+        state.withLock { state in
+            state.lastSeenVersion = version
+            state.lastDocumentFailure = failure
+        }
+        hooks.rejected(failure)
+        logger.error(
+            "config.rejected: \(failure.message)",
+            metadata: [
+                "config.source": "\(source)", "code": "\(failure.code)",
+                "config.version": "\(store.current.config?.version ?? "none")",
+                "problems": .array(failure.problems.map { .string($0.description) }),
+            ]
+        )
+    }
+
+    func storeInCache(_ document: FetchedDocument, version: String, at time: Timestamp) {
         guard let cache else { return }
         do {
             try cache.store(document.bytes, version: version, sourceVersion: document.sourceVersion, fetchedAt: time)
@@ -328,7 +407,7 @@ public final class ConfigPoller: Service, Sendable {
     }
 
     /// Starts from the last-known-good copy, when the source gave nothing usable at start-up.
-    private func applyCachedCopy() {
+    private func applyCachedCopy() async {
         guard let cache, let entry = cache.load(maximumBytes: configuration.maximumBytes) else {
             if fetcher.usesCache {
                 logger.warning(
@@ -340,13 +419,24 @@ public final class ConfigPoller: Service, Sendable {
         }
         let time = now()
         let version = LoadedConfig.version(of: entry.bytes)
-        guard let document = try? ConfigDocument.validate(entry.bytes) else {
+        guard let references = try? PromptReferences.parse(entry.bytes) else {
             logger.warning(
                 "config.cache.invalid: the cached copy does not validate",
                 metadata: ["path": "\(cache.documentPath)"]
             )
             return
         }
+        if !references.uses.isEmpty {
+            // Its Langfuse prompts come from the disk copies if Langfuse cannot be reached.
+            let pending = PendingDocument(
+                references: references,
+                document: FetchedDocument(bytes: entry.bytes, sourceVersion: entry.sourceVersion),
+                sourceVersion: version, fetchedAt: entry.fetchedAt ?? time, fromCache: true)
+            state.withLock { $0.langfuse.pending = pending }
+            await resolveAndApply(pending, at: time)
+            return
+        }
+        guard let document = references.inlineDocument else { return }
         let loaded = LoadedConfig(
             document: document,
             version: version,
@@ -357,12 +447,17 @@ public final class ConfigPoller: Service, Sendable {
             fromCache: true
         )
         store.update { $0.polled($0.sourceState, at: time, lastError: $0.lastError, config: loaded) }
+        state.withLock { $0.langfuse.appliedSourceVersion = version }
         hooks.applied(loaded)
+        logFromCache(loaded, path: cache.documentPath)
+    }
+
+    func logFromCache(_ loaded: LoadedConfig, path: String) {
         logger.warning(
             "config.from_cache: the source gave no usable document; serving the last-known-good copy",
             metadata: [
-                "config.version": "\(version)", "config.source": "\(fetcher.sourceDescription)",
-                "path": "\(cache.documentPath)", "config.fetched_at": "\(loaded.fetchedAt.rfc3339)",
+                "config.version": "\(loaded.version)", "config.source": "\(fetcher.sourceDescription)",
+                "path": "\(path)", "config.fetched_at": "\(loaded.fetchedAt.rfc3339)",
             ]
         )
     }

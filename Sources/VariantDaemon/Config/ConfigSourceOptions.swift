@@ -16,6 +16,7 @@ import Logging
 /// | `requestTimeout` | seconds | 10 |
 /// | `maximumBytes` | bytes | 16 MiB |
 /// | `caBundle` | PEM file | the system's roots |
+/// | `langfuse` | `LangfuseSettings` | its own defaults |
 public struct ConfigSourceOptions: Sendable {
     public var source: String
     public var cacheDirectory: String = "/var/cache/variantd"
@@ -27,6 +28,8 @@ public struct ConfigSourceOptions: Sendable {
     public var maximumBytes: Int = 16 << 20
     public var caBundle: String?
     public var environment: [String: String] = [:]
+    /// Where Langfuse prompts come from (`LangfuseSettings`).
+    public var langfuse = LangfuseSettings()
 
     public init(source: String) {
         self.source = source
@@ -101,6 +104,7 @@ public struct ConfigSourceOptions: Sendable {
         if let caBundle, access(caBundle, R_OK) != 0 {
             throw Invalid(description: "--ca-bundle: cannot read \(caBundle): \(String(cString: strerror(errno)))")
         }
+        try langfuse.validate(environment: environment)
     }
 
     /// Builds the poller (and, for a network source, the one HTTP client it uses, which `shutdown` closes: call
@@ -149,12 +153,28 @@ public struct ConfigSourceOptions: Sendable {
                 pollInterval: pollInterval
             )
         }
+        // Langfuse prompts: fetched with the same client (one is made if the source is a file and keys are set);
+        // without keys, only the disk copies and the fallback file can resolve them.
+        let (baseURL, credentials) = try langfuse.resolved(environment: environment)
+        if credentials != nil, client == nil { client = makeClient() }
+        var resolverConfiguration = LangfusePromptResolver.Configuration()
+        resolverConfiguration.labelTTL = langfuse.labelTTL
+        resolverConfiguration.cacheDirectory = cacheDirectory
+        resolverConfiguration.fallbackPath = langfuse.fallbackPath
+        resolverConfiguration.maximumBytes = maximumBytes
+        let resolver = LangfusePromptResolver(
+            configuration: resolverConfiguration,
+            client: LangfuseClient(
+                baseURL: baseURL, credentials: credentials, client: credentials == nil ? nil : client,
+                requestTimeout: requestTimeout, maximumBytes: maximumBytes),
+            logger: logger)
         let poller = ConfigPoller(
             configuration: configuration,
             fetcher: fetcher,
             store: store,
             logger: logger,
-            hooks: hooks
+            hooks: hooks,
+            promptResolver: resolver
         )
         return (poller, { [client] in try? await client?.shutdown() })
     }

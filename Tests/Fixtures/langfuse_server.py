@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""A fake Langfuse on loopback for variantd's prompt-source tests: the public API's prompt endpoint, and its failures.
+
+Usage: langfuse_server.py DIR
+
+Controlled through files in DIR, read on every request:
+  prompts.json  a JSON array of prompt versions as Langfuse stores them: {"name", "version", "type": "text"|"chat",
+                "prompt": STRING | [MESSAGE, ...], "config", "labels", "tags", "commitMessage"?}
+  mode          ok (default) | 500 | hang | garbage | refuse
+  keys          PUBLIC:SECRET accepted for basic auth (default pk-lf-test:sk-lf-test)
+The server writes:
+  port          the port, once listening
+  requests.log  one line per request: GET NAME version=N|label=L|- STATUS
+
+GET /api/public/v2/prompts/{name}?version=N or ?label=L (neither: label production) answers the prompt version in
+the API's shape (the object above plus "resolutionGraph": null), 404 {"message": ...} when there is none, 401 on a
+missing or wrong Authorization header, as Langfuse does.
+"""
+import base64
+import json
+import os
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DIR = sys.argv[1]
+lock = threading.Lock()
+
+
+def read(name, default=None):
+    try:
+        with open(os.path.join(DIR, name), "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return default
+
+
+def mode():
+    return (read("mode", b"ok") or b"ok").decode().strip() or "ok"
+
+
+def log(line):
+    with lock:
+        with open(os.path.join(DIR, "requests.log"), "a") as f:
+            f.write(line + "\n")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body, what):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        log(f"GET {what} {status}")
+
+    def do_GET(self):
+        parsed = urllib.parse.urlsplit(self.path)
+        prefix = "/api/public/v2/prompts/"
+        query = urllib.parse.parse_qs(parsed.query)
+        name = urllib.parse.unquote(parsed.path[len(prefix):]) if parsed.path.startswith(prefix) else None
+        version = (query.get("version") or [None])[0]
+        label = (query.get("label") or [None])[0]
+        what = f"{name} " + (f"version={version}" if version else f"label={label}" if label else "-")
+        current = mode()
+        if current == "hang":
+            log(f"GET {what} hang")
+            time.sleep(30)
+            self.close_connection = True
+            return
+        if current == "500":
+            return self.answer(500, {"message": "Internal Server Error"}, what)
+        if current == "garbage":
+            return self.answer(200, b"<html>maintenance</html>", what)
+        keys = (read("keys", b"pk-lf-test:sk-lf-test") or b"").decode().strip()
+        expected = "Basic " + base64.b64encode(keys.encode()).decode()
+        if self.headers.get("Authorization") != expected:
+            return self.answer(401, {"error": "UnauthorizedError", "message": "Invalid credentials"}, what)
+        if name is None:
+            return self.answer(404, {"message": "Not found"}, what)
+        prompts = json.loads(read("prompts.json", b"[]") or b"[]")
+        candidates = [p for p in prompts if p["name"] == name]
+        if version is not None:
+            found = [p for p in candidates if str(p["version"]) == version]
+        else:
+            wanted = label or "production"
+            found = [p for p in candidates if wanted in p.get("labels", [])]
+        if not found:
+            return self.answer(404, {"error": "LangfuseNotFoundError", "message": "Prompt not found"}, what)
+        prompt = dict(found[0])
+        prompt.setdefault("config", {})
+        prompt.setdefault("labels", [])
+        prompt.setdefault("tags", [])
+        prompt["resolutionGraph"] = None
+        self.answer(200, prompt, what)
+
+
+class Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def serve(port):
+    server = Server(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    return server
+
+
+server = serve(0)
+port = server.server_address[1]
+with open(os.path.join(DIR, "port.tmp"), "w") as f:
+    f.write(str(port))
+os.rename(os.path.join(DIR, "port.tmp"), os.path.join(DIR, "port"))
+
+# "refuse" closes the listening socket (connection refused); any other mode opens it again on the same port.
+while True:
+    time.sleep(0.02)
+    if os.getppid() == 1:  # the test that started us is gone
+        break
+    refusing = mode() == "refuse"
+    if refusing and server is not None:
+        server.shutdown()
+        server.server_close()
+        server = None
+    elif not refusing and server is None:
+        for _ in range(100):
+            try:
+                server = serve(port)
+                break
+            except OSError:
+                time.sleep(0.05)
