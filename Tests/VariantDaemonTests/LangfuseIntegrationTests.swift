@@ -198,6 +198,45 @@ import VariantCore
         #expect(daemon.stop() == 0)
     }
 
+    @Test func aLangfuseChatPromptRendersWithItsGuardrailsLikeAnInlineOne() throws {
+        let chat = #"{"name":"movie-critic","version":3,"type":"chat","prompt":[{"role":"system","content":"You are a {{level}} critic."},{"role":"user","content":"Review {{movie}}."}],"config":{},"labels":[],"tags":[]}"#
+        let langfuse = try LangfuseServerFixture(prompts: [Self.v1, chat])
+        let cache = try temporaryDirectory("variantd-cache")
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let document = """
+            {"schema_version":1,
+             "prompts":{"critic":{"langfuse":{"name":"movie-critic"},
+               "guardrails":[{"name":"no-spoilers","type":"keywords","action":"block","target":"variables","keywords":["spoiler"]}]}},
+             "experiments":[{"name":"critic-test","salt":"critic-1","status":"running","variants":[
+               {"name":"control","control":true,"weight":50,"prompt":"critic","prompt_version":1},
+               {"name":"treatment","weight":50,"prompt":"critic","prompt_version":3}]}]}
+            """
+        let daemon = try Self.start(langfuse, config: document, cache: cache)
+        let config = try daemon.ask(#"{"op":"config"}"#)
+        #expect(config["loaded"] == .bool(true), "\(config)\n\(daemon.logs)")
+
+        let chatUnit = try #require((0..<100).map { "user-\($0)" }.first {
+            try daemon.ask(#"{"op":"assign","experiment":"critic-test","unit":"\#($0)"}"#)["variant"] == .string("treatment")
+        })
+        let rendered = try daemon.ask(
+            #"{"op":"render","experiment":"critic-test","unit":"\#(chatUnit)","variables":{"level":"harsh","movie":"Heat"}}"#)
+        #expect(rendered["type"] == .string("chat"), "\(rendered)")
+        #expect(rendered["prompt_version"] == .number(3))
+        let messages = (rendered["messages"]?.arrayValue ?? []).compactMap(\.objectValue)
+        #expect(messages.map { $0["role"] } == [.string("system"), .string("user")])
+        #expect(messages.map { $0["content"] } == [.string("You are a harsh critic."), .string("Review Heat.")])
+
+        let text = try daemon.ask(#"{"op":"render","prompt":"critic","version":1,"variables":{"movie":"Heat"}}"#)
+        #expect(text["type"] == .string("text") && text["text"] == .string("Review Heat."), "\(text)")
+        // The prompt's guardrail applies to the versions Langfuse supplied, and the variables Langfuse's template
+        // uses are required.
+        let blocked = try daemon.ask(#"{"op":"render","prompt":"critic","version":1,"variables":{"movie":"Heat, spoiler: ..."}}"#)
+        #expect(blocked["error"]?.objectValue?["code"] == .string("guardrail_blocked"), "\(blocked)")
+        let missing = try daemon.ask(#"{"op":"render","prompt":"critic","version":3,"variables":{"movie":"Heat"}}"#)
+        #expect(missing["error"]?.objectValue?["code"] == .string("missing_variable"), "\(missing)")
+        #expect(daemon.stop() == 0)
+    }
+
     struct Failure: Sendable, CustomTestStringConvertible {
         var mode: String
         var code: String
