@@ -25,6 +25,9 @@ extension VariantClient {
         /// Why the fallback was used: `unreachable`, `timeout`, `closed`, `invalid_answer`, `prompt_unavailable`
         /// or the daemon's error code; nil otherwise.
         public var error: String?
+        /// A chat version's messages (each content a template), filled by `prompt` (and the fallback) where
+        /// `template` is empty.
+        public var messages: [PromptMessage]? = nil
 
         public struct Variables: Sendable, Equatable {
             public var required: [String]
@@ -78,7 +81,7 @@ extension VariantClient {
                 && lhs.promptVersion == rhs.promptVersion && lhs.params == rhs.params && lhs.inExperiment == rhs.inExperiment
                 && lhs.reason == rhs.reason && lhs.configVersion == rhs.configVersion && lhs.metadata == rhs.metadata
                 && lhs.template == rhs.template && lhs.variables == rhs.variables && lhs.shadow == rhs.shadow
-                && lhs.error == rhs.error
+                && lhs.error == rhs.error && lhs.messages == rhs.messages
         }
     }
 }

@@ -40,16 +40,34 @@ public struct Fallback: Sendable {
     public var experiments: [String: Control]
     /// Prompt templates by name and version (from a configuration document, or from the experiments' entries).
     public var templates: [String: [Int: Template]]
+    /// The same versions parsed as the daemon parses them, for rendering here (`render`): every version of a
+    /// configuration document, and each entry's template whose variables are all optional.
+    public var versions: [String: [Int: PromptVersion]]
 
     public init(experiments: [String: Control] = [:]) {
         self.experiments = experiments
         self.templates = [:]
+        self.versions = [:]
+        var prompts: [(key: String, value: JSONValue)] = []
         for control in experiments.values {
             if let prompt = control.prompt, let version = control.promptVersion, let template = control.template {
                 templates[prompt, default: [:]][version] = Template(
                     prompt: prompt, version: version, template: template, variables: .init(), configVersion: nil,
                     fromFallback: true)
+                let declared = PromptTemplate.referencedVariables(in: template).map(JSONValue.string)
+                prompts.append((prompt, .object(JSONObject([("versions", .array([.object(JSONObject([
+                    ("version", .number(Double(version))), ("template", .string(template)),
+                    ("variables", .object(JSONObject([("optional", .array(declared))]))),
+                ]))]))]))))
             }
+        }
+        // Parsed like a configuration document, one prompt at a time so that one bad template costs only itself.
+        for prompt in prompts {
+            let document = JSONValue.object(JSONObject([
+                ("schema_version", .number(1)), ("prompts", .object(JSONObject([prompt]))), ("experiments", .array([])),
+            ]))
+            guard let parsed = try? ConfigDocument.validate(document), let only = parsed.prompts[prompt.key] else { continue }
+            for version in only.versions { versions[prompt.key, default: [:]][version.number] = version }
         }
     }
 
@@ -116,7 +134,8 @@ public struct Fallback: Sendable {
                 templates[name, default: [:]][version.number] = Template(
                     prompt: name, version: version.number, template: version.template,
                     variables: .init(required: version.requiredVariables, optional: version.optionalVariables),
-                    configVersion: nil, fromFallback: true)
+                    configVersion: nil, fromFallback: true, messages: version.messages)
+                versions[name, default: [:]][version.number] = version
             }
         }
         for experiment in document.experiments {
@@ -146,7 +165,8 @@ public struct Fallback: Sendable {
         return VariantClient.Assignment(
             experiment: experiment, variant: control.variant, prompt: control.prompt, promptVersion: control.promptVersion,
             params: control.params, inExperiment: false, reason: reason, configVersion: nil, metadata: metadata,
-            template: control.template ?? known?.template, variables: known?.variables, shadow: nil, error: error)
+            template: control.template ?? known?.template, variables: known?.variables, shadow: nil, error: error,
+            messages: known?.messages)
     }
 }
 
@@ -154,8 +174,11 @@ public struct Fallback: Sendable {
 public struct Template: Sendable, Equatable {
     public var prompt: String
     public var version: Int
+    /// The template of a text prompt; empty for a chat prompt.
     public var template: String
     public var variables: VariantClient.Assignment.Variables
     public var configVersion: String?
     public var fromFallback: Bool
+    /// The messages of a chat prompt (each content a template); nil for a text prompt.
+    public var messages: [PromptMessage]? = nil
 }

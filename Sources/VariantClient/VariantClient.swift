@@ -110,6 +110,7 @@ public final class VariantClient: Sendable {
         }
         answer.template = template.template
         answer.variables = template.variables
+        answer.messages = template.messages
         return answer
     }
 
@@ -201,12 +202,12 @@ public final class VariantClient: Sendable {
         var templates: [String: Template] = [:]
     }
 
-    private func fallBack(_ experiment: String, _ code: String) -> Assignment {
+    func fallBack(_ experiment: String, _ code: String) -> Assignment {
         shared.count { $0.fallbacks += 1 }
         return fallback.assignment(for: experiment, reason: "fallback", error: code)
     }
 
-    private func assignment(_ experiment: String, from answer: JSONObject) -> Assignment {
+    func assignment(_ experiment: String, from answer: JSONObject) -> Assignment {
         guard answer["ok"] == .bool(true) else {
             return fallBack(experiment, answer["error"]?.objectValue?["code"]?.stringValue ?? "invalid_answer")
         }
@@ -219,15 +220,27 @@ public final class VariantClient: Sendable {
 
     private static func template(from answer: JSONObject) -> Template? {
         guard answer["ok"] == .bool(true), let prompt = answer["prompt"]?.stringValue,
-            let version = answer["version"]?.integerValue, let text = answer["template"]?.stringValue
+            let version = answer["version"]?.integerValue
         else { return nil }
+        let messages = answer["messages"]?.arrayValue.map(Self.messages(from:))
+        guard let text = answer["template"]?.stringValue ?? (messages != nil ? "" : nil) else { return nil }
         let variables = answer["variables"]?.objectValue
         return Template(
             prompt: prompt, version: version, template: text,
             variables: .init(
                 required: variables?["required"]?.arrayValue?.compactMap(\.stringValue) ?? [],
                 optional: variables?["optional"]?.arrayValue?.compactMap(\.stringValue) ?? []),
-            configVersion: answer["config_version"]?.stringValue, fromFallback: false)
+            configVersion: answer["config_version"]?.stringValue, fromFallback: false, messages: messages)
+    }
+
+    /// `[{"role":..,"content":..}]` as messages (entries of another shape are left out).
+    static func messages(from array: [JSONValue]) -> [PromptMessage] {
+        array.compactMap { entry in
+            guard let object = entry.objectValue, let role = object["role"]?.stringValue,
+                let content = object["content"]?.stringValue
+            else { return nil }
+            return PromptMessage(role: role, content: content)
+        }
     }
 
     private func cachedTemplate(_ prompt: String, version: Int, configVersion: String?) -> Template? {
@@ -249,7 +262,7 @@ public final class VariantClient: Sendable {
     }
 
     /// Writes the requests in one go on the kept connection and reads their answers, all within `timeout`.
-    private func exchange(
+    func exchange(
         _ requests: [[(String, JSONValue)]], timeout: Double, respectingBackoff: Bool
     ) throws(Failure) -> [JSONObject] {
         let deadline = monotonicSeconds() + timeout

@@ -76,4 +76,40 @@ import Testing
         }
         #expect(reasons.isSuperset(of: ["assigned", "draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "shadow"]))
     }
+
+    /// Every rendering vector, through the real `render` op: one prompt whose version N is case N.
+    @Test func templatesRenderAsTheSharedVectorsSay() throws {
+        let cases = try #require(try Self.load("render.json")["cases"]?.arrayValue).compactMap(\.objectValue)
+        #expect(cases.count >= 25)
+        var versions: [JSONValue] = []
+        for (index, vector) in cases.enumerated() {
+            versions.append(.object(JSONObject([
+                ("version", .number(Double(index + 1))),
+                ("template", try #require(vector["template"])),
+                ("variables", .object(JSONObject([("optional", try #require(vector["declared"]))]))),
+            ])))
+        }
+        let document: JSONValue = .object(JSONObject([
+            ("schema_version", .number(1)),
+            ("prompts", .object(JSONObject([("vectors", .object(JSONObject([("versions", .array(versions))])))]))),
+            ("experiments", .array([])),
+        ]))
+        var writer = JSONWriter()
+        writer.value(document)
+        let config = LoadedConfig(
+            document: try ConfigDocument.validate(writer.bytes), version: LoadedConfig.version(of: writer.bytes),
+            source: "vectors", loadedAt: someInstant)
+        let snapshot = ServingSnapshot(config: config, source: "vectors", lastError: nil, startedAt: someInstant)
+        for (index, vector) in cases.enumerated() {
+            var request = JSONWriter()
+            request.value(.object(JSONObject([
+                ("op", .string("render")), ("prompt", .string("vectors")), ("version", .number(Double(index + 1))),
+                ("variables", try #require(vector["variables"])),
+            ])))
+            let line = String(decoding: request.bytes, as: UTF8.self)
+            let answer = try #require(
+                try JSONParser.parse(Array(Responder.respond(to: line, snapshot: snapshot, now: someInstant, context: .detached()).utf8)).objectValue)
+            #expect(answer["text"] == vector["expected"], "case \(index): \(vector["name"] ?? .null) -> \(answer)")
+        }
+    }
 }

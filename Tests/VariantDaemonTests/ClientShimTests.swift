@@ -103,6 +103,41 @@ import VariantCore
         #expect(client.template("checkout", version: 7) == nil)
     }
 
+    @Test func aDownDaemonRendersTheFallbacksControlHereWithTheDaemonsCode() throws {
+        let fallback = try Fallback(json: Array(exampleConfig.utf8))
+        let directory = try TemporaryDirectory()
+        let client = VariantClient(socketPath: directory.path + "/none.sock", fallback: fallback)
+        defer { client.close() }
+        let variables = JSONObject([("store_name", .string("Acme")), ("customer_name", .string("Ada"))])
+        let rendered = client.render("checkout-prompt", unit: "user-42", variables: variables)
+        #expect(rendered.isRendered && rendered.isFallback && rendered.error == "unreachable")
+        #expect(rendered.kind == .text && rendered.promptVersion == 1)
+        #expect(rendered.text?.hasPrefix("You are a friendly checkout assistant for Acme. Help Ada finish") == true)
+
+        let chat = client.render(
+            prompt: "ticket-triage",
+            variables: JSONObject([("product", .string("Widgets")), ("ticket", .string("Help")), ("language", .string("de"))]))
+        #expect(chat.kind == .chat && chat.error == "unreachable")
+        #expect(chat.messages?.last == PromptMessage(role: "user", content: "Help"))
+        #expect(chat.messages?.first?.content.hasSuffix("The ticket is in de.") == true)
+        // The version's guardrails apply here too: the fallback never serves what the daemon would block.
+        let blocked = client.render(
+            prompt: "ticket-triage",
+            variables: JSONObject([("product", .string("W")), ("ticket", .string("card 4111 1111 1111 1111"))]))
+        #expect(!blocked.isRendered && blocked.error == "guardrail_blocked")
+        let missing = client.render("checkout-prompt", unit: "user-42", variables: JSONObject())
+        #expect(!missing.isRendered && missing.error == "missing_variable")
+
+        // A fallback written in code renders its template, whose variables are all optional.
+        let coded = VariantClient(socketPath: directory.path + "/none.sock", fallback: Fallback(experiments: [
+            "checkout-prompt": .init(prompt: "checkout", promptVersion: 1, template: "Hi {{name}}{{#vip}}, VIP{{/vip}}.")
+        ]))
+        defer { coded.close() }
+        #expect(coded.render("checkout-prompt", unit: "u", variables: JSONObject([("name", .string("Ada")), ("vip", .bool(true))])).text == "Hi Ada, VIP.")
+        #expect(coded.render("checkout-prompt", unit: "u").text == "Hi .")
+        #expect(!coded.render("other", unit: "u").isRendered)
+    }
+
     @Test func fallbackFileInTheExperimentsShapeAndItsTypos() throws {
         let directory = try TemporaryDirectory()
         let path = directory.path + "/fallback.json"
@@ -234,6 +269,43 @@ import VariantCore
         let recorded = variants.members.map { $0.value.objectValue?["records"]?.integerValue ?? 0 }.reduce(0, +)
         #expect(recorded == 50)
         #expect(variants["concise"]?.objectValue?["records"]?.integerValue == conciseRecords)
+    }
+
+    @Test func renderTextAndChatThroughTheDaemonAndItsRefusals() throws {
+        let daemon = try DaemonFixture(config: exampleConfig)
+        let client = VariantClient(socketPath: daemon.socketPath, timeout: 2, fallback: try Fallback(json: Array(exampleConfig.utf8)))
+        defer { client.close() }
+        let variables = JSONObject([("store_name", .string("Acme")), ("customer_name", .string("Ada")), ("unused", .number(1))])
+        var variantsSeen: Set<String> = []
+        for unit in (0..<20).map({ "user-\($0)" }) {
+            let rendered = client.render("checkout-prompt", unit: unit, variables: variables)
+            let assigned = client.assign("checkout-prompt", unit: unit)
+            #expect(rendered.isRendered && !rendered.isFallback && rendered.kind == .text)
+            #expect(rendered.assignment?.variant == assigned.variant && rendered.promptVersion == assigned.promptVersion)
+            #expect(rendered.text?.contains("Acme") == true && rendered.text?.contains("{{") == false)
+            #expect(rendered.warnings.contains(JSONObject([("code", .string("extra_variable")), ("variable", .string("unused"))])))
+            variantsSeen.insert(rendered.assignment?.variant ?? "")
+        }
+        #expect(variantsSeen == ["control", "concise"])
+
+        let chatVariables = JSONObject([("product", .string("Widgets")), ("ticket", .string("It broke."))])
+        let chat = client.render(prompt: "ticket-triage", variables: chatVariables)
+        #expect(chat.kind == .chat && chat.messages?.map(\.role) == ["system", "user"])
+        // The daemon and the fallback render the same version with the same code.
+        let directory = try TemporaryDirectory()
+        let offline = VariantClient(socketPath: directory.path + "/none.sock", fallback: try Fallback(json: Array(exampleConfig.utf8)))
+        defer { offline.close() }
+        let local = offline.render(prompt: "ticket-triage", variables: chatVariables)
+        #expect(local.error == "unreachable" && local.messages == chat.messages)
+        #expect(client.template("ticket-triage")?.messages?.count == 2)
+
+        let blocked = client.render(
+            prompt: "ticket-triage",
+            variables: JSONObject([("product", .string("W")), ("ticket", .string("card 4111 1111 1111 1111"))]))
+        #expect(!blocked.isRendered && blocked.error == "guardrail_blocked" && blocked.message?.contains("no-card-numbers") == true)
+        let missing = client.render("checkout-prompt", unit: "user-1", variables: JSONObject([("store_name", .string("Acme"))]))
+        #expect(!missing.isRendered && missing.error == "missing_variable")
+        #expect(client.counters.fallbacks == 0)
     }
 
     @Test func noConfigServesTheFallbackControlWithTheDaemonsReason() throws {

@@ -40,11 +40,15 @@ __all__ = [
     "Fallback",
     "FallbackVariant",
     "PromptVersion",
+    "Rendering",
+    "TemplateError",
     "VariantClient",
     "VariantdError",
     "assign_locally",
     "bucket",
     "metadata",
+    "render_locally",
+    "render_template",
     "trace_attributes",
 ]
 
@@ -98,6 +102,8 @@ class Assignment:
     variables: Optional[Dict[str, List[str]]] = None
     shadow: Optional[Dict[str, Json]] = None
     error: Optional[str] = None
+    messages: Optional[List[Dict[str, str]]] = None
+    """A chat version's messages (``role``, ``content`` templates), filled by ``prompt`` where ``template`` is None."""
 
     @property
     def is_fallback(self) -> bool:
@@ -106,14 +112,61 @@ class Assignment:
 
 @dataclass(frozen=True)
 class PromptVersion:
-    """One version of a named prompt."""
+    """One version of a named prompt: a text prompt (``template``) or a chat prompt (``messages``, each with a
+    ``role`` and a ``content`` template; ``template`` is None then)."""
 
     prompt: str
     version: int
-    template: str
+    template: Optional[str]
     variables: Dict[str, List[str]] = field(default_factory=lambda: {"required": [], "optional": []})
     config_version: Optional[str] = None
     from_fallback: bool = False
+    messages: Optional[List[Dict[str, str]]] = None
+
+    @staticmethod
+    def from_answer(answer: Mapping[str, Json]) -> "PromptVersion":
+        """The version a ``prompt`` answer describes."""
+        return PromptVersion(
+            prompt=answer["prompt"],
+            version=answer["version"],
+            template=answer.get("template"),
+            variables=answer.get("variables") or {"required": [], "optional": []},
+            config_version=answer.get("config_version"),
+            messages=answer.get("messages"),
+        )
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """A prompt version rendered with variables (``render``, ``render_prompt``).
+
+    ``type`` is ``"text"`` (``text`` is the prompt) or ``"chat"`` (``messages``, each ``{"role", "content"}``), or
+    None when nothing could be rendered: ``error`` then says why. The daemon refuses a render with
+    ``guardrail_blocked``, ``missing_variable`` or ``invalid_variables`` (``message`` explains): those are never
+    replaced by the fallback, since serving the control instead would hide the problem or go around a guardrail.
+    When the daemon cannot answer, the fallback's control version is rendered here with the daemon's template rules
+    (``assignment.reason == "fallback"``, ``error`` says why), or, if the fallback has no template for it,
+    ``type`` is None and the service uses its own default text. ``warnings`` are the daemon's
+    (``extra_variable``, ``guardrail_warning``).
+    """
+
+    assignment: Optional[Assignment]
+    prompt: Optional[str]
+    prompt_version: Optional[int]
+    type: Optional[str]
+    text: Optional[str] = None
+    messages: Optional[List[Dict[str, str]]] = None
+    warnings: List[Dict[str, Json]] = field(default_factory=list)
+    error: Optional[str] = None
+    message: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.type is not None
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.assignment is not None and self.assignment.is_fallback
 
 
 def metadata(assignment: Assignment) -> Dict[str, Json]:
@@ -216,9 +269,10 @@ class Fallback:
                     PromptVersion(
                         prompt=name,
                         version=version["version"],
-                        template=version.get("template", ""),  # a chat version has messages instead
+                        template=version.get("template"),
                         variables={"required": list(variables.get("required", [])), "optional": list(variables.get("optional", []))},
                         from_fallback=True,
+                        messages=version.get("messages"),
                     )
                 )
         for experiment in document.get("experiments") or []:
@@ -262,7 +316,15 @@ class Fallback:
             template=entry.template,
             variables=known.variables if known else None,
             error=error,
+            messages=known.messages if known else None,
         )
+
+    def render(self, assignment: Assignment, variables: Mapping[str, Scalar]) -> Rendering:
+        """Renders the fallback's version for ``assignment`` locally (``type`` None if it has none)."""
+        known = self.prompts.get((assignment.prompt, assignment.prompt_version)) if assignment.prompt and assignment.prompt_version else None
+        if known is None and assignment.template is not None:
+            known = PromptVersion(assignment.prompt or "", assignment.prompt_version or 0, assignment.template, from_fallback=True)
+        return render_locally(known, variables, assignment, assignment.error)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,7 +480,7 @@ class VariantClient:
         version = self._cached_template(assignment.prompt, assignment.prompt_version, assignment.config_version)
         if version is None:
             return self._fall_back(experiment, "prompt_unavailable")
-        return replace(assignment, template=version.template, variables=version.variables)
+        return replace(assignment, template=version.template, variables=version.variables, messages=version.messages)
 
     def template(self, prompt: str, version: Optional[int] = None) -> Optional[PromptVersion]:
         """A prompt version's template (the latest without ``version``), from the daemon, else the fallback's,
@@ -430,13 +492,7 @@ class VariantClient:
             (answer,) = self._exchange([request], self.timeout)
             if answer.get("ok") is not True:
                 raise _Failure(_error_code(answer))
-            return PromptVersion(
-                prompt=answer["prompt"],
-                version=answer["version"],
-                template=answer["template"],
-                variables=answer.get("variables") or {"required": [], "optional": []},
-                config_version=answer.get("config_version"),
-            )
+            return PromptVersion.from_answer(answer)
         except Exception:  # noqa: BLE001
             return self.fallback.prompt_version(prompt, version)
 
@@ -456,6 +512,56 @@ class VariantClient:
             return [self._fall_back(r[0], failure.code) for r in requests]
         except Exception:  # noqa: BLE001
             return [self._fall_back(r[0], "client_error") for r in requests]
+
+    def render(
+        self,
+        experiment: str,
+        unit: str,
+        variables: Optional[Mapping[str, Scalar]] = None,
+        attributes: Optional[Mapping[str, Scalar]] = None,
+    ) -> Rendering:
+        """The prompt version ``unit`` gets in ``experiment``, rendered with ``variables`` by the daemon and checked
+        by the version's guardrails, in one round trip; never raises (see :class:`Rendering` for refusals and the
+        fallback)."""
+        request: Dict[str, Json] = {"op": "render", "experiment": experiment, "unit": unit, "variables": dict(variables or {})}
+        if attributes:
+            request["attributes"] = dict(attributes)
+        try:
+            (answer,) = self._exchange([request], self.timeout)
+        except _Failure as failure:
+            return self.fallback.render(self._fall_back(experiment, failure.code), variables or {})
+        except Exception:  # noqa: BLE001 - the contract: never raise into the request path
+            return self.fallback.render(self._fall_back(experiment, "client_error"), variables or {})
+        refused = _refusal(answer)
+        if refused is not None:
+            return refused
+        assignment = self._assignment(experiment, answer)
+        if assignment.reason in ("fallback", "no_config"):
+            return self.fallback.render(assignment, variables or {})
+        return _rendering(answer, assignment)
+
+    def render_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]] = None, version: Optional[int] = None) -> Rendering:
+        """A prompt version (the latest without ``version``) rendered by the daemon, without an experiment; the
+        fallback's copy rendered here when the daemon cannot answer. Never raises."""
+        request: Dict[str, Json] = {"op": "render", "prompt": prompt, "variables": dict(variables or {})}
+        if version is not None:
+            request["version"] = version
+        code = "client_error"
+        try:
+            (answer,) = self._exchange([request], self.timeout)
+            refused = _refusal(answer)
+            if refused is not None:
+                return refused
+            if answer.get("ok") is True:
+                return _rendering(answer, None)
+            code = _error_code(answer)
+        except _Failure as failure:
+            code = failure.code
+        except Exception:  # noqa: BLE001
+            pass
+        with self._records_lock:
+            self.fallbacks += 1
+        return render_locally(self.fallback.prompt_version(prompt, version), variables or {}, None, code)
 
     def record(
         self,
@@ -631,13 +737,10 @@ class VariantClient:
             return None
         if answer.get("ok") is not True:
             return None
-        found = PromptVersion(
-            prompt=answer["prompt"],
-            version=answer["version"],
-            template=answer["template"],
-            variables=answer.get("variables") or {"required": [], "optional": []},
-            config_version=answer.get("config_version"),
-        )
+        try:
+            found = PromptVersion.from_answer(answer)
+        except (KeyError, TypeError):
+            return None
         if found.config_version == config_version:
             if len(self._templates) > 1024:
                 self._templates.clear()
@@ -952,3 +1055,159 @@ def assign_locally(
         metadata={"experiment": experiment, "variant": variant["name"], "prompt": variant["prompt"], "prompt_version": variant["prompt_version"], "config_version": None},
         shadow=shadow,
     )
+
+
+_REFUSALS = ("guardrail_blocked", "missing_variable", "invalid_variables")
+
+
+def _refusal(answer: Mapping[str, Json]) -> Optional[Rendering]:
+    """The daemon's refusal to render, which the fallback must not paper over; None for any other answer."""
+    if answer.get("ok") is True or _error_code(answer) not in _REFUSALS:
+        return None
+    error = answer.get("error") or {}
+    return Rendering(None, None, None, None, error=_error_code(answer), message=str(error.get("message", "")))
+
+
+def _rendering(answer: Mapping[str, Json], assignment: Optional[Assignment]) -> Rendering:
+    try:
+        kind = answer["type"]
+        return Rendering(
+            assignment=assignment,
+            prompt=answer["prompt"],
+            prompt_version=answer["prompt_version"],
+            type=kind,
+            text=answer["text"] if kind == "text" else None,
+            messages=[dict(m) for m in answer["messages"]] if kind == "chat" else None,
+            warnings=list(answer.get("warnings") or []),
+        )
+    except (KeyError, TypeError, ValueError):
+        return Rendering(assignment, None, None, None, error="invalid_answer", message="a render answer without its rendering")
+
+
+def render_locally(
+    version: Optional[PromptVersion], variables: Mapping[str, Scalar], assignment: Optional[Assignment], error: Optional[str]
+) -> Rendering:
+    """Renders a (fallback) prompt version here, with the daemon's template rules and its variable checks:
+    ``missing_variable`` if a required one is not given. ``type`` is None when there is no version to render."""
+    if version is None or (version.template is None and version.messages is None):
+        return Rendering(assignment, None, None, None, error=error, message="no fallback template for this prompt version")
+    missing = [name for name in (version.variables or {}).get("required", []) if name not in variables]
+    if missing:
+        return Rendering(assignment, version.prompt, version.version, None, error="missing_variable", message=f"missing required variables {missing}")
+    try:
+        if version.messages is not None:
+            messages = [{"role": m["role"], "content": render_template(m["content"], variables)} for m in version.messages]
+            return Rendering(assignment, version.prompt, version.version, "chat", messages=messages, error=error)
+        return Rendering(assignment, version.prompt, version.version, "text", text=render_template(version.template or "", variables), error=error)
+    except (TemplateError, TypeError, KeyError) as problem:
+        return Rendering(assignment, version.prompt, version.version, None, error="invalid_variables" if isinstance(problem, TypeError) else "invalid_template", message=str(problem))
+
+
+# --------------------------------------------------------------------------------------------------
+# Templates: the daemon's Mustache subset (PROTOCOL.md, "Templates"), for rendering the fallback's control
+# --------------------------------------------------------------------------------------------------
+
+_TAG = re.compile(r"\{\{(\{?)(.*?)(\}?)\}\}", re.S)
+_STANDALONE_KINDS = ("#", "^", "/", "!")
+_MAX_SAFE_INTEGER = 9_007_199_254_740_992
+
+
+class TemplateError(ValueError):
+    """A template outside the daemon's Mustache subset, or one that does not parse."""
+
+
+def template_value_text(value: Scalar) -> str:
+    """How a variable's value renders: a string as is, a boolean as ``true``/``false``, a number as its JSON
+    text in shortest form (``3``, ``2.5``, ``1e+100``), as the daemon writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if abs(value) < _MAX_SAFE_INTEGER:
+            return str(value)
+        value = float(value)
+    if isinstance(value, float):
+        if value == int(value) and abs(value) < _MAX_SAFE_INTEGER:
+            return str(int(value))
+        text = repr(value)
+        if "e" not in text and abs(value) >= _MAX_SAFE_INTEGER:
+            # Swift writes large whole numbers with an exponent where Python does not: 9.007199254740992e+15.
+            mantissa, exponent = f"{value:.17e}".split("e")
+            digits = repr(float(mantissa)).rstrip("0").rstrip(".")
+            text = f"{digits}e+{int(exponent):02d}"
+        return text
+    raise TypeError(f"a template variable is a string, a number or a boolean, not {type(value).__name__}")
+
+
+def _template_tokens(template: str) -> List[Tuple[str, str]]:
+    """The template as ``(kind, text)`` tokens: ``text``, ``var``, ``#``, ``^``, ``/``; comments and standalone
+    lines (a section or comment tag alone on its line) removed as Mustache specifies."""
+    tags = []
+    for match in _TAG.finditer(template):
+        triple_open, body, triple_close = match.group(1), match.group(2), match.group(3)
+        if triple_open and not triple_close:
+            raise TemplateError(f"unclosed triple mustache at offset {match.start()}")
+        body = body.strip()
+        kind = "var"
+        if not triple_open and body[:1] in ("#", "^", "/", "!", "&", ">", "<", "$", "=", "%"):
+            kind, body = body[0], body[1:].strip()
+        if kind in (">", "<", "$", "=", "%"):
+            raise TemplateError(f"'{{{{{kind}' tags are outside variantd's template subset")
+        if kind == "&":
+            kind = "var"
+        if kind != "!" and (not body or (body != "." and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", body))):
+            raise TemplateError(f"'{body}' is not a variable name")
+        start, end = match.start(), match.end()
+        if kind in _STANDALONE_KINDS:
+            line_start = template.rfind("\n", 0, start) + 1
+            newline = template.find("\n", end)
+            line_end = len(template) if newline < 0 else newline
+            before, after = template[line_start:start], template[end:line_end]
+            if before.strip(" \t") == "" and after.strip(" \t\r") == "" and not _TAG.search(before + after):
+                start, end = line_start, (line_end if newline < 0 else newline + 1)
+        tags.append((start, end, kind, body))
+    tokens: List[Tuple[str, str]] = []
+    position = 0
+    for start, end, kind, body in tags:
+        if start > position:
+            tokens.append(("text", template[position:start]))
+        if kind != "!":
+            tokens.append((kind, body))
+        position = max(position, end)
+    if position < len(template):
+        tokens.append(("text", template[position:]))
+    return tokens
+
+
+def render_template(template: str, variables: Mapping[str, Scalar]) -> str:
+    """Renders a template as the daemon does (PROTOCOL.md, "Templates"): ``{{name}}`` (and ``{{{name}}}``,
+    ``{{& name}}``) is the value, never escaped, and nothing when not given; ``{{#name}}..{{/name}}`` renders its
+    inside when the variable is given and is not ``false`` (``{{.}}`` is its value there); ``{{^name}}..{{/name}}``
+    when it is not given or ``false``. Raises :class:`TemplateError` outside that subset."""
+    tokens = _template_tokens(template)
+    output: List[str] = []
+    # Each open section: its name, its value, and whether its inside renders.
+    stack: List[Tuple[str, Optional[Scalar], bool]] = []
+    for kind, body in tokens:
+        rendering = all(active for _, _, active in stack)
+        if kind in ("#", "^"):
+            value = variables.get(body)
+            given = body in variables and value is not False
+            stack.append((body, value, rendering and (given if kind == "#" else not given)))
+        elif kind == "/":
+            if not stack or stack[-1][0] != body:
+                raise TemplateError(f"'{{{{/{body}}}}}' closes no open section of that name")
+            stack.pop()
+        elif not rendering:
+            continue
+        elif kind == "text":
+            output.append(body)
+        elif body == ".":
+            current = stack[-1][1] if stack else None
+            output.append("" if current is None else template_value_text(current))
+        elif body in variables:
+            output.append(template_value_text(variables[body]))
+    if stack:
+        raise TemplateError(f"section '{stack[-1][0]}' is not closed")
+    return "".join(output)

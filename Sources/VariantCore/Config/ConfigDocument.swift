@@ -73,6 +73,11 @@ public struct PromptMessage: Sendable, Equatable {
     public var role: String
     /// A template.
     public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
 }
 
 /// An experiment: who is enrolled, and how enrolled units split across variants.

@@ -71,6 +71,12 @@ public struct PromptTemplate: Sendable {
 
     static let textPragma = "{{%CONTENT_TYPE:TEXT}}\n"
 
+    /// The variables a template references, in order of first use (for declaring them when a template comes
+    /// without declarations, as a client's fallback template does).
+    public static func referencedVariables(in source: String) -> [String] {
+        TemplateScanner.scan(source).variables
+    }
+
     private static func describe(_ error: any Error) -> String {
         switch error as? MustacheTemplate.Error {
         case .sectionCloseNameIncorrect?: "a section is closed with another name than it was opened with"

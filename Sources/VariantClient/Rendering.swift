@@ -1,0 +1,167 @@
+import VariantCore
+
+extension VariantClient {
+    /// A prompt version rendered with variables (`render`).
+    ///
+    /// `kind` is `.text` (`text` is the prompt) or `.chat` (`messages`), or nil when nothing could be rendered:
+    /// `error` then says why. The daemon's refusals (`guardrail_blocked`, `missing_variable`, `invalid_variables`,
+    /// explained in `message`) are never replaced by the fallback: serving the control instead would hide the
+    /// problem or go around a guardrail. When the daemon cannot answer, the fallback's version is rendered here by
+    /// the daemon's own code, guardrails included (`assignment.reason == "fallback"`, `error` says why); without a
+    /// fallback version `kind` is nil and the service uses its own default text.
+    public struct Rendering: Sendable, Equatable {
+        public enum Kind: String, Sendable {
+            case text, chat
+        }
+
+        /// With an experiment: the assignment the rendering is for (the daemon's, or the fallback's control).
+        public var assignment: Assignment?
+        public var prompt: String?
+        public var promptVersion: Int?
+        public var kind: Kind?
+        public var text: String?
+        /// A chat prompt's messages, each content rendered.
+        public var messages: [PromptMessage]?
+        /// The daemon's warnings: `{"code":"extra_variable","variable":..}`, `{"code":"guardrail_warning",..}`.
+        public var warnings: [JSONObject]
+        public var error: String?
+        public var message: String?
+
+        public var isRendered: Bool { kind != nil }
+        public var isFallback: Bool { assignment?.reason == "fallback" }
+
+        init(
+            assignment: Assignment?, prompt: String? = nil, promptVersion: Int? = nil, kind: Kind? = nil,
+            text: String? = nil, messages: [PromptMessage]? = nil, warnings: [JSONObject] = [], error: String? = nil,
+            message: String? = nil
+        ) {
+            self.assignment = assignment
+            self.prompt = prompt
+            self.promptVersion = promptVersion
+            self.kind = kind
+            self.text = text
+            self.messages = messages
+            self.warnings = warnings
+            self.error = error
+            self.message = message
+        }
+    }
+
+    /// The daemon's codes for a render it refuses; the fallback never replaces these.
+    static let renderRefusals: Set<String> = ["guardrail_blocked", "missing_variable", "invalid_variables"]
+
+    /// The prompt version `unit` gets in `experiment`, rendered with `variables` by the daemon and checked by the
+    /// version's guardrails, in one round trip; never throws (see `Rendering` for refusals and the fallback).
+    public func render(
+        _ experiment: String, unit: String, variables: JSONObject = JSONObject(), attributes: JSONObject = JSONObject()
+    ) -> Rendering {
+        var fields: [(String, JSONValue)] = [
+            ("op", .string("render")), ("experiment", .string(experiment)), ("unit", .string(unit)),
+            ("variables", .object(variables)),
+        ]
+        if !attributes.isEmpty { fields.append(("attributes", .object(attributes))) }
+        let answer: JSONObject
+        do throws(Failure) {
+            answer = try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)[0]
+        } catch {
+            return fallback.render(fallBack(experiment, error.code), variables: variables)
+        }
+        if let refusal = Self.refusal(in: answer) { return refusal }
+        let assignment = assignment(experiment, from: answer)
+        guard assignment.reason != "fallback", assignment.reason != "no_config" else {
+            return fallback.render(assignment, variables: variables)
+        }
+        return Self.rendering(from: answer, assignment: assignment)
+    }
+
+    /// A prompt version (the latest without `version`) rendered by the daemon, without an experiment; the
+    /// fallback's copy rendered here when the daemon cannot answer. Never throws.
+    public func render(prompt: String, version: Int? = nil, variables: JSONObject = JSONObject()) -> Rendering {
+        var fields: [(String, JSONValue)] = [
+            ("op", .string("render")), ("prompt", .string(prompt)), ("variables", .object(variables)),
+        ]
+        if let version { fields.append(("version", .number(Double(version)))) }
+        var code = "invalid_answer"
+        do throws(Failure) {
+            let answer = try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)[0]
+            if let refusal = Self.refusal(in: answer) { return refusal }
+            if answer["ok"] == .bool(true) { return Self.rendering(from: answer, assignment: nil) }
+            code = answer["error"]?.objectValue?["code"]?.stringValue ?? code
+        } catch {
+            code = error.code
+        }
+        shared.count { $0.fallbacks += 1 }
+        let known = fallback.template(prompt, version: version)
+        return fallback.render(
+            prompt: prompt, version: known?.version, variables: variables, assignment: nil, error: code)
+    }
+
+    private static func refusal(in answer: JSONObject) -> Rendering? {
+        guard answer["ok"] != .bool(true), let error = answer["error"]?.objectValue,
+            let code = error["code"]?.stringValue, renderRefusals.contains(code)
+        else { return nil }
+        return Rendering(assignment: nil, error: code, message: error["message"]?.stringValue)
+    }
+
+    private static func rendering(from answer: JSONObject, assignment: Assignment?) -> Rendering {
+        guard let kind = answer["type"]?.stringValue.flatMap(Rendering.Kind.init(rawValue:)),
+            let prompt = answer["prompt"]?.stringValue, let version = answer["prompt_version"]?.integerValue
+        else { return Rendering(assignment: assignment, error: "invalid_answer", message: "a render answer without its rendering") }
+        let warnings = (answer["warnings"]?.arrayValue ?? []).compactMap(\.objectValue)
+        switch kind {
+        case .text:
+            guard let text = answer["text"]?.stringValue else { break }
+            return Rendering(
+                assignment: assignment, prompt: prompt, promptVersion: version, kind: .text, text: text, warnings: warnings)
+        case .chat:
+            guard let messages = answer["messages"]?.arrayValue else { break }
+            return Rendering(
+                assignment: assignment, prompt: prompt, promptVersion: version, kind: .chat,
+                messages: VariantClient.messages(from: messages), warnings: warnings)
+        }
+        return Rendering(assignment: assignment, error: "invalid_answer", message: "a render answer without its rendering")
+    }
+}
+
+extension Fallback {
+    /// Renders the fallback's version for `assignment` here (`kind` nil when this fallback has none).
+    public func render(_ assignment: VariantClient.Assignment, variables: JSONObject) -> VariantClient.Rendering {
+        guard let prompt = assignment.prompt else {
+            return VariantClient.Rendering(assignment: assignment, error: assignment.error, message: "no fallback prompt")
+        }
+        return render(
+            prompt: prompt, version: assignment.promptVersion, variables: variables, assignment: assignment,
+            error: assignment.error)
+    }
+
+    /// Renders a version of `prompt` here with the daemon's code: its declared variables, templates and guardrails.
+    func render(
+        prompt: String, version: Int?, variables: JSONObject, assignment: VariantClient.Assignment?, error: String?
+    ) -> VariantClient.Rendering {
+        guard let version, let found = versions[prompt]?[version] else {
+            return VariantClient.Rendering(
+                assignment: assignment, error: error, message: "no fallback template for this prompt version")
+        }
+        let prepared: PreparedRender
+        do {
+            prepared = try found.prepareRender(variables: variables)
+        } catch {
+            return VariantClient.Rendering(
+                assignment: assignment, prompt: prompt, promptVersion: version, error: error.code.rawValue,
+                message: error.message)
+        }
+        if let blocked = prepared.blocked {
+            return VariantClient.Rendering(
+                assignment: assignment, prompt: prompt, promptVersion: version, error: "guardrail_blocked",
+                message: "guardrail '\(blocked.rule)': \(blocked.reason)")
+        }
+        let texts = prepared.renderedTexts
+        if let messages = found.messages {
+            let rendered = zip(messages, texts).map { PromptMessage(role: $0.role, content: $1) }
+            return VariantClient.Rendering(
+                assignment: assignment, prompt: prompt, promptVersion: version, kind: .chat, messages: rendered, error: error)
+        }
+        return VariantClient.Rendering(
+            assignment: assignment, prompt: prompt, promptVersion: version, kind: .text, text: texts.first, error: error)
+    }
+}

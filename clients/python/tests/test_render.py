@@ -1,0 +1,92 @@
+"""Rendering: the daemon renders and checks prompts; the shim renders its fallback's control with the same rules
+and never papers over a refusal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE_CONFIG
+from variantd_client import Fallback, TemplateError, VariantClient, render_template, template_value_text
+
+VECTORS = json.loads((Path(__file__).resolve().parents[3] / "protocol" / "test-vectors" / "render.json").read_text())
+CONFIG = json.loads(EXAMPLE_CONFIG.read_text())
+
+
+@pytest.mark.parametrize("case", VECTORS["cases"], ids=[c["name"] for c in VECTORS["cases"]])
+def test_templates_render_as_the_shared_vectors_say(case) -> None:
+    assert render_template(case["template"], case["variables"]) == case["expected"]
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{> partial}}", "{{=<% %>=}}", "{{%PRAGMA}}", "{{a.b}}", "{{#open}}never closed", "{{/stray}}", "{{{unclosed}}"],
+)
+def test_templates_outside_the_subset_are_refused(template: str) -> None:
+    with pytest.raises(TemplateError):
+        render_template(template, {"a": "x", "open": True, "stray": True, "unclosed": "x"})
+
+
+def test_values_render_as_the_daemon_writes_numbers() -> None:
+    assert [template_value_text(v) for v in (3, 3.0, -0.5, 1e100, 2**60, True, "x")] == [
+        "3", "3", "-0.5", "1e+100", "1.152921504606847e+18", "true", "x"]
+
+
+def test_render_text_and_chat_against_the_daemon(start_daemon) -> None:
+    daemon = start_daemon()
+    client = VariantClient(daemon.socket_path, timeout=2)
+    try:
+        variables = {"store_name": "Acme", "customer_name": "Ada", "tone": "warm", "unused": 1}
+        renderings = {u: client.render("checkout-prompt", f"user-{u}", variables) for u in range(20)}
+        for unit, rendering in renderings.items():
+            assert rendering.ok and rendering.type == "text" and not rendering.is_fallback
+            assignment = client.assign("checkout-prompt", f"user-{unit}")
+            assert (rendering.assignment.variant, rendering.prompt_version) == (assignment.variant, assignment.prompt_version)
+            assert "Acme" in rendering.text and "Ada" in rendering.text and "{{" not in rendering.text
+            # Version 1 does not declare `tone`; version 2 does. Neither declares `unused`.
+            extra = ["tone", "unused"] if rendering.prompt_version == 1 else ["unused"]
+            assert rendering.warnings == [{"code": "extra_variable", "variable": name} for name in extra]
+        assert {r.assignment.variant for r in renderings.values()} == {"control", "concise"}
+
+        chat = client.render_prompt("ticket-triage", {"product": "Widgets", "ticket": "It broke.", "language": "de"})
+        assert chat.type == "chat" and chat.prompt_version == 1
+        assert [m["role"] for m in chat.messages] == ["system", "user"]
+        assert chat.messages[0]["content"].endswith("The ticket is in de.") and chat.messages[1]["content"] == "It broke."
+        # The daemon and the shim's own renderer agree on the same version.
+        version = client.template("ticket-triage")
+        assert version is not None and version.messages is not None and version.template is None
+        local = Fallback(CONFIG).prompt_version("ticket-triage")
+        assert [render_template(m["content"], {"product": "Widgets", "ticket": "It broke.", "language": "de"}) for m in local.messages] == [
+            m["content"] for m in chat.messages]
+
+        # Refusals are answered, not replaced by the fallback.
+        blocked = client.render_prompt("ticket-triage", {"product": "Widgets", "ticket": "card 4111 1111 1111 1111"})
+        assert not blocked.ok and blocked.error == "guardrail_blocked" and "no-card-numbers" in blocked.message
+        missing = client.render("checkout-prompt", "user-1", {"store_name": "Acme"})
+        assert not missing.ok and missing.error == "missing_variable" and "customer_name" in missing.message
+        assert client.fallbacks == 0
+    finally:
+        client.close()
+
+
+def test_a_down_daemon_renders_the_fallbacks_control_here(short_dir: Path) -> None:
+    client = VariantClient(str(short_dir / "nothing.sock"), fallback=CONFIG)
+    try:
+        rendering = client.render("checkout-prompt", "user-42", {"store_name": "Acme", "customer_name": "Ada"})
+        assert rendering.ok and rendering.is_fallback and rendering.error == "unreachable"
+        assert rendering.assignment.variant == "control" and rendering.prompt_version == 1
+        control = Fallback(CONFIG).prompt_version("checkout", 1)
+        assert rendering.text == render_template(control.template, {"store_name": "Acme", "customer_name": "Ada"})
+
+        chat = client.render_prompt("ticket-triage", {"product": "Widgets", "ticket": "Help"})
+        assert chat.type == "chat" and chat.error == "unreachable"
+        assert chat.messages[1] == {"role": "user", "content": "Help"}
+
+        missing = client.render("checkout-prompt", "user-42", {"store_name": "Acme"})
+        assert not missing.ok and missing.error == "missing_variable"
+        unknown = client.render("no-such-experiment", "user-42", {})
+        assert not unknown.ok and unknown.assignment.is_fallback and unknown.assignment.variant == "control"
+    finally:
+        client.close()
