@@ -6,15 +6,19 @@ extension ConfigDocument {
     /// - Throws: `ConfigValidationError` with one issue per problem (an `invalid_json` issue alone when the
     ///   bytes are not JSON).
     public static func validate(_ bytes: some Collection<UInt8>) throws(ConfigValidationError) -> ConfigDocument {
-        let root: JSONValue
+        try validate(try parseDocument(bytes))
+    }
+
+    /// A document's JSON, as every reader of a document parses it.
+    /// - Throws: `ConfigValidationError` with one `invalid_json` issue when the bytes are not JSON.
+    static func parseDocument(_ bytes: some Collection<UInt8>) throws(ConfigValidationError) -> JSONValue {
         do {
-            root = try JSONParser.parse(bytes, maximumDepth: 64)
+            return try JSONParser.parse(bytes, maximumDepth: 64)
         } catch {
             throw ConfigValidationError(issues: [
                 ValidationIssue(path: "$", code: .invalidJSON, message: "not valid JSON: \(error)")
             ])
         }
-        return try validate(root)
     }
 
     /// Validates a parsed document, reporting every problem at once.

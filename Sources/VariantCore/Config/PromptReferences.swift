@@ -63,15 +63,7 @@ public struct PromptReferences: Sendable {
     ///
     /// - Throws: `ConfigValidationError` (`invalid_json` alone when the bytes are not JSON).
     public static func parse(_ bytes: some Collection<UInt8>) throws(ConfigValidationError) -> PromptReferences {
-        let root: JSONValue
-        do {
-            root = try JSONParser.parse(bytes, maximumDepth: 64)
-        } catch {
-            throw ConfigValidationError(issues: [
-                ValidationIssue(path: "$", code: .invalidJSON, message: "not valid JSON: \(error)")
-            ])
-        }
-        return try parse(root)
+        try parse(try ConfigDocument.parseDocument(bytes))
     }
 
     /// - Throws: `ConfigValidationError`, as `parse(_:)` for bytes.

@@ -26,18 +26,7 @@ extension Responder {
             prepared.write(into: &writer)
             writer.raw("}\n")
         case .prompt(let promptName, let number):
-            guard let prompt = config.document.prompt(named: promptName) else {
-                throw ProtocolError(.unknownPrompt, "no prompt named '\(promptName)' in config \(config.version)")
-            }
-            let version: PromptVersion
-            if let number {
-                guard let found = prompt.version(number) else {
-                    throw ProtocolError(.unknownPromptVersion, "prompt '\(promptName)' has no version \(number)")
-                }
-                version = found
-            } else {
-                version = prompt.latest
-            }
+            let (prompt, version) = try promptVersion(named: promptName, number: number, in: config)
             let prepared = try prepare(version, of: prompt, variables: variables, experiment: nil, now: now, context: context)
             writer.raw("{\"id\":")
             writer.value(id)

@@ -153,6 +153,21 @@ public enum Responder {
             experimentIndex: index, variantIndex: assignment.measuredVariantIndex, for: ledger)
     }
 
+    /// A prompt and one of its versions (the latest without `number`).
+    /// - Throws: `unknown_prompt`, `unknown_prompt_version`.
+    static func promptVersion(named name: String, number: Int?, in config: LoadedConfig) throws(ProtocolError)
+        -> (Prompt, PromptVersion)
+    {
+        guard let prompt = config.document.prompt(named: name) else {
+            throw ProtocolError(.unknownPrompt, "no prompt named '\(name)' in config \(config.version)")
+        }
+        guard let number else { return (prompt, prompt.latest) }
+        guard let version = prompt.version(number) else {
+            throw ProtocolError(.unknownPromptVersion, "prompt '\(name)' has no version \(number)")
+        }
+        return (prompt, version)
+    }
+
     /// - Throws: `unknown_experiment`.
     static func experimentIndex(named name: String, in config: LoadedConfig) throws(ProtocolError) -> Int {
         guard let index = config.document.experimentIndex(named: name) else {
@@ -220,18 +235,7 @@ public enum Responder {
             requestedVersion = variant.promptVersion
             decision = (experiment, assignment)
         }
-        guard let prompt = config.document.prompt(named: promptName) else {
-            throw ProtocolError(.unknownPrompt, "no prompt named '\(promptName)' in config \(config.version)")
-        }
-        let version: PromptVersion
-        if let requestedVersion {
-            guard let found = prompt.version(requestedVersion) else {
-                throw ProtocolError(.unknownPromptVersion, "prompt '\(promptName)' has no version \(requestedVersion)")
-            }
-            version = found
-        } else {
-            version = prompt.latest
-        }
+        let (prompt, version) = try promptVersion(named: promptName, number: requestedVersion, in: config)
         writer.raw("{\"id\":")
         writer.value(id)
         writer.raw(",\"ok\":true,\"prompt\":")
