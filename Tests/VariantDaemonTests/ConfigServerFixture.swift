@@ -8,77 +8,35 @@ import VariantCore
 ///
 /// Controlled through files in its own directory; stopped (SIGKILL) on deinit.
 final class ConfigServerFixture {
-    let directory: URL
-    let port: Int
-    private let process = Process()
-
-    static let script: String = {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/config_server.py").path
-    }()
+    private let server: FixtureServerProcess
 
     init(document: String?, tls: (certificate: String, key: String)? = nil) throws {
-        let template = FileManager.default.temporaryDirectory.appendingPathComponent("variantd-server-XXXXXX").path
-        var buffer = Array(template.utf8CString)
-        guard let created = mkdtemp(&buffer) else { throw FixtureError("mkdtemp failed") }
-        directory = URL(fileURLWithPath: String(cString: created))
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments =
-            ["python3", Self.script, directory.path] + (tls.map { ["--tls", $0.certificate, $0.key] } ?? [])
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/null"))
-        if let document {
-            try Data(document.utf8).write(to: directory.appendingPathComponent("doc"))
+        server = try FixtureServerProcess(
+            script: "config_server.py", arguments: tls.map { ["--tls", $0.certificate, $0.key] } ?? []
+        ) { directory in
+            if let document { try Data(document.utf8).write(to: directory.appendingPathComponent("doc")) }
         }
-        try process.run()
-        let portPath = directory.appendingPathComponent("port").path
-        let deadline = Date().addingTimeInterval(15)
-        var found: Int?
-        while found == nil, Date() < deadline {
-            found = (try? String(contentsOfFile: portPath, encoding: .utf8)).flatMap { Int($0) }
-            if found == nil { usleep(20_000) }
-        }
-        guard let found else {
-            process.terminate()
-            throw FixtureError("config_server.py did not start within 15 s")
-        }
-        port = found
     }
 
-    deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: directory)
-    }
-
+    var directory: URL { server.directory }
+    var port: Int { server.port }
     var url: String { "http://127.0.0.1:\(port)/config.json" }
 
     /// Serves `document` from now on.
     func publish(_ document: String) throws {
-        try write(document, to: "doc")
+        try server.write(document, to: "doc")
     }
 
     func setMode(_ mode: String) throws {
-        try write(mode, to: "mode")
+        try server.write(mode, to: "mode")
     }
 
     func set(_ name: String, _ value: String) throws {
-        try write(value, to: name)
+        try server.write(value, to: name)
     }
 
     /// Every request so far: `METHOD PATH STATUS BODY_BYTES if-none-match=... signature=...`.
-    var requests: [String] {
-        ((try? String(contentsOf: directory.appendingPathComponent("requests.log"), encoding: .utf8)) ?? "")
-            .split(separator: "\n").map(String.init)
-    }
-
-    private func write(_ text: String, to name: String) throws {
-        let staging = directory.appendingPathComponent(name + ".tmp").path
-        try Data(text.utf8).write(to: URL(fileURLWithPath: staging))
-        guard rename(staging, directory.appendingPathComponent(name).path) == 0 else { throw FixtureError("rename") }
-    }
+    var requests: [String] { server.requests }
 }
 
 /// The example config with one experiment's status changed: another valid document, another version.
