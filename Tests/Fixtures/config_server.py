@@ -25,9 +25,10 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-DIR = sys.argv[1]
+from fixture_server import DIR, log, mode, read, run
+
 TLS = sys.argv[3:5] if len(sys.argv) >= 5 and sys.argv[2] == "--tls" else None
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 lock = threading.Lock()
@@ -35,22 +36,7 @@ tokens = {}  # token -> hash of the document last given to that session ("" for 
 counter = [0]
 
 
-def read(name, default=None):
-    try:
-        with open(os.path.join(DIR, name), "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return default
 
-
-def mode():
-    return (read("mode", b"ok") or b"ok").decode().strip() or "ok"
-
-
-def log(line):
-    with lock:
-        with open(os.path.join(DIR, "requests.log"), "a") as f:
-            f.write(line + "\n")
 
 
 def check_signature(handler, body):
@@ -195,42 +181,12 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
 
-class Server(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
-def serve(port):
-    server = Server(("127.0.0.1", port), Handler)
-    if TLS:
+if TLS:
+    def wrap(listening):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(TLS[0], TLS[1])
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    return server
+        return context.wrap_socket(listening, server_side=True)
 
-
-server = serve(0)
-port = server.server_address[1]
-with open(os.path.join(DIR, "port.tmp"), "w") as f:
-    f.write(str(port))
-os.rename(os.path.join(DIR, "port.tmp"), os.path.join(DIR, "port"))
-
-# "refuse" closes the listening socket (connection refused); any other mode opens it again on the same port.
-while True:
-    time.sleep(0.02)
-    if os.getppid() == 1:  # the test that started us is gone
-        break
-    refusing = mode() == "refuse"
-    if refusing and server is not None:
-        server.shutdown()
-        server.server_close()
-        server = None
-    elif not refusing and server is None:
-        for _ in range(100):
-            try:
-                server = serve(port)
-                break
-            except OSError:
-                time.sleep(0.05)
+    run(Handler, wrap)
+else:
+    run(Handler)

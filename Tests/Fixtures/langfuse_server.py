@@ -18,33 +18,11 @@ missing or wrong Authorization header, as Langfuse does.
 """
 import base64
 import json
-import os
-import sys
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-DIR = sys.argv[1]
-lock = threading.Lock()
-
-
-def read(name, default=None):
-    try:
-        with open(os.path.join(DIR, name), "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return default
-
-
-def mode():
-    return (read("mode", b"ok") or b"ok").decode().strip() or "ok"
-
-
-def log(line):
-    with lock:
-        with open(os.path.join(DIR, "requests.log"), "a") as f:
-            f.write(line + "\n")
+from fixture_server import DIR, log, mode, read, run
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -105,38 +83,4 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, prompt, what)
 
 
-class Server(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
-def serve(port):
-    server = Server(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    return server
-
-
-server = serve(0)
-port = server.server_address[1]
-with open(os.path.join(DIR, "port.tmp"), "w") as f:
-    f.write(str(port))
-os.rename(os.path.join(DIR, "port.tmp"), os.path.join(DIR, "port"))
-
-# "refuse" closes the listening socket (connection refused); any other mode opens it again on the same port.
-while True:
-    time.sleep(0.02)
-    if os.getppid() == 1:  # the test that started us is gone
-        break
-    refusing = mode() == "refuse"
-    if refusing and server is not None:
-        server.shutdown()
-        server.server_close()
-        server = None
-    elif not refusing and server is None:
-        for _ in range(100):
-            try:
-                server = serve(port)
-                break
-            except OSError:
-                time.sleep(0.05)
+run(Handler)
