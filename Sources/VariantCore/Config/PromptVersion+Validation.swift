@@ -160,7 +160,7 @@ extension DocumentValidator {
             let mustMatch = bool(object, "must_match", at: path) ?? false
             if let pattern = string(object, "pattern", at: path) {
                 do {
-                    check = .regex(try Regex(pattern), pattern: pattern, mustMatch: mustMatch)
+                    check = .regex(try CompiledPatterns.shared.regex(pattern), pattern: pattern, mustMatch: mustMatch)
                 } catch {
                     report("\(path).pattern", .invalidPattern, "the pattern does not compile: \(error)")
                     check = nil

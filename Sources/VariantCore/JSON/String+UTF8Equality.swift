@@ -4,6 +4,8 @@ extension String {
     /// so names, keys and attribute values compare this way throughout (PROTOCOL.md, "Targeting rule").
     @inlinable
     public func hasSameUTF8(as other: String) -> Bool {
+        // O(1) for native strings, and most names that differ differ in length: no copy, no scan.
+        guard utf8.count == other.utf8.count else { return false }
         var lhs = self
         var rhs = other
         return lhs.withUTF8 { lhsBytes in

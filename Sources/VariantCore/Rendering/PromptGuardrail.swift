@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A check on a prompt version's rendered text or on the variables it is rendered with (PROTOCOL.md,
 /// "Prompt guardrails"). Built when the configuration is validated: every pattern is compiled then.
 public struct PromptGuardrail: Sendable {
@@ -97,4 +99,32 @@ public struct PromptGuardrail: Sendable {
     }
 
     private var describeTarget: String { target == .output ? "the rendered prompt" : "a variable" }
+}
+
+/// Compiled guardrail patterns, shared by every configuration this process validates.
+///
+/// Swift's `Regex(String)` leaks a few hundred bytes per compilation (reference cycles in
+/// `_StringProcessing`'s AST conversion, found by LeakSanitizer under `fuzz-request`); a daemon that re-validates its
+/// configuration on every change would leak them again each time. Each distinct pattern is compiled once here,
+/// up to `capacity` patterns.
+final class CompiledPatterns: Sendable {
+    /// A compiled pattern; a `Regex` is immutable once compiled and only read.
+    struct Entry: @unchecked Sendable {
+        let regex: Regex<AnyRegexOutput>
+    }
+
+    static let shared = CompiledPatterns()
+    static let capacity = 10_000
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    /// - Throws: the compiler's error when the pattern does not compile.
+    func regex(_ pattern: String) throws -> Regex<AnyRegexOutput> {
+        if let entry = entries.withLock({ $0[pattern] }) { return entry.regex }
+        let regex = try Regex(pattern)
+        entries.withLock { entries in
+            if entries.count < Self.capacity { entries[pattern] = Entry(regex: regex) }
+        }
+        return regex
+    }
 }

@@ -117,6 +117,6 @@ public func respondChecked(
     _ line: [UInt8], snapshot: ServingSnapshot, now: Timestamp, context: String
 ) -> JSONObject {
     var writer = JSONWriter()
-    line.withUnsafeBufferPointer { Responder.respond(to: $0, snapshot: snapshot, now: now, into: &writer) }
+    line.withUnsafeBufferPointer { Responder.respond(to: $0, snapshot: snapshot, now: now, context: .detached(), into: &writer) }
     return checkResponse(writer.bytes, request: line, context: context)
 }

@@ -75,8 +75,8 @@ public func fuzzRequest(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         var first = JSONWriter()
         var second = JSONWriter()
         line.withUnsafeBufferPointer { buffer in
-            Responder.respond(to: buffer, snapshot: snapshot, now: fuzzNow, into: &first)
-            Responder.respond(to: buffer, snapshot: snapshot, now: fuzzNow, into: &second)
+            Responder.respond(to: buffer, snapshot: snapshot, now: fuzzNow, context: .detached(), into: &first)
+            Responder.respond(to: buffer, snapshot: snapshot, now: fuzzNow, context: .detached(), into: &second)
         }
         guard first.bytes == second.bytes else {
             fuzzFail("\(name): two answers to the same line differ", input: line)
