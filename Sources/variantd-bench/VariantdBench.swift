@@ -50,6 +50,9 @@ struct VariantdBench: ParsableCommand {
     @Option(help: ArgumentHelp("The C source of the floor; if it is missing, the floor is skipped.", valueName: "path"))
     var floorSource = "../shared/bench/udsfloor.c"
 
+    @Flag(help: "Measure only the core's cost per assign and per render (--latency-requests each), in process.")
+    var coreOnly = false
+
     @Option(help: ArgumentHelp("Connections of the concurrent one-in-flight and the pipelined runs.", valueName: "n"))
     var connections = 8
 
@@ -105,6 +108,7 @@ struct VariantdBench: ParsableCommand {
         ChildProcesses.terminateOnInterrupt()
         let workDirectory = try makeWorkDirectory()
         defer { try? FileManager.default.removeItem(atPath: workDirectory) }
+        if coreOnly { return try measureCoreOnly(in: workDirectory) }
 
         let socketPath = socket ?? workDirectory + "/variantd.sock"
         var daemonProcess: DaemonProcess?
@@ -155,6 +159,17 @@ struct VariantdBench: ParsableCommand {
             }
             throw error
         }
+    }
+
+    /// `--core-only`: the core's cost per `assign` and per `render`, in process (no daemon, no floor): quick and
+    /// steady enough to compare two builds of the core, and what `valgrind --tool=callgrind` should run.
+    private func measureCoreOnly(in workDirectory: String) throws {
+        let benchConfig = workDirectory + "/config.json"
+        try RenderBench.writeConfig(from: config, to: benchConfig)
+        let assign = try CoreCost.measure(
+            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests)
+        let render = try RenderBench.coreCost(configPath: benchConfig, unitPrefix: unitPrefix, requests: latencyRequests)
+        print("core alone, \(latencyRequests) requests each: assign \(Int(assign.nanosecondsPerRequest)) ns, render \(Int(render.nanosecondsPerRequest)) ns per request")
     }
 
     /// Compiles and runs udsfloor.c, or returns why the floor is skipped.

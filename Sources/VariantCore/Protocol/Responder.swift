@@ -7,11 +7,19 @@ public enum Responder {
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) {
-        if let config = snapshot.config, let plain = PlainAssignRequest.parse(line) {
+        if let config = snapshot.config, let plain = PlainRequest.parse(line) {
             do {
-                try assign(
-                    experiment: plain.experiment, unit: plain.unit, attributes: JSONObject(), snapshot: snapshot,
-                    config: config, now: now, ledger: context.ledger, id: plain.id, into: &writer)
+                switch plain.operation {
+                case .assign:
+                    try assign(
+                        experiment: plain.experiment, unit: plain.unit, attributes: JSONObject(), snapshot: snapshot,
+                        config: config, now: now, ledger: context.ledger, id: plain.id, into: &writer)
+                case .render(let variables):
+                    try render(
+                        .assigned(experiment: plain.experiment, unit: plain.unit, attributes: JSONObject()),
+                        variables: variables, snapshot: snapshot, now: now, context: context, id: plain.id,
+                        into: &writer)
+                }
             } catch {
                 writeError(error, id: plain.id, into: &writer)
             }
@@ -21,7 +29,7 @@ public enum Responder {
     }
 
     /// Answers any line through the full JSON parser; `respond` uses it for every line that is not a plain
-    /// `assign`, and tests compare both paths through it.
+    /// `assign` or `render`, and tests compare both paths through it.
     static func respondThroughTheGeneralParser(
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter

@@ -2,20 +2,31 @@ import PropertyBased
 import Testing
 @testable import VariantCore
 
-/// The plain-`assign` scanner is only a shortcut: every line must get the same bytes as through the general parser.
-@Suite struct PlainAssignRequestTests {
+/// The plain `assign`/`render` scanner is only a shortcut: every line must get the same bytes as through the general parser.
+@Suite struct PlainRequestTests {
     static let ids = [#"86666666666666666666666666"#, #"7"#, #"-12"#, #"0"#, #"-0"#, #"007"#, #"1.5"#, #"1e3"#, #"1234567890123456"#, #""req-1""#, #""a\"b""#, #""é""#, "null", "[1]", "true"]
     static let experiments = [#""e""#, #""missing""#, #""\u0065""#, #""paused""#, "3", #""K""#]
     static let units = [#""u1""#, #""user 42""#, #""""#, #""ユーザー""#, #""a\nb""#, #""tab\there""#, "12", "\"" + String(repeating: "x", count: 1025) + "\""]
-    static let ops = [#""assign""#, #""prompt""#, #""ASSIGN""#, #""assign ""#]
+    static let ops = [#""assign""#, #""prompt""#, #""ASSIGN""#, #""assign ""#, #""render""#, #""render""#]
+    /// `variables` members (for `render`, and refused with `assign`); index 0 is none.
+    static let variables = [
+        "", #""variables":{}"#, #""variables":{"ticket":"t-1","product":"Acme"}"#, #""variables":{ "ticket" : "x" }"#,
+        #""variables":{"ticket":"a","ticket":"b"}"#, #""variables":{"ticket":"café"}"#,
+        #""variables":{"ticket":1,"product":"p"}"#, #""variables":{"ticket":true}"#, #""variables":[]"#,
+        #""variables":{"ticket":"t","product":"p","language":"de","extra":"x"}"#, #""variables":{"ticket":"t",}"#,
+        #""variables":{"product":"p"}"#,
+    ]
     static let spacing = ["", " ", "\t", "\r\n "]
 
-    static func line(order: [Int], id: Int, experiment: Int, unit: Int, op: Int, space: Int, extra: Int) -> String {
+    static func line(
+        order: [Int], id: Int, experiment: Int, unit: Int, op: Int, space: Int, extra: Int, variables: Int = 0
+    ) -> String {
         let gap = spacing[space]
         var members = [
             #""id""# + gap + ":" + gap + ids[id], #""op""# + ":" + ops[op], #""experiment":"# + gap + experiments[experiment],
             #""unit":"# + units[unit],
         ]
+        if variables > 0 { members.insert(Self.variables[variables], at: order[0] % 4) }
         switch extra {
         case 1: members.append(#""attributes":{"plan":"pro"}"#)
         case 2: members.append(#""unit":"again""#)
@@ -32,9 +43,15 @@ import Testing
         await propertyCheck(
             count: 2000, input: Gen.shuffled([0, 1, 2, 3]), Gen.int(in: 0...(Self.ids.count - 1)),
             Gen.int(in: 0...(Self.experiments.count - 1)), Gen.int(in: 0...(Self.units.count - 1)),
-            Gen.int(in: 0...(Self.ops.count - 1)), Gen.int(in: 0...(Self.spacing.count - 1)), Gen.int(in: 0...6)
-        ) { order, id, experiment, unit, op, space, extra in
-            let line = Array(Self.line(order: order, id: id, experiment: experiment, unit: unit, op: op, space: space, extra: extra).utf8)
+            Gen.int(in: 0...(Self.ops.count - 1)), Gen.int(in: 0...(Self.spacing.count - 1)),
+            Gen.int(in: 0...(7 * Self.variables.count - 1))
+        ) { order, id, experiment, unit, op, space, extraAndVariables in
+            // One generator for both: `extra % 7` as before, `extra / 7` the variables member.
+            let line = Array(
+                Self.line(
+                    order: order, id: id, experiment: experiment, unit: unit, op: op, space: space,
+                    extra: extraAndVariables % 7, variables: extraAndVariables / 7
+                ).utf8)
             var fast = JSONWriter()
             var general = JSONWriter()
             line.withUnsafeBufferPointer {
@@ -49,10 +66,13 @@ import Testing
         #"{"id":1,"op":"assign","experiment":"e","unit":"user-000123"}"#,
         #"{"op":"assign","unit":"u","experiment":"e"}"#,
         #" { "experiment" : "e" , "unit" : "u" , "op" : "assign" , "id" : "x-1" } "#,
+        #"{"id":2,"op":"render","experiment":"e","unit":"u","variables":{"name":"Ada","store":"Acme"}}"#,
+        #"{"variables":{},"op":"render","experiment":"e","unit":"u"}"#,
+        #"{"op":"render","experiment":"e","unit":"u"}"#,
     ])
     func theCommonShapesTakeTheShortcut(line: String) {
         let bytes = Array(line.utf8)
-        #expect(bytes.withUnsafeBufferPointer { PlainAssignRequest.parse($0) } != nil)
+        #expect(bytes.withUnsafeBufferPointer { PlainRequest.parse($0) } != nil)
     }
 
     @Test(arguments: [
@@ -63,9 +83,14 @@ import Testing
         #"{"id":1,"op":"assign","experiment":"e","unit":"u"} x"#,
         #"{"id":1234567890123456,"op":"assign","experiment":"e","unit":"u"}"#,
         #"{"id":86666666666666666666666666,"op":"assign","experiment":"e","unit":"u"}"#,
+        #"{"id":1,"op":"assign","experiment":"e","unit":"u","variables":{}}"#,
+        #"{"id":1,"op":"render","experiment":"e","unit":"u","variables":{"n":1}}"#,
+        #"{"id":1,"op":"render","experiment":"e","unit":"u","variables":{"a":"x","a":"y"}}"#,
+        #"{"id":1,"op":"render","experiment":"e","unit":"u","variables":{"a":"x\"y"}}"#,
+        #"{"id":1,"op":"render","prompt":"p","variables":{}}"#,
     ])
     func anythingElseTakesTheGeneralPath(line: String) {
         let bytes = Array(line.utf8)
-        #expect(bytes.withUnsafeBufferPointer { PlainAssignRequest.parse($0) } == nil)
+        #expect(bytes.withUnsafeBufferPointer { PlainRequest.parse($0) } == nil)
     }
 }
