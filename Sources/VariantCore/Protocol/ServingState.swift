@@ -1,7 +1,9 @@
 import Crypto
 
 /// A configuration document in use, with where and when it came from.
-public struct LoadedConfig: Sendable {
+///
+/// A class, so that answering a request takes one reference instead of copying (and retaining) every field.
+public final class LoadedConfig: Sendable {
     public let document: ConfigDocument
     /// `sha256:` and the first 16 hex digits of the SHA-256 of the bytes as served (PROTOCOL.md, "Config version").
     /// The same bytes give the same version on every host, whatever the source calls them.
@@ -21,7 +23,7 @@ public struct LoadedConfig: Sendable {
     /// How many units each variant enrolled under this document (shared by relabelled copies).
     public let assignmentTally: AssignmentTally
 
-    public init(
+    public convenience init(
         document: ConfigDocument, version: String, source: String, loadedAt: Timestamp, sourceVersion: String? = nil,
         fetchedAt: Timestamp? = nil, fromCache: Bool = false
     ) {
