@@ -9,7 +9,23 @@ extension String {
         var lhs = self
         var rhs = other
         return lhs.withUTF8 { lhsBytes in
-            rhs.withUTF8 { rhsBytes in lhsBytes.count == rhsBytes.count && lhsBytes.elementsEqual(rhsBytes) }
+            rhs.withUTF8 { rhsBytes in UnsafeBufferPointer.sameBytes(lhsBytes, rhsBytes) }
         }
+    }
+}
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    /// Whether two byte buffers hold the same bytes: a plain loop, which the generic `elementsEqual` (an iterator
+    /// per side) is several times slower than on the request path.
+    @inlinable
+    static func sameBytes(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        guard let left = lhs.baseAddress, let right = rhs.baseAddress else { return true }
+        var index = 0
+        while index < lhs.count {
+            if left[index] != right[index] { return false }
+            index += 1
+        }
+        return true
     }
 }

@@ -89,8 +89,7 @@ struct PlainRequest {
     }
 
     private static func equals(_ bytes: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
-        bytes.count == text.utf8CodeUnitCount
-            && bytes.elementsEqual(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        UnsafeBufferPointer.sameBytes(bytes, UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     private struct Scanner {
@@ -136,6 +135,7 @@ struct PlainRequest {
             let start = position
             guard consume(UInt8(ascii: "{")) else { return nil }
             var members: [(key: String, value: JSONValue)] = []
+            members.reserveCapacity(8)
             skipWhitespace()
             if consume(UInt8(ascii: "}")) { return JSONObject(members) }
             repeat {
