@@ -51,7 +51,7 @@ struct Variantd: AsyncParsableCommand {
     var stateFlushInterval: Double = Environment.string("VARIANTD_STATE_FLUSH_INTERVAL").flatMap { Double($0) } ?? 1
 
     @Option(help: "A group (name or id) whose members may run admin ops, besides root and the daemon's user. Env: VARIANTD_ADMIN_GROUP.")
-    var adminGroup: String? = Environment.string("VARIANTD_ADMIN_GROUP")
+    var adminGroup: String?
 
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: VARIANTD_LOG_LEVEL.")
     var logLevel: String = Environment.string("VARIANTD_LOG_LEVEL") ?? "info"
@@ -67,10 +67,13 @@ struct Variantd: AsyncParsableCommand {
     )
     var readyTimeout: Double = Environment.string("VARIANTD_READY_TIMEOUT").flatMap { Double($0) } ?? 30
 
+    /// `--admin-group`, else `VARIANTD_ADMIN_GROUP` (read here: an optional option cannot default to it).
+    private var effectiveAdminGroup: String? { adminGroup ?? Environment.string("VARIANTD_ADMIN_GROUP") }
+
     // MARK: Config source (hosted configuration; README "Hosted configuration")
 
     @Option(help: "Where the configuration comes from: a path, file:PATH, http(s)://URL or appconfig://APP/ENV/PROFILE?region=R (default: --config). Env: VARIANTD_SOURCE.")
-    var source: String? = Environment.string("VARIANTD_SOURCE")
+    var source: String?
 
     @Option(help: "Directory for the last-known-good copy of a network source's document. Env: VARIANTD_CACHE_DIR.")
     var cacheDir: String = Environment.string("VARIANTD_CACHE_DIR") ?? "/var/cache/variantd"
@@ -91,7 +94,7 @@ struct Variantd: AsyncParsableCommand {
     var maxConfigBytes: Int = Environment.string("VARIANTD_MAX_CONFIG_BYTES").flatMap { Int($0) } ?? 16 << 20
 
     @Option(help: "PEM file of CA certificates trusted for https sources (default: the system's). Env: VARIANTD_CA_BUNDLE.")
-    var caBundle: String? = Environment.string("VARIANTD_CA_BUNDLE")
+    var caBundle: String?
 
     // MARK: Langfuse prompt source (README "Langfuse prompt source"); keys from LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY
 
@@ -110,7 +113,7 @@ struct Variantd: AsyncParsableCommand {
     /// The config-source settings; a relative `--config` or source path is made absolute so the `config` op names
     /// the file whatever the working directory.
     var sourceOptions: ConfigSourceOptions {
-        var sourceURL = source ?? absolutePath(config)
+        var sourceURL = source ?? Environment.string("VARIANTD_SOURCE") ?? absolutePath(config)
         if let kind = try? ConfigSourceOptions(source: sourceURL).kind(), case .file(let path) = kind {
             sourceURL = absolutePath(path)
         }
@@ -123,7 +126,7 @@ struct Variantd: AsyncParsableCommand {
         options.maximumBackoff = duration(maxBackoff)
         options.requestTimeout = duration(requestTimeout)
         options.maximumBytes = maxConfigBytes
-        options.caBundle = caBundle
+        options.caBundle = caBundle ?? Environment.string("VARIANTD_CA_BUNDLE")
         options.environment = ProcessInfo.processInfo.environment
         // These three read their environment variable here: an optional @Option with a default is deprecated.
         options.langfuse.url = langfuseURL ?? Environment.string("VARIANTD_LANGFUSE_URL")
@@ -150,7 +153,7 @@ struct Variantd: AsyncParsableCommand {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard checkInterval > 0 else { throw ValidationError("--check-interval must be positive") }
         guard stateFlushInterval > 0 else { throw ValidationError("--state-flush-interval must be positive") }
-        if let adminGroup, AdminPolicy.groupID(named: adminGroup) == nil {
+        if let adminGroup = effectiveAdminGroup, AdminPolicy.groupID(named: adminGroup) == nil {
             throw ValidationError("--admin-group '\(adminGroup)' is not a group on this host")
         }
         guard LogFormat(rawValue: logFormat) != nil else {
@@ -200,7 +203,7 @@ struct Variantd: AsyncParsableCommand {
             hooks: .combining(notifier.configHooks, ExperimentControl.configEventHooks(ledger: ledger)))
         let control = ExperimentControl(
             ledger: ledger, store: store, persistence: persistence,
-            adminPolicy: AdminPolicy(adminGroupID: adminGroup.flatMap(AdminPolicy.groupID(named:))), logger: logger,
+            adminPolicy: AdminPolicy(adminGroupID: effectiveAdminGroup.flatMap(AdminPolicy.groupID(named:))), logger: logger,
             reload: {
                 source.reloadNow()
                 return true

@@ -106,7 +106,7 @@ import VariantDaemon
         }.joined()
         // Written from another thread while this one waits before reading: about 1 MB of answers backs up, so the
         // oversized line arrives while answers are still queued for a client that is not reading yet.
-        nonisolated(unsafe) let writer = socket
+        let writer = socket
         let written = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
             try? writer.write(requests + String(repeating: "x", count: 10_000))
