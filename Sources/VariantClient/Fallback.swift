@@ -74,16 +74,11 @@ public struct Fallback: Sendable {
     /// Reads a fallback from a JSON file (either shape).
     /// - Throws: `LoadError` when the file cannot be read, is not JSON, or is not one of the two shapes.
     public init(contentsOfFile path: String) throws(LoadError) {
-        guard let file = fopen(path, "rb") else {
-            throw LoadError(description: "cannot read fallback \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
+        let bytes: [UInt8]
+        do {
+            bytes = try LocalFile.bytes(atPath: path)
+        } catch {
+            throw LoadError(description: "cannot read fallback \(path): \(error)")
         }
         try self.init(json: bytes, name: path)
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import VariantClient
 import VariantCore
 
 /// `variantctl validate FILE`: every problem of a configuration document, each with its path and code.
@@ -16,7 +17,7 @@ struct Validate: ParsableCommand {
     func run() throws {
         let bytes: [UInt8]
         do {
-            bytes = try readFile(file)
+            bytes = try LocalFile.bytes(atPath: file)
         } catch {
             printError("variantctl: cannot read \(file): \(error)")
             throw ExitCode(ExitCodes.noInput)
@@ -70,22 +71,4 @@ struct Validate: ParsableCommand {
             throw ExitCode(ExitCodes.invalidConfig)
         }
     }
-}
-
-struct FileReadError: Error, CustomStringConvertible {
-    var description: String
-}
-
-func readFile(_ path: String) throws -> [UInt8] {
-    guard let file = fopen(path, "rb") else { throw FileReadError(description: String(cString: strerror(errno))) }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-        if count == 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    if ferror(file) != 0 { throw FileReadError(description: String(cString: strerror(errno))) }
-    return bytes
 }
