@@ -198,6 +198,31 @@ import VariantCore
         #expect(daemon.stop() == 0)
     }
 
+    @Test func aMovedLabelIsServedWhileTheConfigSourceItselfFails() async throws {
+        let langfuse = try LangfuseServerFixture(prompts: [Self.v1, Self.v2])
+        let cache = try temporaryDirectory("variantd-cache")
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let daemon = try Self.start(langfuse, config: Self.labelled, cache: cache, ttl: "0.5")
+        let firstVersion = try #require(try daemon.ask(#"{"op":"config"}"#)["version"]?.stringValue, "\(daemon.logs)")
+        // The config file goes away: the source fails, the document in use keeps serving.
+        try FileManager.default.removeItem(atPath: daemon.configPath)
+        #expect(try await eventually { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("failing") })
+
+        try langfuse.setPrompts([
+            langfuseText("movie-critic", version: 1, "Review {{movie}}."),
+            langfuseText("movie-critic", version: 2, "As a {{level}} critic, review {{movie}}.", labels: ["production"]),
+        ])
+        #expect(
+            try await eventually(timeout: 5) { try Self.promptSources(daemon).last?["resolved_version"] == .number(2) },
+            "\(daemon.logs)")
+        let config = try daemon.ask(#"{"op":"config"}"#)
+        #expect(config["version"] != .string(firstVersion))
+        // The source's failure is still what the daemon reports.
+        #expect(config["source_state"] == .string("failing"), "\(config)")
+        #expect(config["last_error"]?.objectValue?["code"] == .string("read_failed"), "\(config)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func aLangfuseChatPromptRendersWithItsGuardrailsLikeAnInlineOne() throws {
         let chat = #"{"name":"movie-critic","version":3,"type":"chat","prompt":[{"role":"system","content":"You are a {{level}} critic."},{"role":"user","content":"Review {{movie}}."}],"config":{},"labels":[],"tags":[]}"#
         let langfuse = try LangfuseServerFixture(prompts: [Self.v1, chat])

@@ -65,7 +65,10 @@ extension ConfigPoller {
                 message:
                     "\(unresolved.count) of \(references.count) Langfuse prompt versions of the document from \(source) (\(pending.sourceVersion)) could not be resolved (\(error?.message ?? "no resolution")); keeping the config in use",
                 at: time)
-            store.update { $0.recording(failure).withPromptSources(statuses) }
+            store.update { snapshot in
+                // While the source fails, its failure stays the recorded error; prompt_sources shows Langfuse's.
+                (snapshot.sourceState == .failing ? snapshot : snapshot.recording(failure)).withPromptSources(statuses)
+            }
             state.withLock { state in
                 state.langfuse.pending?.unresolved = true
                 state.langfuse.failure = failure
@@ -121,9 +124,14 @@ extension ConfigPoller {
             state.lastSeenVersion = pending.sourceVersion
             state.lastDocumentFailure = nil
         }
+        // While the source fails (a label due between its retries), its failure stays the recorded error.
+        let sourceFailing = current.sourceState == .failing
         if current.config?.version == version {
             // Nothing served changes (a label re-resolved to the version in use).
-            store.update { $0.polled($0.sourceState, at: time, lastError: standing).withPromptSources(statuses) }
+            store.update { snapshot in
+                snapshot.polled(snapshot.sourceState, at: time, lastError: sourceFailing ? snapshot.lastError : standing)
+                    .withPromptSources(statuses)
+            }
         } else {
             let loaded = LoadedConfig(
                 document: document, version: version, source: source, loadedAt: time,
@@ -131,10 +139,11 @@ extension ConfigPoller {
                 fetchedAt: relabel ? current.config?.fetchedAt ?? pending.fetchedAt : pending.fetchedAt,
                 fromCache: pending.fromCache)
             store.update { snapshot in
-                let applied = pending.fromCache
+                let applied = pending.fromCache || sourceFailing
                     ? snapshot.polled(snapshot.sourceState, at: time, lastError: snapshot.lastError, config: loaded)
                     : snapshot.applying(loaded)
-                return (standing.map { applied.recording($0) } ?? applied).withPromptSources(statuses)
+                let recorded = sourceFailing ? nil : standing
+                return (recorded.map { applied.recording($0) } ?? applied).withPromptSources(statuses)
             }
             hooks.applied(loaded)
             if pending.fromCache, let cache {

@@ -233,6 +233,9 @@ public final class ConfigPoller: Service, Sendable {
             if Task.isCancelled { return }
             let failure = ConfigLoadFailure(error.code, message: error.message, at: time)
             store.update { $0.polled(.failing, at: time, lastError: failure) }
+            // The document in use still names its Langfuse labels: a label that moves is served even while the
+            // source itself cannot be reached (the source's failure stays the recorded error).
+            await resolvePendingIfDue(at: time)
             let draw = self.random()
             let isNew: Bool
             (delay, transition, isNew) = state.withLock { state in
