@@ -77,6 +77,25 @@ extension ExperimentLedger {
                 writer.raw("}")
             }
         }
+        writer.raw("],\"prompt_guardrails\":[")
+        let guardrails = state.promptGuardrails.keys.sorted { ($0.prompt, $0.version, $0.rule) < ($1.prompt, $1.version, $1.rule) }
+        for (position, key) in guardrails.enumerated() {
+            let tally = state.promptGuardrails[key] ?? PromptGuardrailTally()
+            if position > 0 { writer.raw(",") }
+            writer.raw("{\"prompt\":")
+            writer.string(key.prompt)
+            writer.raw(",\"version\":")
+            writer.integer(key.version)
+            writer.raw(",\"rule\":")
+            writer.string(key.rule)
+            writer.raw(",\"triggered\":")
+            writer.integer(tally.triggered)
+            writer.raw(",\"unreported\":")
+            writer.integer(tally.unreported)
+            writer.raw(",\"last_event_at\":")
+            if let at = tally.lastEventAt { writer.string(at.rfc3339) } else { writer.null() }
+            writer.raw("}")
+        }
         writer.raw("],\"events\":[")
         for (position, event) in state.events.enumerated() {
             if position > 0 { writer.raw(",") }
@@ -132,6 +151,23 @@ extension ExperimentLedger {
             else { throw RestoreError(description: "a 'sequential' entry is malformed") }
             restored.sequential[VariantKey(experiment: experiment, variant: variant), default: [:]][metric] =
                 SequentialTestState(alwaysValidPValue: pValue, evaluations: evaluations)
+        }
+        // Absent from state files written before prompt guardrails were counted.
+        for entry in root["prompt_guardrails"]?.arrayValue ?? [] {
+            guard let object = entry.objectValue, let prompt = object["prompt"]?.stringValue,
+                let version = object["version"]?.integerValue, let rule = object["rule"]?.stringValue,
+                let triggered = object["triggered"]?.integerValue, triggered >= 0,
+                let unreported = object["unreported"]?.integerValue, (0...triggered).contains(unreported)
+            else { throw RestoreError(description: "a 'prompt_guardrails' entry is malformed") }
+            var lastEventAt: Timestamp?
+            if let at = object["last_event_at"], at != .null {
+                guard let parsed = at.stringValue.flatMap(Timestamp.init(rfc3339:)) else {
+                    throw RestoreError(description: "a 'prompt_guardrails' entry is malformed")
+                }
+                lastEventAt = parsed
+            }
+            restored.promptGuardrails[PromptGuardrailKey(prompt: prompt, version: version, rule: rule)] =
+                PromptGuardrailTally(triggered: triggered, unreported: unreported, lastEventAt: lastEventAt)
         }
         for entry in root["events"]?.arrayValue ?? [] {
             guard let object = entry.objectValue, let sequence = object["sequence"]?.integerValue,

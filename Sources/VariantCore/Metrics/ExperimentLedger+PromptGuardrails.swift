@@ -15,7 +15,7 @@ public struct PromptGuardrailKey: Hashable, Sendable {
 
 /// How often a prompt guardrail fired, and what its coalesced events have reported.
 public struct PromptGuardrailTally: Sendable, Equatable {
-    /// Every time it fired since the daemon started.
+    /// Every time it fired (kept across restarts in the state file).
     public var triggered = 0
     /// Firings not yet reported by an event (`log` rules only).
     var unreported = 0

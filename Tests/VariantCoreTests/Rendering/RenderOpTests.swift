@@ -176,6 +176,25 @@ import Testing
         #expect(small.events(limit: 10).contains { $0.sequence == disabled?.sequence })
     }
 
+    @Test func guardrailCountsAndTheirCoalescedEventsSurviveARestart() throws {
+        let ledger = ExperimentLedger()
+        let rule = try #require(snapshot.config?.document.prompt(named: "p")?.version(2)?.guardrails.first { $0.name == "secret" })
+        for second in 0..<5 {
+            ledger.countPromptGuardrails(
+                [rule], prompt: "p", version: 2, experiment: nil,
+                at: Timestamp(secondsSinceEpoch: someInstant.secondsSinceEpoch + Double(second)))
+        }
+        let restored = ExperimentLedger()
+        try restored.restore(from: ledger.encodedState(savedAt: someInstant).bytes)
+        #expect(restored.promptGuardrailCounts(prompt: "p", version: 2, rules: ["secret", "rude"]) == [5, 0])
+        // The four firings after the first event are still owed to the next one, a minute later.
+        let next = restored.countPromptGuardrails(
+            [rule], prompt: "p", version: 2, experiment: nil,
+            at: Timestamp(secondsSinceEpoch: someInstant.secondsSinceEpoch + 61))
+        #expect(next.first?.details["count"] == .number(5))
+        #expect(next.first?.details["total"] == .number(6))
+    }
+
     @Test func thePromptOpAnswersAChatVersionWithItsMessages() throws {
         let answer = try object(#"{"op":"prompt","prompt":"chat"}"#)
         #expect(answer["template"] == nil)
