@@ -54,17 +54,7 @@ public struct PromptSourceStatus: Sendable, Equatable {
             writer.raw(",\"fetched_at\":")
             writer.optionalString(status.fetchedAt?.rfc3339)
             writer.raw(",\"last_error\":")
-            if let failure = status.lastError {
-                writer.raw("{\"code\":")
-                writer.string(failure.code)
-                writer.raw(",\"message\":")
-                writer.string(failure.message)
-                writer.raw(",\"at\":")
-                writer.string(failure.at.rfc3339)
-                writer.raw("}")
-            } else {
-                writer.null()
-            }
+            if let failure = status.lastError { failure.write(into: &writer, withProblems: false) } else { writer.null() }
             writer.raw("}")
         }
         writer.raw("]")

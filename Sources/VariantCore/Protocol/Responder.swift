@@ -300,28 +300,7 @@ public enum Responder {
         writer.raw(",\"prompts\":")
         writer.integer(config?.document.prompts.count ?? 0)
         writer.raw(",\"last_error\":")
-        if let failure = snapshot.lastError {
-            writer.raw("{\"code\":")
-            writer.string(failure.code)
-            writer.raw(",\"message\":")
-            writer.string(failure.message)
-            writer.raw(",\"at\":")
-            writer.string(failure.at.rfc3339)
-            writer.raw(",\"problems\":[")
-            for (index, problem) in failure.problems.enumerated() {
-                if index > 0 { writer.raw(",") }
-                writer.raw("{\"path\":")
-                writer.string(problem.path)
-                writer.raw(",\"code\":")
-                writer.string(problem.code.rawValue)
-                writer.raw(",\"message\":")
-                writer.string(problem.message)
-                writer.raw("}")
-            }
-            writer.raw("]}")
-        } else {
-            writer.null()
-        }
+        if let failure = snapshot.lastError { failure.write(into: &writer, withProblems: true) } else { writer.null() }
         writer.raw(",\"source_version\":")
         writer.optionalString(config?.sourceVersion)
         writer.raw(",\"fetched_at\":")

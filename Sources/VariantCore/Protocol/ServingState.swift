@@ -162,6 +162,34 @@ public struct ConfigLoadFailure: Sendable, Equatable {
     }
 }
 
+extension ConfigLoadFailure {
+    /// `{"code":..,"message":..,"at":..}`, with `"problems":[{"path","code","message"},..]` when asked (the
+    /// `config` op's `last_error`; a prompt source's `last_error` has no problems to list).
+    func write(into writer: inout JSONWriter, withProblems: Bool) {
+        writer.raw("{\"code\":")
+        writer.string(code)
+        writer.raw(",\"message\":")
+        writer.string(message)
+        writer.raw(",\"at\":")
+        writer.string(at.rfc3339)
+        if withProblems {
+            writer.raw(",\"problems\":[")
+            for (index, problem) in problems.enumerated() {
+                if index > 0 { writer.raw(",") }
+                writer.raw("{\"path\":")
+                writer.string(problem.path)
+                writer.raw(",\"code\":")
+                writer.string(problem.code.rawValue)
+                writer.raw(",\"message\":")
+                writer.string(problem.message)
+                writer.raw("}")
+            }
+            writer.raw("]")
+        }
+        writer.raw("}")
+    }
+}
+
 /// Whether the config source could be used the last time it was asked.
 public enum ConfigSourceState: String, Sendable {
     /// Not asked yet.
