@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOEmbedded
-import NIOExtras
 import Testing
 import VariantCore
 @testable import VariantDaemon
@@ -19,9 +18,8 @@ import VariantCore
     static func channel(maximumLineBytes: Int = 65536) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: maximumLineBytes))
-        try channel.pipeline.syncOperations.addHandler(
-            RequestLineHandler(store: try store(), context: .detached(), logger: Logger(label: "test")))
+            RequestLineHandler(
+                store: try store(), context: .detached(), maximumLineBytes: maximumLineBytes, logger: Logger(label: "test")))
         return channel
     }
 

@@ -13,13 +13,14 @@ extension Responder {
             let index = try experimentIndex(named: experimentName, in: config)
             let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
             let experiment = config.document.experiments[index]
-            let variant = experiment.variants[assignment.variantIndex]
             // Validation guarantees the variant's prompt version exists.
-            guard let prompt = config.document.prompt(named: variant.prompt), let version = prompt.version(variant.promptVersion)
-            else {
+            guard let served = config.servedPromptVersions[index][assignment.variantIndex] else {
+                let variant = experiment.variants[assignment.variantIndex]
                 throw ProtocolError(.internal, "variant '\(variant.name)' names a prompt version the config does not have")
             }
-            let prepared = try prepare(version, of: prompt, variables: variables, experiment: experiment.name, now: now, context: context)
+            let prepared = try prepare(
+                served.version, of: served.prompt, variables: variables, experiment: experiment.name, now: now,
+                context: context)
             // Counted only when the unit is served its prompt: a refused render enrols no one.
             countAssignment(assignment, experimentIndex: index, config: config, ledger: context.ledger)
             writeAssignment(assignment, experimentIndex: index, config: config, id: id, open: true, into: &writer)
@@ -27,7 +28,7 @@ extension Responder {
             writer.raw("}\n")
         case .prompt(let promptName, let number):
             let (prompt, version) = try promptVersion(named: promptName, number: number, in: config)
-            let prepared = try prepare(version, of: prompt, variables: variables, experiment: nil, now: now, context: context)
+            let prepared = try prepare(version, of: prompt.name, variables: variables, experiment: nil, now: now, context: context)
             writer.raw("{\"id\":")
             writer.value(id)
             writer.raw(",\"ok\":true,\"prompt\":")
@@ -44,13 +45,13 @@ extension Responder {
     /// Renders and checks, counts every rule that fired (logging coalesced events for `log` rules), and throws
     /// `guardrail_blocked` when a `block` rule fired.
     private static func prepare(
-        _ version: PromptVersion, of prompt: Prompt, variables: JSONObject, experiment: String?, now: Timestamp,
+        _ version: PromptVersion, of prompt: String, variables: JSONObject, experiment: String?, now: Timestamp,
         context: RequestContext
     ) throws(ProtocolError) -> PreparedRender {
         let prepared = try version.prepareRender(variables: variables)
         if !prepared.triggered.isEmpty {
             context.ledger.countPromptGuardrails(
-                prepared.triggered, prompt: prompt.name, version: version.number, experiment: experiment, at: now)
+                prepared.triggered, prompt: prompt, version: version.number, experiment: experiment, at: now)
         }
         if let blocked = prepared.blocked {
             throw ProtocolError(.guardrailBlocked, "guardrail '\(blocked.rule)' blocked the render: \(blocked.reason)")

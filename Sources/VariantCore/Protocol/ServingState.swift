@@ -3,6 +3,17 @@ import Crypto
 /// A configuration document in use, with where and when it came from.
 ///
 /// A class, so that answering a request takes one reference instead of copying (and retaining) every field.
+/// The prompt version a variant serves, shared by every `render` of it instead of looked up and copied per request.
+final class ServedPromptVersion: Sendable {
+    let prompt: String
+    let version: PromptVersion
+
+    init(prompt: String, version: PromptVersion) {
+        self.prompt = prompt
+        self.version = version
+    }
+}
+
 public final class LoadedConfig: Sendable {
     public let document: ConfigDocument
     /// `sha256:` and the first 16 hex digits of the SHA-256 of the bytes as served (PROTOCOL.md, "Config version").
@@ -20,6 +31,9 @@ public final class LoadedConfig: Sendable {
     /// The fixed parts of every `assign` answer, by experiment and variant, written once when the config is
     /// applied instead of once per request.
     let assignmentAnswers: [[AssignmentAnswerParts]]
+    /// The prompt version each variant serves, by experiment and variant, looked up once when the config is
+    /// applied (nil only for a document that names a version it lacks, which validation rules out).
+    let servedPromptVersions: [[ServedPromptVersion?]]
     /// How many units each variant enrolled under this document (shared by relabelled copies).
     public let assignmentTally: AssignmentTally
 
@@ -46,6 +60,13 @@ public final class LoadedConfig: Sendable {
         self.fromCache = fromCache
         self.assignmentAnswers = document.experiments.map { experiment in
             experiment.variants.map { AssignmentAnswerParts(experiment: experiment, variant: $0, configVersion: version) }
+        }
+        self.servedPromptVersions = document.experiments.map { experiment in
+            experiment.variants.map { variant in
+                document.prompt(named: variant.prompt)?.version(variant.promptVersion).map {
+                    ServedPromptVersion(prompt: variant.prompt, version: $0)
+                }
+            }
         }
     }
 

@@ -1,6 +1,8 @@
 /// How one prompt version renders: its templates parsed at validation time, its declared variables, and its
 /// guardrails split by what they read.
-struct PromptRendering: Sendable {
+///
+/// A class, immutable once validated, so that a render shares it instead of copying and retaining each field.
+final class PromptRendering: Sendable {
     /// Required variables, then optional ones; a template value's index is its index here.
     let declared: [String]
     let requiredCount: Int
@@ -24,6 +26,15 @@ struct PromptRendering: Sendable {
         self.outputRules = outputRules
         self.outputNeedsText =
             outputRules.contains { $0.kind != .maxLength } || templates.contains { !$0.hasRenderPlan }
+    }
+}
+
+extension PromptRendering {
+    /// The index of the declared variable `name`. Clients usually send the variables in the order the version
+    /// declares them, so the declaration at `guess` (the variable's position in the request) is tried first.
+    func declaredIndex(of name: String, guess: Int) -> Int? {
+        if guess < declared.count, declared[guess].hasSameUTF8(as: name) { return guess }
+        return declared.firstIndex { $0.hasSameUTF8(as: name) }
     }
 }
 
@@ -65,7 +76,7 @@ public struct RenderWarning: Sendable, Equatable {
 /// A prompt version rendered for one request, not yet written: the values, the texts if a rule needed them,
 /// the warnings, and the rules that fired.
 public struct PreparedRender: Sendable {
-    let version: PromptVersion
+    let rendering: PromptRendering
     let values: [TemplateValue?]
     /// Each template's text, when a guardrail needed it; otherwise written straight from the plan.
     var texts: [String]?
@@ -77,7 +88,7 @@ public struct PreparedRender: Sendable {
 
     /// The rendered texts: the text prompt's, or each message's content.
     public var renderedTexts: [String] {
-        texts ?? version.rendering.templates.map { $0.render(values, declaredVariables: version.rendering.declared) }
+        texts ?? rendering.templates.map { $0.render(values, declaredVariables: rendering.declared) }
     }
 }
 
@@ -90,7 +101,7 @@ extension PromptVersion {
         let rendering = self.rendering
         var values = [TemplateValue?](repeating: nil, count: rendering.declared.count)
         var warnings: [RenderWarning] = []
-        for member in variables.members {
+        for (position, member) in variables.members.enumerated() {
             let value: TemplateValue
             switch member.value {
             case .string(let text): value = .text(text)
@@ -104,7 +115,7 @@ extension PromptVersion {
                     .invalidVariables,
                     "variable '\(member.key)' must be a string, a number or a boolean, found \(member.value.typeName)")
             }
-            if let index = rendering.declared.firstIndex(where: { $0.hasSameUTF8(as: member.key) }) {
+            if let index = rendering.declaredIndex(of: member.key, guess: position) {
                 values[index] = value
             } else {
                 warnings.append(RenderWarning(code: .extraVariable, variable: member.key))
@@ -116,7 +127,7 @@ extension PromptVersion {
                 .missingVariable,
                 "missing required variable\(missing.count == 1 ? "" : "s") \(missing.map { "'\($0)'" }.joined(separator: ", ")) of version \(number)")
         }
-        var prepared = PreparedRender(version: self, values: values, texts: nil, warnings: warnings, triggered: [])
+        var prepared = PreparedRender(rendering: rendering, values: values, texts: nil, warnings: warnings, triggered: [])
         if !rendering.variableRules.isEmpty {
             let texts = values.compactMap { $0?.text }
             check(rendering.variableRules, on: texts, into: &prepared)
@@ -214,7 +225,6 @@ extension PromptGuardrail {
 extension PreparedRender {
     /// Writes `,"type":"text","text":".."` or `,"type":"chat","messages":[..]`, then `,"warnings":[..]`.
     func write(into writer: inout JSONWriter) {
-        let rendering = version.rendering
         func writeText(_ index: Int) {
             if let texts {
                 writer.string(texts[index])

@@ -146,8 +146,9 @@ public final class SocketServer: Service, Sendable {
         }
         try handlers.addHandler(BackPressureHandler())
         try handlers.addHandler(
-            ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: configuration.maximumLineBytes))
-        try handlers.addHandler(RequestLineHandler(store: store, context: contextForPeer(peer), logger: logger))
+            RequestLineHandler(
+                store: store, context: contextForPeer(peer), maximumLineBytes: configuration.maximumLineBytes,
+                logger: logger))
     }
 }
 
