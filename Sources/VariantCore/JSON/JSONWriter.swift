@@ -108,6 +108,11 @@ public struct JSONWriter: Sendable {
         bytes.append(contentsOf: json)
     }
 
+    /// Appends bytes that are already JSON.
+    public mutating func append(_ json: UnsafeBufferPointer<UInt8>) {
+        bytes.append(contentsOf: json)
+    }
+
     /// Empties the buffer, keeping its storage for the next batch of responses.
     public mutating func reset() {
         bytes.removeAll(keepingCapacity: true)

@@ -176,7 +176,7 @@ extension PromptTemplate {
     func renderedScalarCount(_ values: [TemplateValue?]) -> Int {
         guard let plan else { return 0 }
         var count = 0
-        for segment in plan {
+        for segment in plan.segments {
             switch segment {
             case .literal(_, _, let scalars): count += scalars
             case .variable(let index): count += values[index]?.text.unicodeScalars.count ?? 0
@@ -192,14 +192,16 @@ extension PromptTemplate {
             return writer.string(renderWithMustache(values, declaredVariables: declaredVariables))
         }
         writer.raw("\"")
-        for segment in plan {
-            switch segment {
-            case .literal(_, let json, _): writer.append(json)
-            case .variable(let index):
-                switch values[index] {
-                case .text(let text)?: writer.stringContents(text)
-                case .flag(let flag)?: flag ? writer.raw("true") : writer.raw("false")
-                case nil: break
+        plan.json.withUnsafeBufferPointer { json in
+            for segment in plan.segments {
+                switch segment {
+                case .literal(_, let range, _): writer.append(UnsafeBufferPointer(rebasing: json[range]))
+                case .variable(let index):
+                    switch values[index] {
+                    case .text(let text)?: writer.stringContents(text)
+                    case .flag(let flag)?: flag ? writer.raw("true") : writer.raw("false")
+                    case nil: break
+                    }
                 }
             }
         }

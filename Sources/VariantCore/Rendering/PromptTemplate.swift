@@ -11,23 +11,16 @@ import Mustache
 /// positions of its variables, found by rendering the template once with a marker in each variable. Rendering it
 /// then copies bytes and escapes only the variables' values, and gives exactly what swift-mustache gives (the
 /// tests and the `fuzz-render` harness compare the two).
-public struct PromptTemplate: Sendable {
+///
+/// A class, immutable once parsed, so that a render shares it instead of copying and retaining its fields.
+public final class PromptTemplate: Sendable {
     /// The template as written.
     public let source: String
     /// The variables the template references, in order of first use.
     public let referencedVariables: [String]
     let mustache: MustacheTemplate
     /// The render plan; nil when the template has sections, which swift-mustache renders.
-    let plan: [Segment]?
-
-    /// A piece of a rendered template.
-    enum Segment: Sendable {
-        /// Text that is the same in every rendering, with its JSON-escaped form (without quotes) and its length in
-        /// Unicode scalars.
-        case literal(text: String, json: [UInt8], scalars: Int)
-        /// The value of the declared variable at this index.
-        case variable(Int)
-    }
+    let plan: RenderPlan?
 
     /// Why a template cannot be used.
     public enum Problem: Error, Sendable, Equatable {
@@ -94,7 +87,7 @@ public struct PromptTemplate: Sendable {
     private static let markerEnd = Unicode.Scalar(0xFDD1 as UInt32)!
 
     private static func plan(_ mustache: MustacheTemplate, source: String, declaredVariables: [String])
-        -> [Segment]?
+        -> RenderPlan?
     {
         guard !source.unicodeScalars.contains(where: { $0 == markerStart || $0 == markerEnd }) else { return nil }
         var markers: [String: Any] = [:]
@@ -102,15 +95,12 @@ public struct PromptTemplate: Sendable {
             markers[name] = "\(markerStart)\(index)\(markerEnd)"
         }
         let rendered = mustache.render(markers)
-        var segments: [Segment] = []
+        var plan = RenderPlan.Builder()
         var literal = String.UnicodeScalarView()
         var scalars = rendered.unicodeScalars.makeIterator()
         func flushLiteral() {
             guard !literal.isEmpty else { return }
-            let text = String(literal)
-            var writer = JSONWriter()
-            writer.stringContents(text)
-            segments.append(.literal(text: text, json: writer.bytes, scalars: literal.count))
+            plan.appendLiteral(literal)
             literal = String.UnicodeScalarView()
         }
         while let scalar = scalars.next() {
@@ -122,10 +112,10 @@ public struct PromptTemplate: Sendable {
             while let digit = scalars.next(), digit != markerEnd { digits.unicodeScalars.append(digit) }
             guard let index = Int(digits), declaredVariables.indices.contains(index) else { return nil }
             flushLiteral()
-            segments.append(.variable(index))
+            plan.appendVariable(index)
         }
         flushLiteral()
-        return segments
+        return plan.build()
     }
 
     /// Renders with swift-mustache, the reference every render plan must agree with.
@@ -146,9 +136,9 @@ public struct PromptTemplate: Sendable {
     func render(_ values: [TemplateValue?], declaredVariables: [String]) -> String {
         guard let plan else { return renderWithMustache(values, declaredVariables: declaredVariables) }
         var text = ""
-        for segment in plan {
+        for segment in plan.segments {
             switch segment {
-            case .literal(let literal, _, _): text += literal
+            case .literal(let literal, _, _): text += plan.texts[literal]
             case .variable(let index): text += values[index]?.text ?? ""
             }
         }
@@ -172,6 +162,55 @@ public struct PromptTemplate: Sendable {
 
     /// Whether rendering goes through a precomputed plan rather than swift-mustache.
     public var hasRenderPlan: Bool { plan != nil }
+}
+
+/// A template without sections, taken apart once: its literal parts, JSON-escaped, and where each variable goes.
+///
+/// The segments hold only integers and every literal's escaped bytes sit in one array, so writing a rendering
+/// walks the plan without retaining anything per segment.
+final class RenderPlan: Sendable {
+    /// A piece of a rendered template.
+    enum Segment: Sendable {
+        /// Text that is the same in every rendering: its index in `texts`, its JSON-escaped form (without quotes)
+        /// as a range of `json`, and its length in Unicode scalars.
+        case literal(Int, json: Range<Int>, scalars: Int)
+        /// The value of the declared variable at this index.
+        case variable(Int)
+    }
+
+    let segments: [Segment]
+    /// Every literal's JSON-escaped bytes, one after the other.
+    let json: [UInt8]
+    /// Every literal's text.
+    let texts: [String]
+
+    private init(segments: [Segment], json: [UInt8], texts: [String]) {
+        self.segments = segments
+        self.json = json
+        self.texts = texts
+    }
+
+    struct Builder {
+        private var segments: [Segment] = []
+        private var json = JSONWriter()
+        private var texts: [String] = []
+
+        mutating func appendLiteral(_ literal: String.UnicodeScalarView) {
+            let text = String(literal)
+            let start = json.bytes.count
+            json.stringContents(text)
+            segments.append(.literal(texts.count, json: start..<json.bytes.count, scalars: literal.count))
+            texts.append(text)
+        }
+
+        mutating func appendVariable(_ index: Int) {
+            segments.append(.variable(index))
+        }
+
+        func build() -> RenderPlan {
+            RenderPlan(segments: segments, json: json.bytes, texts: texts)
+        }
+    }
 }
 
 /// Every problem of one template.
