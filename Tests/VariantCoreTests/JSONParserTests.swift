@@ -59,6 +59,13 @@ import Testing
         #expect(try parseJSON("\"2\"").integerValue == nil)
     }
 
+    @Test(arguments: [0, 7, 9, 10, 42, -1, -10, 1_000_000, 9_007_199_254_740_991, Int.max, Int.min])
+    func writerWritesIntegersAsSwiftPrintsThem(value: Int) {
+        var writer = JSONWriter()
+        writer.integer(value)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == String(value))
+    }
+
     @Test func writerEscapesEveryControlCharacter() throws {
         for scalar in 0..<0x20 {
             var writer = JSONWriter()

@@ -14,7 +14,7 @@ import Testing
         #""variables":{"ticket":"a","ticket":"b"}"#, #""variables":{"ticket":"café"}"#,
         #""variables":{"ticket":1,"product":"p"}"#, #""variables":{"ticket":true}"#, #""variables":[]"#,
         #""variables":{"ticket":"t","product":"p","language":"de","extra":"x"}"#, #""variables":{"ticket":"t",}"#,
-        #""variables":{"product":"p"}"#,
+        #""variables":{"product":"p"}"#, #""variables":{"product":"p","ticket":"t"}"#,
     ]
     static let spacing = ["", " ", "\t", "\r\n "]
 
@@ -92,5 +92,16 @@ import Testing
     func anythingElseTakesTheGeneralPath(line: String) {
         let bytes = Array(line.utf8)
         #expect(bytes.withUnsafeBufferPointer { PlainRequest.parse($0) } == nil)
+    }
+
+    @Test func variablesBeyondTheScannersLimitTakeTheGeneralPath() {
+        func line(variables count: Int) -> [UInt8] {
+            let members = (0..<count).map { #""v\#($0)":"x""# }.joined(separator: ",")
+            return Array(#"{"op":"render","experiment":"e","unit":"u","variables":{\#(members)}}"#.utf8)
+        }
+        let atTheLimit = line(variables: PlainRequest.maximumPlainVariables)
+        let overTheLimit = line(variables: PlainRequest.maximumPlainVariables + 1)
+        #expect(atTheLimit.withUnsafeBufferPointer { PlainRequest.parse($0) } != nil)
+        #expect(overTheLimit.withUnsafeBufferPointer { PlainRequest.parse($0) } == nil)
     }
 }

@@ -1,6 +1,6 @@
 /// Recognises the most common request lines without building a JSON tree: an `assign` with only `id`, `op`,
-/// `experiment` and `unit`, and a `render` with those and `variables`, an object whose values are strings, in any
-/// order; every string printable ASCII without escapes, and `id` such a string or an integer of at most 15 digits.
+/// `experiment` and `unit`, and a `render` with those and `variables`, an object of at most 32 members whose values
+/// are strings, in any order; every string printable ASCII without escapes, and `id` such a string or an integer of at most 15 digits.
 ///
 /// The general parser costs about a third of answering an `assign` and half of a `render` (profiled); this
 /// scanner a small part of that. It accepts nothing the general parser would reject or read differently: any line
@@ -10,8 +10,20 @@ struct PlainRequest {
     enum Operation: Equatable {
         case assign
         /// The variables, in request order.
-        case render(variables: JSONObject)
+        case render(variables: [Variable])
     }
+
+    /// A variable of a plain `render`: where its name and its value (both plain strings, without their quotes)
+    /// lie in the request line. Rendering matches names against the version's declarations as bytes and makes a
+    /// string of each value only, instead of building a JSON object of strings first.
+    struct Variable: Equatable {
+        var name: Range<Int>
+        var value: Range<Int>
+    }
+
+    /// More variables than this take the general path, whose parser finds duplicate names by hashing; the
+    /// scanner compares every pair.
+    static let maximumPlainVariables = 32
 
     var id: JSONValue
     var operation: Operation
@@ -26,7 +38,7 @@ struct PlainRequest {
         var op: UnsafeBufferPointer<UInt8>?
         var experiment: UnsafeBufferPointer<UInt8>?
         var unit: UnsafeBufferPointer<UInt8>?
-        var variables: JSONObject?
+        var variables: [Variable]?
         scanner.skipWhitespace()
         guard scanner.consume(UInt8(ascii: "{")) else { return nil }
         repeat {
@@ -55,7 +67,7 @@ struct PlainRequest {
                 guard unit == nil, let value = scanner.plainString() else { return nil }
                 unit = value
             case .variables?:
-                guard variables == nil, let value = scanner.plainStringObject() else { return nil }
+                guard variables == nil, let value = scanner.plainStringMembers() else { return nil }
                 variables = value
             case nil:
                 return nil
@@ -70,7 +82,7 @@ struct PlainRequest {
         if equals(op, "assign"), variables == nil {
             operation = .assign
         } else if equals(op, "render") {
-            operation = .render(variables: variables ?? JSONObject())
+            operation = .render(variables: variables ?? [])
         } else {
             return nil
         }
@@ -114,14 +126,19 @@ struct PlainRequest {
 
         /// A string of printable ASCII without escapes, without its quotes; nil (position unchanged) otherwise.
         mutating func plainString() -> UnsafeBufferPointer<UInt8>? {
+            plainStringRange().map { UnsafeBufferPointer(rebasing: bytes[$0]) }
+        }
+
+        /// `plainString()`, as the range of `bytes` its contents occupy.
+        mutating func plainStringRange() -> Range<Int>? {
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
             var end = position + 1
             while end < bytes.count {
                 let byte = bytes[end]
                 if byte == UInt8(ascii: "\"") {
-                    let content = UnsafeBufferPointer(rebasing: bytes[(position + 1)..<end])
+                    let contents = (position + 1)..<end
                     position = end + 1
-                    return content
+                    return contents
                 }
                 guard byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "\\") else { return nil }
                 end += 1
@@ -129,27 +146,28 @@ struct PlainRequest {
             return nil
         }
 
-        /// `{}` or an object of plain strings (keys and values) with no key twice; nil (position unchanged)
-        /// otherwise.
-        mutating func plainStringObject() -> JSONObject? {
+        /// `{}` or an object of at most `maximumPlainVariables` plain strings (keys and values) with no key
+        /// twice, as the positions of its keys and values; nil (position unchanged) otherwise.
+        mutating func plainStringMembers() -> [Variable]? {
             let start = position
             guard consume(UInt8(ascii: "{")) else { return nil }
-            var members: [(key: String, value: JSONValue)] = []
-            members.reserveCapacity(8)
+            var members: [Variable] = []
             skipWhitespace()
-            if consume(UInt8(ascii: "}")) { return JSONObject(members) }
+            if consume(UInt8(ascii: "}")) { return members }
+            members.reserveCapacity(8)
             repeat {
                 skipWhitespace()
-                guard let key = plainString() else { break }
+                guard let key = plainStringRange() else { break }
                 skipWhitespace()
                 guard consume(UInt8(ascii: ":")) else { break }
                 skipWhitespace()
-                guard let value = plainString() else { break }
-                let name = String(decoding: key, as: UTF8.self)
-                guard !members.contains(where: { $0.key == name }) else { break }
-                members.append((name, .string(String(decoding: value, as: UTF8.self))))
+                guard let value = plainStringRange(), members.count < PlainRequest.maximumPlainVariables else { break }
+                let name = UnsafeBufferPointer(rebasing: bytes[key])
+                guard !members.contains(where: { UnsafeBufferPointer.sameBytes(UnsafeBufferPointer(rebasing: bytes[$0.name]), name) })
+                else { break }
+                members.append(Variable(name: key, value: value))
                 skipWhitespace()
-                if consume(UInt8(ascii: "}")) { return JSONObject(members) }
+                if consume(UInt8(ascii: "}")) { return members }
             } while consume(UInt8(ascii: ","))
             position = start
             return nil

@@ -17,8 +17,8 @@ public enum Responder {
                 case .render(let variables):
                     try render(
                         .assigned(experiment: plain.experiment, unit: plain.unit, attributes: JSONObject()),
-                        variables: variables, snapshot: snapshot, now: now, context: context, id: plain.id,
-                        into: &writer)
+                        variables: .plain(variables, line: line), snapshot: snapshot, now: now, context: context,
+                        id: plain.id, into: &writer)
                 }
             } catch {
                 writeError(error, id: plain.id, into: &writer)
@@ -122,7 +122,7 @@ public enum Responder {
         case .enable(let experiment, let variant):
             try enable(experiment: experiment, variant: variant, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
         case .render(let query, let variables):
-            try render(query, variables: variables, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+            try render(query, variables: .object(variables), snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
         case .reload:
             try requireAdministrator(context.caller, op: "reload")
             guard context.reload() else {

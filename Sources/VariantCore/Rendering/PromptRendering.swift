@@ -5,6 +5,8 @@
 final class PromptRendering: Sendable {
     /// Required variables, then optional ones; a template value's index is its index here.
     let declared: [String]
+    /// The declared names' UTF-8, for matching a request's variables without making strings of their names.
+    let declaredUTF8: [[UInt8]]
     let requiredCount: Int
     /// One template for a text prompt; one per message for a chat prompt.
     let templates: [PromptTemplate]
@@ -18,6 +20,7 @@ final class PromptRendering: Sendable {
 
     init(declared: [String], requiredCount: Int, templates: [PromptTemplate], roles: [String]?, guardrails: [PromptGuardrail]) {
         self.declared = declared
+        self.declaredUTF8 = declared.map { Array($0.utf8) }
         self.requiredCount = requiredCount
         self.templates = templates
         self.roles = roles
@@ -30,11 +33,61 @@ final class PromptRendering: Sendable {
 }
 
 extension PromptRendering {
-    /// The index of the declared variable `name`. Clients usually send the variables in the order the version
-    /// declares them, so the declaration at `guess` (the variable's position in the request) is tried first.
-    func declaredIndex(of name: String, guess: Int) -> Int? {
-        if guess < declared.count, declared[guess].hasSameUTF8(as: name) { return guess }
-        return declared.firstIndex { $0.hasSameUTF8(as: name) }
+    /// A request's variables as values by declared index, with a warning for each one not declared.
+    /// - Throws: `invalid_variables` (a value that is not a string, number or boolean).
+    func templateValues(_ variables: JSONObject) throws(ProtocolError) -> ([TemplateValue?], [RenderWarning]) {
+        var values = [TemplateValue?](repeating: nil, count: declared.count)
+        var warnings: [RenderWarning] = []
+        for (position, member) in variables.members.enumerated() {
+            let value: TemplateValue
+            switch member.value {
+            case .string(let text): value = .text(text)
+            case .bool(let flag): value = .flag(flag)
+            case .number(let number):
+                var writer = JSONWriter(reservingCapacity: 24)
+                writer.number(number)
+                value = .text(String(decoding: writer.bytes, as: UTF8.self))
+            default:
+                throw ProtocolError(
+                    .invalidVariables,
+                    "variable '\(member.key)' must be a string, a number or a boolean, found \(member.value.typeName)")
+            }
+            var name = member.key
+            if let index = name.withUTF8({ declaredIndex(ofUTF8: $0, guess: position) }) {
+                values[index] = value
+            } else {
+                warnings.append(RenderWarning(code: .extraVariable, variable: member.key))
+            }
+        }
+        return (values, warnings)
+    }
+
+    /// `templateValues(_:)` for a plain request's variables (every value a string), read from its line.
+    func templateValues(_ variables: [PlainRequest.Variable], in line: UnsafeBufferPointer<UInt8>)
+        -> ([TemplateValue?], [RenderWarning])
+    {
+        var values = [TemplateValue?](repeating: nil, count: declared.count)
+        var warnings: [RenderWarning] = []
+        for (position, variable) in variables.enumerated() {
+            let name = UnsafeBufferPointer(rebasing: line[variable.name])
+            if let index = declaredIndex(ofUTF8: name, guess: position) {
+                values[index] = .text(String(decoding: line[variable.value], as: UTF8.self))
+            } else {
+                warnings.append(RenderWarning(code: .extraVariable, variable: String(decoding: name, as: UTF8.self)))
+            }
+        }
+        return (values, warnings)
+    }
+
+    /// The index of the declared variable whose name is these bytes. Clients usually send the variables in the
+    /// order the version declares them, so the declaration at `guess` (the variable's position in the request) is
+    /// tried first.
+    func declaredIndex(ofUTF8 name: UnsafeBufferPointer<UInt8>, guess: Int) -> Int? {
+        func matches(_ index: Int) -> Bool {
+            declaredUTF8[index].withUnsafeBufferPointer { UnsafeBufferPointer.sameBytes($0, name) }
+        }
+        if guess < declaredUTF8.count, matches(guess) { return guess }
+        return declaredUTF8.indices.first(where: matches)
     }
 }
 
@@ -98,29 +151,14 @@ extension PromptVersion {
     ///   missing required variable is named). A `block` rule that fires is reported in `blocked`, not thrown, so
     ///   that the caller can count it first.
     public func prepareRender(variables: JSONObject) throws(ProtocolError) -> PreparedRender {
+        let (values, warnings) = try rendering.templateValues(variables)
+        return try prepareRender(values: values, warnings: warnings)
+    }
+
+    /// `prepareRender(variables:)` once the variables are values by declared index, with a warning for each one
+    /// not declared.
+    func prepareRender(values: [TemplateValue?], warnings: [RenderWarning]) throws(ProtocolError) -> PreparedRender {
         let rendering = self.rendering
-        var values = [TemplateValue?](repeating: nil, count: rendering.declared.count)
-        var warnings: [RenderWarning] = []
-        for (position, member) in variables.members.enumerated() {
-            let value: TemplateValue
-            switch member.value {
-            case .string(let text): value = .text(text)
-            case .bool(let flag): value = .flag(flag)
-            case .number(let number):
-                var writer = JSONWriter(reservingCapacity: 24)
-                writer.number(number)
-                value = .text(String(decoding: writer.bytes, as: UTF8.self))
-            default:
-                throw ProtocolError(
-                    .invalidVariables,
-                    "variable '\(member.key)' must be a string, a number or a boolean, found \(member.value.typeName)")
-            }
-            if let index = rendering.declaredIndex(of: member.key, guess: position) {
-                values[index] = value
-            } else {
-                warnings.append(RenderWarning(code: .extraVariable, variable: member.key))
-            }
-        }
         let missing = (0..<rendering.requiredCount).filter { values[$0] == nil }.map { rendering.declared[$0] }
         if !missing.isEmpty {
             throw ProtocolError(
