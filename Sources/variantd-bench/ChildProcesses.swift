@@ -11,7 +11,7 @@ enum ChildProcesses {
     enum Role {
         /// The started variantd.
         case daemon
-        /// gcc or udsfloor.
+        /// gcc, udsfloor or the NIO reference server.
         case helper
     }
 

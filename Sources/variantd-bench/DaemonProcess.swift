@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
 
-/// A variantd started by the benchmark, listening on a socket in the benchmark's temporary directory, with its
-/// standard output and standard error going to a log file there.
+/// A server started by the benchmark (variantd, or the NIO reference server), listening on a socket in the
+/// benchmark's temporary directory, with its standard output and standard error going to a log file there.
 final class DaemonProcess {
     /// How long `waitUntilAccepting` waits for the socket, and `stop` for the daemon to exit after SIGTERM.
     private static let patience: UInt64 = 10_000_000_000
@@ -11,15 +11,25 @@ final class DaemonProcess {
 
     private let process: Process
     private let logPath: String
+    /// What the server is, for messages.
+    private let name: String
+    private let role: ChildProcesses.Role
 
     /// Starts `executable --config config --socket socketPath`.
-    init(executable: String, config: String, socketPath: String, logPath: String) throws {
+    convenience init(executable: String, config: String, socketPath: String, logPath: String) throws {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw BenchError("no variantd executable at \(executable) (build it, or pass --daemon or --socket)")
         }
         guard FileManager.default.fileExists(atPath: config) else {
             throw BenchError("no configuration document at \(config) (pass --config)")
         }
+        try self.init(
+            name: "variantd", executable: executable, arguments: ["--config", config, "--socket", socketPath],
+            logPath: logPath, role: .daemon)
+    }
+
+    /// Starts `executable arguments`, recorded as a child in `role`.
+    init(name: String, executable: String, arguments: [String], logPath: String, role: ChildProcesses.Role) throws {
         guard FileManager.default.createFile(atPath: logPath, contents: nil),
             let log = FileHandle(forWritingAtPath: logPath)
         else {
@@ -28,13 +38,15 @@ final class DaemonProcess {
         defer { try? log.close() }
         process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--config", config, "--socket", socketPath]
+        process.arguments = arguments
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
         process.standardError = log
         self.logPath = logPath
+        self.name = name
+        self.role = role
         try process.run()
-        ChildProcesses.record(process.processIdentifier, as: .daemon)
+        ChildProcesses.record(process.processIdentifier, as: role)
     }
 
     /// Waits until connecting to `socketPath` succeeds, trying every 10 ms for at most 10 s.
@@ -42,11 +54,11 @@ final class DaemonProcess {
         let deadline = monotonicNanoseconds() + Self.patience
         while true {
             guard process.isRunning else {
-                throw BenchError("variantd exited (\(exitDescription)) before accepting connections\n\(logExcerpt)")
+                throw BenchError("\(name) exited (\(exitDescription)) before accepting connections\n\(logExcerpt)")
             }
             if (try? BenchConnection(socketPath: socketPath)) != nil { return }
             guard monotonicNanoseconds() < deadline else {
-                throw BenchError("variantd did not accept connections on \(socketPath) within 10 s\n\(logExcerpt)")
+                throw BenchError("\(name) did not accept connections on \(socketPath) within 10 s\n\(logExcerpt)")
             }
             usleep(Self.pollInterval)
         }
@@ -59,12 +71,12 @@ final class DaemonProcess {
         while process.isRunning && monotonicNanoseconds() < deadline {
             usleep(Self.pollInterval)
         }
-        return process.isRunning ? nil : "variantd exited (\(exitDescription)) during the benchmark\n\(logExcerpt)"
+        return process.isRunning ? nil : "\(name) exited (\(exitDescription)) during the benchmark\n\(logExcerpt)"
     }
 
     /// Sends SIGTERM and waits for the daemon to exit, sending SIGKILL if it is still running after 10 s.
     func stop() {
-        defer { ChildProcesses.record(0, as: .daemon) }
+        defer { ChildProcesses.record(0, as: role) }
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
         let deadline = monotonicNanoseconds() + Self.patience
@@ -89,6 +101,6 @@ final class DaemonProcess {
     private var logExcerpt: String {
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         let lines = log.split(separator: "\n").suffix(40)
-        return "variantd's log (last 40 lines):\n" + lines.joined(separator: "\n")
+        return "\(name)'s log (last 40 lines):\n" + lines.joined(separator: "\n")
     }
 }

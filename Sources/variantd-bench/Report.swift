@@ -82,6 +82,8 @@ struct BenchReport: Encodable {
     /// Why the floor was not measured, if it was not.
     var floorSkipped: String?
     var variantd: DaemonFigures
+    /// The NIO reference server, one in flight on 1 connection (NIOReferenceServer).
+    var nioReference: LatencyFigures
     var core: CoreCost
     var comparisons: [Comparison]
     var targets: [Target]
@@ -91,9 +93,10 @@ struct BenchReport: Encodable {
     var renderCore: CoreCost?
 
     init(
-        settings: Settings, floor: FloorFigures?, floorSkipped: String?, variantd: DaemonFigures, core: CoreCost,
-        render: RenderFigures? = nil, renderCore: CoreCost? = nil
+        settings: Settings, floor: FloorFigures?, floorSkipped: String?, variantd: DaemonFigures,
+        nioReference: LatencyFigures, core: CoreCost, render: RenderFigures? = nil, renderCore: CoreCost? = nil
     ) {
+        self.nioReference = nioReference
         self.core = core
         self.render = render
         self.renderCore = renderCore
@@ -188,6 +191,19 @@ struct BenchReport: Encodable {
             previousMeasurement = comparison.measurement
         }
         lines += aligned(rows, rightAlignedFrom: 2)
+        lines.append("")
+        var referenceRows = [["NIO reference server (one in flight, 1 connection)", "metric", "NIO", "NIO/floor", "variantd/NIO"]]
+        for (metric, reference, floor, variantd) in [
+            ("p50 us", nioReference.p50Micros, self.floor?.oneInFlight.p50Micros, variantd.oneInFlight.p50Micros),
+            ("p99 us", nioReference.p99Micros, self.floor?.oneInFlight.p99Micros, variantd.oneInFlight.p99Micros),
+        ] {
+            referenceRows.append([
+                referenceRows.count == 1 ? "fixed answer, no parsing" : "", metric, format(reference, decimals: 1),
+                floor.map { format(reference / $0, decimals: 2) + "x" } ?? "-",
+                format(variantd / reference, decimals: 2) + "x",
+            ])
+        }
+        lines += aligned(referenceRows, rightAlignedFrom: 2)
         lines.append("")
         lines.append(
             "core alone (parse, assign, write; no socket): \(format(core.nanosecondsPerRequest, decimals: 0)) ns/request, "

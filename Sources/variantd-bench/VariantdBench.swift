@@ -32,7 +32,10 @@ struct VariantdBench: ParsableCommand {
 
             Phases: a correctness check, 5000 warm-up round trips, one-in-flight round trips on 1 connection and \
             on --connections connections at once, then pipelined requests on --connections connections with \
-            --depth requests in flight each. Progress goes to standard error.
+            --depth requests in flight each. Then the same one-in-flight run on 1 connection against the NIO \
+            reference server (this executable, serving variantd's connection pipeline with udsfloor's fixed \
+            answer), which shows how much of the distance to the floor any SwiftNIO server has. Progress goes to \
+            standard error.
             """)
 
     @Option(help: ArgumentHelp("The variantd executable to start.", valueName: "path"))
@@ -80,6 +83,10 @@ struct VariantdBench: ParsableCommand {
     @Flag(help: "Print the results as one JSON object instead of a table.")
     var json = false
 
+    /// Set when the benchmark starts itself as the NIO reference server (NIOReferenceServer) on this socket.
+    @Option(help: .hidden)
+    var nioReferenceServer: String?
+
     /// Round trips before the measured ones, to warm up variantd and the client.
     private static let warmUpRequests = 5000
     /// The deepest pipeline udsfloor can drive.
@@ -103,6 +110,7 @@ struct VariantdBench: ParsableCommand {
     }
 
     func run() throws {
+        if let nioReferenceServer { try NIOReferenceServer.serve(at: nioReferenceServer) }
         // A daemon that goes away must fail a write, not kill the benchmark before it stops the daemon.
         signal(SIGPIPE, SIG_IGN)
         ChildProcesses.terminateOnInterrupt()
@@ -132,6 +140,7 @@ struct VariantdBench: ParsableCommand {
             try load.verify()
             let (floor, floorSkipped) = try measureFloor(in: workDirectory)
             let figures = try measureVariantd(with: load)
+            let nioReference = try measureNIOReference(in: workDirectory)
             var render: RenderFigures?
             var renderCore: CoreCost?
             if socket == nil {
@@ -150,8 +159,8 @@ struct VariantdBench: ParsableCommand {
                     connections: connections, requests: requests, depth: depth, latencyRequests: latencyRequests,
                     experiment: experiment, unitPrefix: unitPrefix,
                     variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
-                floor: floor, floorSkipped: floorSkipped, variantd: figures, core: core, render: render,
-                renderCore: renderCore)
+                floor: floor, floorSkipped: floorSkipped, variantd: figures, nioReference: nioReference, core: core,
+                render: render, renderCore: renderCore)
             print(try json ? report.json() : report.table())
         } catch {
             if let exit = daemonProcess?.unexpectedExit() {
@@ -202,6 +211,25 @@ struct VariantdBench: ParsableCommand {
         return DaemonFigures(
             oneInFlight: LatencyFigures(single), concurrentOneInFlight: LatencyFigures(concurrent),
             pipelinedRequestsPerSecond: pipelined.requestsPerSecond)
+    }
+
+    /// Starts this executable as the NIO reference server and measures it as variantd's one-in-flight phase on 1
+    /// connection is measured: warm-up, then `latencyRequests` round trips.
+    private func measureNIOReference(in workDirectory: String) throws -> LatencyFigures {
+        let socketPath = workDirectory + "/nio-reference.sock"
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        progress("starting the NIO reference server")
+        let server = try DaemonProcess(
+            name: "the NIO reference server", executable: executable, arguments: ["--nio-reference-server", socketPath],
+            logPath: workDirectory + "/nio-reference.log", role: .helper)
+        defer { server.stop() }
+        try server.waitUntilAccepting(socketPath: socketPath)
+        let load = LoadGenerator(
+            socketPath: socketPath, corpus: RequestCorpus(experiment: experiment, unitPrefix: unitPrefix, maxBurst: 1))
+        try load.verify()
+        _ = try load.oneInFlight(connections: 1, requestsPerConnection: Self.warmUpRequests)
+        progress("measuring the NIO reference server: one in flight, 1 connection")
+        return LatencyFigures(try load.oneInFlight(connections: 1, requestsPerConnection: latencyRequests))
     }
 
     /// Creates a fresh directory under `$TMPDIR` (or /tmp) for the floor's executable, the sockets and the log.
