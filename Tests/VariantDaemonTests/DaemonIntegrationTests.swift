@@ -48,6 +48,66 @@ import VariantDaemon
         }
     }
 
+    @Test func aClientThatStopsReadingIsNotReadFromUntilItReadsAgainAndLosesNoAnswer() throws {
+        // Back-pressure: once a client's answers pile up unread, the daemon stops reading its requests, so the
+        // socket's buffers fill and the client's writes would block, instead of the daemon queueing answers
+        // without bound. When the client reads again, every request it wrote is answered, in order.
+        let daemon = try DaemonFixture(config: exampleConfig)
+        let socket = try RawSocket(path: daemon.socketPath)
+        let line = Array(#"{"id":1,"op":"assign","experiment":"checkout-prompt","unit":"u"}"#.utf8) + [UInt8(ascii: "\n")]
+        let chunk = Array([[UInt8]](repeating: line, count: 1000).joined())
+        let flags = fcntl(socket.descriptor, F_GETFL)
+        #expect(fcntl(socket.descriptor, F_SETFL, flags | O_NONBLOCK) == 0)
+        // Without back-pressure the daemon drains whatever is written, so the writes would never stall for good.
+        let limit = 32 << 20
+        var written = 0
+        var offsetInChunk = 0
+        var stalled = false
+        while written < limit {
+            let result = chunk[offsetInChunk...].withUnsafeBytes {
+                Glibc.send(socket.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if result > 0 {
+                written += result
+                offsetInChunk = (offsetInChunk + result) % chunk.count
+                continue
+            }
+            #expect(errno == EAGAIN || errno == EWOULDBLOCK, "send: \(String(cString: strerror(errno)))")
+            // Full now; still full after half a second means the daemon is not reading.
+            Thread.sleep(forTimeInterval: 0.5)
+            let retry = chunk[offsetInChunk...].withUnsafeBytes {
+                Glibc.send(socket.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if retry > 0 {
+                written += retry
+                offsetInChunk = (offsetInChunk + retry) % chunk.count
+                continue
+            }
+            stalled = true
+            break
+        }
+        #expect(stalled, "wrote \(written) bytes without the daemon ever stopping to read")
+        #expect(written < 4 << 20, "the daemon took \(written) bytes of requests before it stopped reading")
+        // Another client is served meanwhile.
+        #expect(try daemon.ask(#"{"id":2,"op":"health"}"#)["ok"] == .bool(true))
+        // Finish the line cut off by the last write, then read every answer.
+        #expect(fcntl(socket.descriptor, F_SETFL, flags) == 0)
+        let cut = written % line.count
+        let rest = cut == 0 ? [] : Array(line[cut...])
+        let expected = (written + rest.count) / line.count
+        let writer = socket
+        let finished = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? writer.write(rest)
+            finished.signal()
+        }
+        let answers = socket.readLines(expected)
+        finished.wait()
+        #expect(answers.count == expected)
+        #expect(answers.allSatisfy { parseObject($0)?["ok"] == .bool(true) })
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func servesManyConcurrentClients() throws {
         let daemon = try DaemonFixture(config: exampleConfig)
         let clients = 32
