@@ -63,26 +63,23 @@ import VariantDaemon
         var written = 0
         var offsetInChunk = 0
         var stalled = false
-        while written < limit {
+        /// Sends what fits of the rest of the chunk without blocking; whether anything was sent (if not, `errno`
+        /// says why).
+        func sendWhatFits() -> Bool {
             let result = chunk[offsetInChunk...].withUnsafeBytes {
                 Glibc.send(socket.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
             }
-            if result > 0 {
-                written += result
-                offsetInChunk = (offsetInChunk + result) % chunk.count
-                continue
-            }
+            guard result > 0 else { return false }
+            written += result
+            offsetInChunk = (offsetInChunk + result) % chunk.count
+            return true
+        }
+        while written < limit {
+            if sendWhatFits() { continue }
             #expect(errno == EAGAIN || errno == EWOULDBLOCK, "send: \(String(cString: strerror(errno)))")
             // Full now; still full after half a second means the daemon is not reading.
             Thread.sleep(forTimeInterval: 0.5)
-            let retry = chunk[offsetInChunk...].withUnsafeBytes {
-                Glibc.send(socket.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            if retry > 0 {
-                written += retry
-                offsetInChunk = (offsetInChunk + retry) % chunk.count
-                continue
-            }
+            if sendWhatFits() { continue }
             stalled = true
             break
         }
