@@ -1,8 +1,5 @@
 import Crypto
 
-/// A configuration document in use, with where and when it came from.
-///
-/// A class, so that answering a request takes one reference instead of copying (and retaining) every field.
 /// The prompt version a variant serves, shared by every `render` of it instead of looked up and copied per request.
 final class ServedPromptVersion: Sendable {
     let prompt: String
@@ -14,6 +11,9 @@ final class ServedPromptVersion: Sendable {
     }
 }
 
+/// A configuration document in use, with where and when it came from.
+///
+/// A class, so that answering a request takes one reference instead of copying (and retaining) every field.
 public final class LoadedConfig: Sendable {
     public let document: ConfigDocument
     /// `sha256:` and the first 16 hex digits of the SHA-256 of the bytes as served (PROTOCOL.md, "Config version").
