@@ -309,10 +309,16 @@ import VariantDaemon
 
 
 /// Runs a built product to completion, returning its exit status and its standard output and error together.
-func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+/// `environment` is added to the test's own.
+func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws
+    -> (status: Int32, output: String)
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: DaemonFixture.product(name))
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe

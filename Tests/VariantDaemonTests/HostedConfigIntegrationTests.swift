@@ -391,17 +391,9 @@ import VariantCore
             (["--poll-interval", "1e300"], "--poll-interval must be a positive number of seconds, at most a day"),
             (["--ca-bundle", "/nonexistent.pem"], "--ca-bundle: cannot read /nonexistent.pem"),
         ] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: DaemonFixture.product("variantd"))
-            process.arguments = ["--socket", "/tmp/variantd-never.sock"] + arguments
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus != 0)
-            #expect(output.contains(message), "\(arguments): \(output)")
+            let refused = try runProduct("variantd", ["--socket", "/tmp/variantd-never.sock"] + arguments)
+            #expect(refused.status != 0)
+            #expect(refused.output.contains(message), "\(arguments): \(refused.output)")
         }
     }
 

@@ -361,19 +361,11 @@ import VariantCore
             (["--langfuse-label-ttl", "0"], [:], "--langfuse-label-ttl must be a positive number of seconds"),
             (["--langfuse-fallback", "/nonexistent.json"], [:], "--langfuse-fallback: cannot read /nonexistent.json"),
         ] as [([String], [String: String], String)] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: DaemonFixture.product("variantd"))
-            process.arguments = ["--socket", "/tmp/variantd-never.sock"] + arguments
-            process.environment = ProcessInfo.processInfo.environment.merging(
-                ["LANGFUSE_PUBLIC_KEY": "", "LANGFUSE_SECRET_KEY": ""].merging(environment) { $1 }) { $1 }
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus != 0)
-            #expect(output.contains(message), "\(arguments): \(output)")
+            let refused = try runProduct(
+                "variantd", ["--socket", "/tmp/variantd-never.sock"] + arguments,
+                environment: ["LANGFUSE_PUBLIC_KEY": "", "LANGFUSE_SECRET_KEY": ""].merging(environment) { $1 })
+            #expect(refused.status != 0)
+            #expect(refused.output.contains(message), "\(arguments): \(refused.output)")
         }
     }
 
