@@ -28,6 +28,9 @@ extension VariantClient {
         /// A chat version's messages (each content a template), filled by `prompt` (and the fallback) where
         /// `template` is empty.
         public var messages: [PromptMessage]? = nil
+        /// The unit the assignment is for (set by `assign` and `render`): `record(_:_:)` sends it with the variant,
+        /// so that the daemon analyses the records by unit.
+        public var unit: String? = nil
 
         public struct Variables: Sendable, Equatable {
             public var required: [String]

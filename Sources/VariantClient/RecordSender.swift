@@ -13,7 +13,15 @@ extension VariantClient {
         guard assignment.reason != "fallback", assignment.reason != "no_config", let variant = assignment.variant else {
             return false
         }
-        return record(experiment: assignment.experiment, variant: variant, measurements, shadow: shadow)
+        return buffer(experiment: assignment.experiment, shadow: shadow, measurements) { writer in
+            writer.raw(",\"variant\":")
+            writer.string(variant)
+            // The unit only groups the record for the analysis by unit; the variant is taken as given.
+            if let unit = assignment.unit {
+                writer.raw(",\"unit\":")
+                writer.string(unit)
+            }
+        }
     }
 
     /// Buffers one record for a named variant (as `assign` answered it).

@@ -67,7 +67,7 @@ extension VariantClient {
             return fallback.render(fallBack(experiment, error.code), variables: variables)
         }
         if let refusal = Self.refusal(in: answer) { return refusal }
-        let assignment = assignment(experiment, from: answer)
+        let assignment = assignment(experiment, from: answer, unit: unit)
         guard assignment.reason != "fallback", assignment.reason != "no_config" else {
             return fallback.render(assignment, variables: variables)
         }

@@ -92,7 +92,7 @@ public final class VariantClient: Sendable {
         if !attributes.isEmpty { fields.append(("attributes", .object(attributes))) }
         do throws(Failure) {
             let answers = try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)
-            return assignment(experiment, from: answers[0])
+            return assignment(experiment, from: answers[0], unit: unit)
         } catch {
             return fallBack(experiment, error.code)
         }
@@ -137,7 +137,7 @@ public final class VariantClient: Sendable {
         }
         do throws(Failure) {
             let answers = try exchange(lines, timeout: configuration.timeout, respectingBackoff: true)
-            return zip(requests, answers).map { assignment($0.experiment, from: $1) }
+            return zip(requests, answers).map { assignment($0.experiment, from: $1, unit: $0.unit) }
         } catch {
             return requests.map { fallBack($0.experiment, error.code) }
         }
@@ -207,7 +207,7 @@ public final class VariantClient: Sendable {
         return fallback.assignment(for: experiment, reason: "fallback", error: code)
     }
 
-    func assignment(_ experiment: String, from answer: JSONObject) -> Assignment {
+    func assignment(_ experiment: String, from answer: JSONObject, unit: String) -> Assignment {
         guard answer["ok"] == .bool(true) else {
             return fallBack(experiment, answer["error"]?.objectValue?["code"]?.stringValue ?? "invalid_answer")
         }
@@ -215,7 +215,9 @@ public final class VariantClient: Sendable {
             // No configuration in the daemon: the client serves its own control, keeping the daemon's reason.
             return fallback.assignment(for: experiment, reason: "no_config")
         }
-        return Assignment(answer: answer) ?? fallBack(experiment, "invalid_answer")
+        guard var assignment = Assignment(answer: answer) else { return fallBack(experiment, "invalid_answer") }
+        assignment.unit = unit
+        return assignment
     }
 
     private static func template(from answer: JSONObject) -> Template? {

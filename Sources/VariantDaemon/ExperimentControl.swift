@@ -52,6 +52,7 @@ public final class ExperimentControl: Sendable {
     public static func configEventHooks(ledger: ExperimentLedger) -> ConfigSourceHooks {
         ConfigSourceHooks(
             applied: { [ledger] config in
+                defer { ledger.follow(config) }  // after the config_applied event, so a new phase is logged after it
                 ledger.log(
                     LedgerEvent(
                         at: config.loadedAt, kind: .configApplied, actor: "config source",

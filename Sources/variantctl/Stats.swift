@@ -16,21 +16,27 @@ struct Stats: ParsableCommand {
     @Option(help: "The absolute change of the primary rate the sample size is computed for (default: a tenth of the control's rate).")
     var minimumDetectableEffect: Double?
 
+    @Option(help: "An earlier phase of the experiment (default: the current one).")
+    var phase: Int?
+
     func validate() throws {
+        if let phase, phase < 1 { throw ValidationError("--phase must be 1 or more") }
         if let minimumDetectableEffect, !(minimumDetectableEffect > 0 && minimumDetectableEffect < 1) {
             throw ValidationError("--minimum-detectable-effect must be between 0 and 1")
         }
     }
 
     func run() throws {
-        let (line, answer) = try connection.send(Self.request(experiment: experiment, effect: minimumDetectableEffect))
+        let (line, answer) = try connection.send(
+            Self.request(experiment: experiment, effect: minimumDetectableEffect, phase: phase))
         guard !connection.json else { return print(line) }
         print(Self.rendered(answer))
     }
 
-    static func request(experiment: String, effect: Double?) -> [(String, JSONValue)] {
+    static func request(experiment: String, effect: Double?, phase: Int? = nil) -> [(String, JSONValue)] {
         var fields: [(String, JSONValue)] = [("op", .string("stats")), ("experiment", .string(experiment))]
         if let effect { fields.append(("minimum_detectable_effect", .number(effect))) }
+        if let phase { fields.append(("phase", .number(Double(phase)))) }
         return fields
     }
 
@@ -41,13 +47,19 @@ struct Stats: ParsableCommand {
         let control = variants.first { $0["control"] == .bool(true) }
         sections.append(
             "\(render(answer["experiment"] ?? .null)) (\(render(answer["status"] ?? .null)), \(render(answer["mode"] ?? .null)), config \(render(answer["config_version"] ?? .null)))")
+        if let phase = answer["phase"]?.objectValue {
+            let number = render(phase["number"] ?? .null)
+            let current = phase["number"] == phase["current"] ? "current" : "current is \(render(phase["current"] ?? .null))"
+            sections[0] += "\nphase \(number) (\(current)), since \(render(phase["started_at"] ?? .null)): \(render(phase["reason"] ?? .null))"
+        }
 
-        var overview = Table("VARIANT", "WEIGHT", "ASSIGNED", "RECORDS", "STATE")
+        var overview = Table("VARIANT", "WEIGHT", "ASSIGNED", "UNITS", "RECORDS", "ANALYSIS", "STATE")
         for variant in variants {
             let disabled = variant["disabled"]?.objectValue
             overview.add([
                 name(variant), render(variant["weight"] ?? .null), render(variant["assignments"] ?? .null),
-                render(variant["records"] ?? .null),
+                render(variant["units"] ?? .null), render(variant["records"] ?? .null),
+                "by " + render(variant["analysis"] ?? .null),
                 disabled.map { "disabled (\($0["automatic"] == .bool(true) ? "guardrail" : "operator")): \(render($0["reason"] ?? .null))" } ?? "serving",
             ])
         }
@@ -61,15 +73,20 @@ struct Stats: ParsableCommand {
             }
         }
         for metricName in metricNames {
-            var table = Table("VARIANT", "N", metricName == "error_rate" || metricName == "success" ? "RATE" : "MEAN", "DIFF", "95% INTERVAL", "P", "VERDICT")
-            if let control { table.add([name(control), count(control, metricName), value(control, metricName), "", "", "", "control"]) }
+            var table = Table(
+                "VARIANT", "N", metricName == "error_rate" || metricName == "success" ? "RATE" : "MEAN", "DIFF",
+                "95% ANYTIME INTERVAL", "ANYTIME P", "FIXED-HORIZON P", "VERDICT")
+            if let control {
+                table.add([name(control), count(control, metricName), value(control, metricName), "", "", "", "", "control"])
+            }
             for comparison in comparisons {
                 guard let metric = (comparison["metrics"]?.arrayValue ?? []).compactMap(\.objectValue).first(where: { $0["metric"] == .string(metricName) }),
                     let variant = variants.first(where: { $0["name"] == comparison["variant"] })
                 else { continue }
                 table.add([
                     name(variant), count(variant, metricName), number(metric["treatment"]), signed(metric["difference"]),
-                    interval(metric["interval"]), number(metric["p_value"]), render(metric["verdict"] ?? .null),
+                    interval(metric["interval"]), number(metric["always_valid_p_value"]),
+                    number(metric["fixed_horizon_p_value"]), render(metric["verdict"] ?? .null),
                 ])
             }
             sections.append("\(metricName)\n" + table.rendered())
@@ -95,14 +112,17 @@ struct Stats: ParsableCommand {
 
         var checks: [String] = []
         if let ratio = answer["sample_ratio"]?.objectValue {
-            checks.append("sample ratio: \(ratio["mismatch"] == .bool(true) ? "MISMATCH" : "ok") (chi-square \(number(ratio["statistic"])), p \(number(ratio["p_value"])))")
+            let sampled = (ratio["sampled_units"]?.arrayValue ?? []).map { render($0) }.joined(separator: "/")
+            let scope = ratio["exact"] == .bool(true) ? "all units" : "a uniform sample of units"
+            checks.append("sample ratio on units: \(ratio["mismatch"] == .bool(true) ? "MISMATCH" : "ok") (\(sampled), \(scope); chi-square \(number(ratio["statistic"])), p \(number(ratio["p_value"])))")
         }
         if let size = answer["sample_size"]?.objectValue, size["required_per_variant"] != .null {
-            checks.append("sample size on \(render(size["metric"] ?? .null)): \(render(size["smallest_variant"] ?? .null)) of \(render(size["required_per_variant"] ?? .null)) per variant to detect \(number(size["minimum_detectable_effect"]))")
+            checks.append("sample size on \(render(size["metric"] ?? .null)): \(render(size["smallest_variant"] ?? .null)) of \(render(size["required_per_variant"] ?? .null)) records per variant to detect \(number(size["minimum_detectable_effect"])) (design effect \(number(size["design_effect"])))")
         }
         if let recommendation = answer["recommendation"]?.objectValue {
             checks.append("recommendation: \(render(recommendation["verdict"] ?? .null)) — \(render(recommendation["reason"] ?? .null))")
         }
+        checks.append("intervals are anytime-valid (refreshing does not inflate errors); fixed-horizon p-values are valid only when looked at once")
         sections.append(checks.joined(separator: "\n"))
         return sections.joined(separator: "\n\n")
     }
@@ -162,8 +182,15 @@ struct Watch: ParsableCommand {
         var refreshes = 0
         while count.map({ refreshes < $0 }) ?? true {
             let (line, answer) = try connection.send(Stats.request(experiment: experiment, effect: nil))
-            // Clear the screen and go home, then draw.
-            print(connection.json ? line : "\u{1B}[2J\u{1B}[H" + Stats.rendered(answer))
+            // On a terminal: clear the screen and go home, then draw; elsewhere, one plain snapshot after another.
+            if connection.json {
+                print(line)
+            } else if isatty(STDOUT_FILENO) == 1 {
+                print("\u{1B}[2J\u{1B}[H" + Stats.rendered(answer))
+            } else {
+                print(Stats.rendered(answer) + "\n")
+            }
+            fflush(nil)  // every output stream: the snapshot reaches a pipe at once
             refreshes += 1
             if count.map({ refreshes >= $0 }) ?? false { break }
             usleep(useconds_t(interval * 1_000_000))

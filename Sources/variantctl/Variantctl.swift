@@ -21,7 +21,7 @@ struct Variantctl: AsyncParsableCommand {
             CommandGroup(
                 name: "Results",
                 subcommands: [Stats.self, Watch.self, SampleSizeCommand.self, RecordCommand.self, Events.self]),
-            CommandGroup(name: "Treatments", subcommands: [Disable.self, Enable.self]),
+            CommandGroup(name: "Treatments", subcommands: [Disable.self, Enable.self, NewPhase.self]),
         ])
 }
 

@@ -53,8 +53,11 @@ struct VariantdBench: ParsableCommand {
     @Option(help: ArgumentHelp("The C source of the floor; if it is missing, the floor is skipped.", valueName: "path"))
     var floorSource = "../shared/bench/udsfloor.c"
 
-    @Flag(help: "Measure only the core's cost per assign and per render (--latency-requests each), in process.")
+    @Flag(help: "Measure only the core's cost per assign, render and record (--latency-requests each), in process.")
     var coreOnly = false
+
+    @Option(help: ArgumentHelp("The variant named by --core-only's records by variant.", valueName: "name"))
+    var variant = "concise"
 
     @Option(help: ArgumentHelp("Connections of the concurrent one-in-flight and the pipelined runs.", valueName: "n"))
     var connections = 8
@@ -178,7 +181,15 @@ struct VariantdBench: ParsableCommand {
         let assign = try CoreCost.measure(
             configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests)
         let render = try RenderBench.coreCost(configPath: benchConfig, unitPrefix: unitPrefix, requests: latencyRequests)
-        print("core alone, \(latencyRequests) requests each: assign \(Int(assign.nanosecondsPerRequest)) ns, render \(Int(render.nanosecondsPerRequest)) ns per request")
+        // Records with the guardrails judged after each (the analysis by unit's cost is in the first two).
+        let metrics = #","metrics":{"latency_ms":120.5,"error":false}"#
+        let recordByUnit = try CoreCost.measure(
+            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests, op: "record",
+            extraMembers: metrics)
+        let recordByVariantAndUnit = try CoreCost.measure(
+            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests, op: "record",
+            extraMembers: #","variant":"\#(variant)""# + metrics)
+        print("core alone, \(latencyRequests) requests each: assign \(Int(assign.nanosecondsPerRequest)) ns, render \(Int(render.nanosecondsPerRequest)) ns, record by unit \(Int(recordByUnit.nanosecondsPerRequest)) ns, record by variant and unit \(Int(recordByVariantAndUnit.nanosecondsPerRequest)) ns per request")
     }
 
     /// Compiles and runs udsfloor.c, or returns why the floor is skipped.

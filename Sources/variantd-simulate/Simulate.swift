@@ -17,8 +17,29 @@ struct Simulate: ParsableCommand {
     @Option(help: "The harmful treatment's error rate.") var harmfulErrorRate = 0.15
     @Option(help: "Base seed of the runs.") var seed: UInt64 = 20_170_601
     @Option(help: "The guardrails' alpha.") var alpha = 0.05
+    @Option(help: "Clustered traffic: A/A and A/B runs for each intra-unit correlation.") var clusteredRuns = 1000
+    @Option(help: "Clustered traffic: units randomized per arm (on average).") var unitsPerArm = 200
+    @Option(help: "Clustered traffic: each unit sends 1 to this many records (uniformly).") var maxRecordsPerUnit = 50
+    @Option(
+        help: "Clustered traffic: intra-unit correlations of errors and log-latency, comma-separated.",
+        transform: { text in
+            try text.split(separator: ",").map { part in
+                guard let value = Double(part), value >= 0, value < 1 else {
+                    throw ValidationError("each correlation must be a number in [0, 1), found '\(part)'")
+                }
+                return value
+            }
+        })
+    var correlations: [Double] = [0.1, 0.2, 0.3]
+    @Flag(help: "Run only the clustered-traffic simulation.") var clusteredOnly = false
 
     func run() {
+        if !clusteredOnly { runIndependent() }
+        runClustered()
+    }
+
+    /// Independent records (each record its own unit): the figures of protocol/STATISTICS.md, section 4.
+    func runIndependent() {
         let policy = GuardrailPolicy(alpha: alpha)
         let healthy = GuardrailSimulation.Arm(errorRate: baselineErrorRate)
         let harmful = GuardrailSimulation.Arm(errorRate: harmfulErrorRate)
@@ -45,6 +66,35 @@ struct Simulate: ParsableCommand {
             "  records (both arms) until disable: median \(ab.medianRecordsToDisable.map(String.init) ?? "-"), "
                 + "p90 \(ab.p90RecordsToDisable.map(String.init) ?? "-")"
         )
+    }
+
+    /// Units with many correlated records: the rule by unit beside the rule per record, on the same records
+    /// (protocol/STATISTICS.md, "Analysis by unit").
+    func runClustered() {
+        let policy = GuardrailPolicy(alpha: alpha)
+        let healthy = ClusteredGuardrailSimulation.Arm(errorRate: baselineErrorRate)
+        let harmful = ClusteredGuardrailSimulation.Arm(
+            errorRate: baselineErrorRate, errorRateIncrease: harmfulErrorRate - baselineErrorRate)
+        print(
+            "Clustered traffic: \(clusteredRuns) runs per row, \(unitsPerArm) units per arm, 1 to \(maxRecordsPerUnit) "
+                + "records per unit, error rate \(baselineErrorRate), checked after every record")
+        print("| ρ | A/A disabled by unit (errors, latency) | A/A disabled per record (errors, latency) | A/B detected by unit | A/B records per arm until disable (median, p90) | units per arm (median) |")
+        print("|---|---|---|---|---|---|")
+        for (index, correlation) in correlations.enumerated() {
+            func simulation(_ treatment: ClusteredGuardrailSimulation.Arm) -> ClusteredGuardrailSimulation {
+                ClusteredGuardrailSimulation(
+                    control: healthy, treatment: treatment, unitsPerArm: unitsPerArm,
+                    maximumRecordsPerUnit: maxRecordsPerUnit, correlation: correlation, policy: policy)
+            }
+            let aa = simulation(healthy).summarize(runs: clusteredRuns, seed: seed &+ 2 &+ UInt64(2 * index))
+            let ab = simulation(harmful).summarize(runs: clusteredRuns, seed: seed &+ 3 &+ UInt64(2 * index))
+            func half(_ value: Int?) -> String { value.map { String(($0 + 1) / 2) } ?? "-" }
+            print(
+                "| \(correlation) | \(percent(aa.disabledShare)) (\(percent(aa.disabledOnErrorRateShare)), \(percent(aa.disabledOnLatencyShare))) "
+                    + "| \(percent(aa.perRecordDisabledShare)) (\(percent(aa.perRecordDisabledOnErrorRateShare)), \(percent(aa.perRecordDisabledOnLatencyShare))) "
+                    + "| \(percent(ab.disabledShare)) | \(half(ab.medianRecordsToDisable)), \(half(ab.p90RecordsToDisable)) "
+                    + "| \(half(ab.medianUnitsToDisable)) |")
+        }
     }
 
     func percent(_ share: Double) -> String {

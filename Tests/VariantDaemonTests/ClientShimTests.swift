@@ -265,7 +265,9 @@ import VariantCore
 
         #expect(daemon.stop() == 0)
         let state = try #require(parseObject(try String(contentsOfFile: stateDirectory.path + "/state.json", encoding: .utf8)))
-        let variants = try #require(state["experiments"]?.objectValue?["checkout-prompt"]?.objectValue)
+        // The experiment's phases, the current (and here only) one last.
+        let variants = try #require(
+            state["experiments"]?.objectValue?["checkout-prompt"]?.arrayValue?.last?.objectValue?["variants"]?.objectValue)
         let recorded = variants.members.map { $0.value.objectValue?["records"]?.integerValue ?? 0 }.reduce(0, +)
         #expect(recorded == 50)
         #expect(variants["concise"]?.objectValue?["records"]?.integerValue == conciseRecords)

@@ -81,7 +81,8 @@ import VariantCore
         #expect(invalid.status == 64 && invalid.stderr.contains("at least one measurement"))
         #expect(daemon.stop() == 0)
         let saved = try #require(parseObject(try String(contentsOfFile: state.path + "/state.json", encoding: .utf8)))
-        let variants = try #require(saved["experiments"]?.objectValue?["checkout-prompt"]?.objectValue)
+        let variants = try #require(
+            saved["experiments"]?.objectValue?["checkout-prompt"]?.arrayValue?.last?.objectValue?["variants"]?.objectValue)
         #expect(variants.members.map { $0.value.objectValue?["records"]?.integerValue ?? 0 }.reduce(0, +) == 2)
     }
 

@@ -8,7 +8,10 @@ import Synchronization
 extension ExperimentLedger {
     /// The format name and version at the top of every state file.
     public static let stateFormat = "variantd-state"
-    public static let stateFormatVersion = 1
+    /// 2: experiments are lists of phases, each with its aggregates (and their group totals), sequential tests
+    /// and unit sample. Version 1 files (no phases) are still read: their statistics become phase 1, which the
+    /// first configuration seen adopts.
+    public static let stateFormatVersion = 2
 
     /// Why a state file could not be restored.
     public struct RestoreError: Error, Sendable, CustomStringConvertible {
@@ -32,15 +35,12 @@ extension ExperimentLedger {
         for (experimentPosition, experiment) in state.experiments.keys.sorted().enumerated() {
             if experimentPosition > 0 { writer.raw(",") }
             writer.string(experiment)
-            writer.raw(":{")
-            let variants = state.experiments[experiment] ?? [:]
-            for (variantPosition, variant) in variants.keys.sorted().enumerated() {
-                if variantPosition > 0 { writer.raw(",") }
-                writer.string(variant)
-                writer.raw(":")
-                Self.write(variants[variant] ?? VariantAggregate(), into: &writer)
+            writer.raw(":[")
+            for (phasePosition, phase) in (state.experiments[experiment] ?? []).enumerated() {
+                if phasePosition > 0 { writer.raw(",") }
+                Self.write(phase, into: &writer)
             }
-            writer.raw("}")
+            writer.raw("]")
         }
         writer.raw("},\"disabled\":[")
         let disabled = state.disabled.values.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
@@ -57,25 +57,6 @@ extension ExperimentLedger {
             writer.raw(",\"reason\":")
             writer.string(treatment.reason)
             writer.raw("}")
-        }
-        writer.raw("],\"sequential\":[")
-        var first = true
-        for key in state.sequential.keys.sorted(by: { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }) {
-            for (metric, test) in (state.sequential[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                if !first { writer.raw(",") }
-                first = false
-                writer.raw("{\"experiment\":")
-                writer.string(key.experiment)
-                writer.raw(",\"variant\":")
-                writer.string(key.variant)
-                writer.raw(",\"metric\":")
-                writer.string(metric)
-                writer.raw(",\"p_value\":")
-                writer.number(test.alwaysValidPValue)
-                writer.raw(",\"evaluations\":")
-                writer.integer(test.evaluations)
-                writer.raw("}")
-            }
         }
         writer.raw("],\"prompt_guardrails\":[")
         let guardrails = state.promptGuardrails.keys.sorted { ($0.prompt, $0.version, $0.rule) < ($1.prompt, $1.version, $1.rule) }
@@ -120,20 +101,36 @@ extension ExperimentLedger {
         guard root["format"]?.stringValue == Self.stateFormat else {
             throw RestoreError(description: "not a variantd state file (format is not '\(Self.stateFormat)')")
         }
-        guard root["version"]?.integerValue == Self.stateFormatVersion else {
-            throw RestoreError(description: "state format version \(root["version"].map { "\($0)" } ?? "missing") is not \(Self.stateFormatVersion)")
+        let version = root["version"]?.integerValue
+        guard version == 1 || version == Self.stateFormatVersion else {
+            throw RestoreError(description: "state format version \(root["version"].map { "\($0)" } ?? "missing") is not 1 or \(Self.stateFormatVersion)")
         }
         var restored = State()
         restored.nextSequence = try Self.integer(root["next_sequence"], "next_sequence")
         guard let experiments = root["experiments"]?.objectValue else { throw RestoreError(description: "'experiments' is missing") }
         for experiment in experiments.members {
-            guard let variants = experiment.value.objectValue else {
-                throw RestoreError(description: "experiment '\(experiment.key)' is not an object")
+            if version == 1 {
+                // Before phases: the experiment's variants, and its sequential tests at the top level (below).
+                guard let variants = experiment.value.objectValue else {
+                    throw RestoreError(description: "experiment '\(experiment.key)' is not an object")
+                }
+                var phase = ExperimentPhase(
+                    number: 1, definition: nil, startedAt: Timestamp(secondsSinceEpoch: 0),
+                    reason: "restored from a state file without phases", unitVariants: [])
+                for variant in variants.members {
+                    phase.variants[variant.key] = try Self.aggregate(variant.value, path: "\(experiment.key).\(variant.key)")
+                }
+                restored.experiments[experiment.key] = [phase]
+                continue
             }
-            for variant in variants.members {
-                restored.experiments[experiment.key, default: [:]][variant.key] = try Self.aggregate(
-                    variant.value, path: "\(experiment.key).\(variant.key)")
+            guard let phases = experiment.value.arrayValue else {
+                throw RestoreError(description: "experiment '\(experiment.key)' is not a list of phases")
             }
+            var restoredPhases: [ExperimentPhase] = []
+            for (position, phase) in phases.enumerated() {
+                restoredPhases.append(try Self.phase(phase, path: "\(experiment.key)[\(position)]"))
+            }
+            restored.experiments[experiment.key] = restoredPhases
         }
         for entry in root["disabled"]?.arrayValue ?? [] {
             guard let object = entry.objectValue, let experiment = object["experiment"]?.stringValue,
@@ -149,7 +146,9 @@ extension ExperimentLedger {
                 let pValue = object["p_value"]?.numberValue, pValue >= 0, pValue <= 1,
                 let evaluations = object["evaluations"]?.integerValue, evaluations >= 0
             else { throw RestoreError(description: "a 'sequential' entry is malformed") }
-            restored.sequential[VariantKey(experiment: experiment, variant: variant), default: [:]][metric] =
+            // Version 1 only: the tests of the one phase restored.
+            guard let last = restored.experiments[experiment]?.indices.last else { continue }
+            restored.experiments[experiment]![last].sequential[variant, default: [:]][metric] =
                 SequentialTestState(alwaysValidPValue: pValue, evaluations: evaluations)
         }
         // Absent from state files written before prompt guardrails were counted.
@@ -189,6 +188,124 @@ extension ExperimentLedger {
         }
     }
 
+    // MARK: - One phase
+
+    private static func write(_ phase: ExperimentPhase, into writer: inout JSONWriter) {
+        writer.raw("{\"number\":")
+        writer.integer(phase.number)
+        writer.raw(",\"started_at\":")
+        writer.string(phase.startedAt.rfc3339)
+        writer.raw(",\"reason\":")
+        writer.string(phase.reason)
+        writer.raw(",\"definition\":")
+        if let definition = phase.definition {
+            writer.value(.array(definition.lines.map(JSONValue.string)))
+        } else {
+            writer.null()
+        }
+        writer.raw(",\"variants\":{")
+        for (position, variant) in phase.variants.keys.sorted().enumerated() {
+            if position > 0 { writer.raw(",") }
+            writer.string(variant)
+            writer.raw(":")
+            write(phase.variants[variant] ?? VariantAggregate(), into: &writer)
+        }
+        writer.raw("},\"sequential\":[")
+        var first = true
+        for variant in phase.sequential.keys.sorted() {
+            for (metric, test) in (phase.sequential[variant] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                if !first { writer.raw(",") }
+                first = false
+                writer.raw("{\"variant\":")
+                writer.string(variant)
+                writer.raw(",\"metric\":")
+                writer.string(metric)
+                writer.raw(",\"p_value\":")
+                writer.number(test.alwaysValidPValue)
+                writer.raw(",\"evaluations\":")
+                writer.integer(test.evaluations)
+                writer.raw("}")
+            }
+        }
+        writer.raw("],\"units\":{\"variants\":")
+        writer.value(.array(phase.unitVariants.map(JSONValue.string)))
+        // Each sampled unit as 18 hex digits: its 16-digit hash, then its variant index.
+        writer.raw(",\"sample\":")
+        var sample: [UInt8] = []
+        sample.reserveCapacity(phase.units.hashes.count * 18)
+        for (hash, variant) in zip(phase.units.hashes, phase.units.variants) {
+            for shift in stride(from: 60, through: 0, by: -4) { sample.append(hexDigit(UInt8((hash >> UInt64(shift)) & 0xF))) }
+            sample.append(hexDigit(variant >> 4))
+            sample.append(hexDigit(variant & 0xF))
+        }
+        writer.string(String(decoding: sample, as: UTF8.self))
+        writer.raw("}}")
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+    }
+
+    private static func phase(_ value: JSONValue, path: String) throws(RestoreError) -> ExperimentPhase {
+        guard let object = value.objectValue else { throw RestoreError(description: "'\(path)' is not an object") }
+        let number = try integer(object["number"], path + ".number")
+        guard number >= 1, let startedAt = object["started_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
+            let reason = object["reason"]?.stringValue
+        else { throw RestoreError(description: "'\(path)' lacks a number, started_at or reason") }
+        var definition: PhaseDefinition?
+        if let lines = object["definition"]?.arrayValue {
+            let strings = lines.compactMap(\.stringValue)
+            guard strings.count == lines.count else { throw RestoreError(description: "'\(path).definition' is malformed") }
+            definition = PhaseDefinition(lines: strings)
+        }
+        let unitsObject = object["units"]?.objectValue
+        let unitVariants = (unitsObject?["variants"]?.arrayValue ?? []).compactMap(\.stringValue)
+        var phase = ExperimentPhase(
+            number: number, definition: definition, startedAt: startedAt, reason: reason, unitVariants: unitVariants)
+        for variant in object["variants"]?.objectValue?.members ?? [] {
+            phase.variants[variant.key] = try aggregate(variant.value, path: "\(path).variants.\(variant.key)")
+        }
+        for entry in object["sequential"]?.arrayValue ?? [] {
+            guard let test = entry.objectValue, let variant = test["variant"]?.stringValue,
+                let metric = test["metric"]?.stringValue, let pValue = test["p_value"]?.numberValue, pValue >= 0,
+                pValue <= 1, let evaluations = test["evaluations"]?.integerValue, evaluations >= 0
+            else { throw RestoreError(description: "a 'sequential' entry of '\(path)' is malformed") }
+            phase.sequential[variant, default: [:]][metric] = SequentialTestState(
+                alwaysValidPValue: pValue, evaluations: evaluations)
+        }
+        let sample = Array((unitsObject?["sample"]?.stringValue ?? "").utf8)
+        guard sample.count % 18 == 0 else { throw RestoreError(description: "'\(path).units.sample' is malformed") }
+        var hashes: [UInt64] = []
+        var variants: [UInt8] = []
+        var position = 0
+        while position < sample.count {
+            var hash: UInt64 = 0
+            for digit in sample[position..<(position + 16)] {
+                guard let value = hexValue(digit) else { throw RestoreError(description: "'\(path).units.sample' is malformed") }
+                hash = hash << 4 | UInt64(value)
+            }
+            guard let high = hexValue(sample[position + 16]), let low = hexValue(sample[position + 17]) else {
+                throw RestoreError(description: "'\(path).units.sample' is malformed")
+            }
+            hashes.append(hash)
+            variants.append(high << 4 | low)
+            position += 18
+        }
+        guard let units = DistinctUnitSample(hashes: hashes, variants: variants) else {
+            throw RestoreError(description: "'\(path).units.sample' is not a sorted sample of distinct units")
+        }
+        phase.units = units
+        return phase
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+
     // MARK: - One variant
 
     private static func write(_ aggregate: VariantAggregate, into writer: inout JSONWriter) {
@@ -223,6 +340,31 @@ extension ExperimentLedger {
             writer.string(name)
             writer.raw(":")
             write(aggregate.custom[name] ?? RunningMoments(), into: &writer)
+        }
+        writer.raw("},\"unit_records\":")
+        writer.integer(aggregate.unitRecords)
+        writer.raw(",\"groups\":{")
+        var groups: [(String, UnitGroupTotals)] = [
+            ("error_rate", aggregate.errorGroups), ("success", aggregate.successGroups),
+            ("latency_ms", aggregate.latencyGroups), ("cost_usd", aggregate.costGroups), ("tokens", aggregate.tokenGroups),
+        ]
+        groups += aggregate.customGroups.keys.sorted().map { ("custom." + $0, aggregate.customGroups[$0]!) }
+        var first = true
+        for (name, totals) in groups where !totals.isEmpty {
+            if !first { writer.raw(",") }
+            first = false
+            writer.string(name)
+            writer.raw(":{\"n\":[")
+            for (index, count) in totals.counts.enumerated() {
+                if index > 0 { writer.raw(",") }
+                writer.integer(count)
+            }
+            writer.raw("],\"sum\":[")
+            for (index, sum) in totals.sums.enumerated() {
+                if index > 0 { writer.raw(",") }
+                writer.number(sum)
+            }
+            writer.raw("]}")
         }
         writer.raw("}}")
     }
@@ -268,6 +410,25 @@ extension ExperimentLedger {
         aggregate.tokens = try moments(object["tokens"], path + ".tokens")
         for metric in object["custom"]?.objectValue?.members ?? [] {
             aggregate.custom[metric.key] = try moments(metric.value, "\(path).custom.\(metric.key)")
+        }
+        // Absent from version 1 files: their records were analysed per record.
+        aggregate.unitRecords = object["unit_records"] == nil ? 0 : try integer(object["unit_records"], path + ".unit_records")
+        for group in object["groups"]?.objectValue?.members ?? [] {
+            let groupPath = "\(path).groups.\(group.key)"
+            guard let totals = group.value.objectValue,
+                let counts = totals["n"]?.arrayValue?.compactMap(\.integerValue),
+                let sums = totals["sum"]?.arrayValue?.compactMap(\.numberValue),
+                let restored = UnitGroupTotals(counts: counts, sums: sums)
+            else { throw RestoreError(description: "'\(groupPath)' must hold \(UnitGroupTotals.groupCount) counts and sums") }
+            switch group.key {
+            case "error_rate": aggregate.errorGroups = restored
+            case "success": aggregate.successGroups = restored
+            case "latency_ms": aggregate.latencyGroups = restored
+            case "cost_usd": aggregate.costGroups = restored
+            case "tokens": aggregate.tokenGroups = restored
+            case let name where name.hasPrefix("custom."): aggregate.customGroups[String(name.dropFirst(7))] = restored
+            default: throw RestoreError(description: "'\(groupPath)' is not a metric")
+            }
         }
         return aggregate
     }

@@ -8,10 +8,9 @@ import Synchronization
 /// `eventCapacity`, never by the number of records.
 public final class ExperimentLedger: Sendable {
     struct State {
-        var experiments: [String: [String: VariantAggregate]] = [:]
+        /// Each experiment's phases, oldest first; the last is the current one.
+        var experiments: [String: [ExperimentPhase]] = [:]
         var disabled: [VariantKey: DisabledTreatment] = [:]
-        /// The guardrails' sequential tests, per treatment and metric.
-        var sequential: [VariantKey: GuardrailCheck.States] = [:]
         var events: [LedgerEvent] = []
         /// Prompt guardrail triggers, per prompt version and rule (ExperimentLedger+PromptGuardrails.swift).
         var promptGuardrails: [PromptGuardrailKey: PromptGuardrailTally] = [:]
@@ -19,6 +18,9 @@ public final class ExperimentLedger: Sendable {
         /// Bumped by every change, so a persister knows whether there is anything new to write.
         var generation: UInt64 = 0
     }
+
+    /// The most phases kept per experiment; the oldest is dropped first.
+    public static let maximumPhasesKept = 20
 
     /// An experiment and variant by name.
     public struct VariantKey: Hashable, Sendable {
@@ -63,23 +65,95 @@ public final class ExperimentLedger: Sendable {
         tally.attach(to: self)
     }
 
-    /// Adds assignment counts drained from a tally.
+    /// Adds what a tally gathered: assignment counts (drained) and its unit samples, to the phase of the
+    /// configuration it counted for.
+    func add(_ gathered: [AssignmentTally.Gathered], at now: Timestamp) {
+        guard !gathered.isEmpty else { return }
+        state.withLock { state in
+            for entry in gathered {
+                let index = Self.phaseIndex(
+                    for: entry.definition, of: entry.experiment, lookingBack: true, at: now, in: &state,
+                    capacity: eventCapacity)
+                state.experiments[entry.experiment]![index].mergeTally(entry)
+            }
+            state.generation &+= 1
+        }
+    }
+
+    /// Adds assignment counts to the experiments' current phases (for tools and tests that count without a tally).
     func add(assignmentCounts counts: [(key: VariantKey, count: Int)]) {
         state.withLock { state in
             for (key, count) in counts {
-                state.experiments[key.experiment, default: [:]][key.variant, default: VariantAggregate()].assignments +=
-                    count
+                let index = Self.phaseIndex(
+                    for: nil, of: key.experiment, lookingBack: false, at: Timestamp(secondsSinceEpoch: 0), in: &state,
+                    capacity: eventCapacity)
+                state.experiments[key.experiment]![index].variants[key.variant, default: VariantAggregate()]
+                    .assignments += count
             }
             state.generation &+= 1
         }
     }
 
     /// Folds the counts of every adopted tally into the aggregates.
-    func foldTallies() {
+    func foldTallies(at now: Timestamp = Timestamp(secondsSinceEpoch: 0)) {
         let live = tallies.withLock { list in list.compactMap(\.tally) }
-        var counts: [(key: VariantKey, count: Int)] = []
-        for tally in live { counts += tally.drain() }
-        if !counts.isEmpty { add(assignmentCounts: counts) }
+        var gathered: [AssignmentTally.Gathered] = []
+        for tally in live { gathered += tally.gather() }
+        add(gathered, at: now)
+    }
+
+    /// The index of the phase that records for `definition` go to, starting a new phase when needed.
+    ///
+    /// Records and reports (`lookingBack: false`) belong to the current phase if it has this definition, else to a
+    /// new one. Counts folded from a tally (`lookingBack: true`) may come from a configuration replaced since, so
+    /// they go to the latest phase with their definition, and start a new one only when no phase has it. A nil
+    /// definition means the current phase; a phase without a definition (from an old state file) adopts the first.
+    static func phaseIndex(
+        for definition: PhaseDefinition?, of experiment: String, lookingBack: Bool, at now: Timestamp,
+        in state: inout State, capacity: Int
+    ) -> Int {
+        var phases = state.experiments[experiment] ?? []
+        defer { state.experiments[experiment] = phases }
+        guard let definition else {
+            if phases.isEmpty {
+                phases.append(
+                    ExperimentPhase(number: 1, definition: nil, startedAt: now, reason: "first records", unitVariants: []))
+            }
+            return phases.count - 1
+        }
+        guard let current = phases.last else {
+            phases.append(
+                ExperimentPhase(
+                    number: 1, definition: definition, startedAt: now, reason: "first records",
+                    unitVariants: definition.variantNames))
+            return 0
+        }
+        guard let currentDefinition = current.definition else {
+            phases[phases.count - 1].definition = definition
+            phases[phases.count - 1].unitVariants = definition.variantNames
+            return phases.count - 1
+        }
+        if currentDefinition.fingerprint == definition.fingerprint { return phases.count - 1 }
+        if lookingBack, let index = phases.lastIndex(where: { $0.definition?.fingerprint == definition.fingerprint }) {
+            return index
+        }
+        let changed = definition.changedParts(from: currentDefinition)
+        let reason = "configuration changed: " + changed.joined(separator: ", ")
+        phases.append(
+            ExperimentPhase(
+                number: current.number + 1, definition: definition, startedAt: now, reason: reason,
+                unitVariants: definition.variantNames))
+        if phases.count > maximumPhasesKept { phases.removeFirst(phases.count - maximumPhasesKept) }
+        _ = append(
+            LedgerEvent(
+                at: now, kind: .phaseStarted, experiment: experiment, actor: "config source",
+                message: "phase \(current.number + 1) started: \(reason)",
+                details: JSONObject([
+                    ("phase", .number(Double(current.number + 1))), ("fingerprint", .string(definition.fingerprint)),
+                    ("changed", .array(changed.map(JSONValue.string))),
+                ])),
+            to: &state, capacity: capacity)
+        return phases.count - 1
     }
 
     /// Adds one record to a variant's aggregate.
@@ -98,18 +172,25 @@ public final class ExperimentLedger: Sendable {
         public var variant: String
         public var measurements: Measurements
         public var shadow: Bool
+        /// `UnitHash.of(unit)` when the record named its unit; nil for a record analysed per record.
+        public var unitHash: UInt64?
+        /// The experiment's configuration as it is now: records go to the phase of this definition (nil: the
+        /// current phase, whatever it is).
+        public var phase: PhaseDefinition?
         /// The experiment's control and guardrails, to check a treatment after the record is added; nil for no
         /// check.
         public var guardrails: (control: String, settings: GuardrailSettings)?
 
         public init(
-            experiment: String, variant: String, measurements: Measurements, shadow: Bool,
-            guardrails: (control: String, settings: GuardrailSettings)? = nil
+            experiment: String, variant: String, measurements: Measurements, shadow: Bool, unitHash: UInt64? = nil,
+            phase: PhaseDefinition? = nil, guardrails: (control: String, settings: GuardrailSettings)? = nil
         ) {
+            self.phase = phase
             self.experiment = experiment
             self.variant = variant
             self.measurements = measurements
             self.shadow = shadow
+            self.unitHash = unitHash
             self.guardrails = guardrails
         }
     }
@@ -126,50 +207,129 @@ public final class ExperimentLedger: Sendable {
     /// checks the guardrails of every treatment that got a record.
     public func record(_ entries: [Entry], now: Timestamp = Timestamp(secondsSinceEpoch: 0)) -> RecordOutcome {
         state.withLock { state in
-            var touched: [(key: VariantKey, control: String, settings: GuardrailSettings)] = []
+            var touched: [(key: VariantKey, phase: Int, control: String, settings: GuardrailSettings)] = []
             let failures = entries.map { entry -> ProtocolError? in
-                var aggregate = state.experiments[entry.experiment]?[entry.variant] ?? VariantAggregate()
+                let phase = Self.phaseIndex(
+                    for: entry.phase, of: entry.experiment, lookingBack: false, at: now, in: &state,
+                    capacity: eventCapacity)
+                var aggregate = state.experiments[entry.experiment]![phase].variants[entry.variant] ?? VariantAggregate()
                 if aggregate.wouldExceedCustomMetrics(entry.measurements.custom) {
                     return ProtocolError(
                         .tooManyMetrics,
                         "variant '\(entry.variant)' of '\(entry.experiment)' already has \(aggregate.custom.count) custom metrics; at most \(VariantAggregate.maximumCustomMetrics) are kept")
                 }
-                aggregate.add(entry.measurements, shadow: entry.shadow)
-                state.experiments[entry.experiment, default: [:]][entry.variant] = aggregate
+                aggregate.add(entry.measurements, shadow: entry.shadow, unitHash: entry.unitHash)
+                state.experiments[entry.experiment]![phase].variants[entry.variant] = aggregate
                 if let guardrails = entry.guardrails, guardrails.settings.autoDisable, guardrails.control != entry.variant {
                     let key = VariantKey(experiment: entry.experiment, variant: entry.variant)
-                    if !touched.contains(where: { $0.key == key }) { touched.append((key, guardrails.control, guardrails.settings)) }
+                    if !touched.contains(where: { $0.key == key }) {
+                        touched.append((key, phase, guardrails.control, guardrails.settings))
+                    }
                 }
                 return nil
             }
             state.generation &+= 1
             var disabled: [LedgerEvent] = []
             for check in touched where state.disabled[check.key] == nil {
-                guard let variants = state.experiments[check.key.experiment], let treatment = variants[check.key.variant],
-                    let control = variants[check.control]
+                guard var phase = state.experiments[check.key.experiment]?[check.phase],
+                    let treatment = phase.variants[check.key.variant], let control = phase.variants[check.control]
                 else { continue }
-                var states = state.sequential[check.key] ?? [:]
+                var states = phase.sequential[check.key.variant] ?? [:]
                 let breach = GuardrailCheck.breach(of: treatment, against: control, policy: check.settings.policy, states: &states)
-                state.sequential[check.key] = states
+                phase.sequential[check.key.variant] = states
+                state.experiments[check.key.experiment]![check.phase] = phase
                 guard let breach else { continue }
                 state.disabled[check.key] = DisabledTreatment(
                     experiment: check.key.experiment, variant: check.key.variant, at: now, automatic: true,
                     reason: breach.reason)
+                var details = breach.details
+                details.members.append(("phase", .number(Double(phase.number))))
                 disabled.append(
                     Self.append(
                         LedgerEvent(
                             at: now, kind: .autoDisabled, experiment: check.key.experiment, variant: check.key.variant,
-                            actor: "guardrail", message: breach.reason, details: breach.details),
+                            actor: "guardrail", message: breach.reason, details: details),
                         to: &state, capacity: eventCapacity))
             }
             return RecordOutcome(failures: failures, disabled: disabled)
         }
     }
 
-    /// The aggregates of an experiment's variants, by variant name (empty when nothing was recorded).
+    /// The aggregates of an experiment's current phase, by variant name (empty when nothing was recorded).
     public func aggregates(experiment: String) -> [String: VariantAggregate] {
         foldTallies()
-        return state.withLock { $0.experiments[experiment] ?? [:] }
+        return state.withLock { $0.experiments[experiment]?.last?.variants ?? [:] }
+    }
+
+    // MARK: - Phases
+
+    /// The experiment's phase for its configuration as it is now (started if the configuration changed), and
+    /// the numbers of every phase kept.
+    public func currentPhase(of experiment: String, definition: PhaseDefinition, at now: Timestamp) -> ExperimentPhase {
+        foldTallies(at: now)
+        return state.withLock { state in
+            let index = Self.phaseIndex(
+                for: definition, of: experiment, lookingBack: false, at: now, in: &state, capacity: eventCapacity)
+            return state.experiments[experiment]![index]
+        }
+    }
+
+    /// Starts a new phase for every experiment of a configuration just applied whose definition changed, so that
+    /// the phase starts when the configuration does, not at its first record. Experiments with nothing recorded
+    /// yet are left alone.
+    public func follow(_ config: LoadedConfig) {
+        foldTallies(at: config.loadedAt)
+        state.withLock { state in
+            for (experiment, definition) in zip(config.document.experiments, config.assignmentTally.definitions)
+            where state.experiments[experiment.name] != nil {
+                _ = Self.phaseIndex(
+                    for: definition, of: experiment.name, lookingBack: false, at: config.loadedAt, in: &state,
+                    capacity: eventCapacity)
+            }
+        }
+    }
+
+    /// A phase by number; nil when it was never started or is no longer kept.
+    public func phase(_ number: Int, of experiment: String) -> ExperimentPhase? {
+        foldTallies()
+        return state.withLock { $0.experiments[experiment]?.first { $0.number == number } }
+    }
+
+    /// The numbers of the phases kept for an experiment, oldest first.
+    public func phaseNumbers(of experiment: String) -> [Int] {
+        state.withLock { $0.experiments[experiment]?.map(\.number) ?? [] }
+    }
+
+    /// Starts a new phase of an experiment on request (`new_phase`): its statistics, sample-ratio check and
+    /// guardrail evidence start afresh; the configuration is unchanged. Returns the event logged.
+    public func startPhase(
+        of experiment: String, definition: PhaseDefinition, at now: Timestamp, actor: String, reason: String
+    ) -> LedgerEvent {
+        foldTallies(at: now)
+        let event = state.withLock { state in
+            let current = Self.phaseIndex(
+                for: definition, of: experiment, lookingBack: false, at: now, in: &state, capacity: eventCapacity)
+            let number = state.experiments[experiment]![current].number + 1
+            state.experiments[experiment]!.append(
+                ExperimentPhase(
+                    number: number, definition: definition, startedAt: now, reason: "new_phase by \(actor): \(reason)",
+                    unitVariants: definition.variantNames))
+            if state.experiments[experiment]!.count > Self.maximumPhasesKept {
+                state.experiments[experiment]!.removeFirst()
+            }
+            return Self.append(
+                LedgerEvent(
+                    at: now, kind: .phaseStarted, experiment: experiment, actor: actor,
+                    message: "phase \(number) started: \(reason)",
+                    details: JSONObject([
+                        ("phase", .number(Double(number))), ("fingerprint", .string(definition.fingerprint)),
+                        ("changed", .array([])),
+                    ])),
+                to: &state, capacity: eventCapacity)
+        }
+        // Units counted by the configurations in use belong to the phase that just ended.
+        for tally in tallies.withLock({ list in list.compactMap(\.tally) }) { tally.forgetUnits(of: experiment) }
+        return event
     }
 
     // MARK: - Disabled treatments
@@ -198,7 +358,9 @@ public final class ExperimentLedger: Sendable {
             let key = VariantKey(experiment: experiment, variant: variant)
             guard state.disabled.removeValue(forKey: key) != nil else { return nil }
             // Enabled again by a person: the guardrail starts gathering evidence afresh.
-            state.sequential[key] = nil
+            if let last = state.experiments[experiment]?.indices.last {
+                state.experiments[experiment]![last].sequential[variant] = nil
+            }
             return Self.append(
                 LedgerEvent(
                     at: at, kind: .enabled, experiment: experiment, variant: variant, actor: actor,

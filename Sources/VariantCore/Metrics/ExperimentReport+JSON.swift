@@ -11,10 +11,21 @@ extension ExperimentReport {
         writer.string(experiment.mode.rawValue)
         writer.raw(",\"config_version\":")
         writer.string(configVersion)
-        writer.raw(",\"variants\":[")
+        writer.raw(",\"phase\":{\"number\":")
+        writer.integer(phase.number)
+        writer.raw(",\"current\":")
+        writer.integer(currentPhase)
+        writer.raw(",\"started_at\":")
+        writer.string(phase.startedAt.rfc3339)
+        writer.raw(",\"reason\":")
+        writer.string(phase.reason)
+        writer.raw(",\"fingerprint\":")
+        writer.optionalString(phase.definition?.fingerprint)
+        writer.raw("},\"variants\":[")
         for (index, variant) in experiment.variants.enumerated() {
             if index > 0 { writer.raw(",") }
-            writeVariant(variant, aggregate: aggregates[index], disabled: disabled[index], into: &writer)
+            writeVariant(
+                variant, aggregate: aggregates[index], units: units[index], disabled: disabled[index], into: &writer)
         }
         writer.raw("],\"comparisons\":[")
         var first = true
@@ -36,7 +47,14 @@ extension ExperimentReport {
         Self.write(successIndependence, into: &writer)
         writer.raw("},\"sample_ratio\":")
         if let sampleRatio {
-            writer.raw("{\"statistic\":")
+            writer.raw("{\"on\":\"units\",\"sampled_units\":[")
+            for (index, count) in sampledUnits.enumerated() {
+                if index > 0 { writer.raw(",") }
+                writer.integer(count)
+            }
+            writer.raw("],\"exact\":")
+            writer.bool(unitsAreExact)
+            writer.raw(",\"statistic\":")
             writer.number(sampleRatio.statistic)
             writer.raw(",\"df\":")
             writer.integer(sampleRatio.degreesOfFreedom)
@@ -54,6 +72,8 @@ extension ExperimentReport {
         writer.optionalString(primaryMetric)
         writer.raw(",\"minimum_detectable_effect\":")
         optionalNumber(minimumDetectableEffect, into: &writer)
+        writer.raw(",\"design_effect\":")
+        writer.number(designEffect)
         writer.raw(",\"required_per_variant\":")
         if let requiredPerVariant { writer.integer(requiredPerVariant) } else { writer.null() }
         writer.raw(",\"smallest_variant\":")
@@ -84,7 +104,8 @@ extension ExperimentReport {
     }
 
     private func writeVariant(
-        _ variant: Variant, aggregate: VariantAggregate, disabled: DisabledTreatment?, into writer: inout JSONWriter
+        _ variant: Variant, aggregate: VariantAggregate, units: Double, disabled: DisabledTreatment?,
+        into writer: inout JSONWriter
     ) {
         writer.raw("{\"name\":")
         writer.string(variant.name)
@@ -94,8 +115,12 @@ extension ExperimentReport {
         writer.number(Double(variant.weightBasisPoints) / 100)
         writer.raw(",\"assignments\":")
         writer.integer(aggregate.assignments)
+        writer.raw(",\"units\":")
+        writer.integer(Int(units.rounded()))
         writer.raw(",\"records\":")
         writer.integer(aggregate.records)
+        writer.raw(",\"analysis\":")
+        writer.string(aggregate.isAnalysedByUnit ? "unit" : "record")
         writer.raw(",\"shadow_records\":")
         writer.integer(aggregate.shadowRecords)
         writer.raw(",\"disabled\":")
@@ -169,56 +194,45 @@ extension ExperimentReport {
         writer.raw("}")
     }
 
-    private static func write(_ comparison: MetricComparison, into writer: inout JSONWriter) {
+    private static func write(_ metric: MetricComparison, into writer: inout JSONWriter) {
+        let comparison = metric.comparison
         writer.raw("{\"metric\":")
-        writer.string(comparison.metric)
-        if let proportion = comparison.proportion {
-            writer.raw(",\"test\":\"two_proportion_z\",\"control\":")
-            writer.number(proportion.controlRate)
-            writer.raw(",\"treatment\":")
-            writer.number(proportion.treatmentRate)
-            writer.raw(",\"difference\":")
-            writer.number(proportion.absoluteDifference)
-            writer.raw(",\"interval\":")
-            write(proportion.absoluteDifferenceInterval, into: &writer)
-            writer.raw(",\"relative_difference\":")
-            optionalNumber(proportion.relativeDifference, into: &writer)
-            writer.raw(",\"relative_interval\":")
-            write(proportion.relativeDifferenceInterval, into: &writer)
-            writer.raw(",\"statistic\":")
-            writer.number(proportion.z)
-            writer.raw(",\"p_value\":")
-            writer.number(proportion.pValue)
-            writeVerdict(comparison, difference: proportion.absoluteDifference, pValue: proportion.pValue, into: &writer)
-        } else if let mean = comparison.mean {
-            writer.raw(",\"test\":\"welch_t\",\"control\":")
-            writer.number(mean.controlMean)
-            writer.raw(",\"treatment\":")
-            writer.number(mean.treatmentMean)
-            writer.raw(",\"difference\":")
-            writer.number(mean.difference)
-            writer.raw(",\"interval\":")
-            write(mean.differenceInterval, into: &writer)
-            writer.raw(",\"relative_difference\":")
-            optionalNumber(mean.relativeDifference, into: &writer)
-            writer.raw(",\"statistic\":")
-            optionalNumber(mean.t, into: &writer)
-            writer.raw(",\"df\":")
-            optionalNumber(mean.degreesOfFreedom, into: &writer)
+        writer.string(metric.metric)
+        writer.raw(",\"test\":")
+        writer.string(metric.test)
+        writer.raw(",\"analysis\":")
+        writer.string(comparison.isByUnit ? "unit" : "record")
+        writer.raw(",\"control\":")
+        writer.number(comparison.control.mean)
+        writer.raw(",\"treatment\":")
+        writer.number(comparison.treatment.mean)
+        writer.raw(",\"difference\":")
+        writer.number(comparison.difference)
+        writer.raw(",\"standard_error\":")
+        writer.number(comparison.standardError)
+        writer.raw(",\"design_effect\":")
+        writer.number(comparison.designEffect)
+        writer.raw(",\"interval\":")
+        write(comparison.interval, into: &writer)
+        writer.raw(",\"always_valid_p_value\":")
+        writer.number(comparison.alwaysValidPValue)
+        writer.raw(",\"fixed_horizon_interval\":")
+        write(comparison.fixedHorizonInterval, into: &writer)
+        writer.raw(",\"fixed_horizon_p_value\":")
+        writer.number(comparison.pValue)
+        writer.raw(",\"relative_difference\":")
+        optionalNumber(metric.relativeDifference, into: &writer)
+        writer.raw(",\"statistic\":")
+        optionalNumber(comparison.statistic, into: &writer)
+        writer.raw(",\"df\":")
+        optionalNumber(comparison.degreesOfFreedom, into: &writer)
+        if metric.test == "welch_t" {
             writer.raw(",\"cohens_d\":")
-            optionalNumber(mean.cohensD, into: &writer)
-            writer.raw(",\"p_value\":")
-            writer.number(mean.pValue)
-            writeVerdict(comparison, difference: mean.difference, pValue: mean.pValue, into: &writer)
+            optionalNumber(metric.cohensD, into: &writer)
         }
-        writer.raw("}")
-    }
-
-    /// `better`, `worse` or `no_difference` at the report's confidence.
-    private static func writeVerdict(_ comparison: MetricComparison, difference: Double, pValue: Double, into writer: inout JSONWriter) {
         writer.raw(",\"verdict\":")
-        guard pValue < 1 - confidence, difference != 0 else { return writer.string("no_difference") }
-        writer.string((difference > 0) == comparison.higherIsBetter ? "better" : "worse")
+        writer.string(metric.verdict)
+        writer.raw("}")
     }
 
     private static func write(_ interval: ConfidenceInterval?, into writer: inout JSONWriter) {

@@ -15,18 +15,25 @@ enum GuardrailCheck {
         var decisions: [GuardrailDecision] = []
         decisions.append(
             GuardrailEvaluation.evaluateErrorRate(
-                control: control.errors, treatment: treatment.errors, policy: policy,
+                control: control.errors, treatment: treatment.errors,
+                controlGroups: control.isAnalysedByUnit ? control.errorGroups : nil,
+                treatmentGroups: treatment.isAnalysedByUnit ? treatment.errorGroups : nil, policy: policy,
                 state: &states[GuardrailMetric.errorRate.description, default: SequentialTestState()]))
         decisions.append(
             GuardrailEvaluation.evaluateLatency(
-                control: control.latencyMilliseconds, treatment: treatment.latencyMilliseconds, policy: policy,
+                control: control.latencyMilliseconds, treatment: treatment.latencyMilliseconds,
+                controlGroups: control.isAnalysedByUnit ? control.latencyGroups : nil,
+                treatmentGroups: treatment.isAnalysedByUnit ? treatment.latencyGroups : nil, policy: policy,
                 state: &states[GuardrailMetric.latency.description, default: SequentialTestState()]))
         for guardrail in policy.customMetrics {
             guard let treatmentMoments = treatment.custom[guardrail.name], let controlMoments = control.custom[guardrail.name]
             else { continue }
             decisions.append(
                 GuardrailEvaluation.evaluateCustom(
-                    guardrail, control: controlMoments, treatment: treatmentMoments, policy: policy,
+                    guardrail, control: controlMoments, treatment: treatmentMoments,
+                    controlGroups: control.isAnalysedByUnit ? control.customGroups[guardrail.name] : nil,
+                    treatmentGroups: treatment.isAnalysedByUnit ? treatment.customGroups[guardrail.name] : nil,
+                    policy: policy,
                     state: &states[guardrail.name, default: SequentialTestState()]))
         }
         return decisions.first(where: \.disables)

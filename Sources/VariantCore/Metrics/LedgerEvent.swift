@@ -16,6 +16,9 @@ public struct LedgerEvent: Sendable, Equatable {
         /// A prompt guardrail with action `log` fired; `details.count` says how often since its previous event
         /// (at most one event per rule and prompt version per minute).
         case promptGuardrail = "prompt_guardrail"
+        /// An experiment's statistics started afresh: its configuration changed (`details.changed` lists what), or
+        /// an operator asked (`new_phase`). `details.phase` is the new phase's number.
+        case phaseStarted = "phase_started"
     }
 
     /// Increases by one with every event, across restarts.

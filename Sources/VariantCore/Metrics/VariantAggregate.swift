@@ -23,6 +23,17 @@ public struct VariantAggregate: Sendable {
     /// By metric name.
     public var custom: [String: RunningMoments] = [:]
 
+    /// Records that named their unit (`record` by `unit`): while there are none, the variant is analysed per
+    /// record; with any, by unit (STATISTICS.md, "Analysis by unit").
+    public var unitRecords: Int = 0
+    /// Per-group totals of each metric, for the variance by unit (`UnitGroupTotals`).
+    public var errorGroups = UnitGroupTotals()
+    public var successGroups = UnitGroupTotals()
+    public var latencyGroups = UnitGroupTotals()
+    public var costGroups = UnitGroupTotals()
+    public var tokenGroups = UnitGroupTotals()
+    public var customGroups: [String: UnitGroupTotals] = [:]
+
     /// The most distinct custom metric names kept per variant; a record adding one more is refused.
     public static let maximumCustomMetrics = 32
     /// The histogram covers 1 µs to one hour with two significant digits (values above an hour count as an hour).
@@ -42,26 +53,94 @@ public struct VariantAggregate: Sendable {
         return self.custom.count + added > Self.maximumCustomMetrics
     }
 
-    mutating func add(_ measurements: Measurements, shadow: Bool) {
+    /// Adds one record. `unitHash` is `UnitHash.of(unit)` for a record that named its unit, nil for one that did
+    /// not (it then goes to the next group in turn, as a cluster of its own).
+    mutating func add(_ measurements: Measurements, shadow: Bool, unitHash: UInt64? = nil) {
+        let group: Int
+        if let unitHash {
+            group = UnitHash.group(of: unitHash)
+            unitRecords += 1
+        } else {
+            group = records % UnitGroupTotals.groupCount
+        }
         records += 1
         if shadow { shadowRecords += 1 }
         if let failed = measurements.error {
             errors.trials += 1
             if failed { errors.successes += 1 }
+            errorGroups.add(failed ? 1 : 0, group: group)
         }
         if let score = measurements.success {
             success.trials += 1
             success.successes += score
+            successGroups.add(score, group: group)
         }
         if let latency = measurements.latencyMilliseconds {
             latencyMilliseconds.add(latency)
+            latencyGroups.add(latency, group: group)
             recordLatencyMicroseconds(UInt64((latency * 1000).rounded()), count: 1)
         }
-        if let cost = measurements.costUSD { costUSD.add(cost) }
-        if let tokens = measurements.tokens { self.tokens.add(tokens) }
+        if let cost = measurements.costUSD {
+            costUSD.add(cost)
+            costGroups.add(cost, group: group)
+        }
+        if let tokens = measurements.tokens {
+            self.tokens.add(tokens)
+            tokenGroups.add(tokens, group: group)
+        }
         for metric in measurements.custom {
             custom[metric.name, default: RunningMoments()].add(metric.value)
+            customGroups[metric.name, default: UnitGroupTotals()].add(metric.value, group: group)
         }
+    }
+
+    /// Folds another aggregate of the same variant into this one (another daemon's, or another shard's): every
+    /// count, sum, group total and histogram bucket adds up, so the merged aggregate gives the figures of one
+    /// aggregate that saw every record.
+    public mutating func merge(_ other: VariantAggregate) {
+        assignments += other.assignments
+        records += other.records
+        shadowRecords += other.shadowRecords
+        unitRecords += other.unitRecords
+        errors.merge(other.errors)
+        success.merge(other.success)
+        latencyMilliseconds.merge(other.latencyMilliseconds)
+        latencyHistogram.add(other.latencyHistogram)
+        costUSD.merge(other.costUSD)
+        tokens.merge(other.tokens)
+        for (name, moments) in other.custom { custom[name, default: RunningMoments()].merge(moments) }
+        errorGroups.merge(other.errorGroups)
+        successGroups.merge(other.successGroups)
+        latencyGroups.merge(other.latencyGroups)
+        costGroups.merge(other.costGroups)
+        tokenGroups.merge(other.tokenGroups)
+        for (name, groups) in other.customGroups { customGroups[name, default: UnitGroupTotals()].merge(groups) }
+    }
+
+    /// Whether this variant is analysed by unit: some record named its unit.
+    public var isAnalysedByUnit: Bool { unitRecords > 0 }
+
+    /// The error rate's estimate; `pooledRate` centres the variance on the null's common rate.
+    public func errorEstimate(pooledRate: Double? = nil) -> ArmEstimate {
+        .proportion(errors, groups: errorGroups, byUnit: isAnalysedByUnit, center: pooledRate)
+    }
+
+    public func successEstimate(pooledRate: Double? = nil) -> ArmEstimate {
+        .proportion(success, groups: successGroups, byUnit: isAnalysedByUnit, center: pooledRate)
+    }
+
+    public var latencyEstimate: ArmEstimate {
+        .mean(latencyMilliseconds, groups: latencyGroups, byUnit: isAnalysedByUnit)
+    }
+
+    public var costEstimate: ArmEstimate { .mean(costUSD, groups: costGroups, byUnit: isAnalysedByUnit) }
+
+    public var tokenEstimate: ArmEstimate { .mean(tokens, groups: tokenGroups, byUnit: isAnalysedByUnit) }
+
+    /// A custom metric's estimate; nil when the variant has no observation of it.
+    public func customEstimate(_ name: String) -> ArmEstimate? {
+        guard let moments = custom[name] else { return nil }
+        return .mean(moments, groups: customGroups[name] ?? UnitGroupTotals(), byUnit: isAnalysedByUnit)
     }
 
     mutating func recordLatencyMicroseconds(_ microseconds: UInt64, count: UInt64) {

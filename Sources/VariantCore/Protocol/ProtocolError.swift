@@ -27,6 +27,7 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
             case lineTooLong = "line_too_long"
             case tooManyConnections = "too_many_connections"
             case unknownVariant = "unknown_variant"
+            case unknownPhase = "unknown_phase"
             case unknownMetric = "unknown_metric"
             case invalidMetric = "invalid_metric"
             case tooManyMetrics = "too_many_metrics"
@@ -64,6 +65,8 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         public static let lineTooLong = Code(.lineTooLong)
         public static let tooManyConnections = Code(.tooManyConnections)
         public static let unknownVariant = Code(.unknownVariant)
+        /// `stats` asked for a phase the experiment never had, or that is no longer kept.
+        public static let unknownPhase = Code(.unknownPhase)
         public static let unknownMetric = Code(.unknownMetric)
         public static let invalidMetric = Code(.invalidMetric)
         public static let tooManyMetrics = Code(.tooManyMetrics)

@@ -9,8 +9,9 @@ public struct Request: Sendable {
         case record(RecordRequest, acknowledge: Bool)
         /// Many records in one line, each checked on its own: a bad one is reported by index, the rest recorded.
         case batch([Result<RecordRequest, ProtocolError>], acknowledge: Bool)
-        /// The experiment's statistics; the sample size is computed for `minimumDetectableEffect` when given.
-        case stats(experiment: String, minimumDetectableEffect: Double?)
+        /// The experiment's statistics, of the current phase or of phase `phase`; the sample size is computed for
+        /// `minimumDetectableEffect` when given.
+        case stats(experiment: String, minimumDetectableEffect: Double?, phase: Int?)
         case events(limit: Int)
         /// Admin: send a treatment's units to the control until enabled again.
         case disable(experiment: String, variant: String, reason: String?)
@@ -18,6 +19,8 @@ public struct Request: Sendable {
         case enable(experiment: String, variant: String)
         /// Admin: poll the config source now.
         case reload
+        /// Admin: start a new phase of an experiment (its statistics start afresh).
+        case newPhase(experiment: String, reason: String?)
         /// A prompt version rendered with `variables`: the unit's in an experiment, or one named.
         case render(RenderQuery, variables: JSONObject)
     }
@@ -144,7 +147,7 @@ public struct Request: Sendable {
             }
             return .batch(records, acknowledge: try fields.optionalBool("ack") ?? true)
         case "stats":
-            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "minimum_detectable_effect"])
+            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "minimum_detectable_effect", "phase"])
             var effect: Double?
             if let value = object["minimum_detectable_effect"] {
                 guard case .number(let number) = value, number > 0, number < 1 else {
@@ -152,7 +155,14 @@ public struct Request: Sendable {
                 }
                 effect = number
             }
-            return .stats(experiment: try fields.string("experiment"), minimumDetectableEffect: effect)
+            var phase: Int?
+            if let value = object["phase"] {
+                guard let number = value.integerValue, number >= 1 else {
+                    throw ProtocolError(.invalidField, "'phase' must be a whole number, 1 or more")
+                }
+                phase = number
+            }
+            return .stats(experiment: try fields.string("experiment"), minimumDetectableEffect: effect, phase: phase)
         case "events":
             try fields.rejectUnknown(allowed: ["id", "op", "limit"])
             var limit = Self.maximumEventsListed
@@ -174,12 +184,15 @@ public struct Request: Sendable {
         case "reload":
             try fields.rejectUnknown(allowed: Self.bareFields)
             return .reload
+        case "new_phase":
+            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "reason"])
+            return .newPhase(experiment: try fields.string("experiment"), reason: try fields.optionalString("reason"))
         case "render":
             return try render(fields)
         default:
             throw ProtocolError(
                 .unknownOp,
-                "unknown op '\(op)' (known: assign, prompt, render, config, health, record, batch, stats, events, disable, enable, reload)")
+                "unknown op '\(op)' (known: assign, prompt, render, config, health, record, batch, stats, events, disable, enable, new_phase, reload)")
         }
     }
 
@@ -216,13 +229,11 @@ public struct Request: Sendable {
         let experiment = try fields.string("experiment")
         let subject: RecordRequest.Subject
         switch (fields.object["variant"], fields.object["unit"]) {
-        case (.some, .some):
-            throw ProtocolError(.invalidField, "give either 'variant' or 'unit', not both")
-        case (.some, nil):
+        case (.some, let unit):
             if fields.object["attributes"] != nil {
-                throw ProtocolError(.invalidField, "'attributes' is only taken together with 'unit'")
+                throw ProtocolError(.invalidField, "'attributes' is only taken with 'unit' alone (the daemon recomputes the variant from them); with 'variant' the unit only groups the record")
             }
-            subject = .variant(try fields.string("variant"))
+            subject = .variant(try fields.string("variant"), unit: unit == nil ? nil : try fields.unit())
         case (nil, .some):
             subject = .unit(try fields.unit(), attributes: try fields.attributes())
         case (nil, nil):
@@ -242,8 +253,9 @@ public struct Request: Sendable {
 public struct RecordRequest: Sendable, Equatable {
     /// Whom the measurements belong to.
     public enum Subject: Sendable, Equatable {
-        /// The variant, as the client was told by `assign`.
-        case variant(String)
+        /// The variant, as the client was told by `assign`, and the unit it was told for, if the client says: the
+        /// unit then only groups the record for the analysis by unit (STATISTICS.md), the variant is taken as given.
+        case variant(String, unit: String?)
         /// The unit; the daemon recomputes its variant, which needs the same attributes as the `assign`.
         case unit(String, attributes: JSONObject)
     }

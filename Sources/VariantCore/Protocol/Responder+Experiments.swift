@@ -23,10 +23,13 @@ extension Responder {
         let experimentIndex = try experimentIndex(named: record.experiment, in: config)
         let experiment = config.document.experiments[experimentIndex]
         let variantIndex: Int
+        let unitHash: UInt64?
         switch record.subject {
-        case .variant(let name):
+        case .variant(let name, let unit):
             variantIndex = try self.variantIndex(named: name, in: experiment)
+            unitHash = unit.map(UnitHash.of)
         case .unit(let unit, let attributes):
+            unitHash = UnitHash.of(unit)
             let assignment = snapshot.assignment(
                 experimentIndex: experimentIndex, unit: unit, attributes: attributes, now: now, in: config)
             guard assignment.inExperiment else {
@@ -52,7 +55,8 @@ extension Responder {
         let guarded = experiment.status == .running
         return ExperimentLedger.Entry(
             experiment: experiment.name, variant: experiment.variants[variantIndex].name,
-            measurements: record.measurements, shadow: record.shadow,
+            measurements: record.measurements, shadow: record.shadow, unitHash: unitHash,
+            phase: config.assignmentTally.definitions[experimentIndex],
             guardrails: guarded ? (experiment.control.name, experiment.guardrails) : nil)
     }
 

@@ -29,7 +29,8 @@ extension Responder {
                 served.version, of: served.prompt, variables: variables, experiment: experiment.name, now: now,
                 context: context)
             // Counted only when the unit is served its prompt: a refused render enrols no one.
-            countAssignment(assignment, experimentIndex: index, config: config, ledger: context.ledger)
+            countAssignment(
+                assignment, unit: unit, experimentIndex: index, snapshot: snapshot, config: config, ledger: context.ledger)
             writeAssignment(assignment, experimentIndex: index, config: config, id: id, open: true, into: &writer)
             prepared.write(into: &writer)
             writer.raw("}\n")

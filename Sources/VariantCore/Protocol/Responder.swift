@@ -105,14 +105,41 @@ public enum Responder {
             writer.raw("}\n")
         case .batch(let records, let acknowledge):
             try writeBatch(records, acknowledge: acknowledge, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
-        case .stats(let experimentName, let effect):
+        case .stats(let experimentName, let effect, let phaseNumber):
             let config = try loadedConfig(snapshot)
-            let experiment = config.document.experiments[try experimentIndex(named: experimentName, in: config)]
+            let index = try experimentIndex(named: experimentName, in: config)
+            let experiment = config.document.experiments[index]
+            let current = context.ledger.currentPhase(
+                of: experiment.name, definition: config.assignmentTally.definitions[index], at: now)
+            var phase = current
+            if let phaseNumber, phaseNumber != current.number {
+                guard let earlier = context.ledger.phase(phaseNumber, of: experiment.name) else {
+                    let kept = context.ledger.phaseNumbers(of: experiment.name).map(String.init).joined(separator: ", ")
+                    throw ProtocolError(.unknownPhase, "experiment '\(experiment.name)' has no phase \(phaseNumber) (phases kept: \(kept))")
+                }
+                phase = earlier
+            }
             var report = ExperimentReport(
-                experiment: experiment, aggregates: context.ledger.aggregates(experiment: experiment.name),
-                disabled: context.ledger.disabled, minimumDetectableEffect: effect)
+                experiment: experiment, phase: phase, currentPhase: current.number,
+                disabled: phase.number == current.number ? context.ledger.disabled : [:],
+                minimumDetectableEffect: effect)
             report.promptGuardrails = promptGuardrailCounts(of: experiment, in: config.document, ledger: context.ledger)
             report.write(id: request.id, configVersion: config.version, into: &writer)
+        case .newPhase(let experimentName, let reason):
+            try requireAdministrator(context.caller, op: "new_phase")
+            let config = try loadedConfig(snapshot)
+            let index = try experimentIndex(named: experimentName, in: config)
+            let event = context.ledger.startPhase(
+                of: experimentName, definition: config.assignmentTally.definitions[index], at: now,
+                actor: context.caller.description, reason: reason ?? "requested by an operator")
+            context.treatmentsChanged(event)
+            writer.raw("{\"id\":")
+            writer.value(request.id)
+            writer.raw(",\"ok\":true,\"experiment\":")
+            writer.string(experimentName)
+            writer.raw(",\"phase\":")
+            writer.integer(event.details["phase"]?.integerValue ?? 0)
+            writer.raw("}\n")
         case .events(let limit):
             writeEvents(context.ledger.events(limit: limit), id: request.id, into: &writer)
         case .disable(let experiment, let variant, let reason):
@@ -148,17 +175,22 @@ public enum Responder {
     ) throws(ProtocolError) {
         let index = try experimentIndex(named: name, in: config)
         let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
-        countAssignment(assignment, experimentIndex: index, config: config, ledger: ledger)
+        countAssignment(
+            assignment, unit: unit, experimentIndex: index, snapshot: snapshot, config: config, ledger: ledger)
         writeAssignment(assignment, experimentIndex: index, config: config, id: id, into: &writer)
     }
 
-    /// Counts an answer that enrols the unit (`stats` "assignments").
+    /// Counts an answer that enrols the unit (`stats` "assignments") and the unit among the experiment's distinct
+    /// units, except while a treatment of the experiment is disabled (its units then get the control, so the split
+    /// of that time says nothing about assignment: the sample-ratio check leaves it out).
     static func countAssignment(
-        _ assignment: Assignment, experimentIndex index: Int, config: LoadedConfig, ledger: ExperimentLedger
+        _ assignment: Assignment, unit: String, experimentIndex index: Int, snapshot: ServingSnapshot,
+        config: LoadedConfig, ledger: ExperimentLedger
     ) {
         guard assignment.inExperiment else { return }
         config.assignmentTally.countAssignment(
-            experimentIndex: index, variantIndex: assignment.measuredVariantIndex, for: ledger)
+            experimentIndex: index, variantIndex: assignment.measuredVariantIndex,
+            unitHash: snapshot.hasDisabledTreatment(experimentIndex: index) ? nil : UnitHash.of(unit), for: ledger)
     }
 
     /// A prompt and one of its versions (the latest without `number`).

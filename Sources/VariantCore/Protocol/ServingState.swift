@@ -238,6 +238,8 @@ public final class ServingSnapshot: Sendable {
     public let disabled: Set<ExperimentLedger.VariantKey>
     /// `disabled` resolved against `config`: by experiment index, then variant index.
     private let disabledByIndex: [[Bool]]
+    /// Whether any treatment of each experiment (by index) is disabled.
+    private let experimentHasDisabled: [Bool]
     /// The Langfuse prompt versions and labels of the latest document, and how each was resolved.
     public let promptSources: [PromptSourceStatus]
 
@@ -257,6 +259,7 @@ public final class ServingSnapshot: Sendable {
         self.disabledByIndex = (config?.document.experiments ?? []).map { experiment in
             experiment.variants.map { disabled.contains(.init(experiment: experiment.name, variant: $0.name)) }
         }
+        self.experimentHasDisabled = disabledByIndex.map { $0.contains(true) }
     }
 
     /// The same snapshot with a newly applied configuration; the last error is cleared.
@@ -295,6 +298,11 @@ public final class ServingSnapshot: Sendable {
         ServingSnapshot(
             config: config, source: source, lastError: lastError, startedAt: startedAt, sourceState: sourceState,
             lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources)
+    }
+
+    /// Whether a treatment of the experiment at this index of `config` is disabled.
+    public func hasDisabledTreatment(experimentIndex: Int) -> Bool {
+        experimentHasDisabled[experimentIndex]
     }
 
     /// Whether the variant at these indexes of `config` is a disabled treatment.

@@ -146,9 +146,15 @@ public struct GuardrailDecision: Sendable, Equatable {
 /// fixed τ allows (Johari et al. §4: the best τ is of the order of the effects one cares about).
 public enum GuardrailEvaluation {
     /// Evaluates the error-rate guardrail and folds the result into `state`.
+    ///
+    /// An arm given with its group totals is analysed by unit (its variance is the larger of the variance by
+    /// record and the cluster-robust variance over groups); without, per record (STATISTICS.md, "Analysis by
+    /// unit").
     public static func evaluateErrorRate(
         control: ProportionCounts,
         treatment: ProportionCounts,
+        controlGroups: UnitGroupTotals? = nil,
+        treatmentGroups: UnitGroupTotals? = nil,
         policy: GuardrailPolicy,
         state: inout SequentialTestState
     ) -> GuardrailDecision {
@@ -175,7 +181,14 @@ public enum GuardrailEvaluation {
         let n1 = Double(control.trials)
         let n2 = Double(treatment.trials)
         let pooled = (control.successes + treatment.successes) / (n1 + n2)
-        let variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+        let variance =
+            ArmEstimate.proportion(
+                control, groups: controlGroups ?? UnitGroupTotals(), byUnit: controlGroups != nil, center: pooled
+            ).variance
+            + ArmEstimate.proportion(
+                treatment, groups: treatmentGroups ?? UnitGroupTotals(), byUnit: treatmentGroups != nil,
+                center: pooled
+            ).variance
         let τ = policy.maximumErrorRateIncrease > 0 ? policy.maximumErrorRateIncrease : 0.2 * pooled.squareRoot()
         return conclude(
             decision,
@@ -191,6 +204,8 @@ public enum GuardrailEvaluation {
     public static func evaluateLatency(
         control: RunningMoments,
         treatment: RunningMoments,
+        controlGroups: UnitGroupTotals? = nil,
+        treatmentGroups: UnitGroupTotals? = nil,
         policy: GuardrailPolicy,
         state: inout SequentialTestState
     ) -> GuardrailDecision {
@@ -215,7 +230,7 @@ public enum GuardrailEvaluation {
         guard control.count >= policy.minimumSamplesPerVariant, treatment.count >= policy.minimumSamplesPerVariant,
             control.mean > 0
         else { return decision }
-        let variance = control.variance / Double(control.count) + treatment.variance / Double(treatment.count)
+        let variance = meanVariance(control, controlGroups) + meanVariance(treatment, treatmentGroups)
         let τ =
             policy.maximumLatencyIncrease > 0
             ? policy.maximumLatencyIncrease * control.mean : 0.2 * pooledStandardDeviation(control, treatment)
@@ -234,6 +249,8 @@ public enum GuardrailEvaluation {
         _ guardrail: CustomMetricGuardrail,
         control: RunningMoments,
         treatment: RunningMoments,
+        controlGroups: UnitGroupTotals? = nil,
+        treatmentGroups: UnitGroupTotals? = nil,
         policy: GuardrailPolicy,
         state: inout SequentialTestState
     ) -> GuardrailDecision {
@@ -257,7 +274,7 @@ public enum GuardrailEvaluation {
         )
         guard control.count >= policy.minimumSamplesPerVariant, treatment.count >= policy.minimumSamplesPerVariant
         else { return decision }
-        let variance = control.variance / Double(control.count) + treatment.variance / Double(treatment.count)
+        let variance = meanVariance(control, controlGroups) + meanVariance(treatment, treatmentGroups)
         let τ = guardrail.tolerance > 0 ? guardrail.tolerance : 0.2 * pooledStandardDeviation(control, treatment)
         return conclude(
             decision,
@@ -295,6 +312,11 @@ public enum GuardrailEvaluation {
             decision.verdict = .healthy
         }
         return decision
+    }
+
+    /// The variance of an arm's mean: s²/n per record, or by unit when the arm's group totals are given.
+    private static func meanVariance(_ moments: RunningMoments, _ groups: UnitGroupTotals?) -> Double {
+        ArmEstimate.mean(moments, groups: groups ?? UnitGroupTotals(), byUnit: groups != nil).variance
     }
 
     private static func pooledStandardDeviation(_ a: RunningMoments, _ b: RunningMoments) -> Double {

@@ -58,7 +58,8 @@ import Testing
             for task in 0..<4 {
                 group.addTask {
                     for _ in 0..<perTask {
-                        tally.countAssignment(experimentIndex: 0, variantIndex: task % 2, for: ledger)
+                        tally.countAssignment(
+                            experimentIndex: 0, variantIndex: task % 2, unitHash: UInt64(task), for: ledger)
                     }
                 }
             }

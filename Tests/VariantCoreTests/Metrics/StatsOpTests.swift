@@ -9,7 +9,8 @@ import Testing
         return try #require(try parseJSON(text).objectValue, "\(text)")
     }
 
-    /// Control converts 10%, treatment 15%, `n` records each, assignments in the given counts.
+    /// Control converts 10%, treatment 15%, `n` records each (per record: no units), assignments in the given
+    /// counts, each from a distinct unit.
     func ledger(n: Int, assignments: (Int, Int) = (1000, 1000)) throws -> ExperimentLedger {
         let ledger = ExperimentLedger()
         var entries: [ExperimentLedger.Entry] = []
@@ -18,15 +19,22 @@ import Testing
             entries.append(.init(experiment: "e", variant: "treatment", measurements: Measurements(latencyMilliseconds: Double(420 + index % 50), success: index % 20 < 3 ? 1 : 0), shadow: false))
         }
         #expect(ledger.record(entries).failures.allSatisfy { $0 == nil })
-        ledger.add(assignmentCounts: [
-            (.init(experiment: "e", variant: "control"), assignments.0),
-            (.init(experiment: "e", variant: "treatment"), assignments.1),
-        ])
+        var units = DistinctUnitSample()
+        for unit in 0..<(assignments.0 + assignments.1) {
+            units.add(hash: UnitHash.of("user-\(unit)"), variant: unit < assignments.0 ? 0 : 1)
+        }
+        let document = try ConfigDocument.validate(Array(RecordTests.document.utf8))
+        ledger.add(
+            [
+                AssignmentTally.Gathered(
+                    experiment: "e", definition: PhaseDefinition(document.experiments[0]),
+                    counts: [("control", assignments.0), ("treatment", assignments.1)], units: units)
+            ], at: someInstant)
         return ledger
     }
 
     @Test func comparesEachTreatmentWithTheControlAsTheStatisticsModuleDoes() throws {
-        let answer = try stats(try ledger(n: 1000), #","minimum_detectable_effect":0.05"#)
+        let answer = try stats(try ledger(n: 5000), #","minimum_detectable_effect":0.05"#)
         let variants = try #require(answer["variants"]?.arrayValue).compactMap(\.objectValue)
         #expect(variants.map { $0["name"] } == [.string("control"), .string("treatment")])
         #expect(variants[0]["success"]?.objectValue?["rate"] == .number(0.1))
@@ -37,10 +45,18 @@ import Testing
         #expect(comparison["variant"] == .string("treatment"))
         let success = try #require(comparison["metrics"]?.arrayValue?.compactMap(\.objectValue).first { $0["metric"] == .string("success") })
         let expected = try #require(ProportionComparison.compare(
-            control: ProportionCounts(trials: 1000, successes: 100), treatment: ProportionCounts(trials: 1000, successes: 150)))
-        #expect(success["p_value"] == .number(expected.pValue))
-        #expect(success["interval"] == .array([.number(expected.absoluteDifferenceInterval!.lower), .number(expected.absoluteDifferenceInterval!.upper)]))
+            control: ProportionCounts(trials: 5000, successes: 500), treatment: ProportionCounts(trials: 5000, successes: 750)))
+        // Records without units are analysed per record: the fixed-horizon figures are the classical test's.
+        #expect(success["analysis"] == .string("record"))
+        #expect(success["fixed_horizon_p_value"] == .number(expected.pValue))
+        #expect(success["fixed_horizon_interval"] == .array([.number(expected.absoluteDifferenceInterval!.lower), .number(expected.absoluteDifferenceInterval!.upper)]))
+        // The anytime-valid interval is wider, and contains the fixed-horizon one.
+        let bounds = success["interval"]?.arrayValue ?? []
+        let anytime = bounds.compactMap(\.numberValue)
+        #expect(anytime.count == 2 && anytime[0] < expected.absoluteDifferenceInterval!.lower && anytime[1] > expected.absoluteDifferenceInterval!.upper)
+        #expect(anytime[0] > 0)
         #expect(success["verdict"] == .string("better"))
+        #expect(variants[0]["units"] == .number(1000) && variants[0]["assignments"] == .number(1000))
         let latency = try #require(comparison["metrics"]?.arrayValue?.compactMap(\.objectValue).first { $0["metric"] == .string("latency_ms") })
         #expect(latency["test"] == .string("welch_t") && latency["verdict"] == .string("worse"))
 
@@ -63,8 +79,9 @@ import Testing
     }
 
     @Test func aBrokenSplitIsFlaggedBeforeAnyWinner() throws {
-        let answer = try stats(try ledger(n: 1000, assignments: (1000, 800)), #","minimum_detectable_effect":0.05"#)
+        let answer = try stats(try ledger(n: 5000, assignments: (1000, 800)), #","minimum_detectable_effect":0.05"#)
         #expect(answer["sample_ratio"]?.objectValue?["mismatch"] == .bool(true))
+        #expect(answer["sample_ratio"]?.objectValue?["on"] == .string("units"))
         #expect(answer["recommendation"]?.objectValue?["verdict"] == .string("sample_ratio_mismatch"))
     }
 
