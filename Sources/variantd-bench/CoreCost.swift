@@ -10,7 +10,7 @@ struct CoreCost: Encodable {
 
     static func measure(
         configPath: String, experiment: String, unitPrefix: String, requests: Int, op: String = "assign",
-        extraMembers: String = ""
+        extraMembers: String = "", withUnit: Bool = true
     ) throws -> CoreCost {
         let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: configPath)))
         let document = try ConfigDocument.validate(bytes)
@@ -19,7 +19,8 @@ struct CoreCost: Encodable {
             document: document, version: LoadedConfig.version(of: bytes), source: configPath, loadedAt: now)
         let snapshot = ServingSnapshot(config: config, source: configPath, lastError: nil, startedAt: now)
         let lines = (0..<1000).map {
-            Array(#"{"id":\#($0),"op":"\#(op)","experiment":"\#(experiment)","unit":"\#(unitPrefix)\#($0)"\#(extraMembers)}"#.utf8)
+            let unit = withUnit ? #","unit":"\#(unitPrefix)\#($0)""# : ""
+            return Array(#"{"id":\#($0),"op":"\#(op)","experiment":"\#(experiment)"\#(unit)\#(extraMembers)}"#.utf8)
         }
         var writer = JSONWriter(reservingCapacity: 1 << 16)
         let context = RequestContext.detached()

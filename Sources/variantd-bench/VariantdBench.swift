@@ -189,7 +189,10 @@ struct VariantdBench: ParsableCommand {
         let recordByVariantAndUnit = try CoreCost.measure(
             configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests, op: "record",
             extraMembers: #","variant":"\#(variant)""# + metrics)
-        print("core alone, \(latencyRequests) requests each: assign \(Int(assign.nanosecondsPerRequest)) ns, render \(Int(render.nanosecondsPerRequest)) ns, record by unit \(Int(recordByUnit.nanosecondsPerRequest)) ns, record by variant and unit \(Int(recordByVariantAndUnit.nanosecondsPerRequest)) ns per request")
+        let recordByVariant = try CoreCost.measure(
+            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests,
+            op: "record", extraMembers: #","variant":"\#(variant)""# + metrics, withUnit: false)
+        print("core alone, \(latencyRequests) requests each: assign \(Int(assign.nanosecondsPerRequest)) ns, render \(Int(render.nanosecondsPerRequest)) ns, record by unit \(Int(recordByUnit.nanosecondsPerRequest)) ns, record by variant and unit \(Int(recordByVariantAndUnit.nanosecondsPerRequest)) ns, record by variant \(Int(recordByVariant.nanosecondsPerRequest)) ns per request")
     }
 
     /// Compiles and runs udsfloor.c, or returns why the floor is skipped.

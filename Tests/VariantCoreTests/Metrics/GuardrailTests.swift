@@ -68,6 +68,14 @@ import Testing
         let restored = ExperimentLedger()
         try restored.restore(from: saved)
         #expect(restored.encodedState(savedAt: someInstant).bytes == saved)
+        #expect(restored.phase(1, of: "e")?.sequential["treatment"]?["error_rate"] != nil)
+
+        // A person disables and enables the treatment: its guardrail starts gathering evidence afresh.
+        _ = restored.disable(
+            DisabledTreatment(experiment: "e", variant: "treatment", at: someInstant, automatic: false, reason: "check"),
+            actor: "uid 0")
+        #expect(restored.enable(experiment: "e", variant: "treatment", at: someInstant, actor: "uid 0") != nil)
+        #expect(restored.phase(1, of: "e")?.sequential["treatment"] == nil)
     }
 
     @Test func guardrailsAreReadFromTheDocumentWithDefaults() throws {

@@ -162,15 +162,15 @@ import Testing
     func clusteredTrafficKeepsFalseDisablesUnderAlpha(correlation: Double) {
         let healthy = ClusteredGuardrailSimulation.Arm(errorRate: 0.05)
         let aa = ClusteredGuardrailSimulation(
-            control: healthy, treatment: healthy, unitsPerArm: 60, maximumRecordsPerUnit: 50, correlation: correlation
-        ).summarize(runs: 200, seed: 14)
+            control: healthy, treatment: healthy, unitsPerArm: 40, maximumRecordsPerUnit: 50, correlation: correlation
+        ).summarize(runs: 120, seed: 14)
         #expect(aa.disabledOnErrorRateShare <= 0.05 + 0.03)
         #expect(aa.disabledOnLatencyShare <= 0.05 + 0.03)
         #expect(aa.perRecordDisabledShare > aa.disabledShare)
         let harmful = ClusteredGuardrailSimulation.Arm(errorRate: 0.05, errorRateIncrease: 0.10)
         let ab = ClusteredGuardrailSimulation(
-            control: healthy, treatment: harmful, unitsPerArm: 200, maximumRecordsPerUnit: 50, correlation: correlation
-        ).summarize(runs: 60, seed: 15)
+            control: healthy, treatment: harmful, unitsPerArm: 150, maximumRecordsPerUnit: 50, correlation: correlation
+        ).summarize(runs: 40, seed: 15)
         #expect(ab.disabledShare >= 0.9)
     }
 }
