@@ -14,8 +14,21 @@ import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
-from .operations import Call, Operations
-from .protocol import Failure, answer_id, decode, error_code, error_message, line
+from .operations import Operations, Outcome, Outcomes
+from .protocol import (
+    Failure,
+    answer_id,
+    assign_bodies,
+    assign_body,
+    decode,
+    error_code,
+    error_message,
+    line,
+    render_body,
+    render_prompt_body,
+    request_bodies,
+    version_body,
+)
 from .records import SEND_TIMEOUT
 
 MAX_WRITE_BUFFER = 1 << 20
@@ -129,21 +142,23 @@ class AsyncVariantClient(Operations):
 
     async def assign(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]] = None) -> Assignment:
         """The variant ``unit`` gets in ``experiment``; the fallback's control if the daemon cannot say."""
-        return await self._run(self._assign_call(experiment, unit, attributes))
+        return self._assigned(experiment, await self._ask(assign_body, experiment, unit, attributes))
 
     async def prompt(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]] = None) -> Assignment:
         """Like ``assign``, with the assigned prompt version's ``template`` and ``variables`` filled in (templates
         cached per config version)."""
-        return await self._run(self._prompt_call(experiment, unit, attributes))
+        assignment = await self.assign(experiment, unit, attributes)
+        wanted = self._template_wanted(assignment)
+        return self._prompted(assignment, None if wanted is None else await self._ask(version_body, *wanted))
 
     async def template(self, prompt: str, version: Optional[int] = None) -> Optional[PromptVersion]:
         """A prompt version's template (the latest without ``version``), from the daemon, else the fallback's,
         else None."""
-        return await self._run(self._template_call(prompt, version))
+        return self._template(prompt, version, await self._ask(version_body, prompt, version))
 
     async def assign_many(self, requests: Sequence[Tuple[str, str, Optional[Mapping[str, Scalar]]]]) -> List[Assignment]:
         """Many ``(experiment, unit, attributes)`` assignments in one write; each answer falls back on its own."""
-        return await self._run(self._assign_many_call(requests))
+        return self._assigned_many(requests, await self._ask_all(assign_bodies, requests))
 
     async def render(
         self,
@@ -153,11 +168,11 @@ class AsyncVariantClient(Operations):
         attributes: Optional[Mapping[str, Scalar]] = None,
     ) -> Rendering:
         """The prompt version ``unit`` gets, rendered by the daemon (see :meth:`VariantClient.render`)."""
-        return await self._run(self._render_call(experiment, unit, variables, attributes))
+        return self._rendered(experiment, variables, await self._ask(render_body, experiment, unit, variables, attributes))
 
     async def render_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]] = None, version: Optional[int] = None) -> Rendering:
         """A prompt version rendered by the daemon without an experiment (see :meth:`VariantClient.render_prompt`)."""
-        return await self._run(self._render_prompt_call(prompt, variables, version))
+        return self._rendered_prompt(prompt, variables, version, await self._ask(render_prompt_body, prompt, variables, version))
 
     def _buffered(self) -> None:
         # The sender task starts on the running loop with the first record.
@@ -208,13 +223,13 @@ class AsyncVariantClient(Operations):
 
     async def request(self, fields: Mapping[str, Json], timeout: Optional[float] = None) -> Dict[str, Json]:
         """Sends any request and returns the answer object; raises :class:`VariantdError`."""
-        return await self._run(self._request_call(fields), timeout)
+        return self._operator_answer(await self._ask_all(request_bodies, [fields], admin_timeout=timeout or self.admin_timeout))
 
     async def events(self, limit: Optional[int] = None) -> List[Dict[str, Json]]:
-        return await self._run(self._events_call(limit))
+        return list((await self.request(self._events_request(limit)))["events"])
 
     async def stats(self, experiment: str, minimum_detectable_effect: Optional[float] = None) -> Dict[str, Json]:
-        return await self._run(self._stats_call(experiment, minimum_detectable_effect))
+        return await self.request(self._stats_request(experiment, minimum_detectable_effect))
 
     async def health(self) -> Dict[str, Json]:
         return await self.request({"op": "health"})
@@ -227,21 +242,25 @@ class AsyncVariantClient(Operations):
 
     # ------------------------------------------------------------------------------------------ the transport
 
-    async def _run(self, call: Call, admin_timeout: Optional[float] = None) -> Json:
-        """Drives a call on the loop (see :meth:`VariantClient._run`)."""
+    async def _ask(self, body: Callable[..., bytes], *args: Json) -> Outcome:
+        """Sends the request ``body(*args)`` makes and returns its answer line, or the failure; raises nothing
+        but the caller's own cancellation."""
         try:
-            bodies, admin = next(call)
-            while True:
-                try:
-                    answers = await self._exchange(bodies, (admin_timeout or self.admin_timeout) if admin else self.timeout, admin)
-                except Failure as failure:
-                    bodies, admin = call.throw(failure)
-                except Exception as problem:  # noqa: BLE001 - a bug here must still end in the call's fallback
-                    bodies, admin = call.throw(Failure("client_error", repr(problem)))
-                else:
-                    bodies, admin = call.send(answers)
-        except StopIteration as finished:
-            return finished.value
+            return (await self._exchange([body(*args)], self.timeout, False))[0]
+        except Failure as failure:
+            return failure
+        except Exception as problem:  # noqa: BLE001 - a bug here must still end in the call's fallback
+            return Failure("client_error", repr(problem))
+
+    async def _ask_all(self, bodies: Callable[..., List[bytes]], *args: Json, admin_timeout: Optional[float] = None) -> Outcomes:
+        """Sends the requests ``bodies(*args)`` makes in one write and returns their answer lines, or the failure.
+        With ``admin_timeout`` it is an operator call: that timeout, and no back-off."""
+        try:
+            return await self._exchange(bodies(*args), admin_timeout or self.timeout, admin_timeout is not None)
+        except Failure as failure:
+            return failure
+        except Exception as problem:  # noqa: BLE001
+            return Failure("client_error", repr(problem))
 
     async def _exchange(self, bodies: List[bytes], timeout: float, admin: bool) -> List[bytes]:
         loop = asyncio.get_running_loop()

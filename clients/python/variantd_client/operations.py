@@ -1,9 +1,9 @@
 """What each call does, written once for both clients.
 
-Each call is a generator: it yields the exchange it needs (request bodies, and whether it is an operator call) and
-is sent the answer lines, or has the transport's :class:`Failure` thrown in; it returns the call's result, its
-fallback included. The blocking client drives it with a socket, the asyncio client with its loop, so the fallback
-and deadline rules are the same in both by construction.
+A call is a request and an outcome: the client sends the request (a body from ``protocol``) and hands what came
+back, the answer line or the :class:`Failure` that stopped it, to the method here that makes the call's result,
+its fallback included. The blocking client asks over its socket, the asyncio client on its loop; the fallback,
+retry and back-off rules are here, the same for both.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Dict, Generator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .answers import Assignment, Json, PromptVersion, Scalar, VariantdError
+from .answers import Assignment, Json, PromptVersion, Rendering, Scalar, VariantdError
 from .fallback import Fallback, client_fallback
 from .logs import CauseLog
 from .protocol import (
     AssignAnswers,
     Failure,
-    assign_body,
     assignment_fields,
     decode,
     error_code,
@@ -28,18 +27,17 @@ from .protocol import (
     ok_answer,
     record_entry,
     refusal,
-    render_body,
     rendering,
-    request_body,
 )
 from .records import RecordBuffer
 from .rendering import render_locally
 
 DEFAULT_SOCKET = "/run/variantd/variantd.sock"
 
-Exchange = Tuple[List[bytes], bool]
-"""Request bodies to send in one write, and whether this is an operator call (``admin_timeout``, no back-off)."""
-Call = Generator[Exchange, List[bytes], Json]
+Outcome = Union[bytes, Failure]
+"""What came of one request: its answer line, or why there is none."""
+Outcomes = Union[List[bytes], Failure]
+"""What came of requests sent together: their answer lines, in order, or why there are none."""
 
 OUTAGES = ("unreachable", "timeout", "closed")
 """Failures after which calls fall back at once for ``retry_after``."""
@@ -159,101 +157,100 @@ class Operations:
         """A record was buffered (the asyncio client starts its sender then)."""
 
     # ------------------------------------------------------------------------------------------ the calls
+    # Each call is a request (a body builder from protocol.py) and a method here that makes the call's result from
+    # the outcome: the answer line, or the Failure that stopped it. A client asks, this answers, so the fallback
+    # rules are the same in both clients and the hot path raises nothing.
 
-    def _assign_call(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]]) -> Call:
-        try:
-            (raw,) = yield [assign_body(experiment, unit, attributes)], False
-            return self._assignment(experiment, self._answers.fields(raw))
-        except Failure as failure:
-            return self._fall_back(experiment, failure)
-        except Exception as problem:  # noqa: BLE001 - the contract: never raise into the request path
-            return self._fall_back(experiment, Failure("client_error", repr(problem)))
+    def _assigned(self, experiment: str, outcome: Outcome) -> Assignment:
+        """``assign``: the daemon's decision, else the fallback's control."""
+        if outcome.__class__ is bytes:
+            try:
+                fields = self._answers.fields(outcome)  # type: ignore[arg-type]
+                if fields["reason"] != "no_config":
+                    return new_assignment(fields)
+                # The daemon has no configuration: the client serves its own control, keeping the daemon's reason.
+                return self.fallback.assignment(experiment, "no_config")
+            except Failure as failure:
+                outcome = failure
+            except Exception as problem:  # noqa: BLE001 - the contract: never raise into the request path
+                outcome = Failure("client_error", repr(problem))
+        return self._fall_back(experiment, outcome)  # type: ignore[arg-type]
 
-    def _prompt_call(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]]) -> Call:
-        assignment = yield from self._assign_call(experiment, unit, attributes)
+    def _template_wanted(self, assignment: Assignment) -> Optional[Tuple[str, int]]:
+        """The prompt version ``prompt`` must ask the daemon for; None when it asks nothing (a fallback, no prompt,
+        or the template cached for this config version)."""
+        if assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None:
+            return None
+        if (assignment.config_version or "", assignment.prompt, assignment.prompt_version) in self._templates:
+            return None
+        return assignment.prompt, assignment.prompt_version
+
+    def _prompted(self, assignment: Assignment, outcome: Optional[Outcome]) -> Assignment:
+        """``prompt``: ``assignment`` with its version's template, from the cache (``outcome`` None) or the daemon's
+        answer (then cached, if of the same config version), else the fallback (``prompt_unavailable``)."""
         if assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None:
             return assignment
         key = (assignment.config_version or "", assignment.prompt, assignment.prompt_version)
-        version = self._templates.get(key)
+        version = self._templates.get(key) if outcome is None else self._version(outcome)
         if version is None:
-            version = yield from self._version_call(assignment.prompt, assignment.prompt_version, assignment.config_version)
-            if version is None:
-                return self._fall_back(experiment, Failure("prompt_unavailable", f"no template for {assignment.prompt} version {assignment.prompt_version}"))
-        fields = dict(assignment.__dict__, template=version.template, variables=version.variables, messages=version.messages)
-        return new_assignment(fields)
-
-    def _version_call(self, prompt: str, version: int, config_version: Optional[str]) -> Call:
-        """A prompt version from the daemon, kept when it belongs to ``config_version``; None if the daemon cannot
-        give it."""
-        try:
-            (raw,) = yield [request_body({"op": "prompt", "prompt": prompt, "version": version})], False
-            found = PromptVersion.from_answer(ok_answer(raw))
-        except Exception:  # noqa: BLE001
-            return None
-        if found.config_version == config_version:
+            why = outcome.message if isinstance(outcome, Failure) else "the daemon did not give the template"
+            return self._fall_back(assignment.experiment, Failure("prompt_unavailable", f"{assignment.prompt} version {assignment.prompt_version}: {why}"))
+        if outcome is not None and version.config_version == assignment.config_version:
             if len(self._templates) > 1024:
                 self._templates.clear()
-            self._templates[(config_version or "", prompt, version)] = found
-        return found
+            self._templates[key] = version
+        return new_assignment(dict(assignment.__dict__, template=version.template, variables=version.variables, messages=version.messages))
 
-    def _template_call(self, prompt: str, version: Optional[int]) -> Call:
-        request: Dict[str, Json] = {"op": "prompt", "prompt": prompt}
-        if version is not None:
-            request["version"] = version
+    def _template(self, prompt: str, version: Optional[int], outcome: Outcome) -> Optional[PromptVersion]:
+        """``template``: the daemon's version, else the fallback's, else None."""
+        return self._version(outcome) or self.fallback.prompt_version(prompt, version)
+
+    @staticmethod
+    def _version(outcome: Outcome) -> Optional[PromptVersion]:
+        if outcome.__class__ is not bytes:
+            return None
         try:
-            (raw,) = yield [request_body(request)], False
-            return PromptVersion.from_answer(ok_answer(raw))
+            return PromptVersion.from_answer(ok_answer(outcome))  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001
-            return self.fallback.prompt_version(prompt, version)
+            return None
 
-    def _assign_many_call(self, requests: Sequence[Tuple[str, str, Optional[Mapping[str, Scalar]]]]) -> Call:
-        try:
-            raws = yield [assign_body(experiment, unit, attributes) for experiment, unit, attributes in requests], False
-        except Failure as failure:
-            return [self._fall_back(r[0], failure) for r in requests]
-        except Exception as problem:  # noqa: BLE001
-            return [self._fall_back(r[0], Failure("client_error", repr(problem))) for r in requests]
-        assignments = []
-        for (experiment, _, _), raw in zip(requests, raws):
-            try:
-                assignments.append(self._assignment(experiment, self._answers.fields(raw)))
-            except Failure as failure:
-                assignments.append(self._fall_back(experiment, failure))
-        return assignments
+    def _assigned_many(self, requests: Sequence[Tuple[str, str, Optional[Mapping[str, Scalar]]]], outcome: Outcomes) -> List[Assignment]:
+        """``assign_many``: each answer on its own, or every request's fallback."""
+        if isinstance(outcome, Failure):
+            return [self._fall_back(experiment, outcome) for experiment, _, _ in requests]
+        return [self._assigned(experiment, raw) for (experiment, _, _), raw in zip(requests, outcome)]
 
-    def _render_call(
-        self, experiment: str, unit: str, variables: Optional[Mapping[str, Scalar]], attributes: Optional[Mapping[str, Scalar]]
-    ) -> Call:
+    def _rendered(self, experiment: str, variables: Optional[Mapping[str, Scalar]], outcome: Outcome) -> Rendering:
+        """``render``: the daemon's rendering or its refusal; else the fallback's control rendered here."""
         variables = variables or {}
         try:
-            try:
-                (raw,) = yield [render_body(experiment, unit, variables, attributes)], False
-                answer = decode(raw)
-            except Failure as failure:
-                return self.fallback.render(self._fall_back(experiment, failure), variables)
+            if isinstance(outcome, Failure):
+                raise outcome
+            split = self._answers.rendered(outcome)
+            if split is not None and split[0]["reason"] != "no_config":
+                return rendering(split[1], new_assignment(split[0]))
+            answer = decode(outcome)
             refused = refusal(answer)
             if refused is not None:
                 return refused
-            try:
-                if answer.get("ok") is not True:
-                    raise Failure(error_code(answer), error_message(answer))
-                assignment = self._assignment(experiment, assignment_fields(answer))
-            except Failure as failure:
-                assignment = self._fall_back(experiment, failure)
-            if assignment.reason in _NOT_DECIDED:
-                return self.fallback.render(assignment, variables)
-            return rendering(answer, assignment)
+            if answer.get("ok") is not True:
+                raise Failure(error_code(answer), error_message(answer))
+            fields = assignment_fields(answer)
+            if fields["reason"] == "no_config":
+                return self.fallback.render(self.fallback.assignment(experiment, "no_config"), variables)
+            return rendering(answer, new_assignment(fields))
+        except Failure as failure:
+            return self.fallback.render(self._fall_back(experiment, failure), variables)
         except Exception as problem:  # noqa: BLE001 - the contract: never raise into the request path
             return self.fallback.render(self._fall_back(experiment, Failure("client_error", repr(problem))), variables)
 
-    def _render_prompt_call(self, prompt: str, variables: Optional[Mapping[str, Scalar]], version: Optional[int]) -> Call:
+    def _rendered_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]], version: Optional[int], outcome: Outcome) -> Rendering:
+        """``render_prompt``: the daemon's rendering or its refusal; else the fallback's copy rendered here."""
         variables = variables or {}
-        request: Dict[str, Json] = {"op": "render", "prompt": prompt, "variables": dict(variables)}
-        if version is not None:
-            request["version"] = version
         try:
-            (raw,) = yield [request_body(request)], False
-            answer = decode(raw)
+            if isinstance(outcome, Failure):
+                raise outcome
+            answer = decode(outcome)
             refused = refusal(answer)
             if refused is not None:
                 return refused
@@ -269,25 +266,27 @@ class Operations:
 
     # Operator calls: these raise VariantdError.
 
-    def _request_call(self, fields: Mapping[str, Json]) -> Call:
+    def _operator_answer(self, outcome: Outcomes) -> Dict[str, Json]:
+        if isinstance(outcome, Failure):
+            raise VariantdError(outcome.code, outcome.message or f"cannot talk to {self.socket_path}")
         try:
-            (raw,) = yield [request_body(fields)], True
-            answer = decode(raw)
+            answer = decode(outcome[0])
         except Failure as failure:
-            raise VariantdError(failure.code, failure.message or f"cannot talk to {self.socket_path}") from None
+            raise VariantdError(failure.code, failure.message) from None
         if answer.get("ok") is not True:
             raise VariantdError(error_code(answer), error_message(answer))
         return answer
 
-    def _events_call(self, limit: Optional[int]) -> Call:
-        answer = yield from self._request_call({"op": "events"} if limit is None else {"op": "events", "limit": limit})
-        return list(answer["events"])
+    @staticmethod
+    def _events_request(limit: Optional[int]) -> Dict[str, Json]:
+        return {"op": "events"} if limit is None else {"op": "events", "limit": limit}
 
-    def _stats_call(self, experiment: str, minimum_detectable_effect: Optional[float]) -> Call:
+    @staticmethod
+    def _stats_request(experiment: str, minimum_detectable_effect: Optional[float]) -> Dict[str, Json]:
         request: Dict[str, Json] = {"op": "stats", "experiment": experiment}
         if minimum_detectable_effect is not None:
             request["minimum_detectable_effect"] = minimum_detectable_effect
-        return (yield from self._request_call(request))
+        return request
 
     @staticmethod
     def _disable_request(experiment: str, variant: str, reason: Optional[str]) -> Dict[str, Json]:
@@ -317,12 +316,6 @@ class Operations:
         return False
 
     # ------------------------------------------------------------------------------------------ answers
-
-    def _assignment(self, experiment: str, fields: Dict[str, Json]) -> Assignment:
-        if fields["reason"] == "no_config":
-            # The daemon has no configuration: the client serves its own control, keeping the daemon's reason.
-            return self.fallback.assignment(experiment, "no_config")
-        return new_assignment(fields)
 
     def _fall_back(self, experiment: str, failure: Failure) -> Assignment:
         self._count_fallback(failure)

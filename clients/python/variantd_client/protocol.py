@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .answers import Assignment, Json, Rendering, Scalar
 
@@ -33,6 +33,17 @@ class Failure(Exception):
 # ---------------------------------------------------------------------------------------------- requests
 
 
+def encode_object(values: Mapping[str, Json]) -> str:
+    """A JSON object: written directly when every value is a string (attributes and variables mostly are: the
+    general encoder costs twice as much), else by the encoder."""
+    members = []
+    for name, value in values.items():
+        if value.__class__ is not str or name.__class__ is not str:
+            return _encode(dict(values))
+        members.append(encode_basestring(name) + ":" + encode_basestring(value))
+    return "{" + ",".join(members) + "}"
+
+
 def request_body(fields: Mapping[str, Json]) -> bytes:
     """Any request's body: ``,"op":...}`` (the line is ``{"id":N`` + body + newline)."""
     encoded = _encode(dict(fields))
@@ -43,7 +54,7 @@ def _assignment_members(op: str, experiment: str, unit: str, attributes: Optiona
     # Written directly: this is the hot path, and a general encoder costs a good part of what the client may take.
     members = ',"op":"%s","experiment":%s,"unit":%s' % (op, encode_basestring(experiment), encode_basestring(unit))
     if attributes:
-        members += ',"attributes":' + _encode(dict(attributes))
+        members += ',"attributes":' + encode_object(attributes)
     return members
 
 
@@ -55,7 +66,29 @@ def assign_body(experiment: str, unit: str, attributes: Optional[Mapping[str, Sc
 def render_body(experiment: str, unit: str, variables: Optional[Mapping[str, Scalar]], attributes: Optional[Mapping[str, Scalar]]) -> bytes:
     """The body of a ``render`` request with an experiment."""
     members = _assignment_members("render", experiment, unit, attributes)
-    return (members + ',"variables":' + _encode(dict(variables or {})) + "}").encode("utf-8")
+    return (members + ',"variables":' + encode_object(variables or {}) + "}").encode("utf-8")
+
+
+def request_bodies(requests: Sequence[Mapping[str, Json]]) -> List[bytes]:
+    return [request_body(fields) for fields in requests]
+
+
+def assign_bodies(requests: Sequence[Tuple[str, str, Optional[Mapping[str, Scalar]]]]) -> List[bytes]:
+    """The bodies of pipelined ``assign`` requests, ``(experiment, unit, attributes)`` each."""
+    return [assign_body(experiment, unit, attributes) for experiment, unit, attributes in requests]
+
+
+def version_body(prompt: str, version: Optional[int]) -> bytes:
+    """The body of a ``prompt`` request for a version (the latest without one)."""
+    return request_body({"op": "prompt", "prompt": prompt} if version is None else {"op": "prompt", "prompt": prompt, "version": version})
+
+
+def render_prompt_body(prompt: str, variables: Optional[Mapping[str, Scalar]], version: Optional[int]) -> bytes:
+    """The body of a ``render`` request without an experiment."""
+    request: Dict[str, Json] = {"op": "render", "prompt": prompt, "variables": dict(variables or {})}
+    if version is not None:
+        request["version"] = version
+    return request_body(request)
 
 
 def line(request_id: int, body: bytes) -> bytes:
@@ -111,7 +144,8 @@ _ASSIGNMENT_FIELDS = ("experiment", "variant", "prompt", "prompt_version", "in_e
 
 
 def assignment_fields(answer: Mapping[str, Json]) -> Dict[str, Json]:
-    """An ``ok`` assign (or render) answer's :class:`Assignment` fields; ``invalid_answer`` if it lacks one."""
+    """An ``ok`` assign (or render) answer's :class:`Assignment` fields, all of them; ``invalid_answer`` if it
+    lacks one."""
     try:
         fields = {name: answer[name] for name in _ASSIGNMENT_FIELDS}
         fields["in_experiment"] = bool(fields["in_experiment"])
@@ -121,7 +155,11 @@ def assignment_fields(answer: Mapping[str, Json]) -> Dict[str, Json]:
         fields["shadow"] = answer.get("shadow")
     except (KeyError, TypeError, ValueError) as error:
         raise Failure("invalid_answer", f"an assign answer without {error}") from None
+    fields.update(_ASSIGNMENT_DEFAULTS)
     return fields
+
+
+_ASSIGNMENT_DEFAULTS = {"template": None, "variables": None, "error": None, "messages": None}
 
 
 def _frozen(cls: type, values: Dict[str, Json]) -> Json:
@@ -134,19 +172,17 @@ def _frozen(cls: type, values: Dict[str, Json]) -> Json:
 
 
 def new_assignment(fields: Mapping[str, Json]) -> Assignment:
-    """An :class:`Assignment` from its fields (those left out take their defaults), with its own ``params``,
-    ``metadata`` and ``shadow``, so a caller that changes them changes no other answer."""
-    values = dict(_ASSIGNMENT_DEFAULTS)
-    values.update(fields)
+    """An :class:`Assignment` from all its fields, with its own ``params``, ``metadata`` and ``shadow``, so a caller
+    that changes them changes no other answer."""
+    values = dict(fields)
     values["params"] = dict(values["params"])
     values["metadata"] = dict(values["metadata"])
     shadow = values["shadow"]
     if shadow is not None:
         values["shadow"] = {**shadow, "params": dict(shadow.get("params") or {})}
-    return _frozen(Assignment, values)
-
-
-_ASSIGNMENT_DEFAULTS = {"template": None, "variables": None, "shadow": None, "error": None, "messages": None}
+    instance = object.__new__(Assignment)  # see _frozen
+    instance.__dict__.update(values)
+    return instance
 
 
 class AssignAnswers:
@@ -170,6 +206,30 @@ class AssignAnswers:
                 self.known.clear()
             self.known[key] = fields
         return fields
+
+
+    def rendered(self, raw: bytes) -> Optional[Tuple[Dict[str, Json], Dict[str, Json]]]:
+        """An ``ok`` render answer with an experiment as its assignment fields (through the table above) and its
+        rendering (``type``, ``text`` or ``messages``, ``warnings``, ``prompt``, ``prompt_version``); None for any
+        other answer, which the caller decodes whole. The render answer is the assign answer followed by the
+        rendering, and ``,"type":"`` last stands where the rendering starts: no later member has that key, and
+        inside a string a quote is escaped."""
+        start = raw.rfind(b',"type":"')
+        if start < 0 or not raw.startswith(b'{"id":'):
+            return None
+        try:
+            key = raw[raw.find(b","):start]
+            fields = self.known.get(key)
+            if fields is None:
+                fields = assignment_fields(ok_answer(raw[:start] + b"}"))
+                if len(self.known) >= self.limit:
+                    self.known.clear()
+                self.known[key] = fields
+            tail = decode(b"{" + raw[start + 1 :])
+        except Failure:
+            return None
+        tail["prompt"], tail["prompt_version"] = fields["prompt"], fields["prompt_version"]
+        return fields, tail
 
 
 def refusal(answer: Mapping[str, Json]) -> Optional[Rendering]:

@@ -13,13 +13,14 @@ import math
 import socket
 import struct
 import time
+from time import monotonic as _monotonic
 from typing import List, Sequence, Tuple
 
 from .protocol import Failure, answer_id, decode, error_code, error_message, line
 
 _SLACK = 0.001
-"""How much longer than what is left of the deadline an armed socket timeout may be (at most 5% of it): within
-that, the timeout already set stays, so a call on a kept connection usually sets none."""
+"""How much longer than what is left of the deadline a socket timeout already set may be (1 ms, at most 5% of
+it): within that it stays, so a call on a kept connection sets none."""
 
 _UNREACHABLE = (errno.ENOENT, errno.ECONNREFUSED, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOTSOCK)
 
@@ -31,7 +32,7 @@ class Connection:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(None)  # blocking whatever socket.setdefaulttimeout says; the kernel keeps the deadline
         self.buffer = b""
-        self._timeout = -1.0
+        self._armed = self._armed_low = -1.0  # the socket timeouts set, and the least time left they may serve
         try:
             self._arm(deadline)
             self.sock.connect(path)
@@ -50,40 +51,59 @@ class Connection:
             pass
 
     def _arm(self, deadline: float) -> None:
-        """Sets the socket's send and receive timeouts to what is left until ``deadline`` (give or take the
-        slack), unless they are that already."""
+        """Sets the socket's send and receive timeouts to what is left until ``deadline``, unless they are that
+        already, give or take the slack."""
         remaining = deadline - time.monotonic()
+        if self._armed_low <= remaining <= self._armed:
+            return
         if remaining <= 0:
             raise Failure("timeout", "no time left")
-        if remaining <= self._timeout <= remaining + min(_SLACK, remaining * 0.05):
-            return
         microseconds = math.ceil(remaining * 1_000_000)
         value = struct.pack("@ll", microseconds // 1_000_000, microseconds % 1_000_000)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-        self._timeout = microseconds / 1_000_000
+        self._armed = microseconds / 1_000_000
+        self._armed_low = self._armed - min(_SLACK, self._armed * 0.05)
 
     def send(self, data: bytes, deadline: float) -> None:
+        self._arm(deadline)
         try:
-            self._arm(deadline)
             self.sock.sendall(data)
         except BlockingIOError as error:
             raise Failure("timeout", "sending") from error
         except OSError as error:
             raise Failure("closed", f"sending: {error}") from error
 
+    def round_trip(self, request_id: int, body: bytes, deadline: float) -> bytes:
+        """One request and its answer line: the hot path, one ``send`` and (nearly always) one ``recv``."""
+        if not self._armed_low <= deadline - _monotonic() <= self._armed:
+            self._arm(deadline)
+        try:
+            self.sock.sendall(b'{"id":%d%s\n' % (request_id, body))
+        except BlockingIOError as error:
+            raise Failure("timeout", "sending") from error
+        except OSError as error:
+            raise Failure("closed", f"sending: {error}") from error
+        if not self.buffer:
+            chunk = self._recv()
+            if chunk.endswith(b"\n") and chunk.find(b"\n") == len(chunk) - 1 and chunk.startswith(b'{"id":%d,' % request_id):
+                return chunk[:-1]
+            self.buffer = chunk
+        return self._answers(request_id, 1, deadline)[0]
+
     def exchange(self, first_id: int, bodies: Sequence[bytes], deadline: float) -> List[bytes]:
         """Writes the requests (ids ``first_id``, ``first_id + 1``, ...) in one go and returns their answer lines,
-        in order, read within ``deadline``. Answers to earlier requests are skipped; an answer the daemon could not
-        attribute (``"id":null``) is a :class:`Failure` with its code."""
-        if len(bodies) == 1:
-            self.send(line(first_id, bodies[0]), deadline)
-        else:
-            self.send(b"".join(line(first_id + i, body) for i, body in enumerate(bodies)), deadline)
+        in order, read within ``deadline``."""
+        self.send(b"".join(line(first_id + i, body) for i, body in enumerate(bodies)), deadline)
+        return self._answers(first_id, len(bodies), deadline)
+
+    def _answers(self, first_id: int, count: int, deadline: float) -> List[bytes]:
+        """The answers to ``count`` requests from ``first_id`` on. Answers to earlier requests are skipped; an answer
+        the daemon could not attribute (``"id":null``) is a :class:`Failure` with its code."""
         answers: List[bytes] = []
         expected = first_id
-        while len(answers) < len(bodies):
-            for raw in self.receive(deadline):
+        while len(answers) < count:
+            for raw in self._lines(deadline):
                 if raw.startswith(b'{"id":%d,' % expected):
                     answers.append(raw)
                     expected += 1
@@ -97,26 +117,26 @@ class Connection:
                 # else: an answer to an earlier request, given up on: skip it.
         return answers
 
-    def receive(self, deadline: float) -> List[bytes]:
-        """The next complete lines (at least one), waiting until ``deadline``."""
+    def _lines(self, deadline: float) -> List[bytes]:
+        """The complete lines buffered, or the next ones to arrive before ``deadline`` (at least one)."""
         while True:
-            self._arm(deadline)
-            try:
-                chunk = self.sock.recv(65536)
-            except BlockingIOError as error:
-                raise Failure("timeout", "waiting for the answer") from error
-            except OSError as error:
-                raise Failure("closed", f"reading: {error}") from error
-            if not chunk:
-                raise Failure("closed", "the daemon closed the connection")
-            if self.buffer:
-                chunk, self.buffer = self.buffer + chunk, b""
-            if chunk.endswith(b"\n"):
-                return chunk[:-1].split(b"\n")
-            lines = chunk.split(b"\n")
-            self.buffer = lines.pop()
-            if lines:
+            if b"\n" in self.buffer:
+                lines = self.buffer.split(b"\n")
+                self.buffer = lines.pop()
                 return lines
+            self._arm(deadline)
+            self.buffer += self._recv()
+
+    def _recv(self) -> bytes:
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError as error:
+            raise Failure("timeout", "waiting for the answer") from error
+        except OSError as error:
+            raise Failure("closed", f"reading: {error}") from error
+        if not chunk:
+            raise Failure("closed", "the daemon closed the connection")
+        return chunk
 
     def available(self, wait: float = 0.0) -> Tuple[List[bytes], bool]:
         """The complete lines that arrive within ``wait`` seconds (none waited for if 0), and whether the
