@@ -64,3 +64,14 @@ def test_error_answers_are_not_kept() -> None:
         else:
             raise AssertionError("an error answer gave an assignment")
     assert not answers.known
+
+
+def test_a_render_answer_splits_into_the_assignment_and_the_rendering_as_a_whole_decode_gives() -> None:
+    with_type_param = RENDER.replace(b'"temperature":0.2}', b'"temperature":0.2,"type":"fast"}')
+    for raw in (RENDER, with_type_param, RENDER.replace(b'"text":"You help Ada."', b'"text":"a \\",\\"type\\":\\"x"')):
+        fields, tail = AssignAnswers().rendered(raw)
+        whole = decode(raw)
+        assert new_assignment(fields) == new_assignment(assignment_fields(whole))
+        assert rendering(tail, None) == rendering(whole, None)
+    error = b'{"id":9,"ok":false,"error":{"code":"missing_variable","message":"missing \\"type\\""}}'
+    assert AssignAnswers().rendered(error) is None
