@@ -55,4 +55,4 @@ __all__ = [
     "trace_attributes",
 ]
 
-__version__ = "0.2.0"
+__version__ = "0.1.0"
