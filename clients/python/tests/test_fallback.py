@@ -6,7 +6,6 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Optional
 
 from conftest import EXAMPLE_CONFIG
 from variantd_client import Assignment, Fallback, VariantClient, metadata, trace_attributes

@@ -1,0 +1,181 @@
+"""The blocking client: one kept connection for requests under a lock, and a thread that sends records."""
+
+from __future__ import annotations
+
+import threading
+from time import monotonic as _monotonic
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
+from .operations import Operations, Outcome, Outcomes
+from .protocol import Failure, assign_bodies, assign_body, render_body, render_prompt_body, request_bodies, version_body
+from .records import RecordSender
+from .transport import Connection
+
+
+class VariantClient(Operations):
+    """A connection to variantd that never raises into the request path.
+
+    - ``socket_path``: the daemon's socket; default ``$VARIANTD_SOCKET``, else ``/run/variantd/variantd.sock``.
+    - ``fallback``: a :class:`Fallback`, a mapping or a path to a JSON file (see :class:`Fallback`). A file that
+      cannot be loaded is logged and the bare control served; the constructor does not raise for it.
+    - ``timeout``: seconds one ``assign``/``prompt`` may take in all, connecting included (default 5 ms).
+    - ``retry_after``: after the daemon could not be reached or timed out, seconds during which calls fall back
+      at once instead of trying again (so a down daemon costs nothing per request).
+    - ``record_buffer``: how many records may wait to be sent; more are dropped and counted.
+    - ``flush_interval``: how often the background thread sends buffered records.
+    - ``max_line_bytes``: the longest ``batch`` line sent (the daemon's default limit is 65536).
+
+    Requests use one kept connection (reconnected when needed, and thrown away after a timeout so that a late
+    answer is never read as the answer to the next request); records go out on a second connection owned by the
+    background thread, so recording never waits for a request in flight or the other way round. The client is
+    thread-safe. Fallbacks, dropped and refused records are logged on the ``variantd_client`` logger, once per
+    cause (then at most once a minute).
+    """
+
+    def _start(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: Optional[Connection] = None
+        self._next_id = 1
+        self._sender = RecordSender(self._records, self.socket_path, self.flush_interval, self.retry_after)
+        self._sender.start()
+
+    # ------------------------------------------------------------------------------------------ request path
+
+    def assign(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]] = None) -> Assignment:
+        """The variant ``unit`` gets in ``experiment``; the fallback's control if the daemon cannot say."""
+        return self._assigned(experiment, self._ask(assign_body, experiment, unit, attributes))
+
+    def prompt(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]] = None) -> Assignment:
+        """Like ``assign``, with the assigned prompt version's ``template`` and ``variables`` filled in.
+
+        Templates are cached per config version, so after the first request for a version this costs one round
+        trip. When the daemon cannot answer, the fallback's control and template are returned.
+        """
+        assignment = self.assign(experiment, unit, attributes)
+        wanted = self._template_wanted(assignment)
+        return self._prompted(assignment, None if wanted is None else self._ask(version_body, *wanted))
+
+    def template(self, prompt: str, version: Optional[int] = None) -> Optional[PromptVersion]:
+        """A prompt version's template (the latest without ``version``), from the daemon, else the fallback's,
+        else None."""
+        return self._template(prompt, version, self._ask(version_body, prompt, version))
+
+    def assign_many(self, requests: Sequence[Tuple[str, str, Optional[Mapping[str, Scalar]]]]) -> List[Assignment]:
+        """Many ``(experiment, unit, attributes)`` assignments pipelined in one write and one read; each answer
+        falls back on its own, all of them if the daemon cannot answer within the timeout."""
+        return self._assigned_many(requests, self._ask_all(assign_bodies, requests))
+
+    def render(
+        self,
+        experiment: str,
+        unit: str,
+        variables: Optional[Mapping[str, Scalar]] = None,
+        attributes: Optional[Mapping[str, Scalar]] = None,
+    ) -> Rendering:
+        """The prompt version ``unit`` gets in ``experiment``, rendered with ``variables`` by the daemon and checked
+        by the version's guardrails, in one round trip; never raises (see :class:`Rendering` for refusals and the
+        fallback)."""
+        return self._rendered(experiment, variables, self._ask(render_body, experiment, unit, variables, attributes))
+
+    def render_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]] = None, version: Optional[int] = None) -> Rendering:
+        """A prompt version (the latest without ``version``) rendered by the daemon, without an experiment; the
+        fallback's copy rendered here when the daemon cannot answer. Never raises."""
+        return self._rendered_prompt(prompt, variables, version, self._ask(render_prompt_body, prompt, variables, version))
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Waits up to ``timeout`` seconds until every buffered record was sent (or dropped); True if so."""
+        return self._records.wait_sent(timeout)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Sends what is buffered (waiting up to ``timeout``), stops the sender and closes the connections."""
+        self.flush(timeout)
+        self._records.close()
+        self._sender.join(timeout)
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> "VariantClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ operator calls (these raise)
+
+    def request(self, fields: Mapping[str, Json], timeout: Optional[float] = None) -> Dict[str, Json]:
+        """Sends any request and returns the answer object; raises :class:`VariantdError` on an error answer
+        or when the daemon cannot be reached."""
+        return self._operator_answer(self._ask_all(request_bodies, [fields], admin_timeout=timeout or self.admin_timeout))
+
+    def events(self, limit: Optional[int] = None) -> List[Dict[str, Json]]:
+        """The daemon's latest events (guardrail and operator decisions, config applied/rejected), oldest first."""
+        return list(self.request(self._events_request(limit))["events"])
+
+    def stats(self, experiment: str, minimum_detectable_effect: Optional[float] = None) -> Dict[str, Json]:
+        """The experiment's statistics (PROTOCOL.md, ``stats``): per-variant summaries, each treatment against the
+        control, the sample-ratio check, the sample size and a recommendation. Raises ``VariantdError``."""
+        return self.request(self._stats_request(experiment, minimum_detectable_effect))
+
+    def health(self) -> Dict[str, Json]:
+        return self.request({"op": "health"})
+
+    def disable(self, experiment: str, variant: str, reason: Optional[str] = None) -> Dict[str, Json]:
+        return self.request(self._disable_request(experiment, variant, reason))
+
+    def enable(self, experiment: str, variant: str) -> Dict[str, Json]:
+        return self.request({"op": "enable", "experiment": experiment, "variant": variant})
+
+    # ------------------------------------------------------------------------------------------ the transport
+
+    def _ask(self, body: Callable[..., bytes], *args: Json) -> Outcome:
+        """Sends the request ``body(*args)`` makes and returns its answer line, or the failure; never raises."""
+        try:
+            return self._exchange([body(*args)], self.timeout, False)[0]
+        except Failure as failure:
+            return failure
+        except Exception as problem:  # noqa: BLE001 - a bug here must still end in the call's fallback
+            return Failure("client_error", repr(problem))
+
+    def _ask_all(self, bodies: Callable[..., List[bytes]], *args: Json, admin_timeout: Optional[float] = None) -> Outcomes:
+        """Sends the requests ``bodies(*args)`` makes in one write and returns their answer lines, or the failure.
+        With ``admin_timeout`` it is an operator call: that timeout, and no back-off."""
+        try:
+            return self._exchange(bodies(*args), admin_timeout or self.timeout, admin_timeout is not None)
+        except Failure as failure:
+            return failure
+        except Exception as problem:  # noqa: BLE001
+            return Failure("client_error", repr(problem))
+
+    def _exchange(self, bodies: List[bytes], timeout: float, admin: bool) -> List[bytes]:
+        """Writes the requests in one go and reads their answers in order, within ``timeout`` seconds."""
+        deadline = _monotonic() + timeout
+        with self._lock:
+            if self._down_until:
+                self._refuse_while_down(admin)
+            first = self._next_id
+            self._next_id += len(bodies)
+            for attempt in (0, 1):
+                connection = self._connection
+                fresh = connection is None
+                try:
+                    if connection is None:
+                        connection = self._connection = Connection(self.socket_path, deadline)
+                        self.connections += 1
+                    if len(bodies) == 1:
+                        answers = [connection.round_trip(first, bodies[0], deadline)]
+                    else:
+                        answers = connection.exchange(first, bodies, deadline)
+                    if self._down_until or self._fallback_log.outage:
+                        self._exchanged()
+                    return answers
+                except Failure as failure:
+                    # Thrown away after any failure, so that a late answer is never read as the next one's.
+                    if self._connection is not None:
+                        self._connection.close()
+                        self._connection = None
+                    if not self._try_again(failure, fresh, attempt, _monotonic() < deadline):
+                        raise
+            raise Failure("closed", "the daemon closed the connection")
