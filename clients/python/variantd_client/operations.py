@@ -131,7 +131,9 @@ class Operations:
         """Buffers one record for the background sender; never blocks, never raises.
 
         Pass an :class:`Assignment` (its experiment and variant are used) or an experiment and a variant (or
-        ``unit=`` and the assign's ``attributes``, so the daemon recomputes the variant). Records of a fallback
+        ``unit=`` and the assign's ``attributes``, so the daemon recomputes the variant). Give ``unit=`` with an
+        assignment or a variant too: the daemon then analyses the records by unit, as randomization is by unit
+        (a unit's records are correlated; without the unit each record counts as its own unit). Records of a fallback
         or ``no_config`` assignment are not sent (they were not decided by the daemon) and return False, as does
         a record dropped because the buffer is full. Returns True when the record was buffered.
         """

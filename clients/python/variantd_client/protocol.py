@@ -279,8 +279,10 @@ def record_entry(
     if variant is not None:
         entry["variant"] = variant
     if unit is not None:
+        # With a variant the unit only groups the record for the analysis by unit (PROTOCOL.md, ``record``); alone,
+        # the daemon recomputes the variant from it and the assign's attributes.
         entry["unit"] = unit
-        if attributes:
+        if attributes and variant is None:
             entry["attributes"] = dict(attributes)
     if shadow:
         entry["shadow"] = True
