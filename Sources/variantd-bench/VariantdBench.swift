@@ -56,6 +56,9 @@ struct VariantdBench: ParsableCommand {
     @Flag(help: "Measure only the core's cost per assign, render and record (--latency-requests each), in process.")
     var coreOnly = false
 
+    @Option(help: ArgumentHelp("Only this --core-only case (\(coreCases.joined(separator: ", "))).", valueName: "case"))
+    var coreOnlyCase: String?
+
     @Option(help: ArgumentHelp("The variant named by --core-only's records by variant.", valueName: "name"))
     var variant = "concise"
 
@@ -97,6 +100,9 @@ struct VariantdBench: ParsableCommand {
 
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1.") }
+        if let coreOnlyCase, !Self.coreCases.contains(coreOnlyCase) {
+            throw ValidationError("--core-only-case must be one of \(Self.coreCases.joined(separator: ", ")).")
+        }
         // udsfloor writes each burst from a 64 KiB buffer, which holds 862 of its requests.
         guard depth >= 1, depth <= Self.maximumDepth else {
             throw ValidationError("--depth must be between 1 and \(Self.maximumDepth).")
@@ -173,26 +179,35 @@ struct VariantdBench: ParsableCommand {
         }
     }
 
-    /// `--core-only`: the core's cost per `assign` and per `render`, in process (no daemon, no floor): quick and
-    /// steady enough to compare two builds of the core, and what `valgrind --tool=callgrind` should run.
+    /// The requests `--core-only` measures, by name (`--core-only-case`).
+    static let coreCases = ["assign", "render", "record-by-unit", "record-by-variant-and-unit", "record-by-variant"]
+
+    /// `--core-only`: the core's cost per `assign`, `render` and `record` (records judged by the guardrails after
+    /// each), in process (no daemon, no floor): quick and steady enough to compare two builds of the core, and
+    /// what `valgrind --tool=callgrind` should run, one `--core-only-case` at a time.
     private func measureCoreOnly(in workDirectory: String) throws {
         let benchConfig = workDirectory + "/config.json"
         try RenderBench.writeConfig(from: config, to: benchConfig)
-        let assign = try CoreCost.measure(
-            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests)
-        let render = try RenderBench.coreCost(configPath: benchConfig, unitPrefix: unitPrefix, requests: latencyRequests)
-        // Records with the guardrails judged after each (the analysis by unit's cost is in the first two).
         let metrics = #","metrics":{"latency_ms":120.5,"error":false}"#
-        let recordByUnit = try CoreCost.measure(
-            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests, op: "record",
-            extraMembers: metrics)
-        let recordByVariantAndUnit = try CoreCost.measure(
-            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests, op: "record",
-            extraMembers: #","variant":"\#(variant)""# + metrics)
-        let recordByVariant = try CoreCost.measure(
-            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests,
-            op: "record", extraMembers: #","variant":"\#(variant)""# + metrics, withUnit: false)
-        print("core alone, \(latencyRequests) requests each: assign \(Int(assign.nanosecondsPerRequest)) ns, render \(Int(render.nanosecondsPerRequest)) ns, record by unit \(Int(recordByUnit.nanosecondsPerRequest)) ns, record by variant and unit \(Int(recordByVariantAndUnit.nanosecondsPerRequest)) ns, record by variant \(Int(recordByVariant.nanosecondsPerRequest)) ns per request")
+        var figures: [String] = []
+        for name in Self.coreCases where coreOnlyCase == nil || coreOnlyCase == name {
+            let cost: CoreCost
+            switch name {
+            case "assign":
+                cost = try CoreCost.measure(
+                    configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests)
+            case "render":
+                cost = try RenderBench.coreCost(
+                    configPath: benchConfig, unitPrefix: unitPrefix, requests: latencyRequests)
+            default:
+                let variantMember = name == "record-by-unit" ? "" : #","variant":"\#(variant)""#
+                cost = try CoreCost.measure(
+                    configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: latencyRequests,
+                    op: "record", extraMembers: variantMember + metrics, withUnit: name != "record-by-variant")
+            }
+            figures.append("\(name) \(Int(cost.nanosecondsPerRequest)) ns")
+        }
+        print("core alone, \(latencyRequests) requests each: " + figures.joined(separator: ", ") + " per request")
     }
 
     /// Compiles and runs udsfloor.c, or returns why the floor is skipped.

@@ -112,6 +112,12 @@ public final class ExperimentLedger: Sendable {
         for definition: PhaseDefinition?, of experiment: String, lookingBack: Bool, at now: Timestamp,
         in state: inout State, capacity: Int
     ) -> Int {
+        // The path of nearly every record: the current phase has this definition.
+        if let definition, let count = state.experiments[experiment]?.count, count > 0,
+            state.experiments[experiment]![count - 1].definition?.fingerprint == definition.fingerprint
+        {
+            return count - 1
+        }
         var phases = state.experiments[experiment] ?? []
         defer { state.experiments[experiment] = phases }
         guard let definition else {
@@ -212,14 +218,8 @@ public final class ExperimentLedger: Sendable {
                 let phase = Self.phaseIndex(
                     for: entry.phase, of: entry.experiment, lookingBack: false, at: now, in: &state,
                     capacity: eventCapacity)
-                var aggregate = state.experiments[entry.experiment]![phase].variants[entry.variant] ?? VariantAggregate()
-                if aggregate.wouldExceedCustomMetrics(entry.measurements.custom) {
-                    return ProtocolError(
-                        .tooManyMetrics,
-                        "variant '\(entry.variant)' of '\(entry.experiment)' already has \(aggregate.custom.count) custom metrics; at most \(VariantAggregate.maximumCustomMetrics) are kept")
-                }
-                aggregate.add(entry.measurements, shadow: entry.shadow, unitHash: entry.unitHash)
-                state.experiments[entry.experiment]![phase].variants[entry.variant] = aggregate
+                // Changed in place: a copy of the aggregate would copy its histogram and group totals per record.
+                if let failure = state.experiments[entry.experiment]![phase].add(entry) { return failure }
                 if let guardrails = entry.guardrails, guardrails.settings.autoDisable, guardrails.control != entry.variant {
                     let key = VariantKey(experiment: entry.experiment, variant: entry.variant)
                     if !touched.contains(where: { $0.key == key }) {
@@ -231,19 +231,20 @@ public final class ExperimentLedger: Sendable {
             state.generation &+= 1
             var disabled: [LedgerEvent] = []
             for check in touched where state.disabled[check.key] == nil {
-                guard var phase = state.experiments[check.key.experiment]?[check.phase],
-                    let treatment = phase.variants[check.key.variant], let control = phase.variants[check.control]
+                guard let variants = state.experiments[check.key.experiment]?[check.phase].variants,
+                    let treatment = variants[check.key.variant], let control = variants[check.control]
                 else { continue }
-                var states = phase.sequential[check.key.variant] ?? [:]
-                let breach = GuardrailCheck.breach(of: treatment, against: control, policy: check.settings.policy, states: &states)
-                phase.sequential[check.key.variant] = states
-                state.experiments[check.key.experiment]![check.phase] = phase
+                let breach = GuardrailCheck.breach(
+                    of: treatment, against: control, policy: check.settings.policy,
+                    states: &state.experiments[check.key.experiment]![check.phase].sequential[
+                        check.key.variant, default: [:]])
                 guard let breach else { continue }
+                let phaseNumber = state.experiments[check.key.experiment]![check.phase].number
                 state.disabled[check.key] = DisabledTreatment(
                     experiment: check.key.experiment, variant: check.key.variant, at: now, automatic: true,
                     reason: breach.reason)
                 var details = breach.details
-                details.members.append(("phase", .number(Double(phase.number))))
+                details.members.append(("phase", .number(Double(phaseNumber))))
                 disabled.append(
                     Self.append(
                         LedgerEvent(

@@ -56,6 +56,20 @@ public struct ExperimentPhase: Sendable {
         }
     }
 
+    /// Adds one record to its variant's aggregate, in place.
+    /// - Returns: `too_many_metrics` when the record's custom metrics would take the variant over
+    ///   `VariantAggregate.maximumCustomMetrics` names (nothing is recorded then); nil when recorded.
+    mutating func add(_ entry: ExperimentLedger.Entry) -> ProtocolError? {
+        if let aggregate = variants[entry.variant], aggregate.wouldExceedCustomMetrics(entry.measurements.custom) {
+            return ProtocolError(
+                .tooManyMetrics,
+                "variant '\(entry.variant)' of '\(entry.experiment)' already has \(aggregate.custom.count) custom metrics; at most \(VariantAggregate.maximumCustomMetrics) are kept")
+        }
+        variants[entry.variant, default: VariantAggregate()].add(
+            entry.measurements, shadow: entry.shadow, unitHash: entry.unitHash)
+        return nil
+    }
+
     /// Adds what a configuration's tally gathered for this phase's experiment.
     mutating func mergeTally(_ gathered: AssignmentTally.Gathered) {
         for (variant, count) in gathered.counts { variants[variant, default: VariantAggregate()].assignments += count }
