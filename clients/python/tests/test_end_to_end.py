@@ -63,14 +63,16 @@ def test_assign_prompt_record_and_events_against_the_daemon(start_daemon) -> Non
         client.close()
 
     assert daemon.stop() == 0
-    experiments = daemon.state()["experiments"]["checkout-prompt"]
+    # The experiment's phases, the current (and here only) one last.
+    experiments = daemon.state()["experiments"]["checkout-prompt"][-1]["variants"]
     assert experiments["control"]["records"] + experiments["concise"]["records"] == 40
     assert experiments["concise"]["records"] == sum(a.variant == "concise" for a in answers)
 
 
 def _count_records(state: dict, experiment: str) -> int:
-    """The records of an experiment's variants in a state.json snapshot (``experiments.E.V.records``)."""
-    return sum(int(variant["records"]) for variant in state["experiments"].get(experiment, {}).values())
+    """The records of an experiment's current phase in a state.json snapshot (``experiments.E[-1].variants.V.records``)."""
+    phases = state["experiments"].get(experiment, [])
+    return sum(int(variant["records"]) for variant in (phases[-1]["variants"] if phases else {}).values())
 
 
 def test_disable_enable_and_events(start_daemon) -> None:
