@@ -128,6 +128,19 @@ public struct JSONWriter: Sendable {
         bytes.removeAll(keepingCapacity: true)
     }
 
+    /// Writes a dictionary as a JSON object, keys sorted (so the bytes are the same for the same contents), each
+    /// value written by `write`.
+    public mutating func object<Value>(sortedBy members: [String: Value], _ write: (Value, inout JSONWriter) -> Void) {
+        bytes.append(UInt8(ascii: "{"))
+        for (index, key) in members.keys.sorted().enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            string(key)
+            bytes.append(UInt8(ascii: ":"))
+            write(members[key]!, &self)
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
     /// Writes a JSON array of strings.
     public mutating func strings(_ values: [String]) {
         bytes.append(UInt8(ascii: "["))

@@ -31,18 +31,16 @@ extension ExperimentLedger {
         writer.string(savedAt.rfc3339)
         writer.raw(",\"next_sequence\":")
         writer.integer(state.nextSequence)
-        writer.raw(",\"experiments\":{")
-        for (experimentPosition, experiment) in state.experiments.keys.sorted().enumerated() {
-            if experimentPosition > 0 { writer.raw(",") }
-            writer.string(experiment)
-            writer.raw(":[")
-            for (phasePosition, phase) in (state.experiments[experiment] ?? []).enumerated() {
-                if phasePosition > 0 { writer.raw(",") }
+        writer.raw(",\"experiments\":")
+        writer.object(sortedBy: state.experiments) { phases, writer in
+            writer.raw("[")
+            for (position, phase) in phases.enumerated() {
+                if position > 0 { writer.raw(",") }
                 Self.write(phase, into: &writer)
             }
             writer.raw("]")
         }
-        writer.raw("},\"disabled\":[")
+        writer.raw(",\"disabled\":[")
         let disabled = state.disabled.values.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
         for (position, treatment) in disabled.enumerated() {
             if position > 0 { writer.raw(",") }
@@ -203,14 +201,9 @@ extension ExperimentLedger {
         } else {
             writer.null()
         }
-        writer.raw(",\"variants\":{")
-        for (position, variant) in phase.variants.keys.sorted().enumerated() {
-            if position > 0 { writer.raw(",") }
-            writer.string(variant)
-            writer.raw(":")
-            write(phase.variants[variant] ?? VariantAggregate(), into: &writer)
-        }
-        writer.raw("},\"sequential\":[")
+        writer.raw(",\"variants\":")
+        writer.object(sortedBy: phase.variants) { aggregate, writer in write(aggregate, into: &writer) }
+        writer.raw(",\"sequential\":[")
         var first = true
         for variant in phase.sequential.keys.sorted() {
             for (metric, test) in (phase.sequential[variant] ?? [:]).sorted(by: { $0.key < $1.key }) {
@@ -334,14 +327,9 @@ extension ExperimentLedger {
         write(aggregate.costUSD, into: &writer)
         writer.raw(",\"tokens\":")
         write(aggregate.tokens, into: &writer)
-        writer.raw(",\"custom\":{")
-        for (position, name) in aggregate.custom.keys.sorted().enumerated() {
-            if position > 0 { writer.raw(",") }
-            writer.string(name)
-            writer.raw(":")
-            write(aggregate.custom[name] ?? RunningMoments(), into: &writer)
-        }
-        writer.raw("},\"unit_records\":")
+        writer.raw(",\"custom\":")
+        writer.object(sortedBy: aggregate.custom) { moments, writer in write(moments, into: &writer) }
+        writer.raw(",\"unit_records\":")
         writer.integer(aggregate.unitRecords)
         writer.raw(",\"groups\":{")
         var groups: [(String, UnitGroupTotals)] = [

@@ -152,14 +152,9 @@ extension ExperimentReport {
         Self.write(aggregate.costUSD, into: &writer)
         writer.raw(",\"tokens\":")
         Self.write(aggregate.tokens, into: &writer)
-        writer.raw(",\"custom\":{")
-        for (position, name) in aggregate.custom.keys.sorted().enumerated() {
-            if position > 0 { writer.raw(",") }
-            writer.string(name)
-            writer.raw(":")
-            Self.write(aggregate.custom[name] ?? RunningMoments(), into: &writer)
-        }
-        writer.raw("}}")
+        writer.raw(",\"custom\":")
+        writer.object(sortedBy: aggregate.custom) { moments, writer in Self.write(moments, into: &writer) }
+        writer.raw("}")
     }
 
     private static func write(_ counts: ProportionCounts, into writer: inout JSONWriter) {

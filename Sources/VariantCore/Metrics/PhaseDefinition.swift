@@ -1,5 +1,3 @@
-import Crypto
-
 /// What an experiment's statistics are about: the parts of its configuration whose change starts a new phase
 /// (PROTOCOL.md, "Phases"). Records of two phases are never mixed: a change to who is enrolled or what they are
 /// served makes the earlier records a different experiment (mixing them is Simpson's paradox).
@@ -17,15 +15,9 @@ public struct PhaseDefinition: Sendable, Hashable {
 
     public init(lines: [String]) {
         self.lines = lines
+        fingerprint = LoadedConfig.version(of: Array(lines.joined(separator: "\n").utf8))
         let variants = lines.first { $0.hasPrefix("variants ") }?.dropFirst("variants ".count) ?? ""
         variantNames = variants.split(separator: ",").map(String.init)
-        let digest = SHA256.hash(data: Array(lines.joined(separator: "\n").utf8))
-        fingerprint =
-            "sha256:"
-            + digest.prefix(8).map { byte in
-                let text = String(byte, radix: 16)
-                return byte < 16 ? "0" + text : text
-            }.joined()
     }
 
     /// The definition of an experiment as configured. Starting a phase: the salt, the exposure, the mode, the
