@@ -62,16 +62,16 @@ import VariantCore
             ]
         )
 
-        // A missing file is recorded once, not once per poll, and the config in use stays.
+        // A missing file is recorded once, not once per poll, and the config in use stays: three timer polls,
+        // each one awaited.
+        continuation.finish()
+        await running.value
         try FileManager.default.removeItem(atPath: path)
-        for _ in 0..<3 { continuation.yield(.poll) }
-        try await waitUntil { store.current.lastError?.code == "read_failed" }
-        try await Task.sleep(for: .milliseconds(100))
+        for _ in 0..<3 { await poller.poll(announced: false, force: false) }
+        #expect(store.current.lastError?.code == "read_failed")
         #expect(calls.withLock { $0.filter { $0 == "rejected read_failed" }.count } == 1)
         #expect(store.current.config?.version == configVersion(paused))
         #expect(store.current.sourceState == .failing)
-        continuation.finish()
-        await running.value
     }
 
     @Test func inAServiceGroupItPollsOnItsTimerReloadsOnRequestAndStopsGracefully() async throws {
@@ -180,17 +180,77 @@ import VariantCore
         try await client.shutdown()
     }
 
-    /// Waits (at most 30 s: other suites' blocking tests can hold the cooperative pool) for `condition`.
+    /// A Langfuse label due long before the next source poll is re-resolved on its own timer: the source is not
+    /// asked again until its own interval has passed.
+    @Test func aLangfuseLabelDueBeforeTheNextSourcePollDoesNotBringThatPollForward() async throws {
+        let langfuse = try LangfuseServerFixture(prompts: [
+            langfuseText("movie-critic", version: 1, "Review {{movie}}.", labels: ["production"])
+        ])
+        let path = try temporaryDirectory("variantd-source") + "/config.json"
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try Data(
+            langfuseDocument(control: #""prompt_version":1"#, treatment: #""prompt_label":"production""#).utf8
+        ).write(to: URL(fileURLWithPath: path))
+        let client = HTTPClient(
+            eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(10))
+        )
+        var resolverConfiguration = LangfusePromptResolver.Configuration()
+        resolverConfiguration.labelTTL = .milliseconds(100)
+        let resolver = LangfusePromptResolver(
+            configuration: resolverConfiguration,
+            client: LangfuseClient(
+                baseURL: langfuse.url,
+                credentials: .init(
+                    publicKey: LangfuseServerFixture.publicKey, secretKey: LangfuseServerFixture.secretKey),
+                client: client, requestTimeout: .seconds(10), maximumBytes: 1 << 20),
+            logger: Logger(label: "test"))
+        let fetcher = CountingFetcher(FileConfigFetcher(path: path))
+        var configuration = ConfigPoller.Configuration()
+        configuration.interval = .seconds(3600)
+        let store = Self.emptyStore(fetcher.sourceDescription)
+        let poller = ConfigPoller(
+            configuration: configuration, fetcher: fetcher, store: store, logger: Logger(label: "test"),
+            promptResolver: resolver)
+        let group = ServiceGroup(services: [poller], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup { tasks in
+            tasks.addTask { try await group.run() }
+            try await waitUntil({ store.current.config != nil }, "\(langfuse.requests)")
+            // The label is asked again on its TTL, several times over.
+            try await waitUntil(
+                { langfuse.requests.filter { $0.contains("label=production") }.count >= 4 }, "\(langfuse.requests)")
+            // The source was asked once, at start-up: its next poll is an hour away.
+            #expect(fetcher.fetches == 1)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        try await client.shutdown()
+    }
+
+    /// Expects `condition` to come true (`eventually`), with what to show if it does not.
     func waitUntil(
         _ condition: () -> Bool,
         _ comment: @autoclosure () -> String = "",
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !condition(), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(condition(), Comment(rawValue: comment()), sourceLocation: sourceLocation)
+        #expect(await eventually(condition), Comment(rawValue: comment()), sourceLocation: sourceLocation)
+    }
+}
+
+/// A real fetcher that counts how often the poller asks it.
+final class CountingFetcher: ConfigFetcher {
+    let wrapped: any ConfigFetcher
+    private let count = SharedBox(0)
+
+    init(_ wrapped: any ConfigFetcher) { self.wrapped = wrapped }
+
+    var fetches: Int { count.current }
+    var sourceDescription: String { wrapped.sourceDescription }
+    var usesCache: Bool { wrapped.usesCache }
+
+    func fetch(force: Bool, logger: Logger) async throws(ConfigFetchError) -> ConfigFetchResult {
+        count.withLock { $0 += 1 }
+        return try await wrapped.fetch(force: force, logger: logger)
     }
 }
 

@@ -118,16 +118,6 @@ final class DaemonFixture {
         exitStatus = status
         return status
     }
-
-    /// Polls `condition` until it holds or `timeout` passes.
-    func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(20_000)
-        }
-        return try condition()
-    }
 }
 
 struct FixtureError: Error, CustomStringConvertible {
