@@ -180,53 +180,6 @@ import VariantCore
         try await client.shutdown()
     }
 
-    /// A Langfuse label due long before the next source poll is re-resolved on its own timer: the source is not
-    /// asked again until its own interval has passed.
-    @Test func aLangfuseLabelDueBeforeTheNextSourcePollDoesNotBringThatPollForward() async throws {
-        let langfuse = try LangfuseServerFixture(prompts: [
-            langfuseText("movie-critic", version: 1, "Review {{movie}}.", labels: ["production"])
-        ])
-        let path = try temporaryDirectory("variantd-source") + "/config.json"
-        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        try Data(
-            langfuseDocument(control: #""prompt_version":1"#, treatment: #""prompt_label":"production""#).utf8
-        ).write(to: URL(fileURLWithPath: path))
-        let client = HTTPClient(
-            eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-            configuration: HTTPConfigFetcher.clientConfiguration(caBundle: nil, requestTimeout: .seconds(10))
-        )
-        var resolverConfiguration = LangfusePromptResolver.Configuration()
-        resolverConfiguration.labelTTL = .milliseconds(100)
-        let resolver = LangfusePromptResolver(
-            configuration: resolverConfiguration,
-            client: LangfuseClient(
-                baseURL: langfuse.url,
-                credentials: .init(
-                    publicKey: LangfuseServerFixture.publicKey, secretKey: LangfuseServerFixture.secretKey),
-                client: client, requestTimeout: .seconds(10), maximumBytes: 1 << 20),
-            logger: Logger(label: "test"))
-        let fetcher = CountingFetcher(FileConfigFetcher(path: path))
-        var configuration = ConfigPoller.Configuration()
-        configuration.interval = .seconds(3600)
-        let store = Self.emptyStore(fetcher.sourceDescription)
-        let poller = ConfigPoller(
-            configuration: configuration, fetcher: fetcher, store: store, logger: Logger(label: "test"),
-            promptResolver: resolver)
-        let group = ServiceGroup(services: [poller], logger: Logger(label: "test"))
-        try await withThrowingTaskGroup { tasks in
-            tasks.addTask { try await group.run() }
-            try await waitUntil({ store.current.config != nil }, "\(langfuse.requests)")
-            // The label is asked again on its TTL, several times over.
-            try await waitUntil(
-                { langfuse.requests.filter { $0.contains("label=production") }.count >= 4 }, "\(langfuse.requests)")
-            // The source was asked once, at start-up: its next poll is an hour away.
-            #expect(fetcher.fetches == 1)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
-        try await client.shutdown()
-    }
-
     /// Expects `condition` to come true (`eventually`), with what to show if it does not.
     func waitUntil(
         _ condition: () -> Bool,

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 import VariantCore
 
@@ -62,6 +63,25 @@ import VariantCore
             try await client.shutdown()
             try? FileManager.default.removeItem(atPath: directory)
         }
+    }
+
+    /// The known flaw, mended: the poller's own timers (a `ServiceGroup`, no injected triggers) re-resolve a label
+    /// on its 100 ms TTL, and the source, an hour from its next poll, is not asked again. Before the mend every
+    /// label due brought the source poll forward (4 fetches where 1 was due).
+    @Test func aLangfuseLabelDueBeforeTheNextSourcePollDoesNotBringThatPollForward() async throws {
+        let rig = try Rig(labelTTL: .milliseconds(100))
+        let group = ServiceGroup(services: [rig.poller], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup { tasks in
+            tasks.addTask { try await group.run() }
+            #expect(await eventually { rig.store.current.config != nil }, "\(rig.langfuse.requests)")
+            // The label is asked again on its TTL, several times over.
+            #expect(await eventually { rig.labelRequests >= 4 }, "\(rig.langfuse.requests)")
+            // The source was asked once, at start-up: its next poll is an hour away.
+            #expect(rig.fetcher.fetches == 1)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        try await rig.shutdown()
     }
 
     @Test func aDueLabelIsResolvedOnTheLangfuseTimerWithoutAskingTheSource() async throws {
