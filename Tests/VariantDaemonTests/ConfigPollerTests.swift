@@ -180,6 +180,28 @@ import VariantCore
         try await client.shutdown()
     }
 
+    /// A Langfuse failure is announced once while it lasts, and again after a document without Langfuse prompts
+    /// was served in between (the state announced belongs to the document).
+    @Test func aLangfuseFailureIsAnnouncedOncePerDocumentThatMeetsIt() async throws {
+        let directory = try temporaryDirectory("variantd-source")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/config.json"
+        let langfuse = langfuseDocument(control: #""prompt_version":1"#, treatment: #""prompt_version":2"#)
+        let calls = SharedBox<[String]>([])
+        // No Langfuse settings: its prompts cannot be resolved (langfuse_auth).
+        let poller = ConfigPoller(
+            configuration: .init(), fetcher: FileConfigFetcher(path: path), store: Self.emptyStore("file:" + path),
+            logger: Logger(label: "test"), hooks: Self.hooksRecording(into: calls))
+        for text in [langfuse, langfuse, exampleConfig, langfuse] {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            await poller.poll(announced: false, force: true)
+        }
+        #expect(
+            calls.current == [
+                "rejected langfuse_auth", "applied \(configVersion(exampleConfig))", "rejected langfuse_auth",
+            ])
+    }
+
     /// Expects `condition` to come true (`eventually`), with what to show if it does not.
     func waitUntil(
         _ condition: () -> Bool,

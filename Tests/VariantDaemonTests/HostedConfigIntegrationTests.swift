@@ -266,7 +266,8 @@ import VariantCore
         let daemon = try DaemonFixture(
             config: nil,
             arguments: [
-                "--source", source, "--cache-dir", cache, "--poll-interval", "0.1", "--request-timeout", "1",
+                // A request timeout a loaded machine cannot run out (the outage below answers 500 at once).
+                "--source", source, "--cache-dir", cache, "--poll-interval", "0.1", "--request-timeout", "10",
                 "--max-backoff", "0.4",
             ],
             environment: [

@@ -58,9 +58,11 @@ final class LangfuseStage: Sendable {
 
     var current: State { state.current }
 
-    /// Forgets every Langfuse document: a document without Langfuse prompts (`appliedSourceVersion`) is in use.
+    /// Forgets every Langfuse document, and what was announced about it: a document without Langfuse prompts
+    /// (`appliedSourceVersion`) is in use, so a later document's Langfuse failure is news again.
     func reset(appliedSourceVersion: String?) {
         state.withLock { $0 = State(appliedSourceVersion: appliedSourceVersion) }
+        announcement.clear()
     }
 
     /// Notes the source-bytes version of a document in use that has no Langfuse prompts (a cached copy).
