@@ -107,9 +107,10 @@ import VariantCore
     @Test func aLabelCostsOneRequestPerTTL() async throws {
         let rig = try Rig(labelTTL: .seconds(600), interval: .seconds(30))
         #expect(await rig.poller.loadInitial())
-        // Due again one TTL after it was resolved: the timer is set to (just under) the TTL, not the interval.
+        // Due again one TTL after it was resolved: the timer is set to what is left of the TTL (10 minutes), not the
+        // interval (30 s). (Less by however long this task waited for a thread since; under load, that can be long.)
         let wait = try #require(rig.poller.state.current.waits[.prompts])
-        #expect(wait > .seconds(590) && wait <= .seconds(600), "\(wait)")
+        #expect(wait > .seconds(60) && wait <= .seconds(600), "\(wait)")
         #expect(rig.poller.state.current.waits[.poll] == .seconds(30))
         // Source polls and an early wake-up of the Langfuse timer ask Langfuse nothing before the label is due.
         await rig.drive([.poll, .prompts, .poll, .prompts])
