@@ -70,6 +70,10 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def answer(self, status, body=b"", headers=()):
+        # Logged before the answer is sent: a client that has its answer finds the request counted.
+        signature = getattr(self, "signature", "none")
+        log(f"{self.command} {self.path.split('?')[0]} {status} {len(body)} "
+            f"if-none-match={self.headers.get('If-None-Match') or '-'} signature={signature}")
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -77,9 +81,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
-        signature = getattr(self, "signature", "none")
-        log(f"{self.command} {self.path.split('?')[0]} {status} {len(body)} "
-            f"if-none-match={self.headers.get('If-None-Match') or '-'} signature={signature}")
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)

@@ -34,13 +34,14 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self, status, body, what):
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
+        # Logged before the answer is sent: a client that has its answer finds the request counted.
+        log(f"GET {what} {status}")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
-        log(f"GET {what} {status}")
 
     def do_GET(self):
         parsed = urllib.parse.urlsplit(self.path)

@@ -26,12 +26,13 @@ import VariantCore
 
     @Test func missingSocketGivesTheFallbackAtOnce() throws {
         let directory = try TemporaryDirectory()
-        let client = VariantClient(socketPath: directory.path + "/none.sock", fallback: Self.fallback)
+        // A timeout far longer than the test: "at once" is "without waiting for it", whatever the machine's load.
+        let client = VariantClient(socketPath: directory.path + "/none.sock", timeout: 30, fallback: Self.fallback)
         defer { client.close() }
         let started = monotonicNow()
         Self.expectFallback(client.assign("checkout-prompt", unit: "user-42"), error: "unreachable")
         Self.expectFallback(client.prompt("checkout-prompt", unit: "user-42"), error: "unreachable")
-        #expect(monotonicNow() - started < 0.5)
+        #expect(monotonicNow() - started < 30)
         #expect(client.counters.fallbacks == 2)
     }
 
@@ -53,9 +54,10 @@ import VariantCore
         for _ in 0..<3 {
             let started = monotonicNow()
             Self.expectFallback(client.assign("checkout-prompt", unit: "user-42"), error: "timeout")
-            #expect(monotonicNow() - started < 0.5)
+            // Gives up on its 50 ms timeout rather than waiting for the hung daemon (slack for a loaded machine).
+            #expect(monotonicNow() - started < 5)
         }
-        #expect(server.eventually { server.received.count == 3 })
+        #expect(eventually { server.received.count == 3 })
     }
 
     @Test func afterATimeoutCallsFallBackAtOnceDuringRetryAfter() throws {
@@ -66,9 +68,8 @@ import VariantCore
         let client = VariantClient(configuration: configuration, fallback: Self.fallback)
         defer { client.close() }
         Self.expectFallback(client.assign("checkout-prompt", unit: "u"), error: "timeout")
-        let started = monotonicNow()
         Self.expectFallback(client.assign("checkout-prompt", unit: "u"), error: "unreachable")
-        #expect(monotonicNow() - started < 0.1)
+        // The daemon was not asked again: one request, the first.
         #expect(server.received.count == 1)
     }
 
@@ -173,7 +174,8 @@ import VariantCore
         for _ in 0..<1000 where client.record(experiment: "checkout-prompt", variant: "concise", Measurements(latencyMilliseconds: 5)) {
             accepted += 1
         }
-        #expect(monotonicNow() - started < 0.5)
+        // No record waited on the missing daemon (each would cost a connection attempt; slack for a loaded machine).
+        #expect(monotonicNow() - started < 5)
         #expect((100..<1000).contains(accepted))
         #expect(client.flush(timeout: 2))
         #expect(client.counters.dropped == 1000)
@@ -241,7 +243,7 @@ import VariantCore
             experiment: "support-reply", unit: "ticket-1",
             attributes: JSONObject([("language", .string("de")), ("plan", .string("free"))]), Measurements(error: false)))
         #expect(client.flush(timeout: 5))
-        #expect(daemon.eventually(timeout: 5) { client.counters.rejected == 2 })
+        #expect(eventually { client.counters.rejected == 2 })
         #expect(client.counters.sent == 52 && client.counters.dropped == 0)
         let stats = try client.stats("checkout-prompt")
         let variantStats = (stats["variants"]?.arrayValue ?? []).compactMap(\.objectValue)
@@ -344,7 +346,7 @@ import VariantCore
         let second = try DaemonFixture(
             config: exampleConfig, arguments: ["--socket", first.socketPath], stateDirectory: state.path, waitForSocket: false)
         defer { second.stop() }
-        #expect(second.eventually { (try? VariantConnection(socketPath: first.socketPath, timeoutSeconds: 1)) != nil })
+        #expect(eventually { (try? VariantConnection(socketPath: first.socketPath, timeoutSeconds: 1)) != nil })
         #expect(client.assign("checkout-prompt", unit: "user-1").reason == "assigned")
     }
 
@@ -449,15 +451,6 @@ final class LineServer: Sendable {
     }
 
     var received: [String] { state.withLock { $0.received } }
-
-    func eventually(timeout: Double = 5, _ condition: () -> Bool) -> Bool {
-        let deadline = monotonicNow() + timeout
-        while monotonicNow() < deadline {
-            if condition() { return true }
-            usleep(5_000)
-        }
-        return condition()
-    }
 
     private func acceptLoop() {
         while true {

@@ -49,14 +49,13 @@ import VariantCore
         let before = try daemon.ask(#"{"op":"config"}"#)["version"]
         let paused = exampleConfig.replacingOccurrences(of: #""status": "running""#, with: #""status": "paused""#)
         try daemon.writeConfig(paused)
-        usleep(300_000)
         #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == before)
 
         let reload = try runCommand("variantctl", ["reload"] + socket)
         #expect(reload.status == 0, "\(reload.stderr)")
         #expect(reload.stdout.hasPrefix("reload requested"))
         let expected = JSONValue.string(LoadedConfig.version(of: Array(paused.utf8)))
-        #expect(daemon.eventually(timeout: 5) { (try? daemon.ask(#"{"op":"config"}"#)["version"]) == expected })
+        #expect(eventually { (try? daemon.ask(#"{"op":"config"}"#)["version"]) == expected })
         let reloadJSON = try runCommand("variantctl", ["reload", "--json"] + socket)
         #expect(parseObject(reloadJSON.stdout.trimmingCharacters(in: .newlines))?["reloading"] == .bool(true))
         #expect(daemon.stop() == 0)
@@ -94,11 +93,8 @@ import VariantCore
         #expect(missing.stderr.contains("variantd --config"))
     }
 
-    @Test func permissionErrorNamesTheSocketsGroupAndForbiddenSaysWhoMay() throws {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
-            Issue.record("this test needs root and setpriv (util-linux) to run variantctl as another user")
-            return
-        }
+    @Test(.enabled(if: Requires.anotherUser, "needs root and setpriv (util-linux) to run variantctl as another user"))
+    func permissionErrorNamesTheSocketsGroupAndForbiddenSaysWhoMay() throws {
         let daemon = try DaemonFixture(config: exampleConfig)
         chmod(daemon.directory.path, 0o755)
         // The socket is 0660 root:root: nobody may not connect, and is told which group to join.

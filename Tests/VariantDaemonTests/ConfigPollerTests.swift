@@ -62,16 +62,16 @@ import VariantCore
             ]
         )
 
-        // A missing file is recorded once, not once per poll, and the config in use stays.
+        // A missing file is recorded once, not once per poll, and the config in use stays: three timer polls,
+        // each one awaited.
+        continuation.finish()
+        await running.value
         try FileManager.default.removeItem(atPath: path)
-        for _ in 0..<3 { continuation.yield(.poll) }
-        try await waitUntil { store.current.lastError?.code == "read_failed" }
-        try await Task.sleep(for: .milliseconds(100))
+        for _ in 0..<3 { await poller.poll(announced: false, force: false) }
+        #expect(store.current.lastError?.code == "read_failed")
         #expect(calls.withLock { $0.filter { $0 == "rejected read_failed" }.count } == 1)
         #expect(store.current.config?.version == configVersion(paused))
         #expect(store.current.sourceState == .failing)
-        continuation.finish()
-        await running.value
     }
 
     @Test func inAServiceGroupItPollsOnItsTimerReloadsOnRequestAndStopsGracefully() async throws {
@@ -180,17 +180,52 @@ import VariantCore
         try await client.shutdown()
     }
 
-    /// Waits (at most 30 s: other suites' blocking tests can hold the cooperative pool) for `condition`.
+    /// A Langfuse failure is announced once while it lasts, and again after a document without Langfuse prompts
+    /// was served in between (the state announced belongs to the document).
+    @Test func aLangfuseFailureIsAnnouncedOncePerDocumentThatMeetsIt() async throws {
+        let directory = try temporaryDirectory("variantd-source")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/config.json"
+        let langfuse = langfuseDocument(control: #""prompt_version":1"#, treatment: #""prompt_version":2"#)
+        let calls = SharedBox<[String]>([])
+        // No Langfuse settings: its prompts cannot be resolved (langfuse_auth).
+        let poller = ConfigPoller(
+            configuration: .init(), fetcher: FileConfigFetcher(path: path), store: Self.emptyStore("file:" + path),
+            logger: Logger(label: "test"), hooks: Self.hooksRecording(into: calls))
+        for text in [langfuse, langfuse, exampleConfig, langfuse] {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            await poller.poll(announced: false, force: true)
+        }
+        #expect(
+            calls.current == [
+                "rejected langfuse_auth", "applied \(configVersion(exampleConfig))", "rejected langfuse_auth",
+            ])
+    }
+
+    /// Expects `condition` to come true (`eventually`), with what to show if it does not.
     func waitUntil(
         _ condition: () -> Bool,
         _ comment: @autoclosure () -> String = "",
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !condition(), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(condition(), Comment(rawValue: comment()), sourceLocation: sourceLocation)
+        #expect(await eventually(condition), Comment(rawValue: comment()), sourceLocation: sourceLocation)
+    }
+}
+
+/// A real fetcher that counts how often the poller asks it.
+final class CountingFetcher: ConfigFetcher {
+    let wrapped: any ConfigFetcher
+    private let count = SharedBox(0)
+
+    init(_ wrapped: any ConfigFetcher) { self.wrapped = wrapped }
+
+    var fetches: Int { count.current }
+    var sourceDescription: String { wrapped.sourceDescription }
+    var usesCache: Bool { wrapped.usesCache }
+
+    func fetch(force: Bool, logger: Logger) async throws(ConfigFetchError) -> ConfigFetchResult {
+        count.withLock { $0 += 1 }
+        return try await wrapped.fetch(force: force, logger: logger)
     }
 }
 

@@ -69,14 +69,15 @@ final class DaemonFixture {
         guard rename(staging, configPath) == 0 else { throw FixtureError("rename failed") }
     }
 
-    func waitUntilListening(timeout: Double = 15) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if !process.isRunning { throw FixtureError("variantd exited early:\n\(logs)") }
-            if (try? VariantConnection(socketPath: socketPath, timeoutSeconds: 1)) != nil { return }
-            usleep(10_000)
+    func waitUntilListening() throws {
+        var listening = false
+        _ = eventually {
+            listening = (try? VariantConnection(socketPath: socketPath, timeoutSeconds: 1)) != nil
+            return listening || !process.isRunning
         }
-        throw FixtureError("variantd did not listen on \(socketPath) within \(timeout) s:\n\(logs)")
+        if listening { return }
+        if !process.isRunning { throw FixtureError("variantd exited early:\n\(logs)") }
+        throw FixtureError("variantd did not listen on \(socketPath) within \(patience):\n\(logs)")
     }
 
     func connect(timeout: Double = 5) throws -> VariantConnection {
@@ -117,16 +118,6 @@ final class DaemonFixture {
         let status = process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
         exitStatus = status
         return status
-    }
-
-    /// Polls `condition` until it holds or `timeout` passes.
-    func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(20_000)
-        }
-        return try condition()
     }
 }
 

@@ -185,7 +185,7 @@ import VariantDaemon
         // Not the fixture's probe connection, which could still count against the limit when the test connects;
         // not the socket file either, which exists from bind() on, a moment before listen() (seen failing in CI
         // with "connection refused"). The daemon logs server.listening once it listens.
-        #expect(daemon.eventually { daemon.logs.contains("server.listening") })
+        #expect(eventually { daemon.logs.contains("server.listening") })
         var held = [try RawSocket(path: daemon.socketPath), try RawSocket(path: daemon.socketPath)]
         for socket in held {
             try socket.write(#"{"op":"health"}"# + "\n")
@@ -197,7 +197,7 @@ import VariantDaemon
         #expect(refused.peerClosed())
         held.removeLast()
         #expect(
-            daemon.eventually {
+            eventually {
                 guard let socket = try? RawSocket(path: daemon.socketPath, timeoutSeconds: 2),
                     (try? socket.write(#"{"op":"health"}"# + "\n")) != nil
                 else { return false }
@@ -223,12 +223,12 @@ import VariantDaemon
         #expect(allConcise != exampleConfig)
         let secondVersion = LoadedConfig.version(of: Array(allConcise.utf8))
         try daemon.writeConfig(allConcise)
-        #expect(try daemon.eventually { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(secondVersion) })
+        #expect(try eventually { try daemon.ask(#"{"op":"config"}"#)["version"] == .string(secondVersion) })
         #expect(try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"anyone"}"#)["variant"] == .string("concise"))
         #expect(firstVersion != secondVersion)
 
         try daemon.writeConfig(allConcise.replacingOccurrences(of: #""weight": 100"#, with: #""weight": 90"#))
-        #expect(try daemon.eventually { try daemon.ask(#"{"op":"config"}"#)["last_error"] != .null })
+        #expect(try eventually { try daemon.ask(#"{"op":"config"}"#)["last_error"] != .null })
         let status = try daemon.ask(#"{"op":"config"}"#)
         #expect(status["version"] == .string(secondVersion))
         let failure = try #require(status["last_error"]?.objectValue)
@@ -241,7 +241,7 @@ import VariantDaemon
         #expect(daemon.logs.contains("weights_sum"))
 
         try daemon.writeConfig("{ this is not json")
-        #expect(try daemon.eventually {
+        #expect(try eventually {
             try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue?["problems"]?.arrayValue?.first?.objectValue?["code"] == .string("invalid_json")
         })
         #expect(try daemon.ask(#"{"op":"health"}"#)["config_version"] == .string(secondVersion))
@@ -251,10 +251,9 @@ import VariantDaemon
         let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--check-interval", "3600"])
         let paused = exampleConfig.replacingOccurrences(of: #""status": "running""#, with: #""status": "paused""#)
         try daemon.writeConfig(paused)
-        usleep(300_000)
         #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(LoadedConfig.version(of: Array(exampleConfig.utf8))))
         daemon.send(signal: SIGHUP)
-        #expect(try daemon.eventually {
+        #expect(try eventually {
             try daemon.ask(#"{"op":"config"}"#)["version"] == .string(LoadedConfig.version(of: Array(paused.utf8)))
         })
         #expect(try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u"}"#)["reason"] == .string("paused"))
@@ -269,7 +268,7 @@ import VariantDaemon
         #expect(unconfigured["variant"] == .null)
         #expect(try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue?["code"] == .string("read_failed"))
         try daemon.writeConfig(exampleConfig)
-        #expect(try daemon.eventually { try daemon.ask(#"{"op":"health"}"#)["status"] == .string("serving") })
+        #expect(try eventually { try daemon.ask(#"{"op":"health"}"#)["status"] == .string("serving") })
         #expect(try daemon.ask(#"{"op":"config"}"#)["last_error"] == .null)
     }
 

@@ -21,15 +21,14 @@ final class FixtureServerProcess {
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/null"))
         try process.run()
         let portPath = directory.appendingPathComponent("port").path
-        let deadline = Date().addingTimeInterval(15)
         var found: Int?
-        while found == nil, Date() < deadline {
+        _ = eventually {
             found = (try? String(contentsOfFile: portPath, encoding: .utf8)).flatMap { Int($0) }
-            if found == nil { usleep(20_000) }
+            return found != nil
         }
         guard let found else {
             process.terminate()
-            throw FixtureError("\(script) did not start within 15 s")
+            throw FixtureError("\(script) did not start within \(patience)")
         }
         port = found
     }

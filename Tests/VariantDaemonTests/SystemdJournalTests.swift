@@ -149,17 +149,14 @@ import VariantDaemon
         journalctl --no-pager -o json CODE=invalid_config > "$DIR/rejected.json"
         """#
 
-    @Test func entriesCarryStructuredFieldsThatJournalctlFilters() throws {
-        guard let journald = SystemdTools.path("systemd-journald"), SystemdTools.path("journalctl") != nil,
-            let unshare = SystemdTools.path("unshare")
-        else {
-            print("skipped: needs systemd-journald, journalctl (Debian package systemd) and unshare (util-linux)")
-            return
-        }
-        guard (try? SystemdTools.run(unshare, ["-m", "--propagation", "private", "true"]))?.status == 0 else {
-            print("skipped: cannot make a private mount namespace here (unshare -m needs root or CAP_SYS_ADMIN)")
-            return
-        }
+    @Test(
+        .enabled(
+            if: Requires.privateJournal,
+            "needs systemd-journald, journalctl (Debian package systemd), and unshare -m (util-linux; root or CAP_SYS_ADMIN)"
+        ))
+    func entriesCarryStructuredFieldsThatJournalctlFilters() throws {
+        let journald = try #require(SystemdTools.path("systemd-journald"))
+        let unshare = try #require(SystemdTools.path("unshare"))
         let directory = try SystemdTools.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try exampleConfig.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
@@ -182,7 +179,7 @@ import VariantDaemon
         #expect(applied["CONFIG_SOURCE"] == .string("file:" + directory + "/config.json"))
         #expect(applied["PRIORITY"] == .string("6"))
         #expect(applied["SYSLOG_IDENTIFIER"] == .string("variantd"))
-        #expect(applied["CODE_FILE"]?.stringValue?.hasSuffix("ConfigPoller.swift") == true)
+        #expect(applied["CODE_FILE"]?.stringValue?.hasSuffix("ConfigApplier.swift") == true)
         #expect(applied["CODE_LINE"]?.stringValue.flatMap { Int($0) } != nil)
         #expect(applied["_TRANSPORT"] == .string("journal"))
 

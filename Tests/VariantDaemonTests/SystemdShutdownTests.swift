@@ -68,7 +68,7 @@ import VariantCore
         }
 
         // Let every client get well into its stream, then stop the daemon under load.
-        let loaded = daemon.eventually(timeout: 20) {
+        let loaded = eventually {
             records.allSatisfy { $0.answerCount.withLock { $0 } >= 2000 }
         }
         #expect(loaded, "clients did not get going: \(records.map { $0.answerCount.withLock { $0 } })")

@@ -7,11 +7,9 @@ import VariantCore
 /// The real daemon started by systemd's own `systemd-socket-activate`, which binds the socket and passes it with
 /// `LISTEN_FDS`, as `variantd.socket` does.
 @Suite(.serialized) struct SystemdSocketActivationTests {
-    @Test func servesOnTheInheritedSocketAndNeverBindsItsOwn() throws {
-        guard let activate = SystemdTools.path("systemd-socket-activate") else {
-            print("skipped: systemd-socket-activate is not installed (Debian package systemd)")
-            return
-        }
+    @Test(.enabled(if: Requires.socketActivate, "needs systemd-socket-activate (Debian package systemd)"))
+    func servesOnTheInheritedSocketAndNeverBindsItsOwn() throws {
+        let activate = try #require(SystemdTools.path("systemd-socket-activate"))
         let directory = try SystemdTools.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try exampleConfig.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
@@ -50,11 +48,9 @@ import VariantCore
         #expect(!FileManager.default.fileExists(atPath: own))
     }
 
-    @Test func aDatagramSocketIsAClearStartupError() throws {
-        guard let activate = SystemdTools.path("systemd-socket-activate") else {
-            print("skipped: systemd-socket-activate is not installed (Debian package systemd)")
-            return
-        }
+    @Test(.enabled(if: Requires.socketActivate, "needs systemd-socket-activate (Debian package systemd)"))
+    func aDatagramSocketIsAClearStartupError() throws {
+        let activate = try #require(SystemdTools.path("systemd-socket-activate"))
         let directory = try SystemdTools.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try exampleConfig.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
@@ -108,12 +104,7 @@ import VariantCore
 }
 
 extension ChildProcess {
-    func eventuallyExists(_ path: String, timeout: Double = 10) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if FileManager.default.fileExists(atPath: path) { return true }
-            usleep(10_000)
-        }
-        return false
+    func eventuallyExists(_ path: String) -> Bool {
+        eventually { FileManager.default.fileExists(atPath: path) }
     }
 }

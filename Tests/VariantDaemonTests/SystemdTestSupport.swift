@@ -153,3 +153,27 @@ extension String {
         return fields
     }
 }
+
+/// What some tests need of the machine. A test whose need is not met is reported as skipped, with the reason
+/// (`.enabled(if:)`), never passed; none needs more than the machine it runs on can say it has.
+enum Requires {
+    static let socketActivate = SystemdTools.path("systemd-socket-activate") != nil
+    static let systemdAnalyze = SystemdTools.path("systemd-analyze") != nil
+    /// systemd-journald and journalctl, and a private mount namespace to run a journal of the test's own in.
+    static let privateJournal: Bool = {
+        guard SystemdTools.path("systemd-journald") != nil, SystemdTools.path("journalctl") != nil,
+            let unshare = SystemdTools.path("unshare")
+        else { return false }
+        return (try? SystemdTools.run(unshare, ["-m", "--propagation", "private", "true"]))?.status == 0
+    }()
+    /// Root, to switch to another user with setpriv (util-linux) and the system Python.
+    static let anotherUser =
+        getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
+        && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")
+    /// The kernel's PR_SET_MDWE (Linux 6.3+), which `PR_GET_MDWE` answers where it exists.
+    static let memoryDenyWriteExecute =
+        (try? SystemdTools.run(
+            "/usr/bin/env",
+            ["python3", "-c", "import ctypes, sys; sys.exit(0 if ctypes.CDLL(None).prctl(66, 0, 0, 0, 0) >= 0 else 1)"]
+        ))?.status == 0
+}

@@ -20,11 +20,9 @@ import VariantCore
         return directory
     }
 
-    @Test func theUnitsPassSystemdAnalyzeVerify() throws {
-        guard let analyze = SystemdTools.path("systemd-analyze") else {
-            print("skipped: systemd-analyze is not installed (Debian package systemd)")
-            return
-        }
+    @Test(.enabled(if: Requires.systemdAnalyze, "needs systemd-analyze (Debian package systemd)"))
+    func theUnitsPassSystemdAnalyzeVerify() throws {
+        let analyze = try #require(SystemdTools.path("systemd-analyze"))
         let directory = try unitsForVerification(from: Self.repository + "/systemd")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try SystemdTools.run(
@@ -33,11 +31,9 @@ import VariantCore
         #expect(!result.output.contains("variantd"), "systemd-analyze verify warned:\n\(result.output)")
     }
 
-    @Test func theServiceIsHardened() throws {
-        guard let analyze = SystemdTools.path("systemd-analyze") else {
-            print("skipped: systemd-analyze is not installed (Debian package systemd)")
-            return
-        }
+    @Test(.enabled(if: Requires.systemdAnalyze, "needs systemd-analyze (Debian package systemd)"))
+    func theServiceIsHardened() throws {
+        let analyze = try #require(SystemdTools.path("systemd-analyze"))
         let directory = try unitsForVerification(from: Self.repository + "/systemd")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try SystemdTools.run(
@@ -121,7 +117,8 @@ import VariantCore
         }
     }
 
-    @Test func theDaemonRunsWithMemoryDenyWriteExecute() throws {
+    @Test(.enabled(if: Requires.memoryDenyWriteExecute, "needs the kernel's PR_SET_MDWE (Linux 6.3+)"))
+    func theDaemonRunsWithMemoryDenyWriteExecute() throws {
         // MemoryDenyWriteExecute=yes in the unit; the kernel's own version of it (prctl PR_SET_MDWE, Linux 6.3+)
         // survives exec, so the daemon can be checked without systemd.
         let directory = try SystemdTools.temporaryDirectory()
@@ -143,10 +140,6 @@ import VariantCore
             logPath: directory + "/variantd.log")
         if !child.eventuallyListening(at: directory + "/v.sock") {
             let status = child.wait()
-            if status == 77 {
-                print("skipped: this kernel has no PR_SET_MDWE (Linux 6.3+): \(child.logs)")
-                return
-            }
             Issue.record("variantd did not start under MDWE (status \(status)):\n\(child.logs)")
             return
         }
