@@ -11,8 +11,11 @@ import VariantCore
             records.append(#"{"experiment":"checkout-prompt","variant":"control","metrics":{"error":\#(index % 10 == 0),"latency_ms":\#(500 + index % 40)}}"#)
             records.append(#"{"experiment":"checkout-prompt","variant":"concise","metrics":{"error":\#(index % 10 == 0),"latency_ms":\#(450 + index % 40)}}"#)
         }
-        let batch = try daemon.ask(#"{"op":"batch","records":[\#(records.joined(separator: ","))]}"#)
-        #expect(batch["recorded"] == .number(800))
+        // Two lines of 400 records: one of 800 (88 KB) would be over the 64 KiB line limit.
+        for half in [records[..<400], records[400...]] {
+            let batch = try daemon.ask(#"{"op":"batch","records":[\#(half.joined(separator: ","))]}"#)
+            #expect(batch["recorded"] == .number(400))
+        }
         for unit in 0..<50 { _ = try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u\#(unit)","attributes":{"country":"US"}}"#) }
 
         let socket = ["--socket", daemon.socketPath]

@@ -20,8 +20,9 @@ final class RequestLineHandler: ChannelInboundHandler {
     private let requestContext: RequestContext
     private let logger: Logger
     /// The bytes read so far, cut into lines; it throws `PayloadTooLargeError` once an unfinished line is longer
-    /// than the limit.
+    /// than the limit (a complete line arriving in one read is checked in `channelRead`).
     private let lines: NIOSingleStepByteToMessageProcessor<LineBasedFrameDecoder>
+    private let maximumLineBytes: Int
     private var pending = JSONWriter(reservingCapacity: 4096)
     /// The buffer of the last answers written, kept for the next ones unless it grew past `reusedBufferCapacity`
     /// (as `pending` is: one large answer, such as a long `events` list, does not pin its memory to the connection).
@@ -40,13 +41,19 @@ final class RequestLineHandler: ChannelInboundHandler {
         self.store = store
         self.requestContext = context
         self.lines = NIOSingleStepByteToMessageProcessor(LineBasedFrameDecoder(), maximumBufferSize: maximumLineBytes)
+        self.maximumLineBytes = maximumLineBytes
         self.logger = logger
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !discardingInput else { return }
         do {
-            try lines.process(buffer: unwrapInboundIn(data)) { line in answer(line) }
+            try lines.process(buffer: unwrapInboundIn(data)) { line in
+                // The processor bounds only the unfinished tail; a whole line read at once is bounded here, so
+                // the limit holds for every line however the bytes arrive.
+                guard line.readableBytes <= maximumLineBytes else { throw ByteToMessageDecoderError.PayloadTooLargeError() }
+                answer(line)
+            }
         } catch is ByteToMessageDecoderError.PayloadTooLargeError {
             discardingInput = true
             Responder.writeError(
@@ -80,6 +87,12 @@ final class RequestLineHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             // Every line read so far has been answered: stop reading, and hang up once those answers are sent.
+            closeAfterPendingAnswers(context: context)
+            return
+        }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client half-closed (shutdown(SHUT_WR)): every line it sent has been answered; send those answers,
+            // then close. (Without half-closure NIO would close at once and cut the answers still queued.)
             closeAfterPendingAnswers(context: context)
             return
         }

@@ -70,6 +70,8 @@ public final class SocketServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
+            // A client that half-closes still gets the answers to every line it sent (RequestLineHandler).
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { [self] channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { credentials in
                     try self.initialize(channel, peer: credentials)
@@ -108,18 +110,31 @@ public final class SocketServer: Service, Sendable {
     }
 
     /// Binds a new socket file at `path` with permission bits `mode`.
+    ///
+    /// The socket is bound in a private directory beside `path`, given its mode there, and renamed into place, so
+    /// no client ever sees it with another mode, and the process-wide umask (on which every other thread's new
+    /// files and directories depend, the state directory among them) is never touched. A live socket at `path` (a
+    /// daemon answering there) is never replaced; a stale file with no listener is.
+    /// - Throws: `SocketSetupError` naming the path and what to do.
     private func bind(_ bootstrap: ServerBootstrap, path: String, mode: mode_t) async throws -> any Channel {
-        // Create the socket file with its final mode, so no client ever sees it with the umask's mode; the
-        // daemon creates no other file while binding, so changing the process-wide umask briefly is safe.
-        let previousUmask = umask(~mode & 0o777)
-        defer { _ = umask(previousUmask) }
-        let channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
-        _ = umask(previousUmask)
-        guard chmod(path, mode) == 0 else {
+        if SocketSetupError.hasListener(at: path) {
+            throw SocketSetupError(
+                description: "another process is listening on \(path); stop it first, or give this daemon another --socket")
+        }
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        var template = Array(((directory.isEmpty ? "" : directory) + "/.variantd-bind-XXXXXX").utf8CString)
+        guard mkdtemp(&template) != nil else {
+            throw SocketSetupError(
+                description: "cannot bind \(path): cannot create a directory in \(directory.isEmpty ? "/" : directory) (\(String(cString: strerror(errno)))); create the directory, or give another --socket")
+        }
+        let staging = String(cString: template)
+        defer { rmdir(staging) }
+        let channel = try await bootstrap.bind(unixDomainSocketPath: staging + "/s", cleanupExistingSocketFile: false).get()
+        guard chmod(staging + "/s", mode) == 0, rename(staging + "/s", path) == 0 else {
             let reason = String(cString: strerror(errno))
             try? await channel.close()
-            unlink(path)
-            throw SocketSetupError(description: "cannot set mode of \(path): \(reason)")
+            unlink(staging + "/s")
+            throw SocketSetupError(description: "cannot put the socket at \(path): \(reason)")
         }
         logger.info("server.listening", metadata: ["socket": "\(path)", "socket.mode": "\(String(mode, radix: 8))"])
         return channel
@@ -154,4 +169,26 @@ public final class SocketServer: Service, Sendable {
 
 struct SocketSetupError: Error, CustomStringConvertible {
     var description: String
+
+    /// Whether a process accepts connections on the Unix socket at `path` (a connect succeeds or would wait);
+    /// false for a missing file, a stale socket file (refused) or anything that cannot be connected to.
+    static func hasListener(at path: String) -> Bool {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return result == 0 || errno == EAGAIN || errno == EINPROGRESS
+    }
 }

@@ -46,12 +46,17 @@ enum AtomicFile {
         guard fsync(directoryDescriptor) == 0 else { throw failure("fsync \(directory)") }
     }
 
-    /// Creates a directory and its parents if missing.
+    /// Creates a directory and its parents if missing, each created one with exactly `mode` (set after `mkdir`,
+    /// so the process's umask cannot narrow it).
     static func createDirectory(_ path: String, mode: mode_t = 0o750) throws(WriteError) {
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component
-            if mkdir(prefix, mode) != 0 && errno != EEXIST { throw failure("create directory \(prefix)") }
+            if mkdir(prefix, mode) == 0 {
+                if chmod(prefix, mode) != 0 { throw failure("set the mode of \(prefix)") }
+            } else if errno != EEXIST {
+                throw failure("create directory \(prefix)")
+            }
         }
     }
 
