@@ -157,7 +157,8 @@ public final class ExperimentLedger: Sendable {
     }
 
     /// Adds one record to a variant's aggregate.
-    /// - Throws: `too_many_metrics` when the record's custom metrics would take the variant over
+    /// - Throws: `invalid_metric` when a value is outside its metric's plausible range (the variant's
+    ///   `outOfRange` counts it), `too_many_metrics` when the record's custom metrics would take the variant over
     ///   `VariantAggregate.maximumCustomMetrics` distinct names; nothing is recorded then.
     public func record(experiment: String, variant: String, measurements: Measurements, shadow: Bool)
         throws(ProtocolError)
@@ -180,11 +181,15 @@ public final class ExperimentLedger: Sendable {
         /// The experiment's control and guardrails, to check a treatment after the record is added; nil for no
         /// check.
         public var guardrails: (control: String, settings: GuardrailSettings)?
+        /// The plausible range of each metric (the experiment's `metric_ranges` over the defaults).
+        public var ranges: MetricRanges
 
         public init(
             experiment: String, variant: String, measurements: Measurements, shadow: Bool, unitHash: UInt64? = nil,
-            phase: PhaseDefinition? = nil, guardrails: (control: String, settings: GuardrailSettings)? = nil
+            phase: PhaseDefinition? = nil, guardrails: (control: String, settings: GuardrailSettings)? = nil,
+            ranges: MetricRanges = MetricRanges()
         ) {
+            self.ranges = ranges
             self.phase = phase
             self.experiment = experiment
             self.variant = variant
@@ -197,7 +202,7 @@ public final class ExperimentLedger: Sendable {
 
     /// What recording a batch did.
     public struct RecordOutcome: Sendable {
-        /// For each entry, nil when recorded, or why not (`too_many_metrics`).
+        /// For each entry, nil when recorded, or why not (`invalid_metric`, `too_many_metrics`).
         public var failures: [ProtocolError?]
         /// Treatments a guardrail disabled because of these records (`auto_disabled` events).
         public var disabled: [LedgerEvent]
@@ -213,6 +218,17 @@ public final class ExperimentLedger: Sendable {
                     for: entry.phase, of: entry.experiment, lookingBack: false, at: now, in: &state,
                     capacity: eventCapacity)
                 var aggregate = state.experiments[entry.experiment]![phase].variants[entry.variant] ?? VariantAggregate()
+                var refusal = entry.ranges.violation(in: entry.measurements)
+                if refusal == nil, let metric = aggregate.overflowingMetric(entry.measurements) {
+                    refusal = ProtocolError(
+                        .invalidMetric,
+                        "'\(metric)' is so far from the values recorded for variant '\(entry.variant)' of '\(entry.experiment)' that its statistics would overflow")
+                }
+                if let refusal {
+                    aggregate.outOfRange += 1
+                    state.experiments[entry.experiment]![phase].variants[entry.variant] = aggregate
+                    return refusal
+                }
                 if aggregate.wouldExceedCustomMetrics(entry.measurements.custom) {
                     return ProtocolError(
                         .tooManyMetrics,
