@@ -44,7 +44,7 @@ public final class ExperimentControl: Sendable {
             "event": "\(event.kind.rawValue)", "experiment": "\(event.experiment ?? "")",
             "variant": "\(event.variant ?? "")", "actor": "\(event.actor)",
         ]
-        for member in event.details.members { metadata["stats." + member.key] = "\(member.value)" }
+        for member in event.details.members { metadata["stats." + member.key] = "\(member.value.plainDescription)" }
         logger.notice("treatment.\(event.kind.rawValue): \(event.message)", metadata: metadata)
     }
 

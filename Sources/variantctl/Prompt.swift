@@ -1,35 +1,31 @@
 import ArgumentParser
 import VariantCore
 
-/// `variantctl prompt NAME [--version N]` or `variantctl prompt --experiment E --unit U`.
+/// `variantctl prompt NAME [--version N]`, `variantctl prompt EXPERIMENT UNIT` or
+/// `variantctl prompt --experiment E --unit U`.
 struct PromptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prompt", abstract: "Print a prompt version's template (latest, numbered, or a unit's).")
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Argument(help: "The prompt's name (optional with --experiment).")
-    var name: String?
+    @OptionGroup var subject: ExperimentAndUnit
 
     @Option(help: "The version number (default: the latest).")
     var version: Int?
-
-    @Option(help: "Give the version this experiment assigns to --unit.")
-    var experiment: String?
-
-    @Option(help: "The unit, with --experiment.")
-    var unit: String?
 
     @Option(name: .customLong("attribute"), help: "A request attribute as key=value, with --experiment.")
     var attributes: [String] = []
 
     func validate() throws {
+        let (name, experiment, unit) = try subject.promptSubject()
         if experiment == nil, name == nil { throw ValidationError("give a prompt name, or --experiment and --unit") }
         if (experiment == nil) != (unit == nil) { throw ValidationError("--experiment and --unit go together") }
         if experiment != nil, version != nil { throw ValidationError("--version cannot be combined with --experiment") }
     }
 
     func run() throws {
+        let (name, experiment, unit) = try subject.promptSubject()
         var fields: [(String, JSONValue)] = [("op", .string("prompt"))]
         if let name { fields.append(("prompt", .string(name))) }
         if let version { fields.append(("version", .number(Double(version)))) }
@@ -54,4 +50,3 @@ struct PromptCommand: ParsableCommand {
         }
     }
 }
-

@@ -1,7 +1,8 @@
 import ArgumentParser
 import VariantCore
 
-/// `variantctl render NAME [--version N] --var k=v ...` or `variantctl render --experiment E --unit U --var k=v ...`.
+/// `variantctl render NAME [--version N] --var k=v ...`, `variantctl render EXPERIMENT UNIT --var k=v ...` or
+/// `variantctl render --experiment E --unit U --var k=v ...`.
 struct RenderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "render",
@@ -9,17 +10,10 @@ struct RenderCommand: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Argument(help: "The prompt's name (not with --experiment).")
-    var name: String?
+    @OptionGroup var subject: ExperimentAndUnit
 
     @Option(help: "The version number (default: the latest).")
     var version: Int?
-
-    @Option(help: "Render the version this experiment assigns to --unit.")
-    var experiment: String?
-
-    @Option(help: "The unit, with --experiment.")
-    var unit: String?
 
     @Option(name: .customLong("attribute"), help: "A request attribute as key=value, with --experiment.")
     var attributes: [String] = []
@@ -30,6 +24,7 @@ struct RenderCommand: ParsableCommand {
     var variables: [String] = []
 
     func validate() throws {
+        let (name, experiment, unit) = try subject.promptSubject()
         if experiment == nil, name == nil { throw ValidationError("give a prompt name, or --experiment and --unit") }
         if experiment != nil, name != nil { throw ValidationError("give a prompt name or --experiment, not both") }
         if (experiment == nil) != (unit == nil) { throw ValidationError("--experiment and --unit go together") }
@@ -53,6 +48,7 @@ struct RenderCommand: ParsableCommand {
     }
 
     func run() throws {
+        let (name, experiment, unit) = try subject.promptSubject()
         var fields: [(String, JSONValue)] = [("op", .string("render"))]
         if let experiment, let unit {
             fields += [

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VariantCore
 
 /// `variantctl`: the operator's command line for variantd.
 ///
@@ -23,6 +24,27 @@ struct Variantctl: AsyncParsableCommand {
                 subcommands: [Stats.self, Watch.self, SampleSizeCommand.self, RecordCommand.self, Events.self]),
             CommandGroup(name: "Treatments", subcommands: [Disable.self, Enable.self, NewPhase.self]),
         ])
+
+    /// Parses and runs as ArgumentParser does, after refusing an unknown command with the commands it was likely
+    /// meant to be (ArgumentParser alone says only "Unexpected argument").
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let error = unknownCommand(in: arguments) { exit(withError: error) }
+        await main(arguments)
+    }
+
+    /// The names of the subcommands (grouped ones included), and `help`.
+    static var commandNames: [String] {
+        configuration.subcommands.map { $0._commandName } + ["help"]
+    }
+
+    /// A `ValidationError` naming the near commands when the first argument is a word that names no command.
+    static func unknownCommand(in arguments: [String]) -> ValidationError? {
+        guard let first = arguments.first, !first.hasPrefix("-"), !commandNames.contains(first) else { return nil }
+        let near = NearNames.near(first, among: commandNames)
+        let hint = near.isEmpty ? "" : "; did you mean \(near.map { "'\($0)'" }.joined(separator: " or "))?"
+        return ValidationError("unknown command '\(first)'\(hint) (commands: \(commandNames.joined(separator: ", ")))")
+    }
 }
 
 /// Exit codes, after sysexits(3) where one fits.

@@ -37,7 +37,19 @@ import Testing
         ("{} x", "unexpected data after the JSON value", 3),
     ])
     func rejectsMalformedInputWithItsOffset(input: String, reason: String, offset: Int) {
-        #expect(throws: JSONParser.SyntaxError(offset: offset, reason: reason)) { try parseJSON(input) }
+        #expect(throws: JSONParser.SyntaxError(offset: offset, reason: reason, line: 1, column: offset + 1)) {
+            try parseJSON(input)
+        }
+    }
+
+    /// `invalid_json: … at byte 53` alone sends a person counting bytes; the line and column find it in an editor.
+    @Test func anErrorNamesItsLineAndColumnInCharacters() {
+        let document = "{\n  \"prompts\": {},\n  \"é\": [1, 2,]\n}"
+        #expect(throws: JSONParser.SyntaxError(offset: 33, reason: "unexpected character", line: 3, column: 14)) {
+            try parseJSON(document)
+        }
+        let error = JSONParser.SyntaxError(offset: 33, reason: "unexpected character", line: 3, column: 14)
+        #expect(error.description == "unexpected character at line 3, column 14 (byte 33)")
     }
 
     @Test func rejectsInvalidUTF8InStrings() {
@@ -84,7 +96,8 @@ import Testing
         let unique = "{" + keys.joined(separator: ",") + "}"
         #expect(try parseJSON(unique).objectValue?.count == 20_000)
         let duplicated = "{" + keys.joined(separator: ",") + #","k19999":2}"#
-        #expect(throws: JSONParser.SyntaxError(offset: unique.utf8.count, reason: #"duplicate key "k19999""#)) {
+        let offset = unique.utf8.count
+        #expect(throws: JSONParser.SyntaxError(offset: offset, reason: #"duplicate key "k19999""#, line: 1, column: offset + 1)) {
             try parseJSON(duplicated)
         }
     }

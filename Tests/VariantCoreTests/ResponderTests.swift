@@ -42,10 +42,17 @@ import Testing
         )
     }
 
-    @Test(arguments: [#""abc""#, "12.5", "null", "-3"])
+    @Test(arguments: [
+        #""abc""#, "12.5", "null", "-3", "9007199254740993", "1.0", "1E2", "-0", "0.10", "123456789012345678901234567890",
+    ])
     func echoesTheIdVerbatim(id: String) throws {
-        let response = try parseJSON(try answer(#"{"id":\#(id),"op":"health"}"#)).objectValue!
-        #expect(response["id"] == (try parseJSON(id)))
+        for op in ["health", "launch"] {  // an answer and an error
+            let answer = try answer(#"{"id":\#(id),"op":"\#(op)"}"#)
+            #expect(answer.hasPrefix(#"{"id":\#(id),"ok":"#), "\(answer)")
+        }
+        for op in [#""op":"assign","experiment":"e","unit":"u1""#, #""op":"assign","experiment":"nope","unit":"u1""#] {
+            #expect(try answer(#"{"id":\#(id),\#(op)}"#).hasPrefix(#"{"id":\#(id),"ok":"#))
+        }
     }
 
     @Test func aPausedExperimentServesTheControlAndSaysWhy() throws {

@@ -45,14 +45,17 @@ struct DocumentValidator {
 
     // MARK: Generic field access
 
-    /// The value as an object, reporting `wrong_type` and unknown fields.
-    mutating func object(_ value: JSONValue, at path: String, allowed: Set<String>) -> JSONObject? {
+    /// The value as an object, reporting `wrong_type` and unknown fields (each with the allowed field it was
+    /// likely meant to be); `allowed: nil` takes any key.
+    mutating func object(_ value: JSONValue, at path: String, allowed: Set<String>?) -> JSONObject? {
         guard case .object(let object) = value else {
             report(path, .wrongType, "expected an object, found \(value.typeName)")
             return nil
         }
+        guard let allowed else { return object }
         for key in object.keys where !allowed.contains(key) {
-            report("\(path).\(key)", .unknownField, "unknown field '\(key)'")
+            let suggestion = NearNames.closest(to: key, among: allowed.sorted()).map { " (did you mean '\($0)'?)" }
+            report("\(path).\(key)", .unknownField, "unknown field '\(key)'" + (suggestion ?? ""))
         }
         return object
     }
@@ -273,7 +276,7 @@ struct DocumentValidator {
 
     static let experimentFields: Set<String> = [
         "name", "description", "salt", "status", "start", "end", "exposure", "targeting", "variants", "winner", "mode",
-        "guardrails",
+        "guardrails", "metric_ranges",
     ]
 
     mutating func experiment(_ value: JSONValue, at path: String, prompts: [String: Prompt]) -> Experiment?
@@ -315,6 +318,7 @@ struct DocumentValidator {
             }
         }
         let guardrails = guardrails(object, at: path)
+        let metricRanges = metricRanges(object, at: path)
         let targeting = (array(object, "targeting", at: path, required: false) ?? []).enumerated().compactMap {
             rule($0.element, at: "\(path).targeting[\($0.offset)]")
         }
@@ -338,7 +342,34 @@ struct DocumentValidator {
         return Experiment(
             name: name, description: description, salt: salt, status: status, start: start, end: end,
             exposureBasisPoints: exposure, targeting: targeting, variants: variants, controlIndex: controlIndex,
-            winnerIndex: winnerIndex, mode: mode, guardrails: guardrails)
+            winnerIndex: winnerIndex, mode: mode, guardrails: guardrails, metricRanges: metricRanges)
+    }
+
+    /// The `metric_ranges` object of an experiment: custom metric name → `{"min": NUMBER, "max": NUMBER}`, each
+    /// bound within `MetricRanges.widestCustom` and `min` below `max`.
+    mutating func metricRanges(_ experiment: JSONObject, at experimentPath: String) -> MetricRanges {
+        var ranges = MetricRanges()
+        guard let value = experiment["metric_ranges"] else { return ranges }
+        let path = experimentPath + ".metric_ranges"
+        guard let object = object(value, at: path, allowed: nil) else { return ranges }
+        let widest = MetricRanges.widestCustom
+        for member in object.members {
+            let entryPath = "\(path).\(member.key)"
+            guard CustomMeasurement.isValidName(member.key) else {
+                report(entryPath, .invalidValue, "a custom metric name is 1 to 64 of A-Z a-z 0-9 _ . -, found '\(member.key)'")
+                continue
+            }
+            guard let bounds = self.object(member.value, at: entryPath, allowed: ["min", "max"]) else { continue }
+            let minimum = number(bounds, "min", at: entryPath, in: widest, required: true)
+            let maximum = number(bounds, "max", at: entryPath, in: widest, required: true)
+            guard let minimum, let maximum else { continue }
+            guard minimum < maximum else {
+                report("\(entryPath).max", .invalidValue, "'max' must be above 'min' (\(Readable.number(minimum))), found \(Readable.number(maximum))")
+                continue
+            }
+            ranges.custom[member.key] = minimum...maximum
+        }
+        return ranges
     }
 
     mutating func timestamp(_ object: JSONObject, _ key: String, at path: String) -> Timestamp? {

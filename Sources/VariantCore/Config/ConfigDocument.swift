@@ -112,14 +112,17 @@ public final class Experiment: Sendable {
     public let mode: Mode
     /// When a treatment is disabled automatically.
     public let guardrails: GuardrailSettings
+    /// The plausible range of each metric; records outside it are refused (`metric_ranges`).
+    public let metricRanges: MetricRanges
 
     public var control: Variant { variants[controlIndex] }
 
     init(
         name: String, description: String?, salt: String, status: Status, start: Timestamp?, end: Timestamp?,
         exposureBasisPoints: Int, targeting: [TargetingRule], variants: [Variant], controlIndex: Int, winnerIndex: Int?,
-        mode: Mode = .live, guardrails: GuardrailSettings = GuardrailSettings()
+        mode: Mode = .live, guardrails: GuardrailSettings = GuardrailSettings(), metricRanges: MetricRanges = MetricRanges()
     ) {
+        self.metricRanges = metricRanges
         self.name = name
         self.description = description
         self.salt = salt

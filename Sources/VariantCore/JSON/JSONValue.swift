@@ -60,6 +60,23 @@ public enum JSONValue: Sendable, Equatable {
         default: false
         }
     }
+
+    /// The value as a text log shows it to a person: a string without quotes, a whole number exactly, another
+    /// number to four significant digits (`0.05`, `7.707e-154`), `true`, `null`, and arrays and objects as compact
+    /// JSON. Not for machines: the JSON writer is.
+    public var plainDescription: String {
+        switch self {
+        case .string(let text): return text
+        case .number(let number):
+            return number == number.rounded() && abs(number) < 1e15 ? Readable.number(number) : Readable.fourSignificantDigits(number)
+        case .bool(let flag): return flag ? "true" : "false"
+        case .null: return "null"
+        case .array, .object:
+            var writer = JSONWriter()
+            writer.value(self)
+            return String(decoding: writer.bytes, as: UTF8.self)
+        }
+    }
 }
 
 /// A JSON object: its members in document order, with lookup by key.

@@ -13,10 +13,24 @@ extension ExperimentLedger {
     /// first configuration seen adopts.
     public static let stateFormatVersion = 2
 
-    /// Why a state file could not be restored.
+    /// Why a state file could not be restored at all: it is not a variantd state file of a version this daemon
+    /// reads (not JSON, another format or version), so nothing in it can be trusted.
     public struct RestoreError: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
+
+    /// A part of a state file that could not be restored, and what became of it; the rest was restored.
+    public struct RestoreProblem: Sendable, Equatable, CustomStringConvertible {
+        /// Where in the file (`experiments.e[0].variants.treatment.cost_usd`, `disabled[2]`).
+        public var path: String
+        /// What is wrong with it, and what was done instead ("... must be a finite number; the metric starts afresh").
+        public var message: String
+
+        public var description: String { "'\(path)': \(message)" }
+    }
+
+    /// The most problems a restore lists one by one; the rest are counted in a last one.
+    public static let maximumRestoreProblemsListed = 50
 
     /// The whole ledger, written in one consistent view, and the generation it reflects.
     public func encodedState(savedAt: Timestamp) -> (bytes: [UInt8], generation: UInt64) {
@@ -84,9 +98,18 @@ extension ExperimentLedger {
         return (writer.bytes, state.generation)
     }
 
-    /// Replaces the ledger's contents with a state file's.
-    /// - Throws: `RestoreError` naming the first problem; the ledger is left unchanged then.
-    public func restore(from bytes: [UInt8]) throws(RestoreError) {
+    /// Replaces the ledger's contents with a state file's, keeping every part of the file that is sound.
+    ///
+    /// A damaged part is left out and reported, never the whole file: a malformed metric starts afresh, a
+    /// malformed variant, phase or experiment is dropped, a malformed event or guardrail tally is skipped. A
+    /// disabled treatment is kept whenever its experiment and variant can be read, whatever else is wrong with its
+    /// entry (fail closed: a treatment an operator or a guardrail stopped is never served again by accident).
+    /// When there are problems, a `state_damaged` event lists them, at `now` (nil: the file's `saved_at`).
+    /// - Returns: the parts not restored as written (empty for a sound file).
+    /// - Throws: `RestoreError` when the file is not a variantd state file of version 1 or 2; the ledger is left
+    ///   unchanged then.
+    @discardableResult
+    public func restore(from bytes: [UInt8], at now: Timestamp? = nil) throws(RestoreError) -> [RestoreProblem] {
         let root: JSONObject
         do {
             guard case .object(let object) = try JSONParser.parse(bytes) else { throw RestoreError(description: "not a JSON object") }
@@ -103,75 +126,108 @@ extension ExperimentLedger {
         guard version == 1 || version == Self.stateFormatVersion else {
             throw RestoreError(description: "state format version \(root["version"].map { "\($0)" } ?? "missing") is not 1 or \(Self.stateFormatVersion)")
         }
+        let savedAt = root["saved_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)) ?? Timestamp(secondsSinceEpoch: 0)
+        var salvage = Salvage()
         var restored = State()
-        restored.nextSequence = try Self.integer(root["next_sequence"], "next_sequence")
-        guard let experiments = root["experiments"]?.objectValue else { throw RestoreError(description: "'experiments' is missing") }
-        for experiment in experiments.members {
-            if version == 1 {
-                // Before phases: the experiment's variants, and its sequential tests at the top level (below).
-                guard let variants = experiment.value.objectValue else {
-                    throw RestoreError(description: "experiment '\(experiment.key)' is not an object")
+        restored.nextSequence =
+            salvage.attempt("next_sequence", "sequence numbers go on from the last event") { () throws(RestoreError) in
+                try Self.integer(root["next_sequence"], "next_sequence")
+            } ?? 1
+        if let experiments = root["experiments"]?.objectValue {
+            for experiment in experiments.members {
+                let path = "experiments.\(experiment.key)"
+                if version == 1 {
+                    // Before phases: the experiment's variants, and its sequential tests at the top level (below).
+                    guard let variants = experiment.value.objectValue else {
+                        salvage.report(path, "is not an object; the experiment's statistics start afresh")
+                        continue
+                    }
+                    var phase = ExperimentPhase(
+                        number: 1, definition: nil, startedAt: Timestamp(secondsSinceEpoch: 0),
+                        reason: "restored from a state file without phases", unitVariants: [])
+                    for variant in variants.members {
+                        let variantPath = "\(path).\(variant.key)"
+                        phase.variants[variant.key] = Self.aggregate(variant.value, path: variantPath, salvage: &salvage)
+                    }
+                    restored.experiments[experiment.key] = [phase]
+                    continue
                 }
-                var phase = ExperimentPhase(
-                    number: 1, definition: nil, startedAt: Timestamp(secondsSinceEpoch: 0),
-                    reason: "restored from a state file without phases", unitVariants: [])
-                for variant in variants.members {
-                    phase.variants[variant.key] = try Self.aggregate(variant.value, path: "\(experiment.key).\(variant.key)")
+                guard let phases = experiment.value.arrayValue else {
+                    salvage.report(path, "is not a list of phases; the experiment's statistics start afresh")
+                    continue
                 }
-                restored.experiments[experiment.key] = [phase]
+                var restoredPhases: [ExperimentPhase] = []
+                for (position, phase) in phases.enumerated() {
+                    if let phase = Self.phase(phase, path: "\(path)[\(position)]", salvage: &salvage) {
+                        restoredPhases.append(phase)
+                    }
+                }
+                if !restoredPhases.isEmpty { restored.experiments[experiment.key] = restoredPhases }
+            }
+        } else {
+            salvage.report("experiments", "is missing or not an object; every experiment's statistics start afresh")
+        }
+        // As leniently as can be: serving a treatment again by accident is the one loss a damaged file must never
+        // cause.
+        for (position, entry) in Self.entries(root, "disabled", salvage: &salvage).enumerated() {
+            let path = "disabled[\(position)]"
+            guard let object = entry.objectValue, let experiment = object["experiment"]?.stringValue,
+                let variant = object["variant"]?.stringValue
+            else {
+                salvage.report(path, "names no experiment and variant; that treatment is served again")
                 continue
             }
-            guard let phases = experiment.value.arrayValue else {
-                throw RestoreError(description: "experiment '\(experiment.key)' is not a list of phases")
+            let at = object["at"]?.stringValue.flatMap(Timestamp.init(rfc3339:))
+            let automatic = object["automatic"]?.boolValue
+            let reason = object["reason"]?.stringValue
+            if at == nil || automatic == nil || reason == nil {
+                salvage.report(path, "is malformed; '\(variant)' of '\(experiment)' stays disabled")
             }
-            var restoredPhases: [ExperimentPhase] = []
-            for (position, phase) in phases.enumerated() {
-                restoredPhases.append(try Self.phase(phase, path: "\(experiment.key)[\(position)]"))
-            }
-            restored.experiments[experiment.key] = restoredPhases
-        }
-        for entry in root["disabled"]?.arrayValue ?? [] {
-            guard let object = entry.objectValue, let experiment = object["experiment"]?.stringValue,
-                let variant = object["variant"]?.stringValue, let at = object["at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
-                let automatic = object["automatic"]?.boolValue, let reason = object["reason"]?.stringValue
-            else { throw RestoreError(description: "a 'disabled' entry is malformed") }
             restored.disabled[VariantKey(experiment: experiment, variant: variant)] = DisabledTreatment(
-                experiment: experiment, variant: variant, at: at, automatic: automatic, reason: reason)
+                experiment: experiment, variant: variant, at: at ?? savedAt, automatic: automatic ?? false,
+                reason: reason ?? "restored from a damaged state file")
         }
-        for entry in root["sequential"]?.arrayValue ?? [] {
+        for (position, entry) in Self.entries(root, "sequential", salvage: &salvage).enumerated() {
             guard let object = entry.objectValue, let experiment = object["experiment"]?.stringValue,
                 let variant = object["variant"]?.stringValue, let metric = object["metric"]?.stringValue,
-                let pValue = object["p_value"]?.numberValue, pValue >= 0, pValue <= 1,
-                let evaluations = object["evaluations"]?.integerValue, evaluations >= 0
-            else { throw RestoreError(description: "a 'sequential' entry is malformed") }
+                let test = Self.sequentialTest(object)
+            else {
+                salvage.report("sequential[\(position)]", "is malformed; that guardrail test starts afresh")
+                continue
+            }
             // Version 1 only: the tests of the one phase restored.
             guard let last = restored.experiments[experiment]?.indices.last else { continue }
-            restored.experiments[experiment]![last].sequential[variant, default: [:]][metric] =
-                SequentialTestState(alwaysValidPValue: pValue, evaluations: evaluations)
+            restored.experiments[experiment]![last].sequential[variant, default: [:]][metric] = test
         }
         // Absent from state files written before prompt guardrails were counted.
-        for entry in root["prompt_guardrails"]?.arrayValue ?? [] {
+        for (position, entry) in Self.entries(root, "prompt_guardrails", salvage: &salvage).enumerated() {
             guard let object = entry.objectValue, let prompt = object["prompt"]?.stringValue,
                 let version = object["version"]?.integerValue, let rule = object["rule"]?.stringValue,
                 let triggered = object["triggered"]?.integerValue, triggered >= 0,
                 let unreported = object["unreported"]?.integerValue, (0...triggered).contains(unreported)
-            else { throw RestoreError(description: "a 'prompt_guardrails' entry is malformed") }
+            else {
+                salvage.report("prompt_guardrails[\(position)]", "is malformed; that rule's count starts afresh")
+                continue
+            }
             var lastEventAt: Timestamp?
             if let at = object["last_event_at"], at != .null {
-                guard let parsed = at.stringValue.flatMap(Timestamp.init(rfc3339:)) else {
-                    throw RestoreError(description: "a 'prompt_guardrails' entry is malformed")
+                lastEventAt = at.stringValue.flatMap(Timestamp.init(rfc3339:))
+                if lastEventAt == nil {
+                    salvage.report("prompt_guardrails[\(position)].last_event_at", "is not a timestamp; it is left out")
                 }
-                lastEventAt = parsed
             }
             restored.promptGuardrails[PromptGuardrailKey(prompt: prompt, version: version, rule: rule)] =
                 PromptGuardrailTally(triggered: triggered, unreported: unreported, lastEventAt: lastEventAt)
         }
-        for entry in root["events"]?.arrayValue ?? [] {
+        for (position, entry) in Self.entries(root, "events", salvage: &salvage).enumerated() {
             guard let object = entry.objectValue, let sequence = object["sequence"]?.integerValue,
                 let at = object["at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
                 let kind = object["kind"]?.stringValue.flatMap(LedgerEvent.Kind.init(rawValue:)),
                 let actor = object["actor"]?.stringValue, let message = object["message"]?.stringValue
-            else { throw RestoreError(description: "an 'events' entry is malformed") }
+            else {
+                salvage.report("events[\(position)]", "is malformed; the event is left out")
+                continue
+            }
             restored.events.append(
                 LedgerEvent(
                     sequence: sequence, at: at, kind: kind, experiment: object["experiment"]?.stringValue,
@@ -180,10 +236,69 @@ extension ExperimentLedger {
         }
         if restored.events.count > eventCapacity { restored.events.removeFirst(restored.events.count - eventCapacity) }
         restored.nextSequence = max(restored.nextSequence, (restored.events.last?.sequence ?? 0) + 1)
+        let problems = salvage.listed
+        if !problems.isEmpty {
+            _ = Self.append(
+                LedgerEvent(
+                    at: now ?? savedAt, kind: .stateDamaged, actor: "state file",
+                    message: "restored in part: \(salvage.count) damaged part(s) left out or started afresh",
+                    details: JSONObject([("problems", .array(problems.map { .string($0.description) }))])),
+                to: &restored, capacity: eventCapacity)
+        }
         state.withLock { current in
             restored.generation = current.generation &+ 1
             current = restored
         }
+        return problems
+    }
+
+    /// The problems met while restoring, and the way to go on past one.
+    struct Salvage {
+        private(set) var problems: [RestoreProblem] = []
+        /// Every problem met, listed or not.
+        private(set) var count = 0
+
+        mutating func report(_ path: String, _ message: String) {
+            count += 1
+            if problems.count < ExperimentLedger.maximumRestoreProblemsListed {
+                problems.append(RestoreProblem(path: path, message: message))
+            }
+        }
+
+        /// `body`'s value, or nil after reporting its error at `path` with what was done instead.
+        mutating func attempt<Value>(
+            _ path: String, _ consequence: String, _ body: () throws(RestoreError) -> Value
+        ) -> Value? {
+            do {
+                return try body()
+            } catch {
+                report(path, error.description + "; " + consequence)
+                return nil
+            }
+        }
+
+        /// The problems, with one more counting those not listed.
+        var listed: [RestoreProblem] {
+            guard count > problems.count else { return problems }
+            return problems + [RestoreProblem(path: "...", message: "and \(count - problems.count) more problems")]
+        }
+    }
+
+    /// The entries of a top-level list that may be absent; anything else there is a problem.
+    private static func entries(_ root: JSONObject, _ key: String, salvage: inout Salvage) -> [JSONValue] {
+        guard let value = root[key] else { return [] }
+        guard let entries = value.arrayValue else {
+            salvage.report(key, "is not a list; it is left out")
+            return []
+        }
+        return entries
+    }
+
+    private static func sequentialTest(_ object: JSONObject) -> SequentialTestState? {
+        guard let pValue = object["p_value"]?.numberValue, pValue >= 0, pValue <= 1,
+            let evaluations = object["evaluations"]?.integerValue, evaluations >= 0
+        else { return nil }
+        return SequentialTestState(alwaysValidPValue: pValue, evaluations: evaluations)
     }
 
     // MARK: - One phase
@@ -239,56 +354,68 @@ extension ExperimentLedger {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 
-    private static func phase(_ value: JSONValue, path: String) throws(RestoreError) -> ExperimentPhase {
-        guard let object = value.objectValue else { throw RestoreError(description: "'\(path)' is not an object") }
-        let number = try integer(object["number"], path + ".number")
-        guard number >= 1, let startedAt = object["started_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
+    /// A phase, or nil (reported) when its number, start or reason cannot be read; a damaged part of it is left
+    /// out and reported.
+    private static func phase(_ value: JSONValue, path: String, salvage: inout Salvage) -> ExperimentPhase? {
+        guard let object = value.objectValue, let number = object["number"]?.integerValue, number >= 1,
+            let startedAt = object["started_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
             let reason = object["reason"]?.stringValue
-        else { throw RestoreError(description: "'\(path)' lacks a number, started_at or reason") }
+        else {
+            salvage.report(path, "lacks a number, started_at or reason; the phase's statistics are left out")
+            return nil
+        }
         var definition: PhaseDefinition?
         if let lines = object["definition"]?.arrayValue {
             let strings = lines.compactMap(\.stringValue)
-            guard strings.count == lines.count else { throw RestoreError(description: "'\(path).definition' is malformed") }
-            definition = PhaseDefinition(lines: strings)
+            if strings.count == lines.count {
+                definition = PhaseDefinition(lines: strings)
+            } else {
+                salvage.report(path + ".definition", "is malformed; the phase adopts the next configuration seen")
+            }
         }
         let unitsObject = object["units"]?.objectValue
         let unitVariants = (unitsObject?["variants"]?.arrayValue ?? []).compactMap(\.stringValue)
         var phase = ExperimentPhase(
             number: number, definition: definition, startedAt: startedAt, reason: reason, unitVariants: unitVariants)
         for variant in object["variants"]?.objectValue?.members ?? [] {
-            phase.variants[variant.key] = try aggregate(variant.value, path: "\(path).variants.\(variant.key)")
+            phase.variants[variant.key] = aggregate(variant.value, path: "\(path).variants.\(variant.key)", salvage: &salvage)
         }
-        for entry in object["sequential"]?.arrayValue ?? [] {
+        for (position, entry) in (object["sequential"]?.arrayValue ?? []).enumerated() {
             guard let test = entry.objectValue, let variant = test["variant"]?.stringValue,
-                let metric = test["metric"]?.stringValue, let pValue = test["p_value"]?.numberValue, pValue >= 0,
-                pValue <= 1, let evaluations = test["evaluations"]?.integerValue, evaluations >= 0
-            else { throw RestoreError(description: "a 'sequential' entry of '\(path)' is malformed") }
-            phase.sequential[variant, default: [:]][metric] = SequentialTestState(
-                alwaysValidPValue: pValue, evaluations: evaluations)
+                let metric = test["metric"]?.stringValue, let state = sequentialTest(test)
+            else {
+                salvage.report("\(path).sequential[\(position)]", "is malformed; that guardrail test starts afresh")
+                continue
+            }
+            phase.sequential[variant, default: [:]][metric] = state
         }
-        let sample = Array((unitsObject?["sample"]?.stringValue ?? "").utf8)
-        guard sample.count % 18 == 0 else { throw RestoreError(description: "'\(path).units.sample' is malformed") }
+        if let units = unitSample(unitsObject?["sample"]?.stringValue ?? "") {
+            phase.units = units
+        } else {
+            salvage.report(path + ".units.sample", "is not a sorted sample of distinct units; the count of units starts afresh")
+        }
+        return phase
+    }
+
+    /// Each sampled unit as 18 hex digits (`write(_:into:)`); nil when the text is not such a sample.
+    private static func unitSample(_ text: String) -> DistinctUnitSample? {
+        let sample = Array(text.utf8)
+        guard sample.count % 18 == 0 else { return nil }
         var hashes: [UInt64] = []
         var variants: [UInt8] = []
         var position = 0
         while position < sample.count {
             var hash: UInt64 = 0
             for digit in sample[position..<(position + 16)] {
-                guard let value = hexValue(digit) else { throw RestoreError(description: "'\(path).units.sample' is malformed") }
+                guard let value = hexValue(digit) else { return nil }
                 hash = hash << 4 | UInt64(value)
             }
-            guard let high = hexValue(sample[position + 16]), let low = hexValue(sample[position + 17]) else {
-                throw RestoreError(description: "'\(path).units.sample' is malformed")
-            }
+            guard let high = hexValue(sample[position + 16]), let low = hexValue(sample[position + 17]) else { return nil }
             hashes.append(hash)
             variants.append(high << 4 | low)
             position += 18
         }
-        guard let units = DistinctUnitSample(hashes: hashes, variants: variants) else {
-            throw RestoreError(description: "'\(path).units.sample' is not a sorted sample of distinct units")
-        }
-        phase.units = units
-        return phase
+        return DistinctUnitSample(hashes: hashes, variants: variants)
     }
 
     private static func hexValue(_ digit: UInt8) -> UInt8? {
@@ -308,6 +435,8 @@ extension ExperimentLedger {
         writer.integer(aggregate.records)
         writer.raw(",\"shadow_records\":")
         writer.integer(aggregate.shadowRecords)
+        writer.raw(",\"out_of_range\":")
+        writer.integer(aggregate.outOfRange)
         writer.raw(",\"errors\":")
         write(aggregate.errors, into: &writer)
         writer.raw(",\"success\":")
@@ -379,35 +508,78 @@ extension ExperimentLedger {
         writer.raw("}")
     }
 
-    private static func aggregate(_ value: JSONValue, path: String) throws(RestoreError) -> VariantAggregate {
-        guard let object = value.objectValue else { throw RestoreError(description: "'\(path)' is not an object") }
+    /// A variant's aggregate: its counts must be sound (else the variant starts afresh, reported); a malformed
+    /// metric starts afresh on its own, with its group totals, so the others keep their statistics.
+    private static func aggregate(_ value: JSONValue, path: String, salvage: inout Salvage) -> VariantAggregate {
+        let consequence = "the variant's statistics of this phase start afresh"
+        guard let object = value.objectValue else {
+            salvage.report(path, "is not an object; " + consequence)
+            return VariantAggregate()
+        }
         var aggregate = VariantAggregate()
-        aggregate.assignments = try integer(object["assignments"], path + ".assignments")
-        aggregate.records = try integer(object["records"], path + ".records")
-        aggregate.shadowRecords = try integer(object["shadow_records"], path + ".shadow_records")
-        aggregate.errors = try counts(object["errors"], path + ".errors")
-        aggregate.success = try counts(object["success"], path + ".success")
-        aggregate.latencyMilliseconds = try moments(object["latency_ms"], path + ".latency_ms")
-        for bucket in object["latency_histogram_us"]?.arrayValue ?? [] {
+        do throws(RestoreError) {
+            aggregate.assignments = try integer(object["assignments"], path + ".assignments")
+            aggregate.records = try integer(object["records"], path + ".records")
+            aggregate.shadowRecords = try integer(object["shadow_records"], path + ".shadow_records")
+            // Absent from files written before records out of range were counted, and from version 1 files,
+            // whose records were analysed per record.
+            aggregate.outOfRange = object["out_of_range"] == nil ? 0 : try integer(object["out_of_range"], path + ".out_of_range")
+            aggregate.unitRecords = object["unit_records"] == nil ? 0 : try integer(object["unit_records"], path + ".unit_records")
+        } catch {
+            salvage.report(path, error.description + "; " + consequence)
+            return VariantAggregate()
+        }
+        let metricConsequence = "the metric starts afresh"
+        // Metrics that start afresh lose their group totals too, so that mean and variance describe one stream.
+        var restarted: Set<String> = []
+        func restoreCounts(_ name: String, _ key: String) -> ProportionCounts {
+            let metricPath = "\(path).\(key)"
+            if let counts = salvage.attempt(metricPath, metricConsequence, { () throws(RestoreError) in try counts(object[key], metricPath) }) {
+                return counts
+            }
+            restarted.insert(name)
+            return ProportionCounts()
+        }
+        func restoreMoments(_ name: String, _ value: JSONValue?) -> RunningMoments {
+            let metricPath = "\(path).\(name)"
+            if let moments = salvage.attempt(metricPath, metricConsequence, { () throws(RestoreError) in try moments(value, metricPath) }) {
+                return moments
+            }
+            restarted.insert(name)
+            return RunningMoments()
+        }
+        aggregate.errors = restoreCounts("error_rate", "errors")
+        aggregate.success = restoreCounts("success", "success")
+        aggregate.latencyMilliseconds = restoreMoments("latency_ms", object["latency_ms"])
+        let buckets = object["latency_histogram_us"]?.arrayValue ?? []
+        let pairs = buckets.compactMap { bucket -> (value: UInt64, count: UInt64)? in
             guard let pair = bucket.arrayValue, pair.count == 2, let value = pair[0].integerValue,
                 let count = pair[1].integerValue, value >= 0, count >= 0
-            else { throw RestoreError(description: "'\(path).latency_histogram_us' holds a malformed bucket") }
-            aggregate.recordLatencyMicroseconds(UInt64(value), count: UInt64(count))
+            else { return nil }
+            return (UInt64(value), UInt64(count))
         }
-        aggregate.costUSD = try moments(object["cost_usd"], path + ".cost_usd")
-        aggregate.tokens = try moments(object["tokens"], path + ".tokens")
+        if pairs.count == buckets.count, !restarted.contains("latency_ms") {
+            for pair in pairs { aggregate.recordLatencyMicroseconds(pair.value, count: pair.count) }
+        } else if pairs.count != buckets.count {
+            salvage.report(path + ".latency_histogram_us", "holds a malformed bucket; the latency percentiles start afresh")
+        }
+        aggregate.costUSD = restoreMoments("cost_usd", object["cost_usd"])
+        aggregate.tokens = restoreMoments("tokens", object["tokens"])
         for metric in object["custom"]?.objectValue?.members ?? [] {
-            aggregate.custom[metric.key] = try moments(metric.value, "\(path).custom.\(metric.key)")
+            let moments = restoreMoments("custom.\(metric.key)", metric.value)
+            if !moments.isEmpty { aggregate.custom[metric.key] = moments }
         }
-        // Absent from version 1 files: their records were analysed per record.
-        aggregate.unitRecords = object["unit_records"] == nil ? 0 : try integer(object["unit_records"], path + ".unit_records")
-        for group in object["groups"]?.objectValue?.members ?? [] {
+        for group in object["groups"]?.objectValue?.members ?? [] where !restarted.contains(group.key) {
             let groupPath = "\(path).groups.\(group.key)"
             guard let totals = group.value.objectValue,
                 let counts = totals["n"]?.arrayValue?.compactMap(\.integerValue),
                 let sums = totals["sum"]?.arrayValue?.compactMap(\.numberValue),
                 let restored = UnitGroupTotals(counts: counts, sums: sums)
-            else { throw RestoreError(description: "'\(groupPath)' must hold \(UnitGroupTotals.groupCount) counts and sums") }
+            else {
+                salvage.report(
+                    groupPath, "must hold \(UnitGroupTotals.groupCount) counts and finite sums; the metric's variance by unit starts afresh")
+                continue
+            }
             switch group.key {
             case "error_rate": aggregate.errorGroups = restored
             case "success": aggregate.successGroups = restored
@@ -415,7 +587,7 @@ extension ExperimentLedger {
             case "cost_usd": aggregate.costGroups = restored
             case "tokens": aggregate.tokenGroups = restored
             case let name where name.hasPrefix("custom."): aggregate.customGroups[String(name.dropFirst(7))] = restored
-            default: throw RestoreError(description: "'\(groupPath)' is not a metric")
+            default: salvage.report(groupPath, "is not a metric; it is left out")
             }
         }
         return aggregate

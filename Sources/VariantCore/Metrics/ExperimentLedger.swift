@@ -163,7 +163,8 @@ public final class ExperimentLedger: Sendable {
     }
 
     /// Adds one record to a variant's aggregate.
-    /// - Throws: `too_many_metrics` when the record's custom metrics would take the variant over
+    /// - Throws: `invalid_metric` when a value is outside its metric's plausible range (the variant's
+    ///   `outOfRange` counts it), `too_many_metrics` when the record's custom metrics would take the variant over
     ///   `VariantAggregate.maximumCustomMetrics` distinct names; nothing is recorded then.
     public func record(experiment: String, variant: String, measurements: Measurements, shadow: Bool)
         throws(ProtocolError)
@@ -186,11 +187,15 @@ public final class ExperimentLedger: Sendable {
         /// The experiment's control and guardrails, to check a treatment after the record is added; nil for no
         /// check.
         public var guardrails: (control: String, settings: GuardrailSettings)?
+        /// The plausible range of each metric (the experiment's `metric_ranges` over the defaults).
+        public var ranges: MetricRanges
 
         public init(
             experiment: String, variant: String, measurements: Measurements, shadow: Bool, unitHash: UInt64? = nil,
-            phase: PhaseDefinition? = nil, guardrails: (control: String, settings: GuardrailSettings)? = nil
+            phase: PhaseDefinition? = nil, guardrails: (control: String, settings: GuardrailSettings)? = nil,
+            ranges: MetricRanges = MetricRanges()
         ) {
+            self.ranges = ranges
             self.phase = phase
             self.experiment = experiment
             self.variant = variant
@@ -203,7 +208,7 @@ public final class ExperimentLedger: Sendable {
 
     /// What recording a batch did.
     public struct RecordOutcome: Sendable {
-        /// For each entry, nil when recorded, or why not (`too_many_metrics`).
+        /// For each entry, nil when recorded, or why not (`invalid_metric`, `too_many_metrics`).
         public var failures: [ProtocolError?]
         /// Treatments a guardrail disabled because of these records (`auto_disabled` events).
         public var disabled: [LedgerEvent]

@@ -56,10 +56,23 @@ public struct ExperimentPhase: Sendable {
         }
     }
 
-    /// Adds one record to its variant's aggregate, in place.
-    /// - Returns: `too_many_metrics` when the record's custom metrics would take the variant over
-    ///   `VariantAggregate.maximumCustomMetrics` names (nothing is recorded then); nil when recorded.
+    /// Adds one record to its variant's aggregate, in place (a copy of the aggregate would copy its histogram
+    /// and group totals for every record).
+    /// - Returns: `invalid_metric` for a value outside its plausible range or one that would overflow the
+    ///   variant's statistics (counted in `outOfRange`), `too_many_metrics` when the record's custom metrics would
+    ///   take the variant over `VariantAggregate.maximumCustomMetrics` names; nothing is recorded then. nil when
+    ///   recorded.
     mutating func add(_ entry: ExperimentLedger.Entry) -> ProtocolError? {
+        var refusal = entry.ranges.violation(in: entry.measurements)
+        if refusal == nil, let metric = variants[entry.variant]?.overflowingMetric(entry.measurements) {
+            refusal = ProtocolError(
+                .invalidMetric,
+                "'\(metric)' is so far from the values recorded for variant '\(entry.variant)' of '\(entry.experiment)' that its statistics would overflow")
+        }
+        if let refusal {
+            variants[entry.variant, default: VariantAggregate()].outOfRange += 1
+            return refusal
+        }
         if let aggregate = variants[entry.variant], aggregate.wouldExceedCustomMetrics(entry.measurements.custom) {
             return ProtocolError(
                 .tooManyMetrics,

@@ -1,8 +1,8 @@
 /// The `stats` answer (PROTOCOL.md, `stats`). Numbers are written as computed; absent statistics are `null`.
 extension ExperimentReport {
-    func write(id: JSONValue, configVersion: String, into writer: inout JSONWriter) {
+    func write(id: RequestID, configVersion: String, into writer: inout JSONWriter) {
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.raw(",\"ok\":true,\"experiment\":")
         writer.string(experiment.name)
         writer.raw(",\"status\":")
@@ -123,6 +123,8 @@ extension ExperimentReport {
         writer.string(aggregate.isAnalysedByUnit ? "unit" : "record")
         writer.raw(",\"shadow_records\":")
         writer.integer(aggregate.shadowRecords)
+        writer.raw(",\"out_of_range\":")
+        writer.integer(aggregate.outOfRange)
         writer.raw(",\"disabled\":")
         if let disabled {
             writer.raw("{\"automatic\":")

@@ -140,6 +140,13 @@ public struct ExperimentReport: Sendable {
         } else if let sampleRatio, sampleRatio.mismatch {
             verdict = .sampleRatioMismatch
             reason = "distinct units \(sampledUnits) (\(unitsAreExact ? "all" : "a uniform sample") of the phase's units) do not match the weights (p = \(Readable.fourSignificantDigits(sampleRatio.pValue))); fix the split before trusting any result"
+        } else if let primary, case let empty = names.indices.filter({ primary.counts(aggregates[$0]).trials == 0 }),
+            !empty.isEmpty
+        {
+            // No verdict without data: with a variant unmeasured, "no difference" would be a guess.
+            verdict = .needsMoreSamples
+            let listed = empty.map { "'\(names[$0])'" }.joined(separator: ", ")
+            reason = "\(listed) \(empty.count == 1 ? "has" : "have") no \(primary.name) records yet; every variant needs some before any verdict"
         } else if let required = requiredPerVariant, smallestVariantSample < required {
             verdict = .needsMoreSamples
             reason = "\(required - smallestVariantSample) more samples in the smallest variant (\(smallestVariantSample) of \(required) per variant) to detect \(Readable.fourSignificantDigits(minimumDetectableEffect ?? 0)) on \(primaryMetric ?? "")"

@@ -19,6 +19,9 @@ public struct LedgerEvent: Sendable, Equatable {
         /// An experiment's statistics started afresh: its configuration changed (`details.changed` lists what), or
         /// an operator asked (`new_phase`). `details.phase` is the new phase's number.
         case phaseStarted = "phase_started"
+        /// The state file was damaged in part: everything sound in it was restored, and `details.problems` lists
+        /// each part left out or started afresh (disabled treatments are kept whenever they can be named).
+        case stateDamaged = "state_damaged"
     }
 
     /// Increases by one with every event, across restarts.

@@ -1,15 +1,15 @@
-/// What an app measured after one LLM call, validated: every value is finite and in range, so no record can
-/// poison an aggregate (PROTOCOL.md, `record`).
+/// What an app measured after one LLM call, each value of its metric's type and finite; `MetricRanges` then
+/// checks that each is plausible, so no record can poison an aggregate (PROTOCOL.md, `record`).
 public struct Measurements: Sendable, Equatable {
-    /// Wall-clock latency of the call in milliseconds, 0 or more.
+    /// Wall-clock latency of the call in milliseconds.
     public var latencyMilliseconds: Double?
     /// Whether the call failed.
     public var error: Bool?
     /// Success or conversion: `true`/`false`, or a score from 0 to 1.
     public var success: Double?
-    /// Cost of the call in US dollars, 0 or more.
+    /// Cost of the call in US dollars.
     public var costUSD: Double?
-    /// Tokens used, a whole number, 0 or more.
+    /// Tokens used, a whole number.
     public var tokens: Double?
     /// Named numbers the app defines (`custom` in the request), in request order.
     public var custom: [CustomMeasurement]
@@ -31,9 +31,6 @@ public struct Measurements: Sendable, Equatable {
             && custom.isEmpty
     }
 
-    /// The largest latency accepted: one day. A larger value is a unit mistake (seconds sent as milliseconds
-    /// would not reach it; microseconds would).
-    public static let maximumLatencyMilliseconds = 86_400_000.0
     /// The most custom metrics in one record.
     public static let maximumCustomPerRecord = 32
     /// The longest custom metric name, in bytes.
@@ -41,20 +38,17 @@ public struct Measurements: Sendable, Equatable {
 
     static let fieldNames = ["latency_ms", "error", "success", "cost_usd", "tokens", "custom"]
 
-    /// Reads and checks the `metrics` object of a record.
+    /// Reads the `metrics` object of a record and checks each value's type; whether a value is plausible is
+    /// `MetricRanges`' to say, once the experiment (which may set ranges of its own) is known.
     /// - Throws: `unknown_metric` for a name not listed in PROTOCOL.md, `invalid_metric` for a value of the wrong
-    ///   type or out of range (negative, infinite, fractional tokens, success outside 0...1), `missing_field` for
-    ///   an empty object.
+    ///   type (not a number, infinite, fractional tokens, success outside 0...1), `missing_field` for an empty
+    ///   object.
     public static func parse(_ object: JSONObject) throws(ProtocolError) -> Measurements {
         var measurements = Measurements()
         for member in object.members {
             switch member.key.utf8.allSatisfy({ $0 < 0x80 }) ? member.key : "" {
             case "latency_ms":
-                let value = try finiteNumber(member.value, "latency_ms")
-                guard value >= 0, value <= maximumLatencyMilliseconds else {
-                    throw ProtocolError(.invalidMetric, "'latency_ms' must be from 0 to \(Int(maximumLatencyMilliseconds)), found \(value)")
-                }
-                measurements.latencyMilliseconds = value
+                measurements.latencyMilliseconds = try finiteNumber(member.value, "latency_ms")
             case "error":
                 guard case .bool(let failed) = member.value else {
                     throw ProtocolError(.invalidMetric, "'error' must be a boolean, found \(member.value.typeName)")
@@ -68,14 +62,12 @@ public struct Measurements: Sendable, Equatable {
                     throw ProtocolError(.invalidMetric, "'success' must be a boolean or a number from 0 to 1, found \(describe(member.value))")
                 }
             case "cost_usd":
-                let value = try finiteNumber(member.value, "cost_usd")
-                guard value >= 0 else { throw ProtocolError(.invalidMetric, "'cost_usd' must be 0 or more, found \(value)") }
-                measurements.costUSD = value
+                measurements.costUSD = try finiteNumber(member.value, "cost_usd")
             case "tokens":
-                guard let count = member.value.integerValue, count >= 0 else {
-                    throw ProtocolError(.invalidMetric, "'tokens' must be a whole number, 0 or more, found \(describe(member.value))")
+                guard case .number(let count) = member.value, count.isFinite, count == count.rounded() else {
+                    throw ProtocolError(.invalidMetric, "'tokens' must be a whole number, found \(describe(member.value))")
                 }
-                measurements.tokens = Double(count)
+                measurements.tokens = count
             case "custom":
                 measurements.custom = try parseCustom(member.value)
             default:

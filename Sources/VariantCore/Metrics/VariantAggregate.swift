@@ -11,6 +11,9 @@ public struct VariantAggregate: Sendable {
     public var records: Int = 0
     /// Of them, how many came from running the variant in shadow.
     public var shadowRecords: Int = 0
+    /// Records refused because a value was outside its metric's plausible range (`MetricRanges`), or would have
+    /// taken a running sum beyond what a double holds; not part of `records`.
+    public var outOfRange: Int = 0
     /// Calls with an `error` measurement, and how many failed.
     public var errors = ProportionCounts(trials: 0, successes: 0)
     /// Calls with a `success` measurement, and the sum of their success scores.
@@ -51,6 +54,18 @@ public struct VariantAggregate: Sendable {
     func wouldExceedCustomMetrics(_ custom: [CustomMeasurement]) -> Bool {
         let added = custom.count { self.custom[$0.name] == nil }
         return self.custom.count + added > Self.maximumCustomMetrics
+    }
+
+    /// The first metric of a record whose running moments could not take its value without overflowing; nil
+    /// when the whole record fits. Checked before `add`, so a record is added to every summary or to none.
+    func overflowingMetric(_ measurements: Measurements) -> String? {
+        if let value = measurements.latencyMilliseconds, !latencyMilliseconds.accepts(value) { return "latency_ms" }
+        if let value = measurements.costUSD, !costUSD.accepts(value) { return "cost_usd" }
+        if let value = measurements.tokens, !tokens.accepts(value) { return "tokens" }
+        for metric in measurements.custom where !(custom[metric.name] ?? RunningMoments()).accepts(metric.value) {
+            return "custom." + metric.name
+        }
+        return nil
     }
 
     /// Adds one record. `unitHash` is `UnitHash.of(unit)` for a record that named its unit, nil for one that did
@@ -101,6 +116,7 @@ public struct VariantAggregate: Sendable {
         assignments += other.assignments
         records += other.records
         shadowRecords += other.shadowRecords
+        outOfRange += other.outOfRange
         unitRecords += other.unitRecords
         errors.merge(other.errors)
         success.merge(other.success)

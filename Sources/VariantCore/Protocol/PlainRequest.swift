@@ -25,7 +25,7 @@ struct PlainRequest {
     /// scanner compares every pair.
     static let maximumPlainVariables = 32
 
-    var id: JSONValue
+    var id: RequestID
     var operation: Operation
     var experiment: String
     var unit: String
@@ -34,7 +34,7 @@ struct PlainRequest {
 
     static func parse(_ line: UnsafeBufferPointer<UInt8>) -> PlainRequest? {
         var scanner = Scanner(bytes: line)
-        var id: JSONValue?
+        var id: RequestID?
         var op: UnsafeBufferPointer<UInt8>?
         var experiment: UnsafeBufferPointer<UInt8>?
         var unit: UnsafeBufferPointer<UInt8>?
@@ -51,9 +51,10 @@ struct PlainRequest {
             case .id?:
                 guard id == nil else { return nil }
                 if let text = scanner.plainString() {
-                    id = .string(String(decoding: text, as: UTF8.self))
+                    id = RequestID(.string(String(decoding: text, as: UTF8.self)))
                 } else if let number = scanner.smallInteger() {
-                    id = .number(Double(number))
+                    // Up to 15 digits, as the writer writes them: echoed verbatim without keeping the text.
+                    id = RequestID(.number(Double(number)))
                 } else {
                     return nil
                 }
@@ -192,6 +193,8 @@ struct PlainRequest {
             if end < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[end]) {
                 return nil
             }
+            // `-0` reads as 0, which is not how the request wrote it: left to the general parser.
+            guard !(negative && value == 0) else { return nil }
             position = end
             return negative ? -value : value
         }

@@ -40,7 +40,7 @@ public struct Request: Sendable {
         case assigned(experiment: String, unit: String, attributes: JSONObject, prompt: String?)
     }
 
-    public var id: JSONValue
+    public var id: RequestID
     public var operation: Operation
 
     /// The longest unit id accepted, in UTF-8 bytes.
@@ -50,19 +50,20 @@ public struct Request: Sendable {
     /// - Throws: `Request.Failure`, which carries the `id` when it could be read, so the error answer echoes it.
     public static func parse(_ line: UnsafeBufferPointer<UInt8>) throws(Failure) -> Request {
         let root: JSONValue
+        let idNumberText: [UInt8]?
         do {
-            root = try JSONParser.parse(buffer: line)
+            (root, idNumberText) = try JSONParser.parseRequest(buffer: line)
         } catch {
             throw Failure(id: .null, error: ProtocolError(.invalidJSON, "the line is not valid JSON: \(error)"))
         }
         guard case .object(let object) = root else {
             throw Failure(id: .null, error: ProtocolError(.invalidRequest, "a request is a JSON object, found \(root.typeName)"))
         }
-        let id = object["id"] ?? .null
+        let id = RequestID(object["id"] ?? .null, numberText: idNumberText)
         do {
             return Request(id: id, operation: try operation(object))
         } catch {
-            switch id {
+            switch id.value {
             case .null, .string, .number: throw Failure(id: id, error: error)
             default: throw Failure(id: .null, error: error)
             }
@@ -71,7 +72,7 @@ public struct Request: Sendable {
 
     /// A request that could not be parsed, with the id to echo.
     public struct Failure: Error, Sendable {
-        public var id: JSONValue
+        public var id: RequestID
         public var error: ProtocolError
     }
 
@@ -82,6 +83,8 @@ public struct Request: Sendable {
     private static let batchFields = ["id", "op", "records", "ack"]
     /// The most records one `batch` line may carry.
     public static let maximumBatchRecords = 1000
+    /// The longest `reason` of `disable` and `new_phase`, in UTF-8 bytes.
+    public static let maximumReasonBytes = 1000
     /// The most events one `events` answer lists, and the default.
     public static let maximumEventsListed = 1000
 
@@ -177,7 +180,7 @@ public struct Request: Sendable {
             try fields.rejectUnknown(allowed: ["id", "op", "experiment", "variant", "reason"])
             return .disable(
                 experiment: try fields.string("experiment"), variant: try fields.string("variant"),
-                reason: try fields.optionalString("reason"))
+                reason: try reason(fields))
         case "enable":
             try fields.rejectUnknown(allowed: ["id", "op", "experiment", "variant"])
             return .enable(experiment: try fields.string("experiment"), variant: try fields.string("variant"))
@@ -186,7 +189,7 @@ public struct Request: Sendable {
             return .reload
         case "new_phase":
             try fields.rejectUnknown(allowed: ["id", "op", "experiment", "reason"])
-            return .newPhase(experiment: try fields.string("experiment"), reason: try fields.optionalString("reason"))
+            return .newPhase(experiment: try fields.string("experiment"), reason: try reason(fields))
         case "render":
             return try render(fields)
         default:
@@ -194,6 +197,17 @@ public struct Request: Sendable {
                 .unknownOp,
                 "unknown op '\(op)' (known: assign, prompt, render, config, health, record, batch, stats, events, disable, enable, new_phase, reload)")
         }
+    }
+
+    /// The `reason` of an admin op, which is kept in the state file and the event log for good: bounded, so one
+    /// request cannot grow them by megabytes.
+    /// - Throws: `invalid_field` for a reason longer than `maximumReasonBytes`.
+    private static func reason(_ fields: Fields) throws(ProtocolError) -> String? {
+        guard let reason = try fields.optionalString("reason") else { return nil }
+        guard reason.utf8.count <= maximumReasonBytes else {
+            throw ProtocolError(.invalidField, "'reason' is \(reason.utf8.count) bytes long; at most \(maximumReasonBytes) are kept")
+        }
+        return reason
     }
 
     /// A `render` request: with `experiment` and `unit`, or with `prompt` and an optional `version`.

@@ -3,7 +3,8 @@
 extension Responder {
     /// Checks a record against the config in use and adds it to the ledger.
     /// - Returns: the name of the variant it was recorded for.
-    /// - Throws: `unknown_experiment`, `unknown_variant`, `not_enrolled`, `not_shadow`, `too_many_metrics`.
+    /// - Throws: `unknown_experiment`, `unknown_variant`, `not_enrolled`, `not_shadow`, `invalid_metric` (a value
+    ///   outside its plausible range), `too_many_metrics`.
     static func record(
         _ record: RecordRequest, snapshot: ServingSnapshot, config: LoadedConfig, now: Timestamp,
         context: RequestContext
@@ -57,13 +58,14 @@ extension Responder {
             experiment: experiment.name, variant: experiment.variants[variantIndex].name,
             measurements: record.measurements, shadow: record.shadow, unitHash: unitHash,
             phase: config.assignmentTally.definitions[experimentIndex],
-            guardrails: guarded ? (experiment.control.name, experiment.guardrails) : nil)
+            guardrails: guarded ? (experiment.control.name, experiment.guardrails) : nil,
+            ranges: experiment.metricRanges)
     }
 
     /// Records every valid entry of a batch and reports the others by index.
     static func writeBatch(
         _ records: [Result<RecordRequest, ProtocolError>], acknowledge: Bool, snapshot: ServingSnapshot, now: Timestamp,
-        context: RequestContext, id: JSONValue, into writer: inout JSONWriter
+        context: RequestContext, id: RequestID, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         let config = try loadedConfig(snapshot)
         var rejected: [(index: Int, error: ProtocolError)] = []
@@ -84,7 +86,7 @@ extension Responder {
         let recorded = records.count - rejected.count
         guard acknowledge || !rejected.isEmpty else { return }
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.raw(",\"ok\":true,\"recorded\":")
         writer.integer(recorded)
         writer.raw(",\"rejected\":[")
@@ -101,9 +103,9 @@ extension Responder {
         writer.raw("]}\n")
     }
 
-    static func writeEvents(_ events: [LedgerEvent], id: JSONValue, into writer: inout JSONWriter) {
+    static func writeEvents(_ events: [LedgerEvent], id: RequestID, into writer: inout JSONWriter) {
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.raw(",\"ok\":true,\"events\":[")
         for (position, event) in events.enumerated() {
             if position > 0 { writer.raw(",") }
@@ -115,7 +117,7 @@ extension Responder {
     /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `control_cannot_be_disabled`.
     static func disable(
         experiment experimentName: String, variant variantName: String, reason: String?, snapshot: ServingSnapshot,
-        now: Timestamp, context: RequestContext, id: JSONValue, into writer: inout JSONWriter
+        now: Timestamp, context: RequestContext, id: RequestID, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         try requireAdministrator(context.caller, op: "disable")
         let config = try loadedConfig(snapshot)
@@ -136,7 +138,7 @@ extension Responder {
     /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`.
     static func enable(
         experiment experimentName: String, variant variantName: String, snapshot: ServingSnapshot, now: Timestamp,
-        context: RequestContext, id: JSONValue, into writer: inout JSONWriter
+        context: RequestContext, id: RequestID, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         try requireAdministrator(context.caller, op: "enable")
         // A treatment disabled under an older config can be enabled whatever the config in use says.
@@ -170,10 +172,10 @@ extension Responder {
     }
 
     private static func writeTreatmentState(
-        experiment: String, variant: String, disabled: Bool, changed: Bool, id: JSONValue, into writer: inout JSONWriter
+        experiment: String, variant: String, disabled: Bool, changed: Bool, id: RequestID, into writer: inout JSONWriter
     ) {
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.raw(",\"ok\":true,\"experiment\":")
         writer.string(experiment)
         writer.raw(",\"variant\":")

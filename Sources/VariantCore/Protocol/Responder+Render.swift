@@ -12,7 +12,7 @@ extension Responder {
     ///   `invalid_variables`, `missing_variable`, `guardrail_blocked`.
     static func render(
         _ query: Request.RenderQuery, variables: RenderVariables, snapshot: ServingSnapshot, now: Timestamp,
-        context: RequestContext, id: JSONValue, into writer: inout JSONWriter
+        context: RequestContext, id: RequestID, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         let config = try loadedConfig(snapshot)
         switch query {
@@ -38,7 +38,7 @@ extension Responder {
             let (prompt, version) = try promptVersion(named: promptName, number: number, in: config)
             let prepared = try prepare(version, of: prompt.name, variables: variables, experiment: nil, now: now, context: context)
             writer.raw("{\"id\":")
-            writer.value(id)
+            writer.id(id)
             writer.raw(",\"ok\":true,\"prompt\":")
             writer.string(prompt.name)
             writer.raw(",\"prompt_version\":")

@@ -59,9 +59,9 @@ public enum Responder {
     }
 
     /// Appends `{"id":ID,"ok":false,"error":{"code":..,"message":..}}` and a newline.
-    public static func writeError(_ error: ProtocolError, id: JSONValue, into writer: inout JSONWriter) {
+    public static func writeError(_ error: ProtocolError, id: RequestID, into writer: inout JSONWriter) {
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.raw(",\"ok\":false,\"error\":{\"code\":")
         writer.string(error.code.rawValue)
         writer.raw(",\"message\":")
@@ -87,7 +87,7 @@ public enum Responder {
             writeConfigStatus(snapshot, now: now, id: request.id, into: &writer)
         case .health:
             writer.raw("{\"id\":")
-            writer.value(request.id)
+            writer.id(request.id)
             writer.raw(",\"ok\":true,\"status\":")
             writer.string(snapshot.config == nil ? "no_config" : "serving")
             writer.raw(",\"config_version\":")
@@ -99,7 +99,7 @@ public enum Responder {
             let variant = try self.record(record, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, context: context)
             guard acknowledge else { return }
             writer.raw("{\"id\":")
-            writer.value(request.id)
+            writer.id(request.id)
             writer.raw(",\"ok\":true,\"recorded\":1,\"variant\":")
             writer.string(variant)
             writer.raw("}\n")
@@ -134,7 +134,7 @@ public enum Responder {
                 actor: context.caller.description, reason: reason ?? "requested by an operator")
             context.treatmentsChanged(event)
             writer.raw("{\"id\":")
-            writer.value(request.id)
+            writer.id(request.id)
             writer.raw(",\"ok\":true,\"experiment\":")
             writer.string(experimentName)
             writer.raw(",\"phase\":")
@@ -156,7 +156,7 @@ public enum Responder {
                 throw ProtocolError(.unavailable, "this daemon's config source cannot be reloaded")
             }
             writer.raw("{\"id\":")
-            writer.value(request.id)
+            writer.id(request.id)
             writer.raw(",\"ok\":true,\"reloading\":true}\n")
         }
     }
@@ -171,7 +171,7 @@ public enum Responder {
 
     private static func assign(
         experiment name: String, unit: String, attributes: JSONObject, snapshot: ServingSnapshot, config: LoadedConfig,
-        now: Timestamp, ledger: ExperimentLedger, id: JSONValue, into writer: inout JSONWriter
+        now: Timestamp, ledger: ExperimentLedger, id: RequestID, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         let index = try experimentIndex(named: name, in: config)
         let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
@@ -211,19 +211,21 @@ public enum Responder {
     /// - Throws: `unknown_experiment`.
     static func experimentIndex(named name: String, in config: LoadedConfig) throws(ProtocolError) -> Int {
         guard let index = config.document.experimentIndex(named: name) else {
-            throw ProtocolError(.unknownExperiment, "no experiment named '\(name)' in config \(config.version)")
+            let near = NearNames.near(name, among: config.document.experiments.map(\.name))
+            let hint = near.isEmpty ? "" : " (did you mean \(near.map { "'\($0)'" }.joined(separator: ", "))?)"
+            throw ProtocolError(.unknownExperiment, "no experiment named '\(name)' in config \(config.version)\(hint)")
         }
         return index
     }
 
     /// - Parameter open: leaves the answer open after `metadata`, for an answer that goes on (`render`).
     static func writeAssignment(
-        _ assignment: Assignment, experimentIndex: Int, config: LoadedConfig, id: JSONValue, open: Bool = false,
+        _ assignment: Assignment, experimentIndex: Int, config: LoadedConfig, id: RequestID, open: Bool = false,
         into writer: inout JSONWriter
     ) {
         let parts = config.assignmentAnswers[experimentIndex][assignment.variantIndex]
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.append(parts.head)
         writer.bool(assignment.inExperiment)
         writer.raw(",\"reason\":")
@@ -239,9 +241,9 @@ public enum Responder {
         writer.append(open ? parts.openTail : parts.tail)
     }
 
-    private static func writeUnconfiguredAssignment(id: JSONValue, experiment: String, into writer: inout JSONWriter) {
+    private static func writeUnconfiguredAssignment(id: RequestID, experiment: String, into writer: inout JSONWriter) {
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.raw(",\"ok\":true,\"experiment\":")
         writer.string(experiment)
         writer.raw(",\"variant\":null,\"prompt\":null,\"prompt_version\":null,\"params\":{},\"in_experiment\":false")
@@ -251,7 +253,7 @@ public enum Responder {
     }
 
     private static func writePrompt(
-        _ query: Request.PromptQuery, snapshot: ServingSnapshot, config: LoadedConfig, now: Timestamp, id: JSONValue,
+        _ query: Request.PromptQuery, snapshot: ServingSnapshot, config: LoadedConfig, now: Timestamp, id: RequestID,
         into writer: inout JSONWriter
     ) throws(ProtocolError) {
         let promptName: String
@@ -277,7 +279,7 @@ public enum Responder {
         }
         let (prompt, version) = try promptVersion(named: promptName, number: requestedVersion, in: config)
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.raw(",\"ok\":true,\"prompt\":")
         writer.string(prompt.name)
         writer.raw(",\"version\":")
@@ -313,10 +315,10 @@ public enum Responder {
         writer.raw("}\n")
     }
 
-    private static func writeConfigStatus(_ snapshot: ServingSnapshot, now: Timestamp, id: JSONValue, into writer: inout JSONWriter) {
+    private static func writeConfigStatus(_ snapshot: ServingSnapshot, now: Timestamp, id: RequestID, into writer: inout JSONWriter) {
         let config = snapshot.config
         writer.raw("{\"id\":")
-        writer.value(id)
+        writer.id(id)
         writer.raw(",\"ok\":true,\"loaded\":")
         writer.bool(config != nil)
         writer.raw(",\"version\":")

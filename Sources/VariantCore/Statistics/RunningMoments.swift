@@ -66,43 +66,53 @@ public struct RunningMoments: Sendable, Equatable, Codable {
         count > 1 ? (variance / Double(count)).squareRoot() : 0
     }
 
-    /// Adds one value (Welford's update). Returns false, leaving the summary unchanged, for NaN or an infinity.
+    /// Adds one value (Welford's update). Returns false, leaving the summary unchanged, for NaN or an infinity, or
+    /// for a value so far from the others that the mean or `m2` would overflow: a summary stays finite whatever it
+    /// is offered, so it can always be reported and saved.
     @discardableResult
     public mutating func add(_ x: Double) -> Bool {
-        guard x.isFinite else { return false }
-        if count == 0 {
-            count = 1
-            mean = x
-            m2 = 0
-            min = x
-            max = x
-            return true
-        }
-        count += 1
-        let delta = x - mean
-        mean += delta / Double(count)
-        m2 += delta * (x - mean)
-        min = Swift.min(min, x)
-        max = Swift.max(max, x)
+        guard let updated = adding(x) else { return false }
+        self = updated
         return true
     }
 
+    /// Whether `add(x)` would take the value; lets a caller add a record to several summaries all or not at all.
+    public func accepts(_ x: Double) -> Bool { adding(x) != nil }
+
+    private func adding(_ x: Double) -> RunningMoments? {
+        guard x.isFinite else { return nil }
+        guard count > 0 else { return RunningMoments(count: 1, mean: x, m2: 0, min: x, max: x) }
+        let newCount = count + 1
+        let delta = x - mean
+        let newMean = mean + delta / Double(newCount)
+        let newM2 = m2 + delta * (x - newMean)
+        guard delta.isFinite, newMean.isFinite, newM2.isFinite else { return nil }
+        return RunningMoments(
+            count: newCount, mean: newMean, m2: newM2, min: Swift.min(min, x), max: Swift.max(max, x))
+    }
+
     /// Folds another summary into this one, as if its values had been added here (Chan et al.'s combination).
-    public mutating func merge(_ other: RunningMoments) {
-        guard other.count > 0 else { return }
+    /// Returns false, leaving this summary unchanged, when the combined mean or `m2` would overflow.
+    @discardableResult
+    public mutating func merge(_ other: RunningMoments) -> Bool {
+        guard other.count > 0 else { return true }
         guard count > 0 else {
             self = other
-            return
+            return true
         }
         let ownCount = Double(count)
         let otherCount = Double(other.count)
         let total = ownCount + otherCount
         let delta = other.mean - mean
-        mean += delta * (otherCount / total)
-        m2 += other.m2 + delta * delta * (ownCount * otherCount / total)
+        let newMean = mean + delta * (otherCount / total)
+        let newM2 = m2 + other.m2 + delta * delta * (ownCount * otherCount / total)
+        guard newMean.isFinite, newM2.isFinite else { return false }
+        mean = newMean
+        m2 = newM2
         count += other.count
         min = Swift.min(min, other.min)
         max = Swift.max(max, other.max)
+        return true
     }
 
     /// This summary merged with another.

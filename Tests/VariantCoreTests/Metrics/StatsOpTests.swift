@@ -78,6 +78,22 @@ import Testing
         #expect(recommendation["reason"]?.stringValue?.hasPrefix("\(required - 200) more samples") == true)
     }
 
+    /// The issue's case: the control had 0 records, and the recommendation said `no_difference` "with the sample
+    /// reached". No verdict without data in every variant.
+    @Test(arguments: ["control", "treatment"])
+    func aVariantWithoutRecordsGetsNoVerdict(silent: String) throws {
+        let ledger = ExperimentLedger()
+        let measured = silent == "control" ? "treatment" : "control"
+        let entries = (0..<5000).map { index in
+            ExperimentLedger.Entry(
+                experiment: "e", variant: measured, measurements: Measurements(success: index % 10 == 0 ? 1 : 0), shadow: false)
+        }
+        #expect(ledger.record(entries).failures.allSatisfy { $0 == nil })
+        let recommendation = try #require(try stats(ledger)["recommendation"]?.objectValue)
+        #expect(recommendation["verdict"] == .string("needs_more_samples"))
+        #expect(recommendation["reason"] == .string("'\(silent)' has no success records yet; every variant needs some before any verdict"))
+    }
+
     @Test func aBrokenSplitIsFlaggedBeforeAnyWinner() throws {
         let answer = try stats(try ledger(n: 5000, assignments: (1000, 800)), #","minimum_detectable_effect":0.05"#)
         #expect(answer["sample_ratio"]?.objectValue?["mismatch"] == .bool(true))

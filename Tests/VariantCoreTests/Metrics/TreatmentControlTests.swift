@@ -32,6 +32,21 @@ import Testing
         var current: ServingSnapshot { snapshot.withLock { $0 } }
     }
 
+    @Test(arguments: ["disable\",\"variant\":\"treatment", "new_phase"])
+    func aReasonLongerThanAThousandBytesIsRefusedAndNothingChanges(op: String) throws {
+        let harness = try Harness()
+        let admin = harness.context(mayAdminister: true)
+        let longest = String(repeating: "é", count: 500)  // 1,000 bytes
+        let refused = try answer(
+            #"{"id":1,"op":"\#(op)","experiment":"e","reason":"\#(longest)x"}"#, harness.current, admin)
+        #expect(refused["error"]?.objectValue?["code"] == .string("invalid_field"))
+        #expect(refused["error"]?.objectValue?["message"] == .string("'reason' is 1001 bytes long; at most 1000 are kept"))
+        #expect(harness.ledger.disabled.isEmpty && harness.ledger.events(limit: 10).isEmpty)
+        let accepted = try answer(#"{"id":2,"op":"\#(op)","experiment":"e","reason":"\#(longest)"}"#, harness.current, admin)
+        #expect(accepted["ok"] == .bool(true))
+        #expect(harness.ledger.events(limit: 10).last?.message.hasSuffix(longest) == true)
+    }
+
     @Test func aDisabledTreatmentSendsItsUnitsToTheControlUntilEnabled() throws {
         let harness = try Harness()
         let admin = harness.context(mayAdminister: true)
