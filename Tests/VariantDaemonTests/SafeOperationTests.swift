@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 import VariantClient
-import VariantCore
+@testable import VariantCore
 
 /// Issue 16's "nothing lost, no takeover" defects, each through the real daemon: a half-closing client gets every
 /// answer, the line limit holds for whole lines, a second daemon never takes over a live socket, and directories
@@ -98,5 +98,36 @@ enum RawSocketClient {
         let socket = try RawSocket(path: path)
         try socket.write(#"{"op":"health"}"# + "\n")
         return socket.readLines(1).first ?? ""
+    }
+}
+
+/// Issue 16 item 1, the daemon's side: a state file damaged in part is restored in part, the damage is logged,
+/// and an operator's disable survives (fail closed).
+@Suite struct PartialStateRestoreTests {
+    @Test func aDamagedMetricLeavesTheRestAndTheDisableInPlace() throws {
+        let state = try TemporaryDirectory()
+        let ledger = ExperimentLedger()
+        try ledger.record(
+            experiment: "checkout-prompt", variant: "control", measurements: Measurements(latencyMilliseconds: 120),
+            shadow: false)
+        _ = ledger.disable(
+            DisabledTreatment(
+                experiment: "checkout-prompt", variant: "concise", at: Timestamp(secondsSinceEpoch: 1_764_000_000),
+                automatic: false, reason: "incident 77"),
+            actor: "uid 0")
+        let text = String(decoding: ledger.encodedState(savedAt: Timestamp(secondsSinceEpoch: 1_764_000_000)).bytes, as: UTF8.self)
+        let damaged = text.replacingOccurrences(of: #""m2":0"#, with: #""m2":null"#)
+        #expect(damaged != text)
+        try Data(damaged.utf8).write(to: URL(fileURLWithPath: state.path + "/state.json"))
+
+        let daemon = try DaemonFixture(config: exampleConfig, stateDirectory: state.path)
+        #expect(daemon.logs.contains("state.restored_in_part"), "\(daemon.logs)")
+        let disabled = (0..<200).map { unit in
+            (try? daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u\#(unit)"}"#))?["reason"]
+        }
+        #expect(disabled.contains(.string("disabled")))
+        // The control's own units are served as before.
+        #expect(disabled.contains(.string("assigned")))
+        #expect(daemon.stop() == 0)
     }
 }

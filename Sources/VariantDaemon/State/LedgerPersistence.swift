@@ -57,10 +57,20 @@ public final class LedgerPersistence: Service, Sendable {
         } catch {
             return preserveUnreadable(reason: "\(error)")
         }
+        let problems: [ExperimentLedger.RestoreProblem]
         do {
-            try ledger.restore(from: bytes)
+            problems = try ledger.restore(from: bytes, at: SystemClock.now())
         } catch {
             return preserveUnreadable(reason: error.description)
+        }
+        if !problems.isEmpty {
+            // The rest of the file was restored (disabled treatments above all); the damaged parts start afresh.
+            logger.error(
+                "state.restored_in_part: damaged parts start afresh",
+                metadata: [
+                    "state.path": "\(path)", "state.problems": "\(problems.count)",
+                    "state.first_problem": "\(problems[0])",
+                ])
         }
         writtenGeneration.withLock { $0 = ledger.generation }
         logger.info(
