@@ -70,7 +70,7 @@ struct Variantd: AsyncParsableCommand {
     /// `--admin-group`, else `VARIANTD_ADMIN_GROUP` (read here: an optional option cannot default to it).
     private var effectiveAdminGroup: String? { adminGroup ?? Environment.string("VARIANTD_ADMIN_GROUP") }
 
-    // MARK: Config source (hosted configuration; README "Hosted configuration")
+    // MARK: Config source (hosted configuration; docs/hosted-config.md)
 
     @Option(help: "Where the configuration comes from: a path, file:PATH, http(s)://URL or appconfig://APP/ENV/PROFILE?region=R (default: --config). Env: VARIANTD_SOURCE.")
     var source: String?
@@ -96,7 +96,7 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "PEM file of CA certificates trusted for https sources (default: the system's). Env: VARIANTD_CA_BUNDLE.")
     var caBundle: String?
 
-    // MARK: Langfuse prompt source (README "Langfuse prompt source"); keys from LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY
+    // MARK: Langfuse prompt source (docs/langfuse.md); keys from LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY
 
     @Option(help: "Langfuse base URL (default: LANGFUSE_HOST, else https://cloud.langfuse.com). Env: VARIANTD_LANGFUSE_URL.")
     var langfuseURL: String?

@@ -20,19 +20,26 @@ enum SystemdTools {
         return String(cString: created)
     }
 
-    /// Runs a command to completion and returns its exit status and combined output.
+    /// Runs a command to completion and returns its exit status and combined output; with `input` on its standard
+    /// input (else none), in `directory` (else the test's).
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws
-        -> (status: Int32, output: String)
-    {
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String = "",
+        in directory: String? = nil
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let pipe = Pipe()
+        let standardInput = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
+        process.standardInput = standardInput
         try process.run()
+        standardInput.fileHandleForWriting.write(Data(input.utf8))
+        try standardInput.fileHandleForWriting.close()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))

@@ -99,7 +99,7 @@ import VariantCore
         }
     }
 
-    @Test func everyOptionIsDocumentedInTheEnvironmentFileAndTheReadme() throws {
+    @Test func everyOptionIsDocumentedInTheEnvironmentFileAndTheDocs() throws {
         let help = try SystemdTools.run(DaemonFixture.product("variantd"), ["--help"])
         let options = Set(
             help.output.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
@@ -107,13 +107,13 @@ import VariantCore
                 .map { String($0.dropFirst(2).prefix { $0.isLetter || $0 == "-" }) })
         #expect(options.contains("ready-timeout") && options.contains("log-format"))
         let environmentFile = try String(contentsOfFile: Self.repository + "/systemd/variantd.env", encoding: .utf8)
-        let readme = try String(contentsOfFile: Self.repository + "/README.md", encoding: .utf8)
+        let configurationDoc = try String(contentsOfFile: Self.repository + "/docs/configuration.md", encoding: .utf8)
         for option in options {
             let variable = "VARIANTD_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
             let inEnvironmentFile = environmentFile.contains("#\(variable)=")
-            let inReadme = readme.contains("| `--\(option)` | `\(variable)` |")
+            let inDocs = configurationDoc.contains("| `--\(option)` | `\(variable)` |")
             #expect(inEnvironmentFile, "systemd/variantd.env does not document \(variable)")
-            #expect(inReadme, "README's daemon options table has no row for --\(option)")
+            #expect(inDocs, "docs/configuration.md's daemon options table has no row for --\(option)")
         }
     }
 

@@ -16,11 +16,14 @@ How the values are made:
   mpmath.
 
 Run: python3 protocol/reference/generate_distribution_vectors.py  (needs mpmath; scipy and numpy for the
-comparison section). The output is deterministic.
+comparison section). The output is deterministic; with --check nothing is written and the exit status says whether
+the committed file is what the generator makes today (scripts/test runs it).
 """
 
+import argparse
 import json
 import pathlib
+import sys
 
 import mpmath as mp
 
@@ -231,7 +234,11 @@ def comparison_section():
     return {"welch": welch, "contingency": contingency, "goodnessOfFit": goodness, "twoProportion": proportions}
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="(Re)generate the statistics core's distribution vectors.")
+    parser.add_argument("--check", action="store_true",
+                        help="do not write; regenerate in memory and exit 1 if the committed file differs")
+    args = parser.parse_args(argv)
     document = {
         "generator": "protocol/reference/generate_distribution_vectors.py (mpmath %s, 60 digits)" % mp.__version__,
         "normal": normal_section(),
@@ -239,9 +246,27 @@ def main():
         "chiSquare": chi_section(),
         "comparisons": comparison_section(),
     }
-    OUTPUT.write_text(json.dumps(document, indent=1) + "\n")
-    print("wrote", OUTPUT)
+    text = json.dumps(document, indent=1) + "\n"
+    if not args.check:
+        OUTPUT.write_text(text)
+        print("wrote", OUTPUT)
+        return 0
+    committed = OUTPUT.read_text() if OUTPUT.exists() else ""
+    if committed == text:
+        print("unchanged", OUTPUT)
+        return 0
+    # Only the values count: another mpmath release names itself differently in "generator" but must give the
+    # same correctly rounded doubles.
+    ours, theirs = dict(document), json.loads(committed) if committed else {}
+    ours.pop("generator")
+    theirs.pop("generator", None)
+    if json.loads(json.dumps(ours)) == theirs:
+        print("unchanged values (generated with another mpmath)", OUTPUT)
+        return 0
+    print("DIFFERS", OUTPUT, "- run protocol/reference/generate_distribution_vectors.py and commit the result",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

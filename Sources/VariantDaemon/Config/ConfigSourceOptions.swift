@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import Glibc
 import Logging
 
-/// The daemon's config-source settings, from flags and environment (`variantd --help`, README "Daemon options"),
+/// The daemon's config-source settings, from flags and environment (`variantd --help`, docs/configuration.md),
 /// and what they build: one `ConfigPoller` over the fetcher the source URL names, and the shared `HTTPClient`
 /// for network sources (its owner shuts it down on exit).
 ///

@@ -1,7 +1,7 @@
 import Logging
 import VariantCore
 
-/// The poller's Langfuse stage (README "Langfuse prompt source"): a document that uses Langfuse prompts is applied
+/// The poller's Langfuse stage (docs/langfuse.md): a document that uses Langfuse prompts is applied
 /// only once every prompt version it names is resolved (from Langfuse, the disk copies or the fallback file), and
 /// is applied again, under a new config version, when a label it uses moves.
 ///
@@ -117,7 +117,7 @@ final class LangfuseStage: Sendable {
             resolutions = await resolver.resolve(references, at: time)
         } else {
             let failure = ConfigLoadFailure(
-                .langfuseAuth, message: "this daemon has no Langfuse settings (README \"Langfuse prompt source\")",
+                .langfuseAuth, message: "this daemon has no Langfuse settings (docs/langfuse.md)",
                 at: time)
             resolutions = Dictionary(uniqueKeysWithValues: references.map { ($0, .init(error: failure)) })
         }

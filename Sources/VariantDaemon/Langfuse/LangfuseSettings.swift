@@ -1,6 +1,6 @@
 import Glibc
 
-/// Where Langfuse prompts come from (README "Langfuse prompt source"): the base URL, the keys, the label TTL and
+/// Where Langfuse prompts come from (docs/langfuse.md): the base URL, the keys, the label TTL and
 /// the fallback file.
 ///
 /// | key | type | default |
