@@ -17,6 +17,8 @@ public final class AssignmentTally: @unchecked Sendable {
     private let names: [(experiment: String, variants: [String])]
     /// The phase definition of each experiment of the configuration.
     public let definitions: [PhaseDefinition]
+    /// When the configuration was loaded: counting began then.
+    let countedSince: Timestamp
     /// Where each experiment's counters start in `counters`.
     private let offsets: [Int]
     private let counters: UnsafeMutablePointer<Atomic<Int>>
@@ -31,7 +33,8 @@ public final class AssignmentTally: @unchecked Sendable {
     /// Whether a ledger adopted this tally: checked without the lock on every count.
     private let adopted = Atomic<Bool>(false)
 
-    public init(document: ConfigDocument) {
+    public init(document: ConfigDocument, countedSince: Timestamp = Timestamp(secondsSinceEpoch: 0)) {
+        self.countedSince = countedSince
         names = document.experiments.map { experiment in (experiment.name, experiment.variants.map(\.name)) }
         definitions = document.experiments.map(PhaseDefinition.init)
         var offsets: [Int] = []
@@ -51,7 +54,7 @@ public final class AssignmentTally: @unchecked Sendable {
 
     deinit {
         let rest = gather()
-        if !rest.isEmpty, let ledger = ledger.withLock({ $0 }) { ledger.add(rest, at: Timestamp(secondsSinceEpoch: 0)) }
+        if !rest.isEmpty, let ledger = ledger.withLock({ $0 }) { ledger.add(rest, at: nil) }
         counters.deinitialize(count: counterCount)
         counters.deallocate()
         thresholds.deinitialize(count: names.count)
@@ -84,6 +87,8 @@ public final class AssignmentTally: @unchecked Sendable {
     struct Gathered: Sendable {
         var experiment: String
         var definition: PhaseDefinition
+        /// When the configuration was loaded (a phase these counts start begins then if no better time is known).
+        var countedSince = Timestamp(secondsSinceEpoch: 0)
         /// Assignment counts since the last gathering, by variant name (only variants with a count).
         var counts: [(variant: String, count: Int)]
         /// The experiment's unit sample, when it changed since the last gathering (folding it again is harmless:
@@ -110,8 +115,8 @@ public final class AssignmentTally: @unchecked Sendable {
             if !counts.isEmpty || samples[experimentIndex] != nil {
                 gathered.append(
                     Gathered(
-                        experiment: entry.experiment, definition: definitions[experimentIndex], counts: counts,
-                        units: samples[experimentIndex]))
+                        experiment: entry.experiment, definition: definitions[experimentIndex],
+                        countedSince: countedSince, counts: counts, units: samples[experimentIndex]))
             }
         }
         return gathered

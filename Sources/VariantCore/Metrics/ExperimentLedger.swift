@@ -66,14 +66,15 @@ public final class ExperimentLedger: Sendable {
     }
 
     /// Adds what a tally gathered: assignment counts (drained) and its unit samples, to the phase of the
-    /// configuration it counted for.
-    func add(_ gathered: [AssignmentTally.Gathered], at now: Timestamp) {
+    /// configuration it counted for. A phase these counts start begins at `now`, or when the time is not known
+    /// (a fold on a read that carries none), when the configuration was loaded.
+    func add(_ gathered: [AssignmentTally.Gathered], at now: Timestamp?) {
         guard !gathered.isEmpty else { return }
         state.withLock { state in
             for entry in gathered {
                 let index = Self.phaseIndex(
-                    for: entry.definition, of: entry.experiment, lookingBack: true, at: now, in: &state,
-                    capacity: eventCapacity)
+                    for: entry.definition, of: entry.experiment, lookingBack: true, at: now ?? entry.countedSince,
+                    in: &state, capacity: eventCapacity)
                 state.experiments[entry.experiment]![index].mergeTally(entry)
             }
             state.generation &+= 1
@@ -95,7 +96,7 @@ public final class ExperimentLedger: Sendable {
     }
 
     /// Folds the counts of every adopted tally into the aggregates.
-    func foldTallies(at now: Timestamp = Timestamp(secondsSinceEpoch: 0)) {
+    func foldTallies(at now: Timestamp? = nil) {
         let live = tallies.withLock { list in list.compactMap(\.tally) }
         var gathered: [AssignmentTally.Gathered] = []
         for tally in live { gathered += tally.gather() }

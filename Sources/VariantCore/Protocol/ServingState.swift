@@ -43,7 +43,7 @@ public final class LoadedConfig: Sendable {
     ) {
         self.init(
             document: document, version: version, source: source, loadedAt: loadedAt, sourceVersion: sourceVersion,
-            fetchedAt: fetchedAt, fromCache: fromCache, assignmentTally: AssignmentTally(document: document))
+            fetchedAt: fetchedAt, fromCache: fromCache, assignmentTally: AssignmentTally(document: document, countedSince: loadedAt))
     }
 
     private init(

@@ -121,6 +121,19 @@ import Testing
         #expect(variants.compactMap { $0["assignments"]?.integerValue }.reduce(0, +) > 3000)
     }
 
+    /// Assignments folded in by a read that knows no time (the state flush's `generation`) start the phase when
+    /// the configuration was loaded, not at the epoch.
+    @Test func aPhaseStartedByCountsBeginsWhenItsConfigurationWasLoaded() throws {
+        let ledger = ExperimentLedger()
+        let snapshot = try RecordTests.snapshot()
+        let config = try #require(snapshot.config)
+        config.assignmentTally.countAssignment(experimentIndex: 0, variantIndex: 1, unitHash: 7, for: ledger)
+        _ = ledger.generation
+        let phase = ledger.currentPhase(of: "e", definition: config.assignmentTally.definitions[0], at: someInstant)
+        #expect(phase.startedAt == config.loadedAt)
+        #expect(phase.variants["treatment"]?.assignments == 1)
+    }
+
     @Test func aStateFileWithoutPhasesBecomesPhaseOneOfTheFirstConfiguration() throws {
         let version1 = #"""
             {"format":"variantd-state","version":1,"saved_at":"2026-11-23T12:00:00Z","next_sequence":1,
