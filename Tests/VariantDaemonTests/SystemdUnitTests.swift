@@ -71,6 +71,14 @@ import VariantCore
             #expect(FileManager.default.fileExists(atPath: stage + path), "\(path) not installed")
         }
         #expect(access(stage + "/usr/local/bin/variantd", X_OK) == 0)
+        // Installed stripped: no symbol table (`nm` says "no symbols"), and smaller than the built binary.
+        for binary in ["variantd", "variantctl"] {
+            let installed = try FileManager.default.attributesOfItem(atPath: stage + "/usr/local/bin/" + binary)
+            let built = try FileManager.default.attributesOfItem(atPath: products + "/" + binary)
+            #expect((installed[.size] as? Int ?? 0) < (built[.size] as? Int ?? 0), "\(binary) is not stripped")
+            let symbols = try SystemdTools.run("/usr/bin/nm", [stage + "/usr/local/bin/" + binary])
+            #expect(symbols.output.contains("no symbols"), "\(binary): \(symbols.output.prefix(200))")
+        }
         let service = try String(contentsOfFile: stage + "/etc/systemd/system/variantd.service", encoding: .utf8)
         #expect(service.contains("ExecStart=/usr/local/bin/variantd\n"))
         #expect(service.contains("EnvironmentFile=-/etc/variantd/variantd.env"))
