@@ -24,8 +24,14 @@ import VariantCore
             logPath: directory + "/variantd.log")
         #expect(FileManager.default.fileExists(atPath: activated) || child.eventuallyExists(activated))
 
-        // The first connection makes systemd-socket-activate exec variantd with the listening socket.
-        let connection = try VariantConnection(socketPath: activated, timeoutSeconds: 20)
+        // The first connection makes systemd-socket-activate exec variantd with the listening socket. The file
+        // exists from bind() on, a moment before listen(): a refused connection then is retried (seen in CI).
+        var opened: VariantConnection?
+        #expect(eventually {
+            opened = try? VariantConnection(socketPath: activated, timeoutSeconds: 20)
+            return opened != nil
+        })
+        let connection = try #require(opened)
         let answer = try #require(
             parseObject(try connection.request(#"{"id":1,"op":"assign","experiment":"checkout-prompt","unit":"u-7"}"#)),
             "\(child.logs)")
