@@ -131,3 +131,21 @@ enum RawSocketClient {
         #expect(daemon.stop() == 0)
     }
 }
+
+/// Issue 16 item 10: staging files of state writes a kill interrupted (`state.json.tmp-*`, 15 files and 3 MB
+/// after 200 kills) are removed at the next start; other files are left alone.
+@Suite struct InterruptedWriteCleanupTests {
+    @Test func stagingFilesOfInterruptedWritesAreRemovedAtStart() throws {
+        let state = try TemporaryDirectory()
+        let leftovers = ["state.json.tmp-Ab12Cd", "state.json.tmp-zz99ZZ"]
+        for name in leftovers + ["state.json.tmp-notours", "notes.txt"] {
+            try Data("{}".utf8).write(to: URL(fileURLWithPath: state.path + "/" + name))
+        }
+        let daemon = try DaemonFixture(config: exampleConfig, stateDirectory: state.path)
+        for name in leftovers { #expect(!FileManager.default.fileExists(atPath: state.path + "/" + name)) }
+        #expect(FileManager.default.fileExists(atPath: state.path + "/state.json.tmp-notours"))
+        #expect(FileManager.default.fileExists(atPath: state.path + "/notes.txt"))
+        #expect(daemon.logs.contains("state.staging_removed"))
+        #expect(daemon.stop() == 0)
+    }
+}

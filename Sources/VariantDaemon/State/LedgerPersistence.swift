@@ -43,10 +43,12 @@ public final class LedgerPersistence: Service, Sendable {
         self.logger = logger
     }
 
-    /// Loads the state file into the ledger, if there is one.
+    /// Loads the state file into the ledger, if there is one, after removing the staging files of writes that a
+    /// kill interrupted (`state.json.tmp-XXXXXX`: nothing else writes them, and no write runs yet).
     @discardableResult
     public func restore() -> RestoreOutcome {
         let path = configuration.statePath
+        removeInterruptedWrites(of: path)
         guard access(path, F_OK) == 0 else {
             logger.info("state.none", metadata: ["state.path": "\(path)"])
             return .noStateFile
@@ -77,6 +79,26 @@ public final class LedgerPersistence: Service, Sendable {
             "state.restored",
             metadata: ["state.path": "\(path)", "state.disabled": "\(ledger.disabled.count)"])
         return .restored
+    }
+
+    /// Removes `PATH.tmp-XXXXXX` files left by writes a kill interrupted, and says how many.
+    private func removeInterruptedWrites(of path: String) {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let prefix = (slash.map { String(path[path.index(after: $0)...]) } ?? path) + ".tmp-"
+        guard let listing = opendir(directory.isEmpty ? "/" : directory) else { return }
+        defer { closedir(listing) }
+        var removed = 0
+        while let entry = readdir(listing) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.hasPrefix(prefix), name.count == prefix.count + 6 else { continue }
+            if unlink(directory + "/" + name) == 0 { removed += 1 }
+        }
+        if removed > 0 {
+            logger.info("state.staging_removed", metadata: ["state.path": "\(path)", "state.files": "\(removed)"])
+        }
     }
 
     private func preserveUnreadable(reason: String) -> RestoreOutcome {
