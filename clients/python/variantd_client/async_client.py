@@ -203,6 +203,8 @@ class AsyncVariantClient(Operations):
         await self.flush(timeout)
         self._records.close()
         if self._sender is not None:
+            if self._wake is not None:
+                self._wake.set()  # the sender sees the closed buffer at once and ends
             self._sender.cancel()
             try:
                 await self._sender
@@ -355,7 +357,9 @@ class AsyncVariantClient(Operations):
         loop = asyncio.get_running_loop()
         wire: Optional[_Wire] = None
         down_until = 0.0
-        while True:
+        # Ends when the buffer is closed, not only when cancelled: on Python < 3.12 `asyncio.wait_for` can swallow a
+        # cancellation that arrives as its inner wait completes (gh-86296), and `close()` would then wait forever.
+        while not self._records.closed:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             except asyncio.TimeoutError:
