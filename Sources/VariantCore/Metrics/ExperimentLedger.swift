@@ -268,6 +268,16 @@ public final class ExperimentLedger: Sendable {
         return state.withLock { $0.experiments[experiment]?.last?.variants ?? [:] }
     }
 
+    /// Every experiment's current phase, with assignment tallies folded in first (for the metrics endpoint). The
+    /// copies share storage with the ledger until it next changes them, so taking them costs little.
+    public func currentPhases() -> [(experiment: String, phase: ExperimentPhase)] {
+        foldTallies()
+        return state.withLock { state in
+            state.experiments.compactMap { name, phases in phases.last.map { (experiment: name, phase: $0) } }
+                .sorted { $0.experiment < $1.experiment }
+        }
+    }
+
     // MARK: - Phases
 
     /// The experiment's phase for its configuration as it is now (started if the configuration changed), and
