@@ -60,6 +60,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Fleet statistics from Prometheus (variantctl stats --prometheus): the HTTP side of FleetState.
+        .target(
+            name: "VariantFleet",
+            dependencies: [
+                "VariantCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "VariantClient",
             dependencies: ["VariantCore"],
@@ -82,6 +93,7 @@ let package = Package(
             dependencies: [
                 "VariantCore",
                 "VariantClient",
+                "VariantFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

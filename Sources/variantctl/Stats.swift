@@ -1,12 +1,21 @@
 import ArgumentParser
 import Glibc
+import VariantClient
 import VariantCore
+import VariantFleet
 
 /// `variantctl stats EXPERIMENT`: one table per metric (variant, n, rate or mean, difference with its interval,
-/// p-value, verdict), the split check, the sample size and the recommendation.
-struct Stats: ParsableCommand {
+/// p-value, verdict), the split check, the sample size and the recommendation. With `--prometheus`, the same report
+/// for the whole fleet, from what every daemon exported to Prometheus (docs/fleet.md).
+struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show an experiment's statistics: each treatment against the control, per metric, and a recommendation.")
+        abstract: "Show an experiment's statistics: each treatment against the control, per metric, and a recommendation.",
+        discussion: """
+            With --prometheus URL, the statistics of every host that exports the experiment to that Prometheus \
+            (variantd --metrics-address), computed by the same code from each host's last totals; --config names the \
+            document the fleet serves (default: $VARIANTD_CONFIG, else /etc/variantd/config.json). Hosts on another \
+            configuration of the experiment are listed and not counted.
+            """)
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -19,18 +28,88 @@ struct Stats: ParsableCommand {
     @Option(help: "An earlier phase of the experiment (default: the current one).")
     var phase: Int?
 
+    @Option(help: "Fleet statistics from this Prometheus (its base URL, e.g. http://127.0.0.1:9090).")
+    var prometheus: String?
+
+    @Option(help: "With --prometheus: the configuration document the fleet serves (default: $VARIANTD_CONFIG, else /etc/variantd/config.json).")
+    var config: String?
+
+    @Option(help: "With --prometheus: days back to look for hosts that went away (their last totals still count).")
+    var lookbackDays: Double = 30
+
     func validate() throws {
         if let phase, phase < 1 { throw ValidationError("--phase must be 1 or more") }
+        if prometheus != nil, phase != nil {
+            throw ValidationError("--phase is for one daemon's earlier phases; with --prometheus the fleet's current phase is reported")
+        }
+        if let prometheus, !(prometheus.hasPrefix("http://") || prometheus.hasPrefix("https://")) {
+            throw ValidationError("--prometheus must be an http:// or https:// URL, not '\(prometheus)'")
+        }
+        if prometheus == nil, config != nil { throw ValidationError("--config is used only with --prometheus") }
+        guard lookbackDays > 0, lookbackDays <= 3650 else { throw ValidationError("--lookback-days must be from 0 to 3650") }
         if let minimumDetectableEffect, !(minimumDetectableEffect > 0 && minimumDetectableEffect < 1) {
             throw ValidationError("--minimum-detectable-effect must be between 0 and 1")
         }
     }
 
-    func run() throws {
+    func run() async throws {
+        if let prometheus { return try await runOnFleet(prometheus: prometheus) }
         let (line, answer) = try connection.send(
             Self.request(experiment: experiment, effect: minimumDetectableEffect, phase: phase))
         guard !connection.json else { return print(line) }
         print(Self.rendered(answer))
+    }
+
+    /// The fleet's report: the document's experiment, each host's last totals from Prometheus, merged.
+    private func runOnFleet(prometheus: String) async throws {
+        let path = config ?? Environment.configPath
+        let document: ConfigDocument
+        let version: String
+        do {
+            let bytes = try LocalFile.bytes(atPath: path)
+            version = LoadedConfig.version(of: bytes)
+            document = try ConfigDocument.validate(bytes)
+        } catch let error as ConfigValidationError {
+            printError("variantctl: \(path) is not a valid configuration (\(error.issues.count) problems; `variantctl validate \(path)` lists them)")
+            throw ExitCode(ExitCodes.invalidConfig)
+        } catch {
+            printError("variantctl: cannot read \(path): \(error); give the document the fleet serves with --config")
+            throw ExitCode(ExitCodes.noInput)
+        }
+        guard let experiment = document.experiments.first(where: { $0.name == self.experiment }) else {
+            let near = NearNames.near(self.experiment, among: document.experiments.map(\.name))
+            printError("variantctl: \(path) has no experiment '\(self.experiment)'\(near.isEmpty ? "" : "; did you mean \(near.map { "'\($0)'" }.joined(separator: " or "))?")")
+            throw ExitCode(ExitCodes.requestFailed)
+        }
+        var configuration = FleetQuery.Configuration(baseURL: prometheus)
+        configuration.timeout = .milliseconds(Int(connection.timeout * 1000))
+        configuration.lookback = .seconds(Int(lookbackDays * 86_400))
+        let fleet: FleetState
+        do {
+            fleet = try await FleetQuery(configuration: configuration).state(of: experiment)
+        } catch {
+            printError("variantctl: \(error.code.rawValue): \(error.message)")
+            throw ExitCode(error.code == .unreachable || error.code == .timeout ? ExitCodes.unavailable : ExitCodes.requestFailed)
+        }
+        let answer = fleet.report(minimumDetectableEffect: minimumDetectableEffect).fleetAnswer(fleet, configVersion: version)
+        let line = String(decoding: answer.dropLast(), as: UTF8.self)
+        guard !connection.json else { return print(line) }
+        guard case .object(let object)? = try? JSONParser.parse(answer) else { return print(line) }
+        print(Self.renderedHosts(object) + "\n\n" + Self.rendered(object))
+    }
+
+    /// The fleet's hosts: counted or not, and why.
+    static func renderedHosts(_ answer: JSONObject) -> String {
+        let hosts = (answer["fleet"]?.objectValue?["hosts"]?.arrayValue ?? []).compactMap(\.objectValue)
+        let counted = hosts.filter { $0["counted"] == .bool(true) }.count
+        var table = Table("HOST", "PHASE", "CONFIG", "COUNTED", "NOTE")
+        for host in hosts {
+            table.add([
+                render(host["name"] ?? .null), render(host["phase"] ?? .null), render(host["config_version"] ?? .null),
+                host["counted"] == .bool(true) ? "yes" : "no", host["note"]?.stringValue ?? "",
+            ])
+        }
+        return "fleet: \(counted) of \(hosts.count) hosts counted\n" + table.rendered()
     }
 
     static func request(experiment: String, effect: Double?, phase: Int? = nil) -> [(String, JSONValue)] {
@@ -195,5 +274,16 @@ struct Watch: ParsableCommand {
             if count.map({ refreshes >= $0 }) ?? false { break }
             usleep(useconds_t(interval * 1_000_000))
         }
+    }
+}
+
+/// The variables variantctl shares with variantd.
+enum Environment {
+    /// The daemon's configuration document: `$VARIANTD_CONFIG`, else the daemon's default.
+    static var configPath: String {
+        guard let path = getenv("VARIANTD_CONFIG").map({ String(cString: $0) }), !path.isEmpty else {
+            return "/etc/variantd/config.json"
+        }
+        return path
     }
 }

@@ -1,6 +1,6 @@
 /// The `stats` answer (PROTOCOL.md, `stats`). Numbers are written as computed; absent statistics are `null`.
 extension ExperimentReport {
-    func write(id: RequestID, configVersion: String, into writer: inout JSONWriter) {
+    func write(id: RequestID, configVersion: String, fleet: FleetState? = nil, into writer: inout JSONWriter) {
         writer.raw("{\"id\":")
         writer.id(id)
         writer.raw(",\"ok\":true,\"experiment\":")
@@ -100,7 +100,46 @@ extension ExperimentReport {
             writer.integer(count.triggered)
             writer.raw("}")
         }
-        writer.raw("]}\n")
+        writer.raw("]")
+        if let fleet { Self.write(fleet, into: &writer) }
+        writer.raw("}\n")
+    }
+
+    /// The `stats` answer for a fleet (`variantctl stats --prometheus`): the same members as one daemon's, and a
+    /// `fleet` member naming every host and whether it was counted (docs/fleet.md).
+    public func fleetAnswer(_ fleet: FleetState, configVersion: String) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 4096)
+        write(id: .null, configVersion: configVersion, fleet: fleet, into: &writer)
+        return writer.bytes
+    }
+
+    private static func write(_ fleet: FleetState, into writer: inout JSONWriter) {
+        writer.raw(",\"fleet\":{\"hosts_counted\":")
+        writer.integer(fleet.hosts.count(where: \.counted))
+        writer.raw(",\"hosts\":[")
+        for (index, host) in fleet.hosts.enumerated() {
+            writer.raw(index == 0 ? "{\"name\":" : ",{\"name\":")
+            writer.string(host.name)
+            writer.raw(",\"labels\":{")
+            for (position, (label, value)) in host.labels.enumerated() {
+                if position > 0 { writer.raw(",") }
+                writer.string(label)
+                writer.raw(":")
+                writer.string(value)
+            }
+            writer.raw("},\"phase\":")
+            writer.integer(host.phase)
+            writer.raw(",\"fingerprint\":")
+            writer.string(host.fingerprint)
+            writer.raw(",\"config_version\":")
+            writer.optionalString(host.configVersion)
+            writer.raw(",\"counted\":")
+            writer.bool(host.counted)
+            writer.raw(",\"note\":")
+            writer.optionalString(host.note)
+            writer.raw("}")
+        }
+        writer.raw("]}")
     }
 
     private func writeVariant(

@@ -52,7 +52,8 @@ public struct FleetState: Sendable {
         sample.labels.filter { !seriesLabels.contains($0.key) }.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
     }
 
-    static func hostKey(_ labels: [(String, String)]) -> String {
+    /// One string per host, for dictionaries.
+    public static func hostKey(_ labels: [(String, String)]) -> String {
         labels.map { "\($0.0)=\($0.1)" }.joined(separator: "\u{1F}")
     }
 
