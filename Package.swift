@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "variantd", targets: ["variantd"]),
         .executable(name: "variantctl", targets: ["variantctl"]),
+        .executable(name: "variantd-judge", targets: ["variantd-judge"]),
         .executable(name: "variantd-bench", targets: ["variantd-bench"]),
         .executable(name: "variantd-simulate", targets: ["variantd-simulate"]),
         .library(name: "VariantClient", targets: ["VariantClient"]),
@@ -46,6 +47,7 @@ let package = Package(
             name: "VariantDaemon",
             dependencies: [
                 "VariantCore",
+                "VariantFleet",
                 "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -99,6 +101,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "variantd-judge",
+            dependencies: [
+                "VariantCore",
+                "VariantDaemon",
+                "VariantFleet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "variantd-example",
             dependencies: ["VariantClient", "VariantCore"],
             swiftSettings: swiftSettings
@@ -137,6 +152,7 @@ let package = Package(
                 "VariantCore",
                 "VariantDaemon",
                 "VariantClient",
+                "VariantFleet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -14,7 +14,7 @@ The server writes:
 
 Paths: any GET serves the document (a static endpoint or the AppConfig Agent's); POST /configurationsessions
 and GET /configuration?configuration_token=T emulate the AWS AppConfig Data API, with single-use tokens, and
-check each request's SigV4 signature with botocore (secret key from the environment of the test: SECRET below).
+check each request's SigV4 signature with botocore (the secret key is SECRET in fixture_server.py).
 """
 import hashlib
 import json
@@ -27,40 +27,15 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
-from fixture_server import DIR, log, mode, read, run
+from fixture_server import DIR, check_signature, log, mode, read, run
 
 TLS = sys.argv[3:5] if len(sys.argv) >= 5 and sys.argv[2] == "--tls" else None
-SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 lock = threading.Lock()
 tokens = {}  # token -> hash of the document last given to that session ("" for none yet)
 counter = [0]
 
 
 
-
-
-def check_signature(handler, body):
-    auth = handler.headers.get("Authorization")
-    if not auth:
-        return "none"
-    try:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-
-        fields = dict(part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 "):].split(","))
-        access_key, day, region, service, _ = fields["Credential"].split("/")
-        signed = fields["SignedHeaders"].split(";")
-        headers = {name: handler.headers.get(name) for name in signed}
-        request = AWSRequest(method=handler.command, url="http://" + headers["host"] + handler.path,
-                             headers=headers, data=body)
-        request.context["timestamp"] = headers["x-amz-date"]
-        signer = SigV4Auth(Credentials(access_key, SECRET, headers.get("x-amz-security-token")), service, region)
-        canonical = signer.canonical_request(request)
-        expected = signer.signature(signer.string_to_sign(request, canonical), request)
-        return "ok" if expected == fields["Signature"] else "bad"
-    except Exception as error:  # a malformed header is a bad signature
-        return "bad:" + type(error).__name__
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -9,6 +9,8 @@ import time
 from http.server import ThreadingHTTPServer
 
 DIR = sys.argv[1]
+# The secret key of the AWS credentials the tests give the daemon and the judge; every SigV4 signature is checked with it.
+SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 _lock = threading.Lock()
 
 
@@ -67,3 +69,27 @@ def run(handler, wrap_socket=None):
                     break
                 except OSError:
                     time.sleep(0.05)
+
+
+def check_signature(handler, body):
+    auth = handler.headers.get("Authorization")
+    if not auth:
+        return "none"
+    try:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        fields = dict(part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 "):].split(","))
+        access_key, day, region, service, _ = fields["Credential"].split("/")
+        signed = fields["SignedHeaders"].split(";")
+        headers = {name: handler.headers.get(name) for name in signed}
+        request = AWSRequest(method=handler.command, url="http://" + headers["host"] + handler.path,
+                             headers=headers, data=body)
+        request.context["timestamp"] = headers["x-amz-date"]
+        signer = SigV4Auth(Credentials(access_key, SECRET, headers.get("x-amz-security-token")), service, region)
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+        return "ok" if expected == fields["Signature"] else "bad"
+    except Exception as error:  # a malformed header is a bad signature
+        return "bad:" + type(error).__name__
