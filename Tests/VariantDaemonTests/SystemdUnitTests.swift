@@ -12,9 +12,10 @@ import VariantCore
     /// Copies of the units in a temporary folder, with ExecStart= naming the built binary (verify checks it exists).
     private func unitsForVerification(from folder: String) throws -> String {
         let directory = try SystemdTools.temporaryDirectory("variantd-units")
-        for unit in ["variantd.service", "variantd.socket"] {
-            let text = try String(contentsOfFile: folder + "/" + unit, encoding: .utf8)
-            try text.replacingOccurrences(of: "/usr/local/bin/variantd", with: DaemonFixture.product("variantd"))
+        for unit in ["variantd.service", "variantd.socket", "variantd-judge.service"] {
+            guard let text = try? String(contentsOfFile: folder + "/" + unit, encoding: .utf8) else { continue }
+            try text.replacingOccurrences(of: "/usr/local/bin/variantd-judge", with: DaemonFixture.product("variantd-judge"))
+                .replacingOccurrences(of: "/usr/local/bin/variantd\n", with: DaemonFixture.product("variantd") + "\n")
                 .write(toFile: directory + "/" + unit, atomically: true, encoding: .utf8)
         }
         return directory
@@ -26,9 +27,26 @@ import VariantCore
         let directory = try unitsForVerification(from: Self.repository + "/systemd")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try SystemdTools.run(
-            analyze, ["verify", "--man=no", directory + "/variantd.service", directory + "/variantd.socket"])
+            analyze,
+            ["verify", "--man=no", directory + "/variantd.service", directory + "/variantd.socket", directory + "/variantd-judge.service"])
         #expect(result.status == 0, "\(result.output)")
         #expect(!result.output.contains("variantd"), "systemd-analyze verify warned:\n\(result.output)")
+    }
+
+    @Test(.enabled(if: Requires.systemdAnalyze, "needs systemd-analyze (Debian package systemd)"))
+    func theJudgeIsAsHardenedAsTheDaemon() throws {
+        let analyze = try #require(SystemdTools.path("systemd-analyze"))
+        let directory = try unitsForVerification(from: Self.repository + "/systemd")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var scores: [Double] = []
+        for unit in ["variantd.service", "variantd-judge.service"] {
+            let result = try SystemdTools.run(analyze, ["security", "--offline=true", "--no-pager", directory + "/" + unit])
+            let marker = "Overall exposure level for \(unit): "
+            let line = try #require(result.output.split(separator: "\n").first { $0.contains(marker) }, "\(result.output)")
+            scores.append(try #require(Double(line.components(separatedBy: marker)[1].split(separator: " ")[0])))
+        }
+        print("systemd-analyze security: variantd \(scores[0]), variantd-judge \(scores[1])")
+        #expect(scores[1] <= scores[0], "the judge is more exposed (\(scores[1])) than the daemon (\(scores[0]))")
     }
 
     @Test(.enabled(if: Requires.systemdAnalyze, "needs systemd-analyze (Debian package systemd)"))
@@ -67,12 +85,14 @@ import VariantCore
             "/usr/local/bin/variantd", "/usr/local/bin/variantctl", "/etc/systemd/system/variantd.service",
             "/etc/systemd/system/variantd.socket", "/etc/variantd/variantd.env", "/etc/variantd/config.json",
             "/etc/sysusers.d/variantd.conf", "/usr/local/share/doc/variantd/README.md",
+            "/usr/local/bin/variantd-judge", "/etc/systemd/system/variantd-judge.service",
+            "/etc/variantd/variantd-judge.env",
         ] {
             #expect(FileManager.default.fileExists(atPath: stage + path), "\(path) not installed")
         }
         #expect(access(stage + "/usr/local/bin/variantd", X_OK) == 0)
         // Installed stripped: no symbol table (`nm` says "no symbols"), and smaller than the built binary.
-        for binary in ["variantd", "variantctl"] {
+        for binary in ["variantd", "variantctl", "variantd-judge"] {
             let installed = try FileManager.default.attributesOfItem(atPath: stage + "/usr/local/bin/" + binary)
             let built = try FileManager.default.attributesOfItem(atPath: products + "/" + binary)
             #expect((installed[.size] as? Int ?? 0) < (built[.size] as? Int ?? 0), "\(binary) is not stripped")
