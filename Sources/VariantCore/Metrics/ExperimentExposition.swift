@@ -176,6 +176,18 @@ public enum ExperimentExposition {
             out.sample("variantd_latency_seconds_count", labels, Double(moments.count))
         }
 
+        out.family("variantd_guardrail_always_valid_p_value", .gauge, "This host's own guardrail evaluation of each treatment and guarded metric: the always-valid p-value of its sequential test (a treatment is disabled at or below the guardrail's alpha; with scope fleet the judge decides instead).")
+        for state in experiments {
+            for variant in state.phase.sequential.keys.sorted() {
+                let tests = state.phase.sequential[variant] ?? [:]
+                for metric in tests.keys.sorted() {
+                    out.sample(
+                        "variantd_guardrail_always_valid_p_value",
+                        armLabels(state, variant) + [("metric", metric)], tests[metric]!.alwaysValidPValue)
+                }
+            }
+        }
+
         out.family("variantd_unit_sample", .gauge, "The phase's smallest unit hashes (rank 0 is the smallest): the top 45 bits of the hash times 256 plus the variant's index.")
         for state in experiments {
             let sample = state.phase.units

@@ -193,8 +193,10 @@ import Testing
     @Test func theExpositionAnnouncesEveryFamilyOnceBeforeItsSamples() throws {
         let merging = try experiment(salt: "fleet", weights: [50, 50])
         let ledger = ExperimentLedger()
-        for (_, entry) in Self.entries(seed: 5, records: 200, definition: PhaseDefinition(merging)) {
-            _ = ledger.record([entry], now: someInstant)
+        for (_, entry) in Self.entries(seed: 5, records: 600, definition: PhaseDefinition(merging)) {
+            var guarded = entry
+            guarded.guardrails = (control: "v0", settings: merging.guardrails)
+            _ = ledger.record([guarded], now: someInstant)
         }
         _ = ledger.disable(
             DisabledTreatment(experiment: "e", variant: "v1", at: someInstant, automatic: false, reason: "test"),
@@ -218,6 +220,7 @@ import Testing
         #expect(text.contains(#"variantd_records_total{experiment="e",phase="1",variant="v0"} "#))
         #expect(text.contains(#"variantd_latency_seconds_bucket{experiment="e",phase="1",variant="v0",le="+Inf"} "#))
         #expect(text.contains(#"variantd_metric_group_observations_total{experiment="e",phase="1",variant="v1",metric="custom.rating",group="63"} "#))
+        #expect(text.contains(#"variantd_guardrail_always_valid_p_value{experiment="e",phase="1",variant="v1",metric="error_rate"} "#), "\(text.suffix(3000))")
     }
 
     /// With group totals for guardrail metrics only, other metrics export no groups and are analysed by record.
