@@ -50,7 +50,7 @@ struct Judge: AsyncParsableCommand {
     @Flag(help: "Print what would be published; publish nothing.")
     var dryRun = false
 
-    @Flag(help: "Run one round and exit (0 when every experiment was judged, 1 when some could not be).")
+    @Flag(help: "Run one round and exit (0 when every experiment was judged, 1 when the document or some experiment's statistics could not be read).")
     var once = false
 
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: VARIANTD_LOG_LEVEL.")
@@ -128,10 +128,11 @@ struct Judge: AsyncParsableCommand {
                 printError("variantd-judge: \(error.description)")
                 throw ExitCode(1)
             }
+            if let error = round.documentError { printError("variantd-judge: \(documentSource.sourceDescription): \(error)") }
             for (experiment, error) in round.failed.sorted(by: { $0.key < $1.key }) {
                 printError("variantd-judge: \(experiment): \(error.code.rawValue): \(error.message)")
             }
-            throw ExitCode(round.failed.isEmpty ? 0 : 1)
+            throw ExitCode(round.failed.isEmpty && round.documentError == nil ? 0 : 1)
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -33,6 +33,8 @@ public final class JudgeService: Service, Sendable {
 
     /// What one round did.
     public struct Round: Sendable {
+        /// Why the document could not be read or validated (nothing was judged then).
+        public var documentError: PublishError?
         /// Experiments judged on fleet data this round.
         public var judged: [String] = []
         /// Experiments whose fleet data could not be read, with the error.
@@ -84,7 +86,7 @@ public final class JudgeService: Service, Sendable {
                 sd_notify(0, "READY=1")
                 first = false
             }
-            let failed = round.failed.count
+            let failed = round.failed.count + (round.documentError == nil ? 0 : 1)
             sd_notify(
                 0,
                 "WATCHDOG=1\nSTATUS=judged \(round.judged.count) experiments, \(failed) unreadable, \(judge.withLock { $0.decisions.count }) decisions")
@@ -110,6 +112,7 @@ public final class JudgeService: Service, Sendable {
             clearFailure("")
         } catch {
             noteFailure("", code: error.code.rawValue, "judge.source_failed: deciding nothing until the document can be read and validated", error.message)
+            round.documentError = error
             return round
         }
         let disables = Self.disables(in: bytes)
