@@ -191,17 +191,7 @@ public struct AppConfigFetcher: ConfigFetcher {
         HTTPResponseStatus, HTTPHeaders, [UInt8]
     ) {
         let signer = SigV4Signer(credentials: try credentials.resolve(), region: location.region, service: "appconfig")
-        let query = signed.encodedQuery
-        var request = HTTPClientRequest(
-            url: location.endpoint + SigV4Signer.encode(signed.path, keepingSlashes: true)
-                + (query.isEmpty ? "" : "?" + query)
-        )
-        request.method = HTTPMethod(rawValue: signed.method)
-        request.headers.add(name: "Host", value: signed.host)
-        for (name, value) in signed.headers { request.headers.add(name: name, value: value) }
-        for (name, value) in signer.sign(signed, at: now()) { request.headers.add(name: name, value: value) }
-        request.headers.add(name: "User-Agent", value: "variantd")
-        if !signed.body.isEmpty { request.body = .bytes(ByteBuffer(bytes: signed.body)) }
+        let request = Self.request(signed, endpoint: location.endpoint, signer: signer, at: now(), userAgent: "variantd")
         return try await HTTPConfigFetcher.execute(
             request,
             client: client,
@@ -209,6 +199,23 @@ public struct AppConfigFetcher: ConfigFetcher {
             maximumBytes: maximumBytes,
             logger: logger
         )
+    }
+
+    /// The HTTP request for a request to sign: URL from the endpoint, path and encoded query, its headers, and the
+    /// signature's headers (shared with the judge's `AppConfigDocumentSource`).
+    static func request(
+        _ signed: SigV4Signer.Request, endpoint: String, signer: SigV4Signer, at time: Timestamp, userAgent: String
+    ) -> HTTPClientRequest {
+        let query = signed.encodedQuery
+        var request = HTTPClientRequest(
+            url: endpoint + SigV4Signer.encode(signed.path, keepingSlashes: true) + (query.isEmpty ? "" : "?" + query))
+        request.method = HTTPMethod(rawValue: signed.method)
+        request.headers.add(name: "Host", value: signed.host)
+        for (name, value) in signed.headers { request.headers.add(name: name, value: value) }
+        for (name, value) in signer.sign(signed, at: time) { request.headers.add(name: name, value: value) }
+        request.headers.add(name: "User-Agent", value: userAgent)
+        if !signed.body.isEmpty { request.body = .bytes(ByteBuffer(bytes: signed.body)) }
+        return request
     }
 
     private func apiError(

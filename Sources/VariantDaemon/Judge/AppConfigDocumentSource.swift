@@ -123,15 +123,8 @@ public struct AppConfigDocumentSource: DocumentSource {
         let resolved: SigV4Signer.Credentials
         do { resolved = try credentials.resolve() } catch { throw PublishError(.appConfigError, error.description) }
         let signer = SigV4Signer(credentials: resolved, region: location.region, service: "appconfig")
-        let query = signed.encodedQuery
-        var request = HTTPClientRequest(
-            url: location.endpoint + SigV4Signer.encode(signed.path, keepingSlashes: true) + (query.isEmpty ? "" : "?" + query))
-        request.method = HTTPMethod(rawValue: signed.method)
-        request.headers.add(name: "Host", value: signed.host)
-        for (name, value) in signed.headers { request.headers.add(name: name, value: value) }
-        for (name, value) in signer.sign(signed, at: now()) { request.headers.add(name: name, value: value) }
-        request.headers.add(name: "User-Agent", value: "variantd-judge")
-        if !signed.body.isEmpty { request.body = .bytes(ByteBuffer(bytes: signed.body)) }
+        let request = AppConfigFetcher.request(
+            signed, endpoint: location.endpoint, signer: signer, at: now(), userAgent: "variantd-judge")
         do {
             return try await HTTPConfigFetcher.execute(
                 request, client: client, timeout: timeout, maximumBytes: 16 << 20, logger: Logger(label: "variantd-judge"))
