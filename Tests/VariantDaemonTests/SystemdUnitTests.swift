@@ -145,6 +145,23 @@ import VariantCore
         }
     }
 
+    @Test func everyJudgeOptionIsDocumentedInItsEnvironmentFileAndTheDocs() throws {
+        let help = try SystemdTools.run(DaemonFixture.product("variantd-judge"), ["--help"])
+        let options = Set(
+            help.output.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
+                .filter { $0.hasPrefix("--") && $0.count > 2 && $0 != "--help" }
+                .map { String($0.dropFirst(2).prefix { $0.isLetter || $0 == "-" }) })
+        #expect(options.contains("prometheus") && options.contains("dry-run"))
+        let environmentFile = try String(contentsOfFile: Self.repository + "/systemd/variantd-judge.env", encoding: .utf8)
+        let fleetDoc = try String(contentsOfFile: Self.repository + "/docs/fleet.md", encoding: .utf8)
+        for option in options {
+            #expect(fleetDoc.contains("`--\(option)`"), "docs/fleet.md's judge options table has no row for --\(option)")
+            guard !["dry-run", "once", "log-level", "log-format"].contains(option) else { continue }
+            let variable = "VARIANTD_JUDGE_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
+            #expect(environmentFile.contains("#\(variable)="), "systemd/variantd-judge.env does not document \(variable)")
+        }
+    }
+
     @Test(.enabled(if: Requires.memoryDenyWriteExecute, "needs the kernel's PR_SET_MDWE (Linux 6.3+)"))
     func theDaemonRunsWithMemoryDenyWriteExecute() throws {
         // MemoryDenyWriteExecute=yes in the unit; the kernel's own version of it (prctl PR_SET_MDWE, Linux 6.3+)
