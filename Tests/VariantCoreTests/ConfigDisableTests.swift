@@ -206,6 +206,19 @@ import Testing
         #expect(ledger.configDisabled.isEmpty)
     }
 
+    @Test func theMetricsLabelATreatmentTheDocumentDisablesByConfig() throws {
+        let ledger = ExperimentLedger()
+        _ = ledger.followDisables(of: try validDocument(Self.document()), at: someInstant)
+        _ = ledger.disable(
+            DisabledTreatment(experiment: "e", variant: "other", at: someInstant, automatic: false, reason: "mine"),
+            actor: "uid 0")
+        var bytes: [UInt8] = []
+        ExperimentExposition.write([], disabled: Array(ledger.disabled.values), detail: .init(), into: &bytes)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains(#"variantd_treatment_disabled{experiment="e",variant="treatment",by="config"} 1"#), "\(text)")
+        #expect(text.contains(#"variantd_treatment_disabled{experiment="e",variant="other",by="operator"} 1"#), "\(text)")
+    }
+
     // MARK: The admin ops
 
     @Test func anOperatorCannotEnableWhatTheDocumentDisables() throws {
