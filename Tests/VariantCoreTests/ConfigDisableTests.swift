@@ -219,6 +219,23 @@ import Testing
         #expect(text.contains(#"variantd_treatment_disabled{experiment="e",variant="other",by="operator"} 1"#), "\(text)")
     }
 
+    @Test func theFleetsReportSaysTheDocumentDisabledIt() throws {
+        let text = documentWithExperiment(
+            #""name":"e","salt":"fleet","status":"running","guardrails":{"scope":"fleet"},"variants":[{"name":"v0","control":true,"weight":50,"prompt":"p","prompt_version":1},{"name":"v1","weight":50,"prompt":"p","prompt_version":1,"disabled":\#(Self.judgeDisable)}]"#)
+        let experiment = try validDocument(text).experiments[0]
+        let ledger = ExperimentLedger()
+        for (_, entry) in FleetStateTests.entries(seed: 7, records: 200, definition: PhaseDefinition(experiment)) {
+            _ = ledger.record([entry], now: someInstant)
+        }
+        _ = ledger.followDisables(of: try validDocument(text), at: someInstant)
+        let exported = FleetStateTests.exposition(of: ledger, experiment: experiment, detail: .init())
+        let fleet = try FleetState.assemble(experiment: experiment, samples: try FleetStateTests.samples(of: exported, instance: "h1"))
+        let disabled = try #require(fleet.disabled[.init(experiment: "e", variant: "v1")])
+        #expect(disabled.source == "config" && !disabled.automatic)
+        let reason = fleet.report().reason
+        #expect(reason.contains("disabled (by the configuration document): on 1 of 1 hosts"), "\(reason)")
+    }
+
     // MARK: The admin ops
 
     @Test func anOperatorCannotEnableWhatTheDocumentDisables() throws {

@@ -79,8 +79,8 @@ public struct DisabledTreatment: Sendable, Equatable {
     /// `true` when a guardrail disabled it, `false` for an operator or the configuration document.
     public var automatic: Bool
     public var reason: String
-    /// Who disabled it through the configuration document (the document's `disabled.by`); nil when a guardrail or
-    /// an operator disabled it on this host.
+    /// Who disabled it through the configuration document (the document's `disabled.by`; empty when not known, as
+    /// in the fleet's metrics); nil when a guardrail or an operator disabled it on a host.
     public var configuredBy: String? = nil
 
     /// Who disabled it, as `stats` and the metrics label it: `guardrail`, `operator` or `config`.
