@@ -198,6 +198,17 @@ import Testing
         #expect(restored.followDisables(of: lifted, at: someInstant).isEmpty)
     }
 
+    @Test func aFractionalTimeIsTheSameDecisionAfterARestart() throws {
+        let document = try validDocument(
+            Self.document(disabled: #"{"at":"2026-11-20T08:30:00.123456+01:00","by":"j","reason":"r"}"#))
+        let ledger = ExperimentLedger()
+        #expect(ledger.followDisables(of: document, at: someInstant).count == 1)
+        let restored = ExperimentLedger()
+        try restored.restore(from: ledger.encodedState(savedAt: someInstant).bytes)
+        #expect(restored.followDisables(of: document, at: someInstant).isEmpty)
+        #expect(restored.configDisabled[Self.treatment]?.at.rfc3339 == "2026-11-20T07:30:00Z")
+    }
+
     @Test func aTreatmentGoneFromTheDocumentIsForgottenWithoutAnEvent() throws {
         let ledger = ExperimentLedger()
         _ = ledger.followDisables(of: try validDocument(Self.document()), at: someInstant)

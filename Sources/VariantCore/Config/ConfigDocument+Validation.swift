@@ -420,7 +420,8 @@ struct DocumentValidator {
     mutating func variant(_ value: JSONValue, at path: String, prompts: [String: Prompt]) -> Variant? {
         guard
             let object = object(
-                value, at: path, allowed: ["name", "weight", "prompt", "prompt_version", "control", "params", "disabled"])
+                value, at: path,
+                allowed: ["name", "weight", "prompt", "prompt_version", "control", "params", "disabled"])
         else { return nil }
         let name = name(object, "name", at: path)
         let weight = basisPoints(object, "weight", at: path, required: true)

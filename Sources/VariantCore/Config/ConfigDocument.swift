@@ -181,7 +181,8 @@ public struct ConfigDisable: Sendable, Equatable {
 
     /// The disable as the daemon lists disabled treatments (`stats`, the ledger).
     public func treatment(experiment: String, variant: String) -> DisabledTreatment {
-        DisabledTreatment(experiment: experiment, variant: variant, at: at, automatic: false, reason: reason, configuredBy: by)
+        DisabledTreatment(
+            experiment: experiment, variant: variant, at: at, automatic: false, reason: reason, configuredBy: by)
     }
 }
 
@@ -191,7 +192,8 @@ extension Experiment {
         var treatments: [ExperimentLedger.VariantKey: DisabledTreatment] = [:]
         for variant in variants {
             guard let disable = variant.disabled else { continue }
-            treatments[.init(experiment: name, variant: variant.name)] = disable.treatment(experiment: name, variant: variant.name)
+            treatments[.init(experiment: name, variant: variant.name)] =
+                disable.treatment(experiment: name, variant: variant.name)
         }
         return treatments
     }

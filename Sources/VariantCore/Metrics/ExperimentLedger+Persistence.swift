@@ -72,7 +72,9 @@ extension ExperimentLedger {
         }
         // The document's disables already logged, so that a restart on the same document logs none again.
         writer.raw("],\"config_disabled\":[")
-        let configDisabled = state.configDisabled.values.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
+        let configDisabled = state.configDisabled.values.sorted {
+            ($0.experiment, $0.variant) < ($1.experiment, $1.variant)
+        }
         for (position, treatment) in configDisabled.enumerated() {
             if position > 0 { writer.raw(",") }
             writer.raw("{\"experiment\":")

@@ -230,7 +230,9 @@ public final class ExperimentLedger: Sendable {
                     capacity: eventCapacity)
                 // Changed in place: a copy of the aggregate would copy its histogram and group totals per record.
                 if let failure = state.experiments[entry.experiment]![phase].add(entry) { return failure }
-                if let guardrails = entry.guardrails, guardrails.settings.evaluatesOnHost, guardrails.control != entry.variant {
+                if let guardrails = entry.guardrails, guardrails.settings.evaluatesOnHost,
+                    guardrails.control != entry.variant
+                {
                     let key = VariantKey(experiment: entry.experiment, variant: entry.variant)
                     if !touched.contains(where: { $0.key == key }) {
                         touched.append((key, phase, guardrails.control, guardrails.settings))
@@ -382,7 +384,8 @@ public final class ExperimentLedger: Sendable {
                 let key = VariantKey(experiment: experiment.name, variant: variant.name)
                 variantsInDocument.insert(key)
                 if let disable = variant.disabled {
-                    wanted[key] = (disable.treatment(experiment: experiment.name, variant: variant.name), disable.evidence)
+                    let treatment = disable.treatment(experiment: experiment.name, variant: variant.name)
+                    wanted[key] = (treatment, disable.evidence)
                 }
             }
         }
@@ -391,7 +394,9 @@ public final class ExperimentLedger: Sendable {
             var events: [LedgerEvent] = []
             for key in wanted.keys.sorted(by: byName) {
                 let (treatment, evidence) = wanted[key]!
-                if let logged = state.configDisabled[key], logged.at == treatment.at { continue }
+                // To the second, as the state file keeps times: a judge's fractional `at` is the same decision
+                // after a restart.
+                if let logged = state.configDisabled[key], logged.at.rfc3339 == treatment.at.rfc3339 { continue }
                 let by = treatment.configuredBy ?? ""
                 events.append(
                     Self.append(
