@@ -31,15 +31,21 @@ public final class ExperimentControl: Sendable {
             treatmentsChanged: { [self] event in self.treatmentsChanged(event) }, reload: reload)
     }
 
-    /// Makes the serving snapshot follow the ledger's disabled treatments (at start and after every change).
+    /// Makes the serving snapshot follow the ledger's disabled treatments (at start and after every change). The
+    /// document's own disables are in the snapshot's config already.
     public func syncDisabledTreatments() {
-        let disabled = Set(ledger.disabled.keys)
+        let disabled = Set(ledger.locallyDisabled.keys)
         store.update { $0.withDisabled(disabled) }
     }
 
     private func treatmentsChanged(_ event: LedgerEvent) {
         syncDisabledTreatments()
         persistence?.flush()
+        Self.logTreatmentEvent(event, logger: logger)
+    }
+
+    /// `treatment.disabled: REASON` (and the like) at notice level, with the event's details as metadata.
+    static func logTreatmentEvent(_ event: LedgerEvent, logger: Logger) {
         var metadata: Logger.Metadata = [
             "event": "\(event.kind.rawValue)", "experiment": "\(event.experiment ?? "")",
             "variant": "\(event.variant ?? "")", "actor": "\(event.actor)",
@@ -48,11 +54,21 @@ public final class ExperimentControl: Sendable {
         logger.notice("treatment.\(event.kind.rawValue): \(event.message)", metadata: metadata)
     }
 
-    /// Hooks for a config source that record applied and rejected documents as events in `ledger`.
-    public static func configEventHooks(ledger: ExperimentLedger) -> ConfigSourceHooks {
+    /// Hooks for a config source that record applied and rejected documents as events in `ledger`, and the
+    /// treatments a document disables or no longer disables (each logged once, and written to the state at once).
+    public static func configEventHooks(
+        ledger: ExperimentLedger, persistence: LedgerPersistence? = nil, logger: Logger? = nil
+    ) -> ConfigSourceHooks {
         ConfigSourceHooks(
             applied: { [ledger] config in
-                defer { ledger.follow(config) }  // after the config_applied event, so a new phase is logged after it
+                defer {
+                    ledger.follow(config)  // after the config_applied event, so a new phase is logged after it
+                    let events = ledger.followDisables(of: config.document, at: config.loadedAt)
+                    if !events.isEmpty {
+                        persistence?.flush()
+                        if let logger { events.forEach { ExperimentControl.logTreatmentEvent($0, logger: logger) } }
+                    }
+                }
                 ledger.log(
                     LedgerEvent(
                         at: config.loadedAt, kind: .configApplied, actor: "config source",

@@ -58,6 +58,11 @@ struct ConnectionOptions: ParsableArguments {
                 """
         case "no_config":
             return "The daemon has no valid configuration yet: `variantctl status` shows the last load error."
+        case "disabled_by_config":
+            return """
+                The configuration document every host follows disables this treatment (its variant's "disabled", \
+                often written by variantd-judge). Change the document at its source to serve it again.
+                """
         case "unavailable":
             return "The daemon cannot do this now; `variantctl status` shows its configuration source."
         default:

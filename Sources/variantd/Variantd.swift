@@ -200,7 +200,9 @@ struct Variantd: AsyncParsableCommand {
 
         let (source, shutdownSource) = try sourceOptions.makePoller(
             store: store, logger: logger,
-            hooks: .combining(notifier.configHooks, ExperimentControl.configEventHooks(ledger: ledger)))
+            hooks: .combining(
+                notifier.configHooks,
+                ExperimentControl.configEventHooks(ledger: ledger, persistence: persistence, logger: logger)))
         let control = ExperimentControl(
             ledger: ledger, store: store, persistence: persistence,
             adminPolicy: AdminPolicy(adminGroupID: effectiveAdminGroup.flatMap(AdminPolicy.groupID(named:))), logger: logger,

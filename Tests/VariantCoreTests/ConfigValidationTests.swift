@@ -92,6 +92,10 @@ import Testing
             """#,
             "$.experiments[0].variants[1].params.model", .modelNotAllowed
         ),
+        (
+            documentWithExperiment(#""name":"e","salt":"s","status":"running","variants":[{"name":"a","control":true,"weight":50,"prompt":"p","prompt_version":1,"disabled":{"at":"2026-11-20T08:30:00Z","by":"j","reason":"r"}},{"name":"b","weight":50,"prompt":"p","prompt_version":2}]"#),
+            "$.experiments[0].variants[0].disabled", .controlCannotBeDisabled
+        ),
     ]
 
     /// A document with one prompt `p` of one version, given as JSON, and no experiments.

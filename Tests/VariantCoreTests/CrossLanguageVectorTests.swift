@@ -74,7 +74,7 @@ import Testing
             }
             reasons.insert(expected["reason"]?.stringValue ?? "")
         }
-        #expect(reasons.isSuperset(of: ["assigned", "draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "shadow"]))
+        #expect(reasons.isSuperset(of: ["assigned", "draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "disabled", "shadow"]))
     }
 
     /// Every rendering vector, through the real `render` op: one prompt whose version N is case N.

@@ -427,6 +427,25 @@ BAD_DOCUMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "max_length without a limit": lambda d: d["prompts"]["checkout"].update(
         guardrails=[{"name": "g", "type": "max_length", "action": "log"}]
     ),
+    "guardrail scope region": set_in("reply-judged", guardrails={"scope": "region"}),
+    "disabled control": lambda d: experiment(d, "reply-judged")["variants"][0].update(
+        disabled=copy.deepcopy(experiment(d, "reply-judged")["variants"][1]["disabled"])
+    ),
+    "disabled without at": lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].pop("at"),
+    "disabled without by": lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].pop("by"),
+    "disabled without reason": lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].pop("reason"),
+    "disabled true": lambda d: experiment(d, "reply-judged")["variants"][1].update(disabled=True),
+    "disabled at not RFC 3339": lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].update(
+        at="yesterday"
+    ),
+    "disabled by empty": lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].update(by=""),
+    "disabled reason too long": lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].update(
+        reason="x" * 1001
+    ),
+    "disabled evidence a list": lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].update(
+        evidence=[1, 2]
+    ),
+    "disabled unknown member": lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].update(until="x"),
 }
 
 
@@ -489,3 +508,62 @@ def test_chat_versions_and_guardrails_are_schema_valid(validator: Draft202012Val
         ]
 
     assert errors(validator, mutated(change)) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# A treatment disabled by the document
+# --------------------------------------------------------------------------------------------------
+
+# Each bad "disabled" of reply-judged's treatment terse, and the daemon's (path suffix, code) for it.
+BAD_DISABLES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "on the control": (lambda v: v[0].update(disabled={"at": "2026-11-20T08:30:00Z", "by": "j", "reason": "r"}),
+                       "variants[0].disabled: control_cannot_be_disabled"),
+    "not an object": (lambda v: v[1].update(disabled="yes"), "variants[1].disabled: wrong_type"),
+    "without at": (lambda v: v[1]["disabled"].pop("at"), "variants[1].disabled.at: missing_field"),
+    "at not a time": (lambda v: v[1]["disabled"].update(at="2026-11-20"), "variants[1].disabled.at: invalid_timestamp"),
+    "by a number": (lambda v: v[1]["disabled"].update(by=7), "variants[1].disabled.by: wrong_type"),
+    "by empty": (lambda v: v[1]["disabled"].update(by=""), "variants[1].disabled.by: invalid_value"),
+    "reason of 1001 bytes": (lambda v: v[1]["disabled"].update(reason="é" * 500 + "x"),
+                             "variants[1].disabled.reason: invalid_value"),
+    "evidence a string": (lambda v: v[1]["disabled"].update(evidence="p<0.05"),
+                          "variants[1].disabled.evidence: wrong_type"),
+    "unknown member": (lambda v: v[1]["disabled"].update(until="x"), "variants[1].disabled.until: unknown_field"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_DISABLES.values(), ids=BAD_DISABLES.keys())
+def test_semantic_problems_of_a_bad_disable(case: tuple[Callable[[list[dict[str, Any]]], None], str]) -> None:
+    change, problem = case
+    document = mutated(lambda d: change(experiment(d, "reply-judged")["variants"]))
+    index = next(i for i, e in enumerate(document["experiments"]) if e["name"] == "reply-judged")
+    assert ref.semantic_problems(document) == [f"$.experiments[{index}].{problem}"]
+
+
+def test_a_reason_of_1000_bytes_is_allowed() -> None:
+    document = mutated(lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].update(reason="é" * 500))
+    assert ref.semantic_problems(document) == []
+
+
+def test_a_disabled_treatment_sends_its_units_to_the_control_and_nothing_else_moves() -> None:
+    judged = experiment(ref.DECISION_CONFIG, "reply-judged")
+    enabled = copy.deepcopy(judged)
+    enabled["variants"][1].pop("disabled")
+    attributes = {"plan": "pro"}
+    changed = 0
+    for n in range(3000):
+        unit = f"u-{n}"
+        before = ref.decide(enabled, unit, attributes, ref.NOW)
+        after = ref.decide(judged, unit, attributes, ref.NOW)
+        if before.reason == "assigned" and before.variant == "terse":
+            assert (after.variant, after.in_experiment, after.reason) == ("control", False, "disabled")
+            changed += 1
+        else:
+            assert after == before
+    assert changed > 100
+
+
+def test_scope_and_disabled_are_schema_valid(validator: Draft202012Validator) -> None:
+    document = mutated(set_in("checkout-prompt", guardrails={"scope": "host", "auto_disable": True}))
+    assert errors(validator, document) == []
+    document = mutated(lambda d: experiment(d, "reply-judged")["variants"][1]["disabled"].pop("evidence"))
+    assert errors(validator, document) == []

@@ -16,7 +16,8 @@ Everything here follows PROTOCOL.md literally:
 * variant: first variant (document order) whose running sum of ``bp(weight)`` exceeds ``bucket("variant")``.
 * targeting: every rule must match; a missing attribute matches no rule; JSON types must agree
   (a boolean never equals a number, even though ``True == 1`` in Python).
-* the decision order: draft, paused, completed, not_started, ended, not_targeted, not_exposed, assigned.
+* the decision order: draft, paused, completed, not_started, ended, not_targeted, not_exposed, disabled (a
+  treatment the document disables, with ``"disabled"`` on its variant), shadow, assigned.
 """
 
 from __future__ import annotations
@@ -48,8 +49,14 @@ STATUSES = ("draft", "running", "paused", "completed")
 OPS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte")
 LIST_OPS = ("in", "not_in")
 ORDER_OPS = ("lt", "lte", "gt", "gte")
-# The reasons the decision order gives from the document alone ("disabled" comes from the daemon's state).
-REASONS = ("draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "assigned", "shadow")
+# The reasons the decision order gives from the document alone ("disabled" also comes from the daemon's state: a
+# treatment an operator or a guardrail disabled on one host).
+REASONS = ("draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "disabled",
+           "assigned", "shadow")
+# The members of a variant's "disabled", and the limits of its strings (in bytes of UTF-8).
+DISABLED_FIELDS = ("at", "by", "reason", "evidence")
+MAX_DISABLED_BY_BYTES = 256
+MAX_DISABLED_REASON_BYTES = 1000
 
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent
 VECTORS_DIR = PROTOCOL_DIR / "test-vectors"
@@ -301,11 +308,20 @@ def decide(
     if not is_enrolled(bucket(salt, EXPOSURE_LABEL, unit), experiment.get("exposure", 100)):
         return _serve(control, False, "not_exposed")
     index = variant_index(bucket(salt, VARIANT_LABEL, unit), [v["weight"] for v in variants])
+    hashed = variants[index]
     if experiment.get("mode", "live") == "shadow":
-        # Everyone is served the control; a unit hashed to a treatment runs it in the background.
-        hashed = variants[index]
-        return _serve(control, True, "shadow", True, None if hashed is control else hashed["name"])
-    return _serve(variants[index], True, "assigned")
+        # Everyone is served the control; a unit hashed to a treatment runs it in the background, unless the
+        # treatment is disabled: then nothing runs in the shadow.
+        return _serve(control, True, "shadow", True,
+                      None if hashed is control or is_disabled(hashed) else hashed["name"])
+    if is_disabled(hashed):
+        return _serve(control, False, "disabled")
+    return _serve(hashed, True, "assigned")
+
+
+def is_disabled(variant: Mapping[str, Json]) -> bool:
+    """Whether the document disables the variant (step 8 of the decision order); never the control."""
+    return "disabled" in variant
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,6 +364,8 @@ def semantic_problems(document: Mapping[str, Json]) -> list[str]:
         if controls > 1:
             problems.append(f"{path}.variants: multiple_controls")
         for j, variant in enumerate(variants):
+            if "disabled" in variant:
+                problems.extend(disabled_problems(variant, f"{path}.variants[{j}]"))
             prompt = prompts.get(variant["prompt"])
             if prompt is None:
                 problems.append(f"{path}.variants[{j}].prompt: unknown_prompt")
@@ -367,6 +385,35 @@ def semantic_problems(document: Mapping[str, Json]) -> list[str]:
             elif end - start > MAX_WINDOW_SECONDS:
                 problems.append(f"{path}.end: window_too_long")
         bp(experiment.get("exposure", 100))  # raises on more than two decimals
+    return problems
+
+
+def disabled_problems(variant: Mapping[str, Json], path: str) -> list[str]:
+    """The problems of a variant's ``disabled`` as ``"<path>: <code>"`` strings, the daemon's codes."""
+    disabled = variant["disabled"]
+    path = f"{path}.disabled"
+    problems: list[str] = []
+    if variant.get("control", False) is True:
+        problems.append(f"{path}: control_cannot_be_disabled")
+    if not isinstance(disabled, dict):
+        return problems + [f"{path}: wrong_type"]
+    problems.extend(f"{path}.{key}: unknown_field" for key in disabled if key not in DISABLED_FIELDS)
+    for key in ("at", "by", "reason"):
+        if key not in disabled:
+            problems.append(f"{path}.{key}: missing_field")
+        elif not isinstance(disabled[key], str):
+            problems.append(f"{path}.{key}: wrong_type")
+    if isinstance(disabled.get("at"), str):
+        try:
+            parse_timestamp(disabled["at"])
+        except ValueError:
+            problems.append(f"{path}.at: invalid_timestamp")
+    if isinstance(disabled.get("by"), str) and not 1 <= len(disabled["by"].encode("utf-8")) <= MAX_DISABLED_BY_BYTES:
+        problems.append(f"{path}.by: invalid_value")
+    if isinstance(disabled.get("reason"), str) and len(disabled["reason"].encode("utf-8")) > MAX_DISABLED_REASON_BYTES:
+        problems.append(f"{path}.reason: invalid_value")
+    if "evidence" in disabled and not isinstance(disabled["evidence"], dict):
+        problems.append(f"{path}.evidence: wrong_type")
     return problems
 
 
@@ -711,6 +758,36 @@ DECISION_CONFIG: dict[str, Json] = {
                 {"name": "new-flow", "weight": 50, "prompt": "home.v-2_beta", "prompt_version": 2},
             ],
         },
+        {
+            "name": "reply-judged",
+            "description": "a treatment the document disables, as variantd-judge writes it: its units get the control",
+            "salt": "reply-judged-2026",
+            "status": "running",
+            "exposure": 60,
+            "targeting": [{"attribute": "plan", "op": "ne", "value": "free"}],
+            "guardrails": {"scope": "fleet"},
+            "variants": [
+                {"name": "control", "control": True, "weight": 40, "prompt": "support", "prompt_version": 1},
+                {"name": "terse", "weight": 30, "prompt": "support", "prompt_version": 2,
+                 "disabled": {"at": "2026-11-20T08:30:00Z", "by": "variantd-judge@judge-1",
+                              "reason": "error rate 6.1 points above the control's on 12 hosts",
+                              "evidence": {"metric": "error_rate", "hosts": 12, "control": 0.031, "treatment": 0.092,
+                                           "p_value": 0.0004}}},
+                {"name": "warm", "weight": 30, "prompt": "support", "prompt_version": 3},
+            ],
+        },
+        {
+            "name": "summary-shadow-judged",
+            "description": "shadow mode with its treatment disabled by the document: nothing runs in the shadow",
+            "salt": "summary-shadow-judged",
+            "status": "running",
+            "mode": "shadow",
+            "variants": [
+                {"name": "control", "control": True, "weight": 50, "prompt": "summary", "prompt_version": 1},
+                {"name": "long", "weight": 50, "prompt": "summary", "prompt_version": 3,
+                 "disabled": {"at": "2026-11-21T00:00:00+01:00", "by": "ops@example.com", "reason": "too slow"}},
+            ],
+        },
     ],
 }
 
@@ -930,12 +1007,48 @@ def generate_decision_vectors() -> dict[str, Json]:
           find_unit("session-", lambda unit: decide(_experiment("summary-shadow"), unit, None, NOW).shadow is not None),
           None, "shadow", want_variant="control")
 
+    # reply-judged: the document disables terse (control 40, terse 30, warm 30), exposure 60, plan ne free.
+    judged = _experiment("reply-judged")
+    pro = {"plan": "pro"}
+
+    def hashed_to(name: str, enrolled: bool) -> Callable[[str], bool]:
+        weights = [v["weight"] for v in judged["variants"]]
+        return lambda unit: (
+            judged["variants"][variant_index(bucket(judged["salt"], VARIANT_LABEL, unit), weights)]["name"] == name
+            and is_enrolled(bucket(judged["salt"], EXPOSURE_LABEL, unit), judged["exposure"]) == enrolled)
+
+    terse = find_unit("member-", hashed_to("terse", True))
+    c.add("disabled by the document: a unit hashed to terse gets the control", "reply-judged", terse, pro,
+          "disabled", want_variant="control")
+    c.add("disabled by the document: another unit hashed to terse", "reply-judged",
+          find_unit("account-", hashed_to("terse", True)), pro, "disabled", want_variant="control")
+    c.add("disabled by the document: the other treatment still serves", "reply-judged",
+          find_unit("member-", hashed_to("warm", True)), pro, "assigned", want_variant="warm")
+    c.add("disabled by the document: the control still serves", "reply-judged",
+          find_unit("member-", hashed_to("control", True)), pro, "assigned", want_variant="control")
+    c.add("not_exposed comes before disabled", "reply-judged", find_unit("member-", hashed_to("terse", False)), pro,
+          "not_exposed", want_variant="control")
+    c.add("not_targeted comes before disabled", "reply-judged", terse, {"plan": "free"}, "not_targeted",
+          want_variant="control")
+
+    # summary-shadow-judged: shadow mode, its only treatment disabled by the document.
+    def shadow_judged_unit(want: str) -> str:
+        shadow = _experiment("summary-shadow-judged")
+        weights = [v["weight"] for v in shadow["variants"]]
+        return find_unit("reader-", lambda unit: shadow["variants"][
+            variant_index(bucket(shadow["salt"], VARIANT_LABEL, unit), weights)]["name"] == want)
+    c.add("shadow mode: hashed to a treatment the document disables, no shadow to run", "summary-shadow-judged",
+          shadow_judged_unit("long"), None, "shadow", want_variant="control")
+    c.add("shadow mode with a disabled treatment: hashed to the control", "summary-shadow-judged",
+          shadow_judged_unit("control"), None, "shadow", want_variant="control")
+
     return {
         "description": (
             "variantd decision vectors: decide(config.experiments[request.experiment], request.unit, "
             "request.attributes, now) must give expected (variant, the variant's prompt and prompt_version, "
-            "in_experiment, reason) following the decision order of PROTOCOL.md section 2. 'now' is the "
-            "daemon's clock at the time of the request. A request without 'attributes' has none. "
+            "in_experiment, reason) following the decision order of PROTOCOL.md section 2 (a variant with "
+            "'disabled' is a treatment the document disables: reason 'disabled'). 'now' is the daemon's clock at "
+            "the time of the request. A request without 'attributes' has none. "
             "'note' is for humans. Generated by protocol/reference/variantd_reference.py; do not edit by hand."
         ),
         "config": DECISION_CONFIG,

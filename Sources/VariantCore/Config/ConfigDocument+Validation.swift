@@ -420,7 +420,8 @@ struct DocumentValidator {
     mutating func variant(_ value: JSONValue, at path: String, prompts: [String: Prompt]) -> Variant? {
         guard
             let object = object(
-                value, at: path, allowed: ["name", "weight", "prompt", "prompt_version", "control", "params"])
+                value, at: path,
+                allowed: ["name", "weight", "prompt", "prompt_version", "control", "params", "disabled"])
         else { return nil }
         let name = name(object, "name", at: path)
         let weight = basisPoints(object, "weight", at: path, required: true)
@@ -446,10 +447,53 @@ struct DocumentValidator {
                 report("\(path).prompt", .unknownPrompt, "no prompt is named '\(promptName)'")
             }
         }
+        var disabled: ConfigDisable?
+        if let disabledValue = field(object, "disabled", at: path, required: false) {
+            disabled = configDisable(disabledValue, at: "\(path).disabled")
+            if isControl {
+                report("\(path).disabled", .controlCannotBeDisabled, "the control cannot be disabled; pause the experiment instead")
+            }
+        }
         guard let name, let weight, let promptName, let promptVersion else { return nil }
+        if object["disabled"] != nil, disabled == nil || isControl { return nil }
         return Variant(
             name: name, weightBasisPoints: weight, prompt: promptName, promptVersion: promptVersion,
-            isControl: isControl, params: params)
+            isControl: isControl, params: params, disabled: disabled)
+    }
+
+    static let configDisableFields: Set<String> = ["at", "by", "reason", "evidence"]
+
+    /// A variant's `disabled`: `{"at": RFC 3339, "by": 1-256 bytes, "reason": at most 1000 bytes, "evidence": {..}}`.
+    mutating func configDisable(_ value: JSONValue, at path: String) -> ConfigDisable? {
+        guard let object = object(value, at: path, allowed: Self.configDisableFields) else { return nil }
+        var at: Timestamp?
+        if let text = string(object, "at", at: path) {
+            at = Timestamp(rfc3339: text)
+            if at == nil {
+                report("\(path).at", .invalidTimestamp, "'\(text)' is not an RFC 3339 timestamp such as 2026-11-01T00:00:00Z")
+            }
+        }
+        var by = string(object, "by", at: path)
+        if let text = by, text.utf8.isEmpty || text.utf8.count > ConfigDisable.maximumByBytes {
+            report("\(path).by", .invalidValue, "'by' must be 1 to \(ConfigDisable.maximumByBytes) bytes, found \(text.utf8.count)")
+            by = nil
+        }
+        var reason = string(object, "reason", at: path)
+        if let text = reason, text.utf8.count > ConfigDisable.maximumReasonBytes {
+            report("\(path).reason", .invalidValue, "'reason' must be at most \(ConfigDisable.maximumReasonBytes) bytes, found \(text.utf8.count)")
+            reason = nil
+        }
+        var evidence: JSONObject?
+        if let evidenceValue = field(object, "evidence", at: path, required: false) {
+            if case .object(let evidenceObject) = evidenceValue {
+                evidence = evidenceObject
+            } else {
+                report("\(path).evidence", .wrongType, "'evidence' must be an object, found \(evidenceValue.typeName)")
+                return nil
+            }
+        }
+        guard let at, let by, let reason else { return nil }
+        return ConfigDisable(at: at, by: by, reason: reason, evidence: evidence)
     }
 
     mutating func rule(_ value: JSONValue, at path: String) -> TargetingRule? {

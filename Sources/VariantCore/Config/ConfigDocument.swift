@@ -149,6 +149,54 @@ public struct Variant: Sendable {
     public var isControl: Bool
     /// Free-form settings returned with every assignment, keys in document order.
     public var params: JSONObject
+    /// Set when the document disables this treatment (never the control): its units get the control, as when an
+    /// operator or a guardrail disables it (PROTOCOL.md, "Decision order").
+    public var disabled: ConfigDisable? = nil
+}
+
+/// A treatment disabled by the configuration document (a variant's `disabled`), typically written by a judge that
+/// decided on the whole fleet's evidence. Not part of the phase: disabling a treatment does not start new
+/// statistics.
+public struct ConfigDisable: Sendable, Equatable {
+    /// When it was decided (the document's RFC 3339 time, not when a host applied it).
+    public var at: Timestamp
+    /// Who decided (`variantd-judge@host`); 1 to 256 bytes.
+    public var by: String
+    /// Why, for humans; at most 1000 bytes.
+    public var reason: String
+    /// The statistics behind the decision, free-form; nil when the document gives none.
+    public var evidence: JSONObject?
+
+    public init(at: Timestamp, by: String, reason: String, evidence: JSONObject? = nil) {
+        self.at = at
+        self.by = by
+        self.reason = reason
+        self.evidence = evidence
+    }
+
+    /// The longest `by`, in bytes of UTF-8.
+    public static let maximumByBytes = 256
+    /// The longest `reason`, in bytes of UTF-8 (the same limit as the `disable` op's).
+    public static let maximumReasonBytes = 1000
+
+    /// The disable as the daemon lists disabled treatments (`stats`, the ledger).
+    public func treatment(experiment: String, variant: String) -> DisabledTreatment {
+        DisabledTreatment(
+            experiment: experiment, variant: variant, at: at, automatic: false, reason: reason, configuredBy: by)
+    }
+}
+
+extension Experiment {
+    /// The treatments this experiment's document disables, as disabled treatments.
+    public var configDisabledTreatments: [ExperimentLedger.VariantKey: DisabledTreatment] {
+        var treatments: [ExperimentLedger.VariantKey: DisabledTreatment] = [:]
+        for variant in variants {
+            guard let disable = variant.disabled else { continue }
+            treatments[.init(experiment: name, variant: variant.name)] =
+                disable.treatment(experiment: name, variant: variant.name)
+        }
+        return treatments
+    }
 }
 
 /// A condition on one request attribute; see PROTOCOL.md, "Targeting rule".

@@ -14,6 +14,22 @@ public struct GuardrailSettings: Sendable, Equatable {
     public var maximumLatencyIncrease = 0.5
     /// Guardrails on custom metrics.
     public var metrics: [CustomMetricGuardrail] = []
+    /// Whose evidence disables a treatment: this host's (`host`), or the fleet's, through the configuration
+    /// document (`fleet`: the daemon still evaluates its own evidence but never disables on it).
+    public var scope: Scope = .host
+
+    /// Where guardrail decisions are taken (PROTOCOL.md, "Guardrails").
+    public enum Scope: String, Sendable, CaseIterable {
+        /// Each daemon disables a treatment on its own evidence (the default).
+        case host
+        /// A judge decides on the whole fleet's evidence and disables through the document; daemons only evaluate.
+        case fleet
+    }
+
+    /// Whether a daemon disables a treatment on its own evidence.
+    public var disablesOnHost: Bool { autoDisable && scope == .host }
+    /// Whether a daemon evaluates its own evidence after each record (for its own decision, or to report it).
+    public var evaluatesOnHost: Bool { autoDisable || scope == .fleet }
 
     public init() {}
 
@@ -27,7 +43,7 @@ public struct GuardrailSettings: Sendable, Equatable {
 
 extension DocumentValidator {
     static let guardrailFields: Set<String> = [
-        "auto_disable", "alpha", "min_samples", "max_error_rate_increase", "max_latency_increase", "metrics",
+        "auto_disable", "alpha", "min_samples", "max_error_rate_increase", "max_latency_increase", "metrics", "scope",
     ]
     static let customGuardrailFields: Set<String> = ["name", "direction", "tolerance"]
 
@@ -38,6 +54,13 @@ extension DocumentValidator {
         let path = experimentPath + ".guardrails"
         guard let object = object(value, at: path, allowed: Self.guardrailFields) else { return settings }
         if let flag = bool(object, "auto_disable", at: path) { settings.autoDisable = flag }
+        if let text = string(object, "scope", at: path, required: false) {
+            if let scope = GuardrailSettings.Scope(rawValue: text) {
+                settings.scope = scope
+            } else {
+                report("\(path).scope", .invalidValue, "'scope' must be host or fleet, found '\(text)'")
+            }
+        }
         if let alpha = number(object, "alpha", at: path, in: 0.0001...0.5) { settings.alpha = alpha }
         if let samples = integer(object, "min_samples", at: path, required: false) {
             if samples >= 10 && samples <= 10_000_000 {

@@ -43,6 +43,7 @@ public struct ValidationIssue: Sendable, Equatable, CustomStringConvertible {
             case conflictingFields = "conflicting_fields"
             case invalidPattern = "invalid_pattern"
             case modelNotAllowed = "model_not_allowed"
+            case controlCannotBeDisabled = "control_cannot_be_disabled"
         }
 
         private let base: Base
@@ -81,6 +82,8 @@ public struct ValidationIssue: Sendable, Equatable, CustomStringConvertible {
         public static let conflictingFields = Code(.conflictingFields)
         public static let invalidPattern = Code(.invalidPattern)
         public static let modelNotAllowed = Code(.modelNotAllowed)
+        /// The control carries `disabled` (the same word as the `disable` op's error).
+        public static let controlCannotBeDisabled = Code(.controlCannotBeDisabled)
     }
 }
 

@@ -92,13 +92,13 @@ public enum ExperimentExposition {
                 "variantd_experiment_phase_start_timestamp_seconds", phaseLabels(state),
                 state.phase.startedAt.secondsSinceEpoch)
         }
-        out.family("variantd_treatment_disabled", .gauge, "1 for each treatment disabled on this host, by a guardrail or an operator.")
+        out.family("variantd_treatment_disabled", .gauge, "1 for each treatment disabled on this host, by a guardrail, an operator or the configuration document.")
         for treatment in disabled.sorted(by: { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }) {
             out.sample(
                 "variantd_treatment_disabled",
                 [
                     ("experiment", treatment.experiment), ("variant", treatment.variant),
-                    ("by", treatment.automatic ? "guardrail" : "operator"),
+                    ("by", treatment.source),
                 ], 1)
         }
 

@@ -70,6 +70,25 @@ extension ExperimentLedger {
             writer.string(treatment.reason)
             writer.raw("}")
         }
+        // The document's disables already logged, so that a restart on the same document logs none again.
+        writer.raw("],\"config_disabled\":[")
+        let configDisabled = state.configDisabled.values.sorted {
+            ($0.experiment, $0.variant) < ($1.experiment, $1.variant)
+        }
+        for (position, treatment) in configDisabled.enumerated() {
+            if position > 0 { writer.raw(",") }
+            writer.raw("{\"experiment\":")
+            writer.string(treatment.experiment)
+            writer.raw(",\"variant\":")
+            writer.string(treatment.variant)
+            writer.raw(",\"at\":")
+            writer.string(treatment.at.rfc3339)
+            writer.raw(",\"by\":")
+            writer.string(treatment.configuredBy ?? "")
+            writer.raw(",\"reason\":")
+            writer.string(treatment.reason)
+            writer.raw("}")
+        }
         writer.raw("],\"prompt_guardrails\":[")
         let guardrails = state.promptGuardrails.keys.sorted { ($0.prompt, $0.version, $0.rule) < ($1.prompt, $1.version, $1.rule) }
         for (position, key) in guardrails.enumerated() {
@@ -186,6 +205,20 @@ extension ExperimentLedger {
             restored.disabled[VariantKey(experiment: experiment, variant: variant)] = DisabledTreatment(
                 experiment: experiment, variant: variant, at: at ?? savedAt, automatic: automatic ?? false,
                 reason: reason ?? "restored from a damaged state file")
+        }
+        // Absent from state files written before documents could disable. A damaged entry is left out: the
+        // document, which still disables the treatment if it does, is followed again and logs it once more.
+        for (position, entry) in Self.entries(root, "config_disabled", salvage: &salvage).enumerated() {
+            guard let object = entry.objectValue, let experiment = object["experiment"]?.stringValue,
+                let variant = object["variant"]?.stringValue,
+                let at = object["at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
+                let by = object["by"]?.stringValue, let reason = object["reason"]?.stringValue
+            else {
+                salvage.report("config_disabled[\(position)]", "is malformed; the document's disable is logged again when next applied")
+                continue
+            }
+            restored.configDisabled[VariantKey(experiment: experiment, variant: variant)] = DisabledTreatment(
+                experiment: experiment, variant: variant, at: at, automatic: false, reason: reason, configuredBy: by)
         }
         for (position, entry) in Self.entries(root, "sequential", salvage: &salvage).enumerated() {
             guard let object = entry.objectValue, let experiment = object["experiment"]?.stringValue,

@@ -10,7 +10,11 @@ public final class ExperimentLedger: Sendable {
     struct State {
         /// Each experiment's phases, oldest first; the last is the current one.
         var experiments: [String: [ExperimentPhase]] = [:]
+        /// Disabled on this host, by a guardrail or an operator.
         var disabled: [VariantKey: DisabledTreatment] = [:]
+        /// Disabled by the configuration document last followed (`followDisables(of:at:)`), kept so that a disable
+        /// is logged once however often (and across however many restarts) the same document is applied.
+        var configDisabled: [VariantKey: DisabledTreatment] = [:]
         var events: [LedgerEvent] = []
         /// Prompt guardrail triggers, per prompt version and rule (ExperimentLedger+PromptGuardrails.swift).
         var promptGuardrails: [PromptGuardrailKey: PromptGuardrailTally] = [:]
@@ -226,7 +230,9 @@ public final class ExperimentLedger: Sendable {
                     capacity: eventCapacity)
                 // Changed in place: a copy of the aggregate would copy its histogram and group totals per record.
                 if let failure = state.experiments[entry.experiment]![phase].add(entry) { return failure }
-                if let guardrails = entry.guardrails, guardrails.settings.autoDisable, guardrails.control != entry.variant {
+                if let guardrails = entry.guardrails, guardrails.settings.evaluatesOnHost,
+                    guardrails.control != entry.variant
+                {
                     let key = VariantKey(experiment: entry.experiment, variant: entry.variant)
                     if !touched.contains(where: { $0.key == key }) {
                         touched.append((key, phase, guardrails.control, guardrails.settings))
@@ -236,7 +242,7 @@ public final class ExperimentLedger: Sendable {
             }
             state.generation &+= 1
             var disabled: [LedgerEvent] = []
-            for check in touched where state.disabled[check.key] == nil {
+            for check in touched where state.disabled[check.key] == nil && state.configDisabled[check.key] == nil {
                 guard let variants = state.experiments[check.key.experiment]?[check.phase].variants,
                     let treatment = variants[check.key.variant], let control = variants[check.control]
                 else { continue }
@@ -244,7 +250,9 @@ public final class ExperimentLedger: Sendable {
                     of: treatment, against: control, policy: check.settings.policy,
                     states: &state.experiments[check.key.experiment]![check.phase].sequential[
                         check.key.variant, default: [:]])
-                guard let breach else { continue }
+                // With scope `fleet` the evaluation runs (its state is this host's verdict, kept for export) but
+                // only the document, written by a judge of the whole fleet's evidence, disables.
+                guard let breach, check.settings.disablesOnHost else { continue }
                 let phaseNumber = state.experiments[check.key.experiment]![check.phase].number
                 state.disabled[check.key] = DisabledTreatment(
                     experiment: check.key.experiment, variant: check.key.variant, at: now, automatic: true,
@@ -351,8 +359,79 @@ public final class ExperimentLedger: Sendable {
 
     // MARK: - Disabled treatments
 
-    /// Every disabled treatment.
-    public var disabled: [VariantKey: DisabledTreatment] { state.withLock { $0.disabled } }
+    /// Every disabled treatment: by a guardrail, an operator, or the configuration document last followed (which
+    /// is listed when both disable one).
+    public var disabled: [VariantKey: DisabledTreatment] {
+        state.withLock { state in state.disabled.merging(state.configDisabled) { _, byConfig in byConfig } }
+    }
+
+    /// The treatments disabled on this host, by a guardrail or an operator (not by the document).
+    public var locallyDisabled: [VariantKey: DisabledTreatment] { state.withLock { $0.disabled } }
+
+    /// The treatments the configuration document last followed disables.
+    public var configDisabled: [VariantKey: DisabledTreatment] { state.withLock { $0.configDisabled } }
+
+    /// Follows the treatments a document just applied disables: logs a `disabled` event (actor `config: BY`) for
+    /// each disable not logged before (a treatment newly disabled, or disabled again at another `at`), and an
+    /// `enabled` event (actor `config`) for each treatment the previous document disabled and this one, which
+    /// still has it, no longer does. The same document applied again, here or after a restart, logs nothing.
+    /// Returns the events logged.
+    public func followDisables(of document: ConfigDocument, at now: Timestamp) -> [LedgerEvent] {
+        var wanted: [VariantKey: (treatment: DisabledTreatment, evidence: JSONObject?)] = [:]
+        var variantsInDocument: Set<VariantKey> = []
+        for experiment in document.experiments {
+            for variant in experiment.variants {
+                let key = VariantKey(experiment: experiment.name, variant: variant.name)
+                variantsInDocument.insert(key)
+                if let disable = variant.disabled {
+                    let treatment = disable.treatment(experiment: experiment.name, variant: variant.name)
+                    wanted[key] = (treatment, disable.evidence)
+                }
+            }
+        }
+        let byName: (VariantKey, VariantKey) -> Bool = { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
+        return state.withLock { state in
+            var events: [LedgerEvent] = []
+            for key in wanted.keys.sorted(by: byName) {
+                let (treatment, evidence) = wanted[key]!
+                // To the second, as the state file keeps times: a judge's fractional `at` is the same decision
+                // after a restart.
+                if let logged = state.configDisabled[key], logged.at.rfc3339 == treatment.at.rfc3339 { continue }
+                let by = treatment.configuredBy ?? ""
+                events.append(
+                    Self.append(
+                        LedgerEvent(
+                            at: now, kind: .disabled, experiment: key.experiment, variant: key.variant,
+                            actor: "config: \(by)", message: treatment.reason,
+                            details: JSONObject([
+                                ("at", .string(treatment.at.rfc3339)), ("by", .string(by)),
+                                ("evidence", .object(evidence ?? JSONObject())),
+                            ])),
+                        to: &state, capacity: eventCapacity))
+            }
+            for key in state.configDisabled.keys.sorted(by: byName) where wanted[key] == nil {
+                // A treatment gone from the document is forgotten silently: there is nothing left to serve.
+                guard variantsInDocument.contains(key) else { continue }
+                if state.disabled[key] == nil, let last = state.experiments[key.experiment]?.indices.last {
+                    state.experiments[key.experiment]![last].sequential[key.variant] = nil
+                }
+                events.append(
+                    Self.append(
+                        LedgerEvent(
+                            at: now, kind: .enabled, experiment: key.experiment, variant: key.variant, actor: "config",
+                            message: state.disabled[key] == nil
+                                ? "enabled again by the configuration document; its units get their own variant"
+                                : "no longer disabled by the configuration document; still disabled on this host"),
+                        to: &state, capacity: eventCapacity))
+            }
+            let followed = wanted.mapValues { $0.treatment }
+            if followed != state.configDisabled {
+                state.configDisabled = followed
+                state.generation &+= 1
+            }
+            return events
+        }
+    }
 
     /// Disables a treatment and logs the event; returns nil when it was already disabled.
     public func disable(_ treatment: DisabledTreatment, actor: String, details: JSONObject = JSONObject()) -> LedgerEvent? {

@@ -172,6 +172,8 @@ extension ExperimentReport {
             writer.string(disabled.at.rfc3339)
             writer.raw(",\"reason\":")
             writer.string(disabled.reason)
+            writer.raw(",\"by\":")
+            writer.string(disabled.source)
             writer.raw("}")
         } else {
             writer.null()

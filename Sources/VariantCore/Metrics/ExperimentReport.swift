@@ -133,7 +133,11 @@ public struct ExperimentReport: Sendable {
         if let index = self.disabled.firstIndex(where: { $0 != nil }), let treatment = self.disabled[index] {
             verdict = .guardrailBreached
             recommendedVariant = experiment.control.name
-            reason = "'\(names[index])' is disabled (\(treatment.automatic ? "by a guardrail" : "by an operator")): \(treatment.reason)"
+            let by = treatment.configuredBy.map { who in
+                who.isEmpty ? "by the configuration document" : "by the configuration document, \(who)"
+            }
+                ?? (treatment.automatic ? "by a guardrail" : "by an operator")
+            reason = "'\(names[index])' is disabled (\(by)): \(treatment.reason)"
         } else if primary == nil {
             verdict = .noData
             reason = "no records yet"

@@ -127,21 +127,22 @@ public struct FleetState: Sendable {
         }
         if !merged.startedAt.secondsSinceEpoch.isFinite { merged.startedAt = Timestamp(secondsSinceEpoch: 0) }
 
-        var disabledOn: [String: (automatic: Bool, hosts: [String])] = [:]
+        var disabledOn: [String: (by: String?, hosts: [String])] = [:]
         let countedKeys = Set(counted.map { hostKey($0.labels) })
         for sample in samples["variantd_treatment_disabled"] ?? [] where sample.value == 1 {
             guard countedKeys.contains(hostKey(hostLabels(of: sample))), let variant = sample.labels["variant"] else {
                 continue
             }
-            disabledOn[variant, default: (sample.labels["by"] == "guardrail", [])].hosts.append(
+            disabledOn[variant, default: (sample.labels["by"], [])].hosts.append(
                 Host(labels: hostLabels(of: sample), phase: 0, fingerprint: "", counted: true).name)
         }
         var disabled: [ExperimentLedger.VariantKey: DisabledTreatment] = [:]
         for (variant, entry) in disabledOn {
             disabled[ExperimentLedger.VariantKey(experiment: experiment.name, variant: variant)] = DisabledTreatment(
                 experiment: experiment.name, variant: variant, at: Timestamp(secondsSinceEpoch: 0),
-                automatic: entry.automatic,
-                reason: "on \(entry.hosts.count) of \(counted.count) hosts (\(entry.hosts.sorted().joined(separator: ", "))); `variantctl events` on a host says why")
+                automatic: entry.by == "guardrail",
+                reason: "on \(entry.hosts.count) of \(counted.count) hosts (\(entry.hosts.sorted().joined(separator: ", "))); `variantctl events` on a host says why",
+                configuredBy: entry.by == "config" ? "" : nil)  // who decided is in the document, not the metrics
         }
         return FleetState(experiment: experiment, hosts: hosts, phase: merged, disabled: disabled)
     }

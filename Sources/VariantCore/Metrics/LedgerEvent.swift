@@ -5,9 +5,9 @@ public struct LedgerEvent: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         /// A guardrail disabled a treatment; `details` holds the statistics behind the decision.
         case autoDisabled = "auto_disabled"
-        /// An operator disabled a treatment.
+        /// An operator, or the configuration document (actor `config: BY`), disabled a treatment.
         case disabled
-        /// An operator enabled a treatment again.
+        /// An operator, or the configuration document (actor `config`), enabled a treatment again.
         case enabled
         /// A configuration document was applied.
         case configApplied = "config_applied"
@@ -76,7 +76,15 @@ public struct DisabledTreatment: Sendable, Equatable {
     public var experiment: String
     public var variant: String
     public var at: Timestamp
-    /// `true` when a guardrail disabled it, `false` for an operator.
+    /// `true` when a guardrail disabled it, `false` for an operator or the configuration document.
     public var automatic: Bool
     public var reason: String
+    /// Who disabled it through the configuration document (the document's `disabled.by`; empty when not known, as
+    /// in the fleet's metrics); nil when a guardrail or an operator disabled it on a host.
+    public var configuredBy: String? = nil
+
+    /// Who disabled it, as `stats` and the metrics label it: `guardrail`, `operator` or `config`.
+    public var source: String {
+        configuredBy != nil ? "config" : automatic ? "guardrail" : "operator"
+    }
 }

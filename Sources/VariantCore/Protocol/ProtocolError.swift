@@ -34,6 +34,7 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
             case notEnrolled = "not_enrolled"
             case notShadow = "not_shadow"
             case controlCannotBeDisabled = "control_cannot_be_disabled"
+            case disabledByConfig = "disabled_by_config"
             case forbidden = "forbidden"
             case unavailable = "unavailable"
             case missingVariable = "missing_variable"
@@ -73,6 +74,8 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         public static let notEnrolled = Code(.notEnrolled)
         public static let notShadow = Code(.notShadow)
         public static let controlCannotBeDisabled = Code(.controlCannotBeDisabled)
+        /// `enable` named a treatment the configuration document disables; only a document can serve it again.
+        public static let disabledByConfig = Code(.disabledByConfig)
         public static let forbidden = Code(.forbidden)
         public static let unavailable = Code(.unavailable)
         public static let missingVariable = Code(.missingVariable)

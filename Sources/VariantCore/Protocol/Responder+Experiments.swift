@@ -135,15 +135,24 @@ extension Responder {
         writeTreatmentState(experiment: experiment.name, variant: variant.name, disabled: true, changed: event != nil, id: id, into: &writer)
     }
 
-    /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`.
+    /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `disabled_by_config`.
     static func enable(
         experiment experimentName: String, variant variantName: String, snapshot: ServingSnapshot, now: Timestamp,
         context: RequestContext, id: RequestID, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         try requireAdministrator(context.caller, op: "enable")
+        // The document is followed by every host; an operator on one cannot overrule it.
+        if let experiment = snapshot.config?.document.experiment(named: experimentName),
+            let variant = experiment.variants.first(where: { $0.name.hasSameUTF8(as: variantName) }),
+            let disable = variant.disabled
+        {
+            throw ProtocolError(
+                .disabledByConfig,
+                "'\(variant.name)' of '\(experiment.name)' is disabled by the configuration document (by \(disable.by) at \(disable.at.rfc3339): \(disable.reason)); remove its \"disabled\" from the document to serve it again")
+        }
         // A treatment disabled under an older config can be enabled whatever the config in use says.
         let key = ExperimentLedger.VariantKey(experiment: experimentName, variant: variantName)
-        if context.ledger.disabled[key] == nil {
+        if context.ledger.locallyDisabled[key] == nil {
             let config = try loadedConfig(snapshot)
             let experiment = config.document.experiments[try experimentIndex(named: experimentName, in: config)]
             _ = try variantIndex(named: variantName, in: experiment)

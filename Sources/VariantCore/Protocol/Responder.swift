@@ -121,7 +121,9 @@ public enum Responder {
             }
             var report = ExperimentReport(
                 experiment: experiment, phase: phase, currentPhase: current.number,
-                disabled: phase.number == current.number ? context.ledger.disabled : [:],
+                disabled: phase.number == current.number
+                    ? context.ledger.disabled.merging(experiment.configDisabledTreatments) { _, byConfig in byConfig }
+                    : [:],
                 minimumDetectableEffect: effect)
             report.promptGuardrails = promptGuardrailCounts(of: experiment, in: config.document, ledger: context.ledger)
             report.write(id: request.id, configVersion: config.version, into: &writer)
@@ -359,7 +361,7 @@ public enum Responder {
             writer.raw("}")
         }
         writer.raw("],\"disabled_treatments\":[")
-        let disabled = snapshot.disabled.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
+        let disabled = snapshot.disabledTreatments.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
         for (index, treatment) in disabled.enumerated() {
             if index > 0 { writer.raw(",") }
             writer.raw("{\"experiment\":")

@@ -234,9 +234,10 @@ public final class ServingSnapshot: Sendable {
     public let sourceState: ConfigSourceState
     /// When a poll last reached the source and got a document or "unchanged".
     public let lastSuccessAt: Timestamp?
-    /// Treatments that serve the control to their units (by name, so they outlive config changes).
+    /// Treatments disabled on this host, by a guardrail or an operator (by name, so they outlive config changes).
+    /// The treatments `config`'s document disables serve the control too: `disabledTreatments` has both.
     public let disabled: Set<ExperimentLedger.VariantKey>
-    /// `disabled` resolved against `config`: by experiment index, then variant index.
+    /// `disabled` and the document's disables resolved against `config`: by experiment index, then variant index.
     private let disabledByIndex: [[Bool]]
     /// Whether any treatment of each experiment (by index) is disabled.
     private let experimentHasDisabled: [Bool]
@@ -257,7 +258,9 @@ public final class ServingSnapshot: Sendable {
         self.lastSuccessAt = lastSuccessAt
         self.disabled = disabled
         self.disabledByIndex = (config?.document.experiments ?? []).map { experiment in
-            experiment.variants.map { disabled.contains(.init(experiment: experiment.name, variant: $0.name)) }
+            experiment.variants.map {
+                $0.disabled != nil || disabled.contains(.init(experiment: experiment.name, variant: $0.name))
+            }
         }
         self.experimentHasDisabled = disabledByIndex.map { $0.contains(true) }
     }
@@ -298,6 +301,17 @@ public final class ServingSnapshot: Sendable {
         ServingSnapshot(
             config: config, source: source, lastError: lastError, startedAt: startedAt, sourceState: sourceState,
             lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources)
+    }
+
+    /// Every treatment that serves the control to its units: disabled on this host or by the document in use.
+    public var disabledTreatments: Set<ExperimentLedger.VariantKey> {
+        var treatments = disabled
+        for experiment in config?.document.experiments ?? [] {
+            for variant in experiment.variants where variant.disabled != nil {
+                treatments.insert(.init(experiment: experiment.name, variant: variant.name))
+            }
+        }
+        return treatments
     }
 
     /// Whether a treatment of the experiment at this index of `config` is disabled.

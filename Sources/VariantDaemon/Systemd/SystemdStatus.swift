@@ -20,8 +20,9 @@ public enum SystemdStatus {
                 "no config: answering no_config (clients serve their control) until a valid document loads from \(snapshot.source)"
             )
         }
-        if !snapshot.disabled.isEmpty {
-            let names = snapshot.disabled.map { "\($0.experiment)/\($0.variant)" }.sorted()
+        let disabled = snapshot.disabledTreatments
+        if !disabled.isEmpty {
+            let names = disabled.map { "\($0.experiment)/\($0.variant)" }.sorted()
             parts.append("disabled treatments \(names.count): \(names.joined(separator: ", "))")
         }
         if let failure = snapshot.lastError {

@@ -101,9 +101,10 @@ def assign_locally(
 ) -> Assignment:
     """The daemon's decision (PROTOCOL.md section 2) computed here, for offline checks and tests.
 
-    ``config`` is a (valid) configuration document; ``now`` defaults to the current time. Disabled treatments
-    are daemon state, so they are not known here (reason ``disabled`` never comes out). Raises KeyError for an
-    unknown experiment and ValueError for an invalid unit.
+    ``config`` is a (valid) configuration document; ``now`` defaults to the current time. A treatment the document
+    disables (``"disabled"`` on its variant) gives reason ``disabled``; one an operator or a guardrail disabled on a
+    host is that daemon's state, not known here. Raises KeyError for an unknown experiment and ValueError for an
+    invalid unit.
     """
     encoded = unit.encode("utf-8")
     if not 1 <= len(encoded) <= 1024 or "\x00" in unit:
@@ -132,9 +133,12 @@ def assign_locally(
         reason = "not_exposed"
     else:
         hashed = variant_index(bucket(found["salt"], "variant", unit), [v["weight"] for v in variants])
+        disabled = "disabled" in variants[hashed]  # never the control
         in_experiment = True
         if found.get("mode") == "shadow":
-            reason, shadow_index = "shadow", (None if hashed == control else hashed)
+            reason, shadow_index = "shadow", (None if hashed == control or disabled else hashed)
+        elif disabled:
+            in_experiment, reason = False, "disabled"
         else:
             index = hashed
     variant = variants[index]
