@@ -209,9 +209,10 @@ public final class JudgeService: Service, Sendable {
         }
     }
 
-    /// The experiments the judge decides for: running, inside their window, with automatic disabling on.
+    /// The experiments the judge decides for: guardrails with scope `fleet` and automatic disabling on, running,
+    /// inside their window. With scope `host` each daemon decides for itself, and the judge stays out.
     static func isJudged(_ experiment: Experiment, at now: Timestamp) -> Bool {
-        experiment.status == .running && experiment.guardrails.autoDisable
+        experiment.guardrails.scope == .fleet && experiment.status == .running && experiment.guardrails.autoDisable
             && (experiment.start.map { $0 <= now } ?? true) && (experiment.end.map { now < $0 } ?? true)
     }
 
