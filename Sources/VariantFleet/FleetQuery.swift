@@ -2,13 +2,15 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOHTTPCompression
 import VariantCore
 
 /// Reads an experiment's exported state from Prometheus with instant queries and rebuilds the fleet's phase
 /// (`FleetState`); docs/fleet.md, "The queries".
 ///
-/// 1. Which hosts ever exported the experiment, and when each was last scraped:
-///    `max_over_time(timestamp(variantd_experiment_phase_info{experiment="E"})[LOOKBACK:1m])`.
+/// 1. Which hosts ever exported the experiment, and when each was last scraped: `timestamp(INFO) or
+///    max_over_time(timestamp(INFO)[1h:1s]) or max_over_time(timestamp(INFO)[LOOKBACK:1m])`, INFO being
+///    `variantd_experiment_phase_info{experiment="E"}`.
 /// 2. For each host, the last value of every exported series, evaluated where that host was last seen:
 ///    `last_over_time(NAME{experiment="E"}[3m])` at now for the hosts scraped in the last two minutes (one query
 ///    per name for all of them), and at its last scrape plus two minutes for a host that went away (its last totals
@@ -50,7 +52,16 @@ public struct FleetQuery: Sendable {
     public let configuration: Configuration
     let client: HTTPClient
 
-    public init(configuration: Configuration, client: HTTPClient = .shared) {
+    /// The client for Prometheus: its answers (JSON of many similar series) compress far beyond the decompression
+    /// ratio `HTTPClient.shared` accepts, so they are decompressed up to a size instead. Like `.shared`, never shut
+    /// down.
+    public static let prometheusClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.decompression = .enabled(limit: .size(256 << 20))
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public init(configuration: Configuration, client: HTTPClient = FleetQuery.prometheusClient) {
         self.configuration = configuration
         self.client = client
     }
@@ -63,8 +74,13 @@ public struct FleetQuery: Sendable {
     {
         let selector = "{experiment=\(Self.quoted(experiment.name))}"
         let lookback = Int(configuration.lookback.components.seconds)
+        // The latest sample of present hosts; else the last one on a one-second grid over the last hour; else on a
+        // one-minute grid over the lookback. (A subquery's steps are aligned to its resolution, so a host that
+        // exported for less than a minute shows only on the finer grid.)
+        let info = "variantd_experiment_phase_info" + selector
         let seen = try await query(
-            "max_over_time(timestamp(variantd_experiment_phase_info\(selector))[\(lookback)s:1m])", at: now)
+            "timestamp(\(info)) or max_over_time(timestamp(\(info))[1h:1s]) or max_over_time(timestamp(\(info))[\(lookback)s:1m])",
+            at: now)
         guard !seen.isEmpty else {
             throw FleetError(
                 .noSeries,

@@ -89,12 +89,29 @@ struct VariantdBench: ParsableCommand {
     @Flag(help: "Print the results as one JSON object instead of a table.")
     var json = false
 
+    @Flag(
+        help: """
+            Measure the metrics endpoint instead: 20 more experiments of 3 variants with records of 10 metrics, \
+            /metrics scraped back to back (--metrics-scrapes), then assign round trips (--latency-requests per \
+            round) unscraped and scraped every second, in --metrics-rounds interleaved rounds of each.
+            """)
+    var metrics = false
+
+    @Option(help: ArgumentHelp("Records per variant sent before --metrics measures.", valueName: "n"))
+    var metricsRecords = 200
+
+    @Option(help: ArgumentHelp("Scrapes of /metrics back to back in --metrics.", valueName: "n"))
+    var metricsScrapes = 500
+
+    @Option(help: ArgumentHelp("Rounds of each kind (unscraped, scraped) in --metrics.", valueName: "n"))
+    var metricsRounds = 5
+
     /// Set when the benchmark starts itself as the NIO reference server (NIOReferenceServer) on this socket.
     @Option(help: .hidden)
     var nioReferenceServer: String?
 
     /// Round trips before the measured ones, to warm up variantd and the client.
-    private static let warmUpRequests = 5000
+    static let warmUpRequests = 5000
     /// The deepest pipeline udsfloor can drive.
     private static let maximumDepth = 800
 
@@ -126,6 +143,7 @@ struct VariantdBench: ParsableCommand {
         let workDirectory = try makeWorkDirectory()
         defer { try? FileManager.default.removeItem(atPath: workDirectory) }
         if coreOnly { return try measureCoreOnly(in: workDirectory) }
+        if metrics { return try measureMetrics(in: workDirectory) }
 
         let socketPath = socket ?? workDirectory + "/variantd.sock"
         var daemonProcess: DaemonProcess?
@@ -270,7 +288,7 @@ struct VariantdBench: ParsableCommand {
     }
 
     /// Reports progress on standard error, keeping standard output for the results.
-    private func progress(_ message: String) {
+    func progress(_ message: String) {
         FileHandle.standardError.write(Data("variantd-bench: \(message)\n".utf8))
     }
 }

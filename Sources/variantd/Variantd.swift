@@ -11,7 +11,7 @@ import VariantDaemon
 /// Every option can also be set in the environment (`VARIANTD_CONFIG`, `VARIANTD_SOCKET`, `VARIANTD_SOCKET_MODE`,
 /// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`,
 /// `VARIANTD_LOG_FORMAT`, `VARIANTD_READY_TIMEOUT`, `VARIANTD_STATE_DIR`, `VARIANTD_STATE_FLUSH_INTERVAL`,
-/// `VARIANTD_ADMIN_GROUP`, and for the config source `VARIANTD_SOURCE`, `VARIANTD_CACHE_DIR`,
+/// `VARIANTD_ADMIN_GROUP`, `VARIANTD_METRICS_ADDRESS`, and for the config source `VARIANTD_SOURCE`, `VARIANTD_CACHE_DIR`,
 /// `VARIANTD_POLL_INTERVAL`, `VARIANTD_POLL_JITTER`, `VARIANTD_MAX_BACKOFF`, `VARIANTD_REQUEST_TIMEOUT`,
 /// `VARIANTD_MAX_CONFIG_BYTES`, `VARIANTD_CA_BUNDLE`, and for Langfuse prompts `VARIANTD_LANGFUSE_URL`,
 /// `VARIANTD_LANGFUSE_CREDENTIALS`, `VARIANTD_LANGFUSE_LABEL_TTL`, `VARIANTD_LANGFUSE_FALLBACK`); a flag overrides
@@ -69,6 +69,32 @@ struct Variantd: AsyncParsableCommand {
 
     /// `--admin-group`, else `VARIANTD_ADMIN_GROUP` (read here: an optional option cannot default to it).
     private var effectiveAdminGroup: String? { adminGroup ?? Environment.string("VARIANTD_ADMIN_GROUP") }
+
+    // Metrics endpoint (issue 18; docs/operations.md, "Metrics endpoint")
+
+    @Option(
+        help: ArgumentHelp(
+            "Serve GET /metrics (Prometheus text format) over HTTP on this address, such as 127.0.0.1:9464; off by default. Env: VARIANTD_METRICS_ADDRESS.",
+            valueName: "host:port"))
+    var metricsAddress: String?
+
+    @Option(
+        help:
+            "Which metrics' unit-group totals /metrics exports: all, guardrail (the metrics the guardrails watch) or none (docs/fleet.md). Env: VARIANTD_METRICS_UNIT_GROUPS."
+    )
+    var metricsUnitGroups: String = Environment.string("VARIANTD_METRICS_UNIT_GROUPS") ?? "all"
+
+    @Option(
+        help:
+            "The smallest unit hashes /metrics exports per experiment, 0 to 4096: the fleet's sample-ratio check runs on this many units. Env: VARIANTD_METRICS_UNIT_SAMPLE."
+    )
+    var metricsUnitSample: Int = Environment.string("VARIANTD_METRICS_UNIT_SAMPLE").flatMap { Int($0) } ?? 64
+
+    /// `--metrics-address`, else `VARIANTD_METRICS_ADDRESS`.
+    private var effectiveMetricsAddress: String? { metricsAddress ?? Environment.string("VARIANTD_METRICS_ADDRESS") }
+
+    /// The daemon's version, as `variantd_build_info` reports it.
+    static let version = "0.1.0"
 
     // MARK: Config source (hosted configuration; docs/hosted-config.md)
 
@@ -165,6 +191,19 @@ struct Variantd: AsyncParsableCommand {
             throw ValidationError("\(flag) must be a positive number of seconds, at most a day, not \(seconds)")
         }
         do { try sourceOptions.validate() } catch { throw ValidationError(error.description) }
+        guard ExperimentExposition.Detail.UnitGroups(rawValue: metricsUnitGroups) != nil else {
+            throw ValidationError("--metrics-unit-groups must be all, guardrail or none, not '\(metricsUnitGroups)'")
+        }
+        guard (0...DistinctUnitSample.defaultCapacity).contains(metricsUnitSample) else {
+            throw ValidationError("--metrics-unit-sample must be from 0 to \(DistinctUnitSample.defaultCapacity), not \(metricsUnitSample)")
+        }
+        if let text = effectiveMetricsAddress {
+            do {
+                _ = try MetricsServer.Address(parsing: text).resolved()
+            } catch {
+                throw ValidationError("--metrics-address: \(error.description)")
+            }
+        }
     }
 
     func run() async throws {
@@ -188,9 +227,29 @@ struct Variantd: AsyncParsableCommand {
 
         // Statistics, disabled treatments and events, restored before anything is served.
         let ledger = ExperimentLedger()
+
+        // The metrics endpoint, when asked for; without it nothing is counted.
+        let metricsAddress = try effectiveMetricsAddress.map { text in
+            do { return try MetricsServer.Address(parsing: text) } catch {
+                throw ValidationError("--metrics-address: \(error)")
+            }
+        }
+        let experimentMetrics = ExperimentMetrics(
+            ledger: ledger, store: store,
+            detail: ExperimentExposition.Detail(
+                unitGroups: ExperimentExposition.Detail.UnitGroups(rawValue: metricsUnitGroups) ?? .all,
+                unitSampleSize: metricsUnitSample))
+        let metrics = metricsAddress.map { _ in
+            DaemonMetrics(
+                version: Self.version, store: store, ledger: ledger,
+                appendExperimentMetrics: { experimentMetrics.append(into: &$0) })
+        }
+
         var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: absolutePath(stateDir))
         persistenceConfiguration.flushInterval = .milliseconds(Int(stateFlushInterval * 1000))
-        let persistence = LedgerPersistence(configuration: persistenceConfiguration, ledger: ledger, logger: logger)
+        let persistence = LedgerPersistence(
+            configuration: persistenceConfiguration, ledger: ledger, logger: logger,
+            writeFailed: { metrics?.stateWriteFailed() })
         persistence.restore()
 
         // systemd: sd_notify readiness, status, reloads (through the source's hooks), watchdog, stopping.
@@ -202,7 +261,8 @@ struct Variantd: AsyncParsableCommand {
             store: store, logger: logger,
             hooks: .combining(
                 notifier.configHooks,
-                ExperimentControl.configEventHooks(ledger: ledger, persistence: persistence, logger: logger)))
+                ExperimentControl.configEventHooks(ledger: ledger, persistence: persistence, logger: logger),
+                metrics?.configHooks ?? ConfigSourceHooks()))
         let control = ExperimentControl(
             ledger: ledger, store: store, persistence: persistence,
             adminPolicy: AdminPolicy(adminGroupID: effectiveAdminGroup.flatMap(AdminPolicy.groupID(named:))), logger: logger,
@@ -224,31 +284,47 @@ struct Variantd: AsyncParsableCommand {
         serverConfiguration.maximumConnections = maxConnections
         let socketPath = inheritedSocket.map { "fd \($0) (socket activation)" } ?? socket
         let server = SocketServer(
-            configuration: serverConfiguration, store: store, logger: logger,
+            configuration: serverConfiguration, store: store, logger: logger, metrics: metrics,
             contextForPeer: { control.context(for: $0) }
         ) {
             logger.info("variantd.ready", metadata: ["socket": "\(socketPath)"])
             notifier.serverListening()
         }
 
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: source), .init(service: persistence), .init(service: server),
+        ]
+        if let metrics, let metricsAddress {
+            services.append(
+                .init(
+                    service: MetricsServer(
+                        configuration: .init(address: metricsAddress), metrics: metrics, logger: logger)))
+        }
+        services.append(.init(service: notifier))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                // Stopped in reverse order: the notifier says STOPPING=1 first, the server answers its last lines,
-                // then the state's final write holds every answered record.
-                services: [
-                    .init(service: source), .init(service: persistence), .init(service: server),
-                    .init(service: notifier),
-                ],
+                // Stopped in reverse order: the notifier says STOPPING=1 first, the metrics endpoint closes, the
+                // server answers its last lines, then the state's final write holds every answered record.
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
             try await group.run()
+        } catch let error as MetricsServerError {
+            await shutdownSource()
+            throw StartupError("--metrics-address: \(error.description)")
         } catch {
             await shutdownSource()
             throw error
         }
         await shutdownSource()
     }
+}
+
+/// A failure to start that names the option at fault.
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 func absolutePath(_ path: String) -> String {

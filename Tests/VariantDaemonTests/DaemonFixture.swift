@@ -99,6 +99,8 @@ final class DaemonFixture {
 
     var pid: Int32 { process.processIdentifier }
 
+    var isRunning: Bool { process.isRunning }
+
     func send(signal: Int32) {
         if process.isRunning { kill(process.processIdentifier, signal) }
     }

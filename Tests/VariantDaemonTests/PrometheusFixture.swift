@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VariantCore
 
 /// A real Prometheus server (Debian's `prometheus`, installed by scripts/bootstrap) on a loopback port, with a
 /// temporary data directory, scraping `targets` every second. Its configuration passes `promtool check config`.
@@ -52,6 +53,13 @@ final class PrometheusFixture {
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The value of an instant query that returns one series (such as a `sum(...)`), nil when it returns none.
+    func scalar(_ expression: String) -> Double? {
+        guard let answer = try? query(expression), let samples = try? PrometheusSample.vector(from: Array(answer.utf8))
+        else { return nil }
+        return samples.first?.value
     }
 
     /// The series an instant query returns, as the raw JSON answer.

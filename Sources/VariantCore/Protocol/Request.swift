@@ -63,9 +63,12 @@ public struct Request: Sendable {
         do {
             return Request(id: id, operation: try operation(object))
         } catch {
+            // Ops are ASCII, as `operation` reads them.
+            var op = Op.unknown
+            if case .string(let name)? = object["op"], name.utf8.allSatisfy({ $0 < 0x80 }) { op = Op(name: name) }
             switch id.value {
-            case .null, .string, .number: throw Failure(id: id, error: error)
-            default: throw Failure(id: .null, error: error)
+            case .null, .string, .number: throw Failure(id: id, error: error, op: op)
+            default: throw Failure(id: .null, error: error, op: op)
             }
         }
     }
@@ -74,6 +77,8 @@ public struct Request: Sendable {
     public struct Failure: Error, Sendable {
         public var id: RequestID
         public var error: ProtocolError
+        /// The op the line named, if it could be read (a known op with a bad field); else `unknown`.
+        public var op: Op = .unknown
     }
 
     private static let assignFields = ["id", "op", "experiment", "unit", "attributes"]

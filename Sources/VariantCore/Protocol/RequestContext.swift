@@ -10,15 +10,21 @@ public struct RequestContext: Sendable {
     public var treatmentsChanged: @Sendable (LedgerEvent) -> Void
     /// Asks the config source to poll now; false when the daemon cannot (no source that reloads).
     public var reload: @Sendable () -> Bool
+    /// Told of records that were not recorded, with the code each was refused with and how many: a failed
+    /// `record` (whatever its code), each rejected entry of a `batch`, every entry of a `batch` sent without a
+    /// config (for the daemon's metrics).
+    public var recordsRefused: @Sendable (ProtocolError.Code, Int) -> Void
 
     public init(
         ledger: ExperimentLedger, caller: Caller, treatmentsChanged: @escaping @Sendable (LedgerEvent) -> Void,
-        reload: @escaping @Sendable () -> Bool
+        reload: @escaping @Sendable () -> Bool,
+        recordsRefused: @escaping @Sendable (ProtocolError.Code, Int) -> Void = { _, _ in }
     ) {
         self.ledger = ledger
         self.caller = caller
         self.treatmentsChanged = treatmentsChanged
         self.reload = reload
+        self.recordsRefused = recordsRefused
     }
 }
 

@@ -67,7 +67,13 @@ extension Responder {
         _ records: [Result<RecordRequest, ProtocolError>], acknowledge: Bool, snapshot: ServingSnapshot, now: Timestamp,
         context: RequestContext, id: RequestID, into writer: inout JSONWriter
     ) throws(ProtocolError) {
-        let config = try loadedConfig(snapshot)
+        let config: LoadedConfig
+        do {
+            config = try loadedConfig(snapshot)
+        } catch {
+            context.recordsRefused(error.code, records.count)
+            throw error
+        }
         var rejected: [(index: Int, error: ProtocolError)] = []
         var accepted: [(index: Int, entry: ExperimentLedger.Entry)] = []
         for (index, record) in records.enumerated() {
@@ -83,6 +89,7 @@ extension Responder {
             if let outcome { rejected.append((accepted.index, outcome)) }
         }
         rejected.sort { $0.index < $1.index }
+        for rejection in rejected { context.recordsRefused(rejection.error.code, 1) }
         let recorded = records.count - rejected.count
         guard acknowledge || !rejected.isEmpty else { return }
         writer.raw("{\"id\":")

@@ -2,11 +2,13 @@
 ///
 /// The socket server hands each line here and writes what comes back; tests call it directly.
 public enum Responder {
-    /// Appends the response to one request line (without its newline), newline included.
+    /// Appends the response to one request line (without its newline), newline included, and returns the line's
+    /// op and outcome (for the daemon's request metrics).
+    @discardableResult
     public static func respond(
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
-    ) {
+    ) -> RequestOutcome {
         if let config = snapshot.config, let plain = PlainRequest.parse(line) {
             do {
                 switch plain.operation {
@@ -14,36 +16,45 @@ public enum Responder {
                     try assign(
                         experiment: plain.experiment, unit: plain.unit, attributes: JSONObject(), snapshot: snapshot,
                         config: config, now: now, ledger: context.ledger, id: plain.id, into: &writer)
+                    return RequestOutcome(op: .assign)
                 case .render(let variables):
                     try render(
                         .assigned(experiment: plain.experiment, unit: plain.unit, attributes: JSONObject()),
                         variables: .plain(variables, line: line), snapshot: snapshot, now: now, context: context,
                         id: plain.id, into: &writer)
+                    return RequestOutcome(op: .render)
                 }
             } catch {
                 writeError(error, id: plain.id, into: &writer)
+                return RequestOutcome(op: plain.operation == .assign ? .assign : .render, error: error.code)
             }
-            return
         }
-        respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, context: context, into: &writer)
+        return respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, context: context, into: &writer)
     }
 
     /// Answers any line through the full JSON parser; `respond` uses it for every line that is not a plain
     /// `assign` or `render`, and tests compare both paths through it.
+    @discardableResult
     static func respondThroughTheGeneralParser(
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
-    ) {
+    ) -> RequestOutcome {
         let request: Request
         do {
             request = try Request.parse(line)
         } catch {
-            return writeError(error.error, id: error.id, into: &writer)
+            writeError(error.error, id: error.id, into: &writer)
+            if error.op == .record { context.recordsRefused(error.error.code, 1) }
+            return RequestOutcome(op: error.op, error: error.error.code)
         }
+        let op = request.operation.op
         do {
             try answer(request, snapshot: snapshot, now: now, context: context, into: &writer)
+            return RequestOutcome(op: op)
         } catch {
             writeError(error, id: request.id, into: &writer)
+            if op == .record { context.recordsRefused(error.code, 1) }
+            return RequestOutcome(op: op, error: error.code)
         }
     }
 

@@ -52,6 +52,9 @@ final class ConfigApplier: Sendable {
         store.update { $0.polled(.ok, at: time, lastError: failure) }
     }
 
+    /// The rejection of the document the source serves, if it was rejected.
+    var documentFailure: ConfigLoadFailure? { state.current.lastDocumentFailure }
+
     /// The source answered: a later failure is announced again.
     func fetchSucceeded() {
         fetchFailure.clear()

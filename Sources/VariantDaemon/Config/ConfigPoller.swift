@@ -205,6 +205,7 @@ public final class ConfigPoller: Service, Sendable {
                 suggested = document.suggestedInterval
                 await applier.consider(document, at: time, force: force)
             }
+            hooks.polled(applier.documentFailure)
             await applier.resolvePromptsIfDue(at: time)
             applier.fetchSucceeded()
             let draw = random()
@@ -213,6 +214,7 @@ public final class ConfigPoller: Service, Sendable {
             // Shutting down: the request was cancelled, which says nothing about the source.
             if Task.isCancelled { return }
             let failure = ConfigLoadFailure(error.code, message: error.message, at: time)
+            hooks.polled(failure)
             let draw = random()
             (delay, transition) = state.withLock { $0.schedule.failed(random: draw) }
             applier.fetchFailed(failure, retryIn: delay, always: announced)

@@ -18,17 +18,27 @@ public struct ConfigSourceHooks: Sendable {
     public var applied: @Sendable (LoadedConfig) -> Void
     /// A document was rejected or could not be fetched; the previous one stays in use.
     public var rejected: @Sendable (ConfigLoadFailure) -> Void
+    /// Every poll of the source, unlike `rejected` not deduplicated (for metrics): nil when the source answered
+    /// and its document is in use (or unchanged), else why not (a failed fetch, or the document's rejection).
+    public var polled: @Sendable (ConfigLoadFailure?) -> Void
+    /// Every Langfuse prompt reference whose resolution failed, each time (for metrics), whether or not a copy
+    /// served in its place.
+    public var promptResolutionFailed: @Sendable (ConfigLoadFailure) -> Void
 
     public init(
         reloadStarted: @escaping @Sendable () -> Void = {},
         reloadFinished: @escaping @Sendable () -> Void = {},
         applied: @escaping @Sendable (LoadedConfig) -> Void = { _ in },
-        rejected: @escaping @Sendable (ConfigLoadFailure) -> Void = { _ in }
+        rejected: @escaping @Sendable (ConfigLoadFailure) -> Void = { _ in },
+        polled: @escaping @Sendable (ConfigLoadFailure?) -> Void = { _ in },
+        promptResolutionFailed: @escaping @Sendable (ConfigLoadFailure) -> Void = { _ in }
     ) {
         self.reloadStarted = reloadStarted
         self.reloadFinished = reloadFinished
         self.applied = applied
         self.rejected = rejected
+        self.polled = polled
+        self.promptResolutionFailed = promptResolutionFailed
     }
 
     /// Hooks that call each of `hooks` in turn.
@@ -37,6 +47,8 @@ public struct ConfigSourceHooks: Sendable {
             reloadStarted: { hooks.forEach { $0.reloadStarted() } },
             reloadFinished: { hooks.forEach { $0.reloadFinished() } },
             applied: { config in hooks.forEach { $0.applied(config) } },
-            rejected: { failure in hooks.forEach { $0.rejected(failure) } })
+            rejected: { failure in hooks.forEach { $0.rejected(failure) } },
+            polled: { failure in hooks.forEach { $0.polled(failure) } },
+            promptResolutionFailed: { failure in hooks.forEach { $0.promptResolutionFailed(failure) } })
     }
 }

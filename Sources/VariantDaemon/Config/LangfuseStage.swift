@@ -128,6 +128,7 @@ final class LangfuseStage: Sendable {
                 origin: resolution?.origin, fetchedAt: resolution?.fetchedAt, lastError: resolution?.error)
         }
         let failed = references.filter { resolutions[$0]?.error != nil }
+        for reference in failed { if let error = resolutions[reference]?.error { hooks.promptResolutionFailed(error) } }
         let unresolved = references.filter { resolutions[$0]?.prompt == nil }
         let retryAt = noteResolution(failed: !failed.isEmpty)
         let firstError = failed.first.flatMap { resolutions[$0]?.error }

@@ -19,6 +19,7 @@ final class RequestLineHandler: ChannelInboundHandler {
     private let store: ServingStateStore
     private let requestContext: RequestContext
     private let logger: Logger
+    private let metrics: DaemonMetrics?
     /// The bytes read so far, cut into lines; it throws `PayloadTooLargeError` once an unfinished line is longer
     /// than the limit (a complete line arriving in one read is checked in `channelRead`).
     private let lines: NIOSingleStepByteToMessageProcessor<LineBasedFrameDecoder>
@@ -37,12 +38,19 @@ final class RequestLineHandler: ChannelInboundHandler {
 
     /// - Parameter maximumLineBytes: the most bytes of an unfinished line kept; a longer line is answered with
     ///   `line_too_long` and the connection closed.
-    init(store: ServingStateStore, context: RequestContext, maximumLineBytes: Int, logger: Logger) {
+    /// - Parameter metrics: where each answered line is counted and timed; nil counts nothing.
+    init(
+        store: ServingStateStore, context: RequestContext, maximumLineBytes: Int, logger: Logger,
+        metrics: DaemonMetrics? = nil
+    ) {
         self.store = store
+        var context = context
+        if let metrics { context.recordsRefused = { code, count in metrics.recordsRefused(code, count: count) } }
         self.requestContext = context
         self.lines = NIOSingleStepByteToMessageProcessor(LineBasedFrameDecoder(), maximumBufferSize: maximumLineBytes)
         self.maximumLineBytes = maximumLineBytes
         self.logger = logger
+        self.metrics = metrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -59,6 +67,7 @@ final class RequestLineHandler: ChannelInboundHandler {
             Responder.writeError(
                 ProtocolError(.lineTooLong, "request line longer than the limit; closing the connection"), id: .null,
                 into: &pending)
+            metrics?.count(RequestOutcome(op: .unknown, error: .lineTooLong))
             logger.notice("connection.line_too_long")
             closeAfterPendingAnswers(context: context)
         } catch {
@@ -72,11 +81,13 @@ final class RequestLineHandler: ChannelInboundHandler {
     private func answer(_ line: ByteBuffer) {
         let snapshot = store.current
         let now = SystemClock.now()
-        line.withUnsafeReadableBytes { raw in
+        let started = metrics == nil ? nil : ContinuousClock.now
+        let outcome = line.withUnsafeReadableBytes { raw in
             var bytes = UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count)
             if bytes.last == UInt8(ascii: "\r") { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
-            Responder.respond(to: bytes, snapshot: snapshot, now: now, context: requestContext, into: &pending)
+            return Responder.respond(to: bytes, snapshot: snapshot, now: now, context: requestContext, into: &pending)
         }
+        if let metrics, let started { metrics.requestAnswered(outcome, duration: ContinuousClock.now - started) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

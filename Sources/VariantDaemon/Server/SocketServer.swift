@@ -42,14 +42,17 @@ public final class SocketServer: Service, Sendable {
     private let openConnections = Atomic<Int>(0)
     private let onListening: @Sendable () -> Void
     private let contextForPeer: @Sendable (PeerCredentials?) -> RequestContext
+    private let metrics: DaemonMetrics?
 
     /// - Parameters:
     ///   - contextForPeer: the request context of a new connection, from its peer's credentials (nil when the
     ///     kernel could not tell them).
+    ///   - metrics: where requests and connections are counted; nil counts nothing.
     ///   - onListening: called once the socket is bound and its mode set (for readiness notification).
     public init(
         configuration: Configuration, store: ServingStateStore, logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metrics: DaemonMetrics? = nil,
         contextForPeer: @escaping @Sendable (PeerCredentials?) -> RequestContext,
         onListening: @escaping @Sendable () -> Void = {}
     ) {
@@ -57,6 +60,7 @@ public final class SocketServer: Service, Sendable {
         self.store = store
         self.logger = logger
         self.group = group
+        self.metrics = metrics
         self.contextForPeer = contextForPeer
         self.onListening = onListening
     }
@@ -155,15 +159,20 @@ public final class SocketServer: Service, Sendable {
         }
         let handlers = channel.pipeline.syncOperations
         guard count <= configuration.maximumConnections else {
+            metrics?.connectionRefused()
             logger.warning("connection.refused", metadata: ["connections.limit": "\(configuration.maximumConnections)"])
             try handlers.addHandler(ConnectionRefusalHandler(limit: configuration.maximumConnections))
             return
+        }
+        if let metrics {
+            metrics.connectionOpened()
+            channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
         }
         try handlers.addHandler(BackPressureHandler())
         try handlers.addHandler(
             RequestLineHandler(
                 store: store, context: contextForPeer(peer), maximumLineBytes: configuration.maximumLineBytes,
-                logger: logger))
+                logger: logger, metrics: metrics))
     }
 }
 

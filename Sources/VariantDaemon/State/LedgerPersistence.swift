@@ -37,10 +37,17 @@ public final class LedgerPersistence: Service, Sendable {
     /// The generation last written; the lock also keeps two writers from interleaving.
     private let writtenGeneration = Mutex<UInt64?>(nil)
 
-    public init(configuration: Configuration, ledger: ExperimentLedger, logger: Logger) {
+    /// Told of every failed write (for metrics); the write is retried on the next tick.
+    private let writeFailed: @Sendable () -> Void
+
+    public init(
+        configuration: Configuration, ledger: ExperimentLedger, logger: Logger,
+        writeFailed: @escaping @Sendable () -> Void = {}
+    ) {
         self.configuration = configuration
         self.ledger = ledger
         self.logger = logger
+        self.writeFailed = writeFailed
     }
 
     /// Loads the state file into the ledger, if there is one, after removing the staging files of writes that a
@@ -137,6 +144,7 @@ public final class LedgerPersistence: Service, Sendable {
                 try AtomicFile.write(bytes, to: configuration.statePath)
                 written = generation
             } catch {
+                writeFailed()
                 logger.error("state.write_failed", metadata: ["state.path": "\(configuration.statePath)", "reason": "\(error)"])
             }
         }

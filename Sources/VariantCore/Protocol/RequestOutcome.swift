@@ -1,0 +1,70 @@
+/// What one answered request line was and how it ended, for the daemon's request metrics: two bytes, returned by
+/// `Responder.respond` so that counting costs the hot path no lookup and no allocation.
+public struct RequestOutcome: Sendable, Hashable {
+    public var op: Request.Op
+    /// The code the request failed with; nil when it succeeded (a `batch` with some records refused succeeded).
+    public var error: ProtocolError.Code?
+
+    public init(op: Request.Op, error: ProtocolError.Code? = nil) {
+        self.op = op
+        self.error = error
+    }
+
+    /// The metric label of the outcome: `ok`, or the stable protocol error code.
+    public var code: String { error?.rawValue ?? "ok" }
+}
+
+extension Request {
+    /// A request's op, as named on the wire; `unknown` for a line whose op could not be read (not JSON, no `op`,
+    /// an op that does not exist). A bounded set, usable as a metric label.
+    public enum Op: UInt8, Sendable, Hashable, CaseIterable {
+        case assign, prompt, render, config, health, record, batch, stats, events, disable, enable, newPhase, reload
+        case unknown
+
+        /// The op's name on the wire (`new_phase`), or `unknown`.
+        public var name: String {
+            switch self {
+            case .assign: "assign"
+            case .prompt: "prompt"
+            case .render: "render"
+            case .config: "config"
+            case .health: "health"
+            case .record: "record"
+            case .batch: "batch"
+            case .stats: "stats"
+            case .events: "events"
+            case .disable: "disable"
+            case .enable: "enable"
+            case .newPhase: "new_phase"
+            case .reload: "reload"
+            case .unknown: "unknown"
+            }
+        }
+
+        /// The op named `name` on the wire; `unknown` for any other string.
+        public init(name: String) {
+            self = Self.allCases.first { $0 != .unknown && $0.name == name } ?? .unknown
+        }
+    }
+}
+
+extension Request.Operation {
+    /// The op this operation answers.
+    public var op: Request.Op {
+        switch self {
+        case .assign: .assign
+        case .prompt: .prompt
+        case .render: .render
+        case .config: .config
+        case .health: .health
+        case .record: .record
+        case .batch: .batch
+        case .stats: .stats
+        case .events: .events
+        case .disable: .disable
+        case .enable: .enable
+        case .newPhase: .newPhase
+        case .reload: .reload
+        }
+    }
+}
