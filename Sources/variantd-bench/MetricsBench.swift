@@ -23,7 +23,7 @@ enum MetricsBench {
         else { throw BenchError("\(base) is not a configuration document with a prompt") }
         for index in 0..<experiments {
             let variantsJSON = variants.enumerated().map { position, name in
-                #"{"name":"\#(name)"\#(position == 0 ? #","control":true"# : ""),"weight":\#(position == 0 ? 34 : 33),"prompt":"\#(prompt)","params":{"n":\#(position)}}"#
+                #"{"name":"\#(name)"\#(position == 0 ? #","control":true"# : ""),"weight":\#(position == 0 ? 34 : 33),"prompt":"\#(prompt)","prompt_version":1,"params":{"n":\#(position)}}"#
             }.joined(separator: ",")
             list.append(try JSONParser.parse(Array(#"""
                 {"name":"\#(experimentPrefix)\#(index)","salt":"metrics-bench-\#(index)","status":"running","variants":[\#(variantsJSON)]}
