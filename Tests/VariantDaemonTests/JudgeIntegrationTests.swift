@@ -78,6 +78,30 @@ import VariantCore
             #expect(config["disabled_treatments"] == .array([]), "\(config)")
         }
 
+        // Dry run: once Prometheus has the evidence, it says what it would publish and publishes nothing.
+        let unchanged = FileManager.default.contents(atPath: documentPath)
+        var dryRun = ""
+        let wouldDisable = await eventually {
+            let result = try? runProgram(
+                DaemonFixture.product("variantd-judge"),
+                ["--prometheus", prometheus.baseURL, "--source", documentPath, "--state-dir", shared + "/dry-run-state",
+                 "--once", "--dry-run", "--log-format", "text"])
+            dryRun = result?.stdout ?? ""
+            return dryRun.contains("would disable harmful/treatment")
+        }
+        #expect(wouldDisable, "\(dryRun)")
+        #expect(!dryRun.contains("would disable aa/"), "\(dryRun)")
+        #expect(FileManager.default.contents(atPath: documentPath) == unchanged)
+        // A plain HTTP source cannot be written: the decision is reported and the judge exits 1.
+        let httpSource = try ConfigServerFixture(document: Self.document)
+        let readOnly = try runProgram(
+            DaemonFixture.product("variantd-judge"),
+            ["--prometheus", prometheus.baseURL, "--source", httpSource.url, "--state-dir", shared + "/http-state",
+             "--once", "--log-format", "text"])
+        #expect(readOnly.status == 1)
+        #expect(readOnly.stderr.contains("decided to disable harmful/treatment"), "\(readOnly.stderr)")
+        #expect(readOnly.stderr.contains("plain HTTP source, which the judge cannot write"), "\(readOnly.stderr)")
+
         let judgeState = shared + "/judge-state"
         let judge = Process()
         judge.executableURL = URL(fileURLWithPath: DaemonFixture.product("variantd-judge"))
