@@ -147,18 +147,24 @@ public enum ExperimentExposition {
         out.family("variantd_metric_group_observations_total", .counter, "Records carrying the metric in each of the 64 unit groups (the analysis by unit), this phase.")
         for (arm, list) in grouped {
             for metric in list {
-                let labels = armLabels(arm.state, arm.variant, metric: metric.name)
+                // 64 samples that differ only in their last label: its prefix is written once (these series are most
+                // of the body).
+                let prefix = out.seriesPrefix(
+                    "variantd_metric_group_observations_total", armLabels(arm.state, arm.variant, metric: metric.name),
+                    openLabel: "group")
                 for group in 0..<UnitGroupTotals.groupCount {
-                    out.sample("variantd_metric_group_observations_total", labels + [("group", String(group))], Double(metric.groups.counts[group]))
+                    out.sample(prefix: prefix, lastLabel: group, Double(metric.groups.counts[group]))
                 }
             }
         }
         out.family("variantd_metric_group_sum_of_values", .gauge, "The sum of the metric's values in each of the 64 unit groups, this phase.")
         for (arm, list) in grouped {
             for metric in list {
-                let labels = armLabels(arm.state, arm.variant, metric: metric.name)
+                let prefix = out.seriesPrefix(
+                    "variantd_metric_group_sum_of_values", armLabels(arm.state, arm.variant, metric: metric.name),
+                    openLabel: "group")
                 for group in 0..<UnitGroupTotals.groupCount {
-                    out.sample("variantd_metric_group_sum_of_values", labels + [("group", String(group))], metric.groups.sums[group])
+                    out.sample(prefix: prefix, lastLabel: group, metric.groups.sums[group])
                 }
             }
         }
@@ -320,6 +326,32 @@ struct ExpositionWriter {
             writer.raw("}")
         }
         writer.raw(" ")
+        writer.number(value)
+        writer.raw("\n")
+    }
+
+    /// `name{label="value",...,openLabel="`: the part of a series shared by samples that differ only in the value
+    /// of their last label (an integer), written by `sample(prefix:lastLabel:_:)`.
+    mutating func seriesPrefix(_ name: String, _ labels: [(String, String)], openLabel: String) -> [UInt8] {
+        var prefix = ExpositionWriter(bytes: [])
+        prefix.text(name)
+        prefix.writer.raw("{")
+        for (label, labelValue) in labels {
+            prefix.text(label)
+            prefix.writer.raw("=")
+            prefix.writer.string(labelValue)
+            prefix.writer.raw(",")
+        }
+        prefix.text(openLabel)
+        prefix.writer.raw("=\"")
+        return prefix.bytes
+    }
+
+    /// One sample line from a `seriesPrefix`: the prefix, the last label's integer value, and the sample's value.
+    mutating func sample(prefix: [UInt8], lastLabel: Int, _ value: Double) {
+        writer.append(prefix)
+        writer.integer(lastLabel)
+        writer.raw("\"} ")
         writer.number(value)
         writer.raw("\n")
     }
