@@ -84,14 +84,7 @@ struct Judge: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        let format = (LogFormat(rawValue: logFormat) ?? .auto).resolved()
-        LoggingSystem.bootstrap { label in
-            var handler: any LogHandler =
-                format == .journal ? JournalLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        (LogFormat(rawValue: logFormat) ?? .auto).bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "variantd-judge")
         let documentSource: any DocumentSource
         if source.hasPrefix("appconfig://") {
@@ -102,13 +95,13 @@ struct Judge: AsyncParsableCommand {
             documentSource = ReadOnlyDocumentSource(url: source)
         } else {
             documentSource = FileDocumentSource(
-                path: absolutePath(source.hasPrefix("file:") ? String(source.dropFirst(5)) : source))
+                path: Environment.absolutePath(source.hasPrefix("file:") ? String(source.dropFirst(5)) : source))
         }
         var queryConfiguration = FleetQuery.Configuration(baseURL: prometheus)
         queryConfiguration.timeout = .milliseconds(Int(timeout * 1000))
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         var configuration = JudgeService.Configuration(
-            statePath: absolutePath(stateDir) + "/judge.json",
+            statePath: Environment.absolutePath(stateDir) + "/judge.json",
             actor: "variantd-judge@" + ProcessInfo.processInfo.hostName)
         configuration.interval = .milliseconds(Int(interval * 1000))
         configuration.maximumBackoff = .milliseconds(Int(maxBackoff * 1000))
@@ -150,12 +143,3 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-func absolutePath(_ path: String) -> String {
-    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-}
-
-enum Environment {
-    static func string(_ name: String) -> String? {
-        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
-    }
-}

@@ -139,9 +139,9 @@ struct Variantd: AsyncParsableCommand {
     /// The config-source settings; a relative `--config` or source path is made absolute so the `config` op names
     /// the file whatever the working directory.
     var sourceOptions: ConfigSourceOptions {
-        var sourceURL = source ?? Environment.string("VARIANTD_SOURCE") ?? absolutePath(config)
+        var sourceURL = source ?? Environment.string("VARIANTD_SOURCE") ?? Environment.absolutePath(config)
         if let kind = try? ConfigSourceOptions(source: sourceURL).kind(), case .file(let path) = kind {
-            sourceURL = absolutePath(path)
+            sourceURL = Environment.absolutePath(path)
         }
         func duration(_ seconds: Double) -> Duration { .milliseconds(Int((seconds * 1000).rounded())) }
         var options = ConfigSourceOptions(source: sourceURL)
@@ -157,14 +157,14 @@ struct Variantd: AsyncParsableCommand {
         // These three read their environment variable here: an optional @Option with a default is deprecated.
         options.langfuse.url = langfuseURL ?? Environment.string("VARIANTD_LANGFUSE_URL")
         options.langfuse.credentialsFile = (langfuseCredentials ?? Environment.string("VARIANTD_LANGFUSE_CREDENTIALS"))
-            .map(absolutePath)
+            .map(Environment.absolutePath)
         if langfuseLabelTtl.isFinite, langfuseLabelTtl > 0, langfuseLabelTtl <= 86_400 {
             options.langfuse.labelTTL = duration(langfuseLabelTtl)
         } else {
             options.langfuse.labelTTL = .zero  // refused by validate() with a message
         }
         options.langfuse.fallbackPath = (langfuseFallback ?? Environment.string("VARIANTD_LANGFUSE_FALLBACK"))
-            .map(absolutePath)
+            .map(Environment.absolutePath)
         return options
     }
 
@@ -207,14 +207,7 @@ struct Variantd: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        let format = (LogFormat(rawValue: logFormat) ?? .auto).resolved()
-        LoggingSystem.bootstrap { label in
-            var handler: any LogHandler =
-                format == .journal ? JournalLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        (LogFormat(rawValue: logFormat) ?? .auto).bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "variantd")
 
         // systemd: the socket passed by socket activation, if any (a startup error if it is not a Unix stream).
@@ -245,7 +238,7 @@ struct Variantd: AsyncParsableCommand {
                 appendExperimentMetrics: { experimentMetrics.append(into: &$0) })
         }
 
-        var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: absolutePath(stateDir))
+        var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: Environment.absolutePath(stateDir))
         persistenceConfiguration.flushInterval = .milliseconds(Int(stateFlushInterval * 1000))
         let persistence = LedgerPersistence(
             configuration: persistenceConfiguration, ledger: ledger, logger: logger,
@@ -327,12 +320,3 @@ struct StartupError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-func absolutePath(_ path: String) -> String {
-    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-}
-
-enum Environment {
-    static func string(_ name: String) -> String? {
-        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
-    }
-}

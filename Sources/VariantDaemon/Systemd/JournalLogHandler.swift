@@ -1,4 +1,5 @@
 import CSystemd
+import Foundation
 import Glibc
 import Logging
 
@@ -171,5 +172,32 @@ public enum LogFormat: String, Sendable, CaseIterable {
             return false
         }
         return streamDevice == device && streamInode == inode
+    }
+}
+
+extension LogFormat {
+    /// Bootstraps swift-log for a `main` (the daemon's and the judge's): journal entries with fields, or plain
+    /// lines on standard error, at `level`. `auto` is resolved here.
+    public func bootstrapLogging(level: Logger.Level) {
+        let format = resolved()
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler =
+                format == .journal ? JournalLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// The process's environment, for the options of the daemon's and the judge's `main`s.
+public enum Environment {
+    /// A variable's value; nil when unset or empty.
+    public static func string(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// `path` made absolute against the working directory.
+    public static func absolutePath(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 }
