@@ -123,21 +123,10 @@ import VariantCore
         _ = try connection.request(#"{"op":"fly"}"#)
         _ = try connection.request(#"{"op":"record","experiment":"checkout-prompt","variant":"nope","metrics":{}}"#)
         let body = try HTTPExchange.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", port: port).body
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(Self.promtool))
-        process.arguments = ["check", "metrics"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(body.utf8))
-        try input.fileHandleForWriting.close()
-        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let lint = try runProgram(try #require(Self.promtool), ["check", "metrics"], input: body)
+        let said = lint.stdout + lint.stderr
         #expect(said.isEmpty, "promtool: \(said)")
-        #expect(process.terminationStatus == 0)
+        #expect(lint.status == 0)
         #expect(daemon.stop() == 0)
     }
 
@@ -264,11 +253,35 @@ final class HTTPExchange {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
+        if bodyExpected, headers["transfer-encoding"]?.lowercased() == "chunked" {
+            return Response(status: status, headers: headers, body: try readChunkedBody())
+        }
         let length = bodyExpected ? Int(headers["content-length"] ?? "0") ?? 0 : 0
         while pending.count < length { try fill() }
         let body = String(decoding: pending[..<length], as: UTF8.self)
         pending.removeFirst(length)
         return Response(status: status, headers: headers, body: body)
+    }
+
+    /// A chunked body (Prometheus' larger answers): `SIZE\r\nBYTES\r\n` until a chunk of size 0.
+    private func readChunkedBody() throws -> String {
+        var body: [UInt8] = []
+        while true {
+            var lineEnd: Int?
+            while lineEnd == nil {
+                lineEnd = pending.indices.dropLast().first { pending[$0] == 13 && pending[$0 + 1] == 10 }
+                if lineEnd == nil { try fill() }
+            }
+            let sizeText = String(decoding: pending[..<lineEnd!], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+                throw FixtureError("bad chunk size line: \(sizeText)")
+            }
+            pending.removeFirst(lineEnd! + 2)
+            while pending.count < size + 2 { try fill() }
+            body += pending[..<size]
+            pending.removeFirst(size + 2)
+            if size == 0 { return String(decoding: body, as: UTF8.self) }
+        }
     }
 
     private func fill() throws {

@@ -71,72 +71,16 @@ final class PrometheusFixture {
     }
 }
 
-/// A loopback TCP port that was free a moment ago (bound to port 0, then closed).
+/// A loopback TCP port that was free a moment ago (listened on, then closed).
 func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw FixtureError("socket: \(errno)") }
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-            bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
-        }
-    }
-    guard bound else { throw FixtureError("bind: \(errno)") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    let (descriptor, port) = try HTTPExchange.listener()
+    close(descriptor)
+    return port
 }
 
-/// One HTTP/1.1 request on loopback with a fresh connection: the status and the body (read to the close).
-func httpGet(port: Int, path: String, method: String = "GET") throws -> (status: Int, headers: String, body: String) {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw FixtureError("socket: \(errno)") }
-    defer { close(descriptor) }
-    var timeout = timeval(tv_sec: 30, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-    guard connected else { throw FixtureError("connect to port \(port): \(errno)") }
-    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
-    guard write(descriptor, request, request.count) == request.count else { throw FixtureError("write: \(errno)") }
-    var response: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = read(descriptor, &chunk, chunk.count)
-        if count <= 0 { break }
-        response += chunk[..<count]
-    }
-    let text = String(decoding: response, as: UTF8.self)
-    guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "")
-    else { throw FixtureError("not an HTTP answer from port \(port): \(text.prefix(200))") }
-    var body = String(text[split.upperBound...])
-    let headers = String(text[..<split.lowerBound])
-    if headers.lowercased().contains("transfer-encoding: chunked") { body = dechunked(body) }
-    return (status, headers, body)
-}
-
-/// The body of a chunked HTTP answer.
-private func dechunked(_ text: String) -> String {
-    var rest = Substring(text)
-    var body = ""
-    while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound], radix: 16), size > 0 {
-        let start = lineEnd.upperBound
-        let utf8 = rest.utf8
-        let end = utf8.index(start, offsetBy: size)
-        body += String(rest[start..<end])
-        rest = rest[end...].dropFirst(2)
-    }
-    return body
+/// One HTTP/1.1 request on loopback with a fresh connection (`HTTPExchange`): its status, headers and body.
+func httpGet(port: Int, path: String, method: String = "GET") throws -> HTTPExchange.Response {
+    try HTTPExchange.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n", port: port)
 }
 
 /// Runs a program to its end: its exit status and output.
