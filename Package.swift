@@ -144,6 +144,7 @@ let package = Package(
             name: "VariantCoreTests",
             dependencies: [
                 "VariantCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Statistics/distribution-vectors.json"],

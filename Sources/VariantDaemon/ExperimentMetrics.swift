@@ -1,3 +1,4 @@
+import NIOCore
 import VariantCore
 
 /// The experiment half of `/metrics`: every experiment's current phase from the ledger, written by
@@ -15,7 +16,7 @@ public struct ExperimentMetrics: Sendable {
 
     /// Appends the experiments' samples. The guardrail metrics (for `--metrics-unit-groups guardrail`) come from
     /// the document in use; an experiment it no longer has keeps the default guardrails'.
-    public func append(into bytes: inout [UInt8]) {
+    public func append(into body: inout ByteBuffer) {
         var guarded: [String: Set<String>] = [:]
         for experiment in store.current.config?.document.experiments ?? [] {
             guarded[experiment.name] = ExperimentExposition.guardedMetrics(of: experiment.guardrails)
@@ -25,6 +26,8 @@ public struct ExperimentMetrics: Sendable {
             ExperimentExposition.ExperimentState(
                 experiment: entry.experiment, phase: entry.phase, guardedMetrics: guarded[entry.experiment] ?? defaults)
         }
-        ExperimentExposition.write(states, disabled: Array(ledger.disabled.values), detail: detail, into: &bytes)
+        ExperimentExposition.write(states, disabled: Array(ledger.disabled.values), detail: detail) { chunk in
+            body.writeBytes(chunk)
+        }
     }
 }

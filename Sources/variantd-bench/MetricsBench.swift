@@ -154,6 +154,16 @@ final class HTTPScrapeClient {
 extension VariantdBench {
     /// `--metrics`: see `MetricsBench`.
     func measureMetrics(in workDirectory: String) throws {
+        for unitGroups in [ExperimentExposition.Detail.UnitGroups.all, .guardrail] {
+            progress("rendering the experiments' samples in this process (--metrics-unit-groups \(unitGroups.rawValue))")
+            let (renders, bytes) = MetricsBench.renderInProcess(
+                detail: ExperimentExposition.Detail(unitGroups: unitGroups), recordsPerVariant: metricsRecords,
+                renders: metricsScrapes)
+            print(
+                "(c) experiments rendered in process, unit groups \(unitGroups.rawValue): p50 "
+                    + String(format: "%.0f", Double(renders[renders.count / 2]) / 1000) + " µs, p99 "
+                    + String(format: "%.0f", Double(renders[renders.count * 99 / 100]) / 1000) + " µs, \(bytes) bytes")
+        }
         let benchConfig = workDirectory + "/config.json"
         try MetricsBench.writeConfig(from: config, to: benchConfig)
         let socketPath = workDirectory + "/variantd.sock"
@@ -273,5 +283,46 @@ final class StopFlag: @unchecked Sendable {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
         return value
+    }
+}
+
+extension MetricsBench {
+    /// The experiments' part of the body rendered in this process, `renders` times, from a ledger given the same
+    /// records as the daemon: how much of a scrape is rendering, apart from HTTP and the copy over loopback.
+    /// Returns the render times in nanoseconds, sorted, and the body's size.
+    static func renderInProcess(
+        detail: ExperimentExposition.Detail, recordsPerVariant: Int, renders: Int
+    ) -> (nanoseconds: [UInt64], bytes: Int) {
+        let ledger = ExperimentLedger()
+        for experiment in 0..<experiments {
+            for (position, variant) in variants.enumerated() {
+                let entries = (0..<recordsPerVariant).map { index in
+                    ExperimentLedger.Entry(
+                        experiment: experimentPrefix + String(experiment), variant: variant,
+                        measurements: Measurements(
+                            latencyMilliseconds: Double(100 + index % 50 + position), error: index % 20 == 0,
+                            success: index % 3 == 0 ? 0 : 1, costUSD: Double(index % 9 + 1) / 1000,
+                            tokens: Double(200 + index % 40),
+                            custom: customMetrics.enumerated().map {
+                                CustomMeasurement(name: $1, value: Double(index % 7 + $0) / 2)
+                            }),
+                        shadow: false, unitHash: UnitHash.of("u-\(index % 97)"))
+                }
+                _ = ledger.record(entries)
+            }
+        }
+        let guarded = ExperimentExposition.guardedMetrics(of: GuardrailSettings())
+        var body: [UInt8] = []
+        var times: [UInt64] = []
+        for _ in 0..<renders {
+            body.removeAll(keepingCapacity: true)
+            let start = monotonicNanoseconds()
+            let states = ledger.currentPhases().map {
+                ExperimentExposition.ExperimentState(experiment: $0.experiment, phase: $0.phase, guardedMetrics: guarded)
+            }
+            ExperimentExposition.write(states, disabled: [], detail: detail, into: &body)
+            times.append(monotonicNanoseconds() - start)
+        }
+        return (times.sorted(), body.count)
     }
 }

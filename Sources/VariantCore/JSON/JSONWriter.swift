@@ -3,6 +3,11 @@
 public struct JSONWriter: Sendable {
     public private(set) var bytes: [UInt8]
 
+    /// A writer that appends to `bytes` (pass a buffer no one else holds, so it grows in place).
+    public init(appendingTo bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
     public init(reservingCapacity capacity: Int = 256) {
         bytes = []
         bytes.reserveCapacity(capacity)

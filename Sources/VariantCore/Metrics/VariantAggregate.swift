@@ -20,7 +20,11 @@ public struct VariantAggregate: Sendable {
     public var success = ProportionCounts(trials: 0, successes: 0)
     public var latencyMilliseconds = RunningMoments()
     /// Latency in microseconds, for percentiles.
-    public var latencyHistogram = VariantAggregate.makeLatencyHistogram()
+    public private(set) var latencyHistogram = VariantAggregate.makeLatencyHistogram()
+    /// Latency records under each of `fixedLatencyBoundsSeconds` (not cumulative; a record above the last bound is
+    /// in none), kept beside the histogram so that the metrics endpoint need not walk its 3,328 counters per
+    /// scrape. Empty until the first latency.
+    public private(set) var fixedLatencyBuckets: [UInt64] = []
     public var costUSD = RunningMoments()
     public var tokens = RunningMoments()
     /// By metric name.
@@ -43,6 +47,22 @@ public struct VariantAggregate: Sendable {
     static let latencyHistogramHighestMicroseconds: UInt64 = 3_600_000_000
 
     public init() {}
+
+    /// The latency buckets exported to Prometheus, in seconds: the same on every host, so counts add up.
+    public static let fixedLatencyBoundsSeconds: [Double] = [
+        0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120,
+    ]
+
+    /// The largest latency (µs) counted under each of `fixedLatencyBoundsSeconds`: a histogram bucket is counted
+    /// under the first bound at or above its highest value, so a bound inside a bucket takes the buckets below.
+    static let fixedLatencyBucketLastMicroseconds: [UInt64] = {
+        let histogram = makeLatencyHistogram()
+        return fixedLatencyBoundsSeconds.map { bound in
+            let microseconds = UInt64((bound * 1_000_000).rounded())
+            return histogram.highestEquivalentForValue(microseconds) == microseconds
+                ? microseconds : histogram.lowestEquivalentForValue(microseconds) - 1
+        }
+    }()
 
     static func makeLatencyHistogram() -> Histogram<UInt64> {
         Histogram<UInt64>(
@@ -122,6 +142,11 @@ public struct VariantAggregate: Sendable {
         success.merge(other.success)
         latencyMilliseconds.merge(other.latencyMilliseconds)
         latencyHistogram.add(other.latencyHistogram)
+        if fixedLatencyBuckets.isEmpty {
+            fixedLatencyBuckets = other.fixedLatencyBuckets
+        } else {
+            for (index, count) in other.fixedLatencyBuckets.enumerated() { fixedLatencyBuckets[index] += count }
+        }
         costUSD.merge(other.costUSD)
         tokens.merge(other.tokens)
         for (name, moments) in other.custom { custom[name, default: RunningMoments()].merge(moments) }
@@ -162,6 +187,12 @@ public struct VariantAggregate: Sendable {
     mutating func recordLatencyMicroseconds(_ microseconds: UInt64, count: UInt64) {
         let clamped = min(max(microseconds, 1), Self.latencyHistogramHighestMicroseconds)
         _ = latencyHistogram.record(clamped, count: count)
+        if let bucket = Self.fixedLatencyBucketLastMicroseconds.firstIndex(where: { clamped <= $0 }) {
+            if fixedLatencyBuckets.isEmpty {
+                fixedLatencyBuckets = [UInt64](repeating: 0, count: Self.fixedLatencyBoundsSeconds.count)
+            }
+            fixedLatencyBuckets[bucket] += count
+        }
     }
 
     /// The latency (ms) at a percentile (0–100), or nil before any latency was recorded.

@@ -1,10 +1,11 @@
+import NIOCore
 import Prometheus
 import Synchronization
 import VariantCore
 
 /// The daemon's operational metrics (docs/operations.md, "Metrics endpoint"), in a swift-prometheus registry:
 /// counted by the socket server, the config source, the Langfuse stage and the state writer, and rendered in the
-/// Prometheus text format by `render(into:)`, followed by the experiment statistics.
+/// Prometheus text format by `render()`, followed by the experiment statistics.
 ///
 /// Counting is cheap on the request path: the series of every op's successes and its duration histogram are made
 /// once, here, and found by the op's index; a failure's series is made on its first use and then found in a small
@@ -14,7 +15,9 @@ public final class DaemonMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let store: ServingStateStore
     private let ledger: ExperimentLedger
-    private let appendExperimentMetrics: @Sendable (inout [UInt8]) -> Void
+    private let appendExperimentMetrics: @Sendable (inout ByteBuffer) -> Void
+    /// The last body's size: the next body's buffer is allocated at about that size, so it rarely grows.
+    private let lastBodySize = Atomic<Int>(0)
     private let now: @Sendable () -> Timestamp
 
     /// `variantd_requests_total{op,code="ok"}`, by `Request.Op.rawValue` (none for `unknown`, which never succeeds).
@@ -47,7 +50,7 @@ public final class DaemonMetrics: Sendable {
     ///   - now: the wall clock, for `variantd_config_last_success_age_seconds`.
     public init(
         version: String, store: ServingStateStore, ledger: ExperimentLedger,
-        appendExperimentMetrics: @escaping @Sendable (inout [UInt8]) -> Void = { _ in },
+        appendExperimentMetrics: @escaping @Sendable (inout ByteBuffer) -> Void = { _ in },
         now: @escaping @Sendable () -> Timestamp = SystemClock.now
     ) {
         let registry = PrometheusCollectorRegistry()
@@ -178,7 +181,7 @@ public final class DaemonMetrics: Sendable {
 
     /// The exposition body: the operational metrics (those computed now updated first), then the experiment
     /// statistics. Called off the socket server's event loops (the metrics server renders in a task).
-    public func render(into buffer: inout [UInt8]) {
+    public func render() -> ByteBuffer {
         let snapshot = store.current
         disabledTreatments.set(to: Double(ledger.disabled.count))
         if let last = snapshot.lastSuccessAt ?? snapshot.config?.loadedAt {
@@ -194,15 +197,15 @@ public final class DaemonMetrics: Sendable {
             }
         }
         updateConfigInfo(snapshot.config.map { [$0.version, snapshot.source] })
-        registry.emit(into: &buffer)
-        appendExperimentMetrics(&buffer)
-    }
-
-    public func render() -> [UInt8] {
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(16 << 10)
-        render(into: &buffer)
-        return buffer
+        var operational: [UInt8] = []
+        operational.reserveCapacity(16 << 10)
+        registry.emit(into: &operational)
+        let expected = lastBodySize.load(ordering: .relaxed)
+        var body = ByteBufferAllocator().buffer(capacity: max(expected + expected / 8, operational.count + 4096))
+        body.writeBytes(operational)
+        appendExperimentMetrics(&body)
+        lastBodySize.store(body.readableBytes, ordering: .relaxed)
+        return body
     }
 
     /// Keeps exactly one `variantd_config_info` series, for the config in use (none without one).

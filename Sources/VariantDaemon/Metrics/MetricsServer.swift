@@ -189,7 +189,7 @@ public final class MetricsServer: Service, Sendable {
             headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         } else {
             status = .ok
-            body = ByteBuffer(bytes: metrics.render())
+            body = metrics.render()
             headers.add(name: "Content-Type", value: Self.contentType)
         }
         headers.add(name: "Content-Length", value: "\(body.readableBytes)")
