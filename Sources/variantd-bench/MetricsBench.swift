@@ -117,27 +117,34 @@ final class HTTPScrapeClient {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// GETs `path` and returns the body's size; fails unless the status is 200.
+    /// GETs `path` and returns the body's size; fails unless the status is 200. The body is read and counted,
+    /// not kept (a full-detail body is 10 MB).
     func get(_ path: String) throws -> Int {
         let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
         guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count
         else { throw BenchError.system("send", "127.0.0.1:\(port)") }
-        var received: [UInt8] = []
-        var headLength: Int?
+        var head: [UInt8] = []
         var bodyLength = 0
+        var bodyReceived = 0
+        var headDone = false
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { throw BenchError("the metrics endpoint closed the connection") }
-            received += buffer[..<count]
-            if headLength == nil, let end = Self.headEnd(received) {
-                let head = String(decoding: received[..<end], as: UTF8.self)
-                guard head.hasPrefix("HTTP/1.1 200") else { throw BenchError("GET \(path): \(head)") }
-                headLength = end + 4
-                for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
-                    bodyLength = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+            if headDone {
+                bodyReceived += count
+            } else {
+                head += buffer[..<count]
+                if let end = Self.headEnd(head) {
+                    let text = String(decoding: head[..<end], as: UTF8.self)
+                    guard text.hasPrefix("HTTP/1.1 200") else { throw BenchError("GET \(path): \(text)") }
+                    for line in text.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                        bodyLength = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+                    }
+                    headDone = true
+                    bodyReceived = head.count - (end + 4)
                 }
             }
-            if let headLength, received.count >= headLength + bodyLength { return bodyLength }
+            if headDone && bodyReceived >= bodyLength { return bodyLength }
         }
     }
 
@@ -154,7 +161,7 @@ final class HTTPScrapeClient {
 extension VariantdBench {
     /// `--metrics`: see `MetricsBench`.
     func measureMetrics(in workDirectory: String) throws {
-        for unitGroups in [ExperimentExposition.Detail.UnitGroups.all, .guardrail] {
+        if let unitGroups = ExperimentExposition.Detail.UnitGroups(rawValue: metricsUnitGroups) {
             progress("rendering the experiments' samples in this process (--metrics-unit-groups \(unitGroups.rawValue))")
             let (renders, bytes) = MetricsBench.renderInProcess(
                 detail: ExperimentExposition.Detail(unitGroups: unitGroups), recordsPerVariant: metricsRecords,
@@ -173,7 +180,7 @@ extension VariantdBench {
             name: "variantd", executable: daemon,
             arguments: [
                 "--config", benchConfig, "--socket", socketPath, "--state-dir", workDirectory + "/state",
-                "--metrics-address", "127.0.0.1:\(port)",
+                "--metrics-address", "127.0.0.1:\(port)", "--metrics-unit-groups", metricsUnitGroups,
             ],
             logPath: workDirectory + "/variantd.log", role: .daemon)
         defer { daemonProcess.stop() }
@@ -182,18 +189,33 @@ extension VariantdBench {
             progress("recording \(metricsRecords) records of 10 metrics for each of \(MetricsBench.experiments * 3) variants")
             try MetricsBench.sendRecords(socketPath: socketPath, recordsPerVariant: metricsRecords)
 
-            // (a) Scrapes back to back.
+            // (a) Scrapes back to back, in rounds interleaved with the transfer floor: a C server answering every
+            // GET with a body of the same size (httpfloor), in its own process, read by the same client.
             let scraper = try HTTPScrapeClient(port: port)
-            for _ in 0..<20 { _ = try MetricsBench.scrape(scraper) }
-            progress("scraping /metrics \(metricsScrapes) times")
-            var scrapes: [UInt64] = []
             var bodyBytes = 0
-            for _ in 0..<metricsScrapes {
-                let (nanoseconds, bytes) = try MetricsBench.scrape(scraper)
-                scrapes.append(nanoseconds)
-                bodyBytes = bytes
+            for _ in 0..<20 { bodyBytes = try MetricsBench.scrape(scraper).bytes }
+            let floorPort = try HTTPScrapeClient.freePort()
+            let floorProcess = try MetricsBench.startTransferFloor(
+                in: workDirectory, port: floorPort, bodyBytes: bodyBytes)
+            defer { floorProcess.stop() }
+            let floorClient = try MetricsBench.connect(port: floorPort, process: floorProcess)
+            for _ in 0..<20 { _ = try MetricsBench.scrape(floorClient) }
+            let perRound = max(1, metricsScrapes / metricsRounds)
+            progress("scraping /metrics and the transfer floor \(perRound) times each in \(metricsRounds) interleaved rounds")
+            var scrapes: [UInt64] = []
+            var floorScrapes: [UInt64] = []
+            var roundRatios: [Double] = []
+            for _ in 0..<metricsRounds {
+                var floorRound: [UInt64] = []
+                var round: [UInt64] = []
+                for _ in 0..<perRound { floorRound.append(try MetricsBench.scrape(floorClient).nanoseconds) }
+                for _ in 0..<perRound { round.append(try MetricsBench.scrape(scraper).nanoseconds) }
+                roundRatios.append(Double(round.sorted()[perRound / 2]) / Double(floorRound.sorted()[perRound / 2]))
+                scrapes += round
+                floorScrapes += floorRound
             }
             scrapes.sort()
+            floorScrapes.sort()
             func micros(_ sorted: [UInt64], _ fraction: Double) -> Double {
                 Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]) / 1000
             }
@@ -233,8 +255,10 @@ extension VariantdBench {
             print(
                 """
                 metrics endpoint, \(MetricsBench.experiments) experiments × 3 variants, \(metricsRecords) records of 10 metrics per variant
-                (a) /metrics scraped \(metricsScrapes) times back to back: p50 \(String(format: "%.0f", micros(scrapes, 0.5))) µs, \
-                p99 \(String(format: "%.0f", micros(scrapes, 0.99))) µs, body \(bodyBytes) bytes
+                (a) body \(bodyBytes) bytes, \(metricsRounds) interleaved rounds of \(perRound) back-to-back scrapes each:
+                    /metrics                  p50 \(String(format: "%.0f", micros(scrapes, 0.5))) µs, p99 \(String(format: "%.0f", micros(scrapes, 0.99))) µs
+                    transfer floor (C, same size) p50 \(String(format: "%.0f", micros(floorScrapes, 0.5))) µs, p99 \(String(format: "%.0f", micros(floorScrapes, 0.99))) µs
+                    ratio of round medians    \(String(format: "%.2f", median(roundRatios))) (rounds \(String(format: "%.2f–%.2f", roundRatios.min() ?? 0, roundRatios.max() ?? 0)))
                 (b) assign round trip p50, one in flight, 1 connection, \(metricsRounds) rounds of \(latencyRequests) each:
                     unscraped                  median \(String(format: "%.1f", median(unscraped))) µs (rounds \(spread(unscraped)))
                     /metrics scraped every 1 s median \(String(format: "%.1f", median(scraped))) µs (rounds \(spread(scraped))), \(scrapesDuringRounds) scrapes
@@ -324,5 +348,89 @@ extension MetricsBench {
             times.append(monotonicNanoseconds() - start)
         }
         return (times.sorted(), body.count)
+    }
+}
+
+extension MetricsBench {
+    /// httpfloor: the least a scrape of this size can cost here. A C server on 127.0.0.1 answering every HTTP/1.1
+    /// request on a kept-alive connection with a body of the given size, already in memory (`writev` of head and
+    /// body).
+    static let transferFloorSource = #"""
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        #include <unistd.h>
+        #include <arpa/inet.h>
+        #include <sys/socket.h>
+        #include <sys/uio.h>
+        int main(int argc, char **argv) {
+            if (argc != 3) { fprintf(stderr, "usage: httpfloor PORT BODY_BYTES\n"); return 2; }
+            int port = atoi(argv[1]); size_t size = strtoul(argv[2], 0, 10);
+            char *body = malloc(size);
+            const char *line = "variantd_metric_group_sum_of_values{experiment=\"e\",variant=\"v\",group=\"1\"} 1.5\n";
+            for (size_t i = 0; i < size; i++) body[i] = line[i % strlen(line)];
+            char head[256];
+            int headLength = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n", size);
+            int listener = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+            setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            struct sockaddr_in address = {0};
+            address.sin_family = AF_INET; address.sin_port = htons(port); address.sin_addr.s_addr = htonl(0x7f000001);
+            if (bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 16) != 0) { perror("bind"); return 1; }
+            for (;;) {
+                int connection = accept(listener, 0, 0);
+                if (connection < 0) continue;
+                char request[4096]; size_t have = 0;
+                for (;;) {
+                    ssize_t count = read(connection, request + have, sizeof request - have - 1);
+                    if (count <= 0) break;
+                    have += count; request[have] = 0;
+                    char *end = strstr(request, "\r\n\r\n");
+                    if (!end) { if (have >= sizeof request - 1) break; continue; }
+                    size_t used = end + 4 - request;
+                    memmove(request, request + used, have - used); have -= used;
+                    struct iovec parts[2] = {{head, headLength}, {body, size}};
+                    size_t total = headLength + size, sent = 0; int failed = 0;
+                    while (sent < total) {
+                        struct iovec rest[2]; int n = 0;
+                        if (sent < (size_t)headLength) { rest[n++] = (struct iovec){head + sent, headLength - sent}; rest[n++] = parts[1]; }
+                        else rest[n++] = (struct iovec){body + (sent - headLength), total - sent};
+                        ssize_t written = writev(connection, rest, n);
+                        if (written <= 0) { failed = 1; break; }
+                        sent += written;
+                    }
+                    if (failed) break;
+                }
+                close(connection);
+            }
+        }
+        """#
+
+    /// Compiles httpfloor (`gcc -O2`) into `directory` and starts it on `port`.
+    static func startTransferFloor(in directory: String, port: Int, bodyBytes: Int) throws -> DaemonProcess {
+        let source = directory + "/httpfloor.c"
+        let executable = directory + "/httpfloor"
+        guard FileManager.default.createFile(atPath: source, contents: Data(transferFloorSource.utf8)) else {
+            throw BenchError("cannot write \(source)")
+        }
+        let result = try runToCompletion("gcc", ["-O2", "-o", executable, source])
+        guard result.status == 0 else {
+            throw BenchError("compiling \(source) failed (gcc exit status \(result.status)):\n\(result.output)")
+        }
+        return try DaemonProcess(
+            name: "httpfloor", executable: executable, arguments: [String(port), String(bodyBytes)],
+            logPath: directory + "/httpfloor.log", role: .helper)
+    }
+
+    /// A scrape client of `port`, once the process behind it accepts connections (within 10 s).
+    static func connect(port: Int, process: DaemonProcess) throws -> HTTPScrapeClient {
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        while true {
+            if let client = try? HTTPScrapeClient(port: port) { return client }
+            if let exit = process.unexpectedExit() { throw BenchError(exit) }
+            guard monotonicNanoseconds() < deadline else {
+                throw BenchError("nothing accepted connections on 127.0.0.1:\(port) within 10 s")
+            }
+            usleep(10_000)
+        }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import VariantCore
 
 /// An error that ends the benchmark, with a message for the operator.
 struct BenchError: Error, CustomStringConvertible {
@@ -91,16 +92,23 @@ struct VariantdBench: ParsableCommand {
 
     @Flag(
         help: """
-            Measure the metrics endpoint instead: 20 more experiments of 3 variants with records of 10 metrics, \
-            /metrics scraped back to back (--metrics-scrapes), then assign round trips (--latency-requests per \
-            round) unscraped and scraped every second, in --metrics-rounds interleaved rounds of each.
+            Measure the metrics endpoint instead: 20 more experiments of 3 variants with records of 10 metrics; \
+            the body rendered in process; /metrics scraped back to back (--metrics-scrapes in all) in \
+            --metrics-rounds rounds interleaved with a C server sending a body of the same size (the transfer \
+            floor); then assign round trips (--latency-requests per round) unscraped and scraped every second, in \
+            --metrics-rounds interleaved rounds of each.
             """)
     var metrics = false
+
+    @Option(
+        help: ArgumentHelp(
+            "The started variantd's --metrics-unit-groups in --metrics (all, guardrail, none).", valueName: "which"))
+    var metricsUnitGroups = "all"
 
     @Option(help: ArgumentHelp("Records per variant sent before --metrics measures.", valueName: "n"))
     var metricsRecords = 200
 
-    @Option(help: ArgumentHelp("Scrapes of /metrics back to back in --metrics.", valueName: "n"))
+    @Option(help: ArgumentHelp("Scrapes of /metrics (and of the transfer floor) in --metrics.", valueName: "n"))
     var metricsScrapes = 500
 
     @Option(help: ArgumentHelp("Rounds of each kind (unscraped, scraped) in --metrics.", valueName: "n"))
@@ -119,6 +127,9 @@ struct VariantdBench: ParsableCommand {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1.") }
         if let coreOnlyCase, !Self.coreCases.contains(coreOnlyCase) {
             throw ValidationError("--core-only-case must be one of \(Self.coreCases.joined(separator: ", ")).")
+        }
+        guard ExperimentExposition.Detail.UnitGroups(rawValue: metricsUnitGroups) != nil else {
+            throw ValidationError("--metrics-unit-groups must be all, guardrail or none.")
         }
         // udsfloor writes each burst from a 64 KiB buffer, which holds 862 of its requests.
         guard depth >= 1, depth <= Self.maximumDepth else {
