@@ -127,16 +127,16 @@ public enum ExperimentExposition {
                     metrics: metricTotals(of: aggregate))
             }
         }
-        let counters: [(StaticString, String, (VariantAggregate) -> Int)] = [
-            ("variantd_assignments_total", "Assign answers that enrolled a unit in the variant, this phase.", \.assignments),
-            ("variantd_records_total", "Records added to the variant's statistics, this phase (live and shadow).", \.records),
-            ("variantd_shadow_records_total", "Of the records, those from running the variant in shadow.", \.shadowRecords),
-            ("variantd_unit_records_total", "Of the records, those that named their unit.", \.unitRecords),
-            ("variantd_out_of_range_records_total", "Records refused because a value was outside its plausible range.", \.outOfRange),
+        let counters: [(StaticString, String, (Arm) -> Int)] = [
+            ("variantd_assignments_total", "Assign answers that enrolled a unit in the variant, this phase.", { $0.aggregate.assignments }),
+            ("variantd_records_total", "Records added to the variant's statistics, this phase (live and shadow).", { $0.aggregate.records }),
+            ("variantd_shadow_records_total", "Of the records, those from running the variant in shadow.", { $0.aggregate.shadowRecords }),
+            ("variantd_unit_records_total", "Of the records, those that named their unit.", { $0.aggregate.unitRecords }),
+            ("variantd_out_of_range_records_total", "Records refused because a value was outside its plausible range.", { $0.aggregate.outOfRange }),
         ]
         for (name, help, value) in counters {
             out.family("\(name)", .counter, help)
-            for arm in arms { out.sample(name, arm.labels, integer: value(arm.aggregate)) }
+            for arm in arms { out.sample(name, arm.labels, integer: value(arm)) }
         }
 
         out.family("variantd_metric_observations_total", .counter, "Records carrying the metric, this phase.")
@@ -172,8 +172,11 @@ public enum ExperimentExposition {
             for metric in metrics {
                 let prefix = ExpositionWriter.seriesPrefix(
                     "variantd_metric_group_observations_total", arm.labels, metric.labels, openLabel: "group")
-                for group in 0..<UnitGroupTotals.groupCount {
-                    out.sample(prefix: prefix, lastLabel: group, integer: metric.groups.counts[group])
+                let counts = metric.groups.counts
+                prefix.withUnsafeBytes { prefix in
+                    for group in 0..<UnitGroupTotals.groupCount {
+                        out.sample(prefix: prefix, lastLabel: group, integer: counts[group])
+                    }
                 }
             }
         }
@@ -182,8 +185,11 @@ public enum ExperimentExposition {
             for metric in metrics {
                 let prefix = ExpositionWriter.seriesPrefix(
                     "variantd_metric_group_sum_of_values", arm.labels, metric.labels, openLabel: "group")
-                for group in 0..<UnitGroupTotals.groupCount {
-                    out.sample(prefix: prefix, lastLabel: group, value: metric.groups.sums[group])
+                let sums = metric.groups.sums
+                prefix.withUnsafeBytes { prefix in
+                    for group in 0..<UnitGroupTotals.groupCount {
+                        out.sample(prefix: prefix, lastLabel: group, value: sums[group])
+                    }
                 }
             }
         }
@@ -215,21 +221,33 @@ public enum ExperimentExposition {
             let count = min(detail.unitSampleSize, sample.hashes.count)
             guard count > 0 else { continue }
             let prefix = ExpositionWriter.seriesPrefix("variantd_unit_sample", labels, [], openLabel: "rank")
-            for rank in 0..<count {
-                let value = encodeUnit(hash: sample.hashes[rank], variant: sample.variants[rank])
-                out.sample(prefix: prefix, lastLabel: rank, integer: Int(value))
+            let (hashes, variants) = (sample.hashes, sample.variants)
+            prefix.withUnsafeBytes { prefix in
+                for rank in 0..<count {
+                    let value = encodeUnit(hash: hashes[rank], variant: variants[rank])
+                    out.sample(prefix: prefix, lastLabel: rank, integer: Int(value))
+                }
             }
         }
     }
 
-    /// One variant of one experiment's current phase, with its label bytes.
-    private struct Arm {
-        var state: ExperimentState
-        var variant: String
-        var aggregate: VariantAggregate
+    /// One variant of one experiment's current phase, with its label bytes. A class: the loops over the variants
+    /// pass it around, and copying its state and aggregate would retain each of their dozens of arrays each time.
+    private final class Arm {
+        let state: ExperimentState
+        let variant: String
+        let aggregate: VariantAggregate
         /// `experiment="…",phase="…",variant="…"`.
-        var labels: [UInt8]
-        var metrics: [MetricTotals]
+        let labels: [UInt8]
+        let metrics: [MetricTotals]
+
+        init(state: ExperimentState, variant: String, aggregate: VariantAggregate, labels: [UInt8], metrics: [MetricTotals]) {
+            self.state = state
+            self.variant = variant
+            self.aggregate = aggregate
+            self.labels = labels
+            self.metrics = metrics
+        }
     }
 
     /// A unit sample entry as exported: the hash's top `exportedHashBits` bits, then the variant index's 8.
@@ -265,16 +283,16 @@ public enum ExperimentExposition {
     }
     static let infinityBucketLabel = ExpositionWriter.labels([("le", "+Inf")], continuing: true)
 
-    /// One metric's exported totals.
-    struct MetricTotals {
-        var name: String
+    /// One metric's exported totals (a class, for the reason `Arm` is one).
+    final class MetricTotals {
+        let name: String
         /// `,metric="…"`, to follow a variant's labels.
-        var labels: [UInt8]
-        var count: Int
-        var sum: Double
+        let labels: [UInt8]
+        let count: Int
+        let sum: Double
         /// Σx², for metrics kept as running moments; nil for the rates.
-        var sumOfSquares: Double?
-        var groups: UnitGroupTotals
+        let sumOfSquares: Double?
+        let groups: UnitGroupTotals
 
         init(name: String, count: Int, sum: Double, sumOfSquares: Double? = nil, groups: UnitGroupTotals) {
             self.name = name
@@ -409,7 +427,7 @@ struct ExpositionWriter: ~Copyable {
     }
 
     /// One sample line from a `seriesPrefix`: the prefix, the last label's integer value, and the sample's value.
-    mutating func sample(prefix: [UInt8], lastLabel: Int, value: Double) {
+    mutating func sample(prefix: UnsafeRawBufferPointer, lastLabel: Int, value: Double) {
         makeRoom(prefix.count + Self.lineOverhead)
         put(prefix)
         put(lastLabel)
@@ -419,7 +437,7 @@ struct ExpositionWriter: ~Copyable {
     }
 
     /// `sample(prefix:lastLabel:value:)` for a value that is a count.
-    mutating func sample(prefix: [UInt8], lastLabel: Int, integer value: Int) {
+    mutating func sample(prefix: UnsafeRawBufferPointer, lastLabel: Int, integer value: Int) {
         makeRoom(prefix.count + Self.lineOverhead)
         put(prefix)
         put(lastLabel)
