@@ -113,7 +113,7 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "Longest wait in seconds between attempts while the source fails. Env: VARIANTD_MAX_BACKOFF.")
     var maxBackoff: Double = Environment.string("VARIANTD_MAX_BACKOFF").flatMap { Double($0) } ?? 300
 
-    @Option(help: "Seconds one request to the source may take, body included. Env: VARIANTD_REQUEST_TIMEOUT.")
+    @Option(help: "Seconds one request to the source (or one read of a config file) may take, body included. Env: VARIANTD_REQUEST_TIMEOUT.")
     var requestTimeout: Double = Environment.string("VARIANTD_REQUEST_TIMEOUT").flatMap { Double($0) } ?? 10
 
     @Option(help: "The largest configuration document accepted, in bytes. Env: VARIANTD_MAX_CONFIG_BYTES.")
@@ -238,17 +238,21 @@ struct Variantd: AsyncParsableCommand {
                 appendExperimentMetrics: { experimentMetrics.append(into: &$0) })
         }
 
-        var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: Environment.absolutePath(stateDir))
-        persistenceConfiguration.flushInterval = .milliseconds(Int(stateFlushInterval * 1000))
-        let persistence = LedgerPersistence(
-            configuration: persistenceConfiguration, ledger: ledger, logger: logger,
-            writeFailed: { metrics?.stateWriteFailed() })
-        persistence.restore()
-
         // systemd: sd_notify readiness, status, reloads (through the source's hooks), watchdog, stopping.
         var notifierConfiguration = SystemdNotifier.Configuration()
         notifierConfiguration.readyTimeout = .milliseconds(Int(readyTimeout * 1000))
         let notifier = SystemdNotifier(configuration: notifierConfiguration, store: store, logger: logger)
+
+        var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: Environment.absolutePath(stateDir))
+        persistenceConfiguration.flushInterval = .milliseconds(Int(stateFlushInterval * 1000))
+        let persistence = LedgerPersistence(
+            configuration: persistenceConfiguration, ledger: ledger, logger: logger,
+            writeFailed: { metrics?.stateWriteFailed() },
+            failureChanged: { failure in
+                store.update { $0.withStateFailure(failure) }
+                notifier.statusChanged()
+            })
+        persistence.restore()
 
         let (source, shutdownSource) = try sourceOptions.makePoller(
             store: store, logger: logger,
