@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+import VariantClient
 import VariantCore
 
 @testable import VariantDaemon
@@ -98,6 +99,18 @@ import VariantCore
         let idle = try RawSocket(path: daemon.socketPath, timeoutSeconds: 60)
         #expect(idle.peerClosed())  // blocks until the daemon closes it
         #expect(try daemon.ask(#"{"op":"health"}"#)["ok"] == .bool(true))
+        #expect(daemon.stop() == 0)
+    }
+
+    /// The client shim keeps its connection between requests; once the daemon closes it as idle, the next
+    /// request is answered on a new connection (the shim retries a closed kept connection once), not a fallback.
+    @Test func aKeptClientConnectionClosedAsIdleIsReplacedWithoutAFallback() throws {
+        let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--idle-timeout", "0.2"])
+        let client = VariantClient(socketPath: daemon.socketPath, timeout: 5)
+        #expect(!client.assign("checkout-prompt", unit: "user-42").isFallback)
+        #expect(eventually { daemon.logs.contains("connection.idle_closed") })
+        #expect(!client.assign("checkout-prompt", unit: "user-43").isFallback)
+        #expect(client.counters.fallbacks == 0)
         #expect(daemon.stop() == 0)
     }
 
