@@ -28,7 +28,8 @@ public final class ExperimentControl: Sendable {
     public func context(for peer: PeerCredentials?) -> RequestContext {
         RequestContext(
             ledger: ledger, caller: adminPolicy.caller(peer),
-            treatmentsChanged: { [self] event in self.treatmentsChanged(event) }, reload: reload)
+            treatmentsChanged: { [self] event in self.treatmentsChanged(event) }, reload: reload,
+            persist: { [persistence] in persistence?.flush() })
     }
 
     /// Makes the serving snapshot follow the ledger's disabled treatments (at start and after every change). The

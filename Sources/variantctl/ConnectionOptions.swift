@@ -63,6 +63,12 @@ struct ConnectionOptions: ParsableArguments {
                 The configuration document every host follows disables this treatment (its variant's "disabled", \
                 often written by variantd-judge). Change the document at its source to serve it again.
                 """
+        case "state_not_durable":
+            return """
+                The change is in effect, but the daemon cannot write its state file, so a restart would undo it. \
+                Make the state directory (--state-dir, /var/lib/variantd) writable, then repeat the command; \
+                `variantctl health` shows state_error until a write succeeds.
+                """
         case "unavailable":
             return "The daemon cannot do this now; `variantctl status` shows its configuration source."
         default:

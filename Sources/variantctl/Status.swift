@@ -11,7 +11,8 @@ struct Status: ParsableCommand {
     func run() throws {
         let (line, answer) = try connection.send([("op", .string("config"))])
         guard !connection.json else { return print(line) }
-        printFields(answer, skipping: ["id", "ok", "last_error", "experiment_states", "disabled_treatments", "prompt_sources"])
+        printFields(
+            answer, skipping: ["id", "ok", "last_error", "experiment_states", "disabled_treatments", "prompt_sources", "state_error"])
         let experiments = (answer["experiment_states"]?.arrayValue ?? []).compactMap(\.objectValue)
         if !experiments.isEmpty {
             var table = Table("EXPERIMENT", "STATUS", "MODE", "ASSIGNING")
@@ -47,6 +48,10 @@ struct Status: ParsableCommand {
             }
         } else {
             print("last_error: -")
+        }
+        if let failure = answer["state_error"]?.objectValue {
+            print(
+                "state_error: the state file cannot be written since \(failure["since"]?.stringValue ?? "?"): \(failure["message"]?.stringValue ?? "") (disables and statistics since then are lost at a restart)")
         }
     }
 }

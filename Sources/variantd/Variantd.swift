@@ -9,7 +9,7 @@ import VariantDaemon
 /// `variantd`: the prompt-experiment sidecar daemon.
 ///
 /// Every option can also be set in the environment (`VARIANTD_CONFIG`, `VARIANTD_SOCKET`, `VARIANTD_SOCKET_MODE`,
-/// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`,
+/// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_IDLE_TIMEOUT`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`,
 /// `VARIANTD_LOG_FORMAT`, `VARIANTD_READY_TIMEOUT`, `VARIANTD_STATE_DIR`, `VARIANTD_STATE_FLUSH_INTERVAL`,
 /// `VARIANTD_ADMIN_GROUP`, `VARIANTD_METRICS_ADDRESS`, and for the config source `VARIANTD_SOURCE`, `VARIANTD_CACHE_DIR`,
 /// `VARIANTD_POLL_INTERVAL`, `VARIANTD_POLL_JITTER`, `VARIANTD_MAX_BACKOFF`, `VARIANTD_REQUEST_TIMEOUT`,
@@ -38,8 +38,11 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "The longest request line in bytes. Env: VARIANTD_MAX_LINE_BYTES.")
     var maxLineBytes: Int = Environment.string("VARIANTD_MAX_LINE_BYTES").flatMap { Int($0) } ?? 65536
 
-    @Option(help: "The most connections served at once. Env: VARIANTD_MAX_CONNECTIONS.")
+    @Option(help: "The most connections served at once (one more is kept for admin peers; lowered to fit the descriptor limit). Env: VARIANTD_MAX_CONNECTIONS.")
     var maxConnections: Int = Environment.string("VARIANTD_MAX_CONNECTIONS").flatMap { Int($0) } ?? 1024
+
+    @Option(help: "Seconds after which a connection with nothing read or written is closed; 0 keeps idle connections open. Env: VARIANTD_IDLE_TIMEOUT.")
+    var idleTimeout: Double = Environment.string("VARIANTD_IDLE_TIMEOUT").flatMap { Double($0) } ?? 300
 
     @Option(help: "Seconds between checks of the config file for a change. Env: VARIANTD_CHECK_INTERVAL.")
     var checkInterval: Double = Environment.string("VARIANTD_CHECK_INTERVAL").flatMap { Double($0) } ?? 1
@@ -113,7 +116,7 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "Longest wait in seconds between attempts while the source fails. Env: VARIANTD_MAX_BACKOFF.")
     var maxBackoff: Double = Environment.string("VARIANTD_MAX_BACKOFF").flatMap { Double($0) } ?? 300
 
-    @Option(help: "Seconds one request to the source may take, body included. Env: VARIANTD_REQUEST_TIMEOUT.")
+    @Option(help: "Seconds one request to the source (or one read of a config file) may take, body included. Env: VARIANTD_REQUEST_TIMEOUT.")
     var requestTimeout: Double = Environment.string("VARIANTD_REQUEST_TIMEOUT").flatMap { Double($0) } ?? 10
 
     @Option(help: "The largest configuration document accepted, in bytes. Env: VARIANTD_MAX_CONFIG_BYTES.")
@@ -177,6 +180,9 @@ struct Variantd: AsyncParsableCommand {
         }
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard idleTimeout.isFinite, idleTimeout >= 0, idleTimeout <= 86_400 else {
+            throw ValidationError("--idle-timeout must be from 0 (off) to 86400 seconds, not \(idleTimeout)")
+        }
         guard checkInterval > 0 else { throw ValidationError("--check-interval must be positive") }
         guard stateFlushInterval > 0 else { throw ValidationError("--state-flush-interval must be positive") }
         if let adminGroup = effectiveAdminGroup, AdminPolicy.groupID(named: adminGroup) == nil {
@@ -210,6 +216,14 @@ struct Variantd: AsyncParsableCommand {
         (LogFormat(rawValue: logFormat) ?? .auto).bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "variantd")
 
+        if let group = effectiveAdminGroup, let gid = AdminPolicy.groupID(named: group), !AdminPolicy.isMapped(groupID: gid) {
+            // PrivateUsers=yes (the shipped unit) maps only root and the daemon's own group: members of the admin
+            // group would get forbidden with no hint why.
+            logger.error(
+                "admin.group_unmapped: the admin group is not mapped in this user namespace, so its members are refused admin ops; run without PrivateUsers=yes (systemd/README.md)",
+                metadata: ["admin.group": "\(group)", "admin.gid": "\(gid)"])
+        }
+
         // systemd: the socket passed by socket activation, if any (a startup error if it is not a Unix stream).
         let inheritedSocket = try SocketActivation.inheritedListener()
 
@@ -238,17 +252,21 @@ struct Variantd: AsyncParsableCommand {
                 appendExperimentMetrics: { experimentMetrics.append(into: &$0) })
         }
 
-        var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: Environment.absolutePath(stateDir))
-        persistenceConfiguration.flushInterval = .milliseconds(Int(stateFlushInterval * 1000))
-        let persistence = LedgerPersistence(
-            configuration: persistenceConfiguration, ledger: ledger, logger: logger,
-            writeFailed: { metrics?.stateWriteFailed() })
-        persistence.restore()
-
         // systemd: sd_notify readiness, status, reloads (through the source's hooks), watchdog, stopping.
         var notifierConfiguration = SystemdNotifier.Configuration()
         notifierConfiguration.readyTimeout = .milliseconds(Int(readyTimeout * 1000))
         let notifier = SystemdNotifier(configuration: notifierConfiguration, store: store, logger: logger)
+
+        var persistenceConfiguration = LedgerPersistence.Configuration(stateDirectory: Environment.absolutePath(stateDir))
+        persistenceConfiguration.flushInterval = .milliseconds(Int(stateFlushInterval * 1000))
+        let persistence = LedgerPersistence(
+            configuration: persistenceConfiguration, ledger: ledger, logger: logger,
+            writeFailed: { metrics?.stateWriteFailed() },
+            failureChanged: { failure in
+                store.update { $0.withStateFailure(failure) }
+                notifier.statusChanged()
+            })
+        persistence.restore()
 
         let (source, shutdownSource) = try sourceOptions.makePoller(
             store: store, logger: logger,
@@ -275,6 +293,7 @@ struct Variantd: AsyncParsableCommand {
         if let inheritedSocket { serverConfiguration.listener = .inheritedDescriptor(inheritedSocket) }
         serverConfiguration.maximumLineBytes = maxLineBytes
         serverConfiguration.maximumConnections = maxConnections
+        serverConfiguration.idleTimeout = idleTimeout > 0 ? .milliseconds(Int((idleTimeout * 1000).rounded())) : nil
         let socketPath = inheritedSocket.map { "fd \($0) (socket activation)" } ?? socket
         let server = SocketServer(
             configuration: serverConfiguration, store: store, logger: logger, metrics: metrics,

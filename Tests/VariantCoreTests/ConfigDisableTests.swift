@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import VariantCore
 
@@ -272,6 +273,33 @@ import Testing
         #expect(ledger.disabled[Self.treatment]?.reason == "mine")
     }
 
+    /// An admin op whose change cannot be written answers `state_not_durable` (it answered ok:true), naming the
+    /// reason, while the change stays in effect in memory; once the state can be written, the same op is ok.
+    @Test func anAdminOpWhoseStateCannotBeWrittenAnswersStateNotDurable() throws {
+        let snapshot = try Self.snapshot(Self.document(disabled: nil))
+        let ledger = ExperimentLedger()
+        let failure = SharedFailure()
+        let admin = RequestContext(
+            ledger: ledger, caller: Caller(pid: 42, uid: 0, gid: 0, mayAdminister: true), treatmentsChanged: { _ in },
+            reload: { true }, persist: { failure.reason })
+        failure.reason = "cannot rename state.json.tmp-abc123 to state.json: Read-only file system"
+        for request in [
+            #"{"op":"disable","experiment":"e","variant":"treatment"}"#, #"{"op":"enable","experiment":"e","variant":"treatment"}"#,
+            #"{"op":"new_phase","experiment":"e"}"#,
+        ] {
+            let refused = try answer(request, snapshot, admin)
+            let error = try #require(refused["error"]?.objectValue, "\(refused)")
+            #expect(error["code"] == .string("state_not_durable"))
+            #expect(error["message"]?.stringValue?.contains("Read-only file system") == true)
+            #expect(error["message"]?.stringValue?.contains("a restart would") == true)
+        }
+        // Each took effect in memory: disabled, enabled again, and a new phase.
+        #expect(ledger.events(limit: 10).map(\.kind).suffix(3) == [.disabled, .enabled, .phaseStarted])
+        failure.reason = nil
+        let disabled = try answer(#"{"op":"disable","experiment":"e","variant":"treatment"}"#, snapshot, admin)
+        #expect(disabled["ok"] == .bool(true) && disabled["changed"] == .bool(true))
+    }
+
     // MARK: Guardrail scope
 
     /// 300 records per arm in which the treatment errs on every other record and the control on one in twenty.
@@ -319,5 +347,14 @@ import Testing
         _ = ledger.followDisables(of: try validDocument(Self.document()), at: someInstant)
         #expect(ledger.record(breachingEntries(GuardrailSettings()), now: someInstant).disabled.isEmpty)
         #expect(ledger.locallyDisabled.isEmpty)
+    }
+}
+
+/// A persistence failure a test switches on and off.
+final class SharedFailure: Sendable {
+    private let value = Mutex<String?>(nil)
+    var reason: String? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
     }
 }

@@ -233,7 +233,7 @@ import Testing
         let answer = Responder.respond(to: #"{"id":1,"op":"config"}"#, snapshot: snapshot, now: at, context: .detached())
         #expect(
             answer.hasSuffix(
-                #","disabled_treatments":[],"prompt_sources":[{"prompt":"critic","langfuse_name":"movie-critic","version":null,"label":"production","resolved_version":3,"from":"disk_cache","fetched_at":"2026-11-23T09:00:00Z","last_error":{"code":"langfuse_unreachable","message":"refused","at":"2026-11-23T09:00:00Z"}},{"prompt":"critic","langfuse_name":"movie-critic","version":1,"label":null,"resolved_version":null,"from":null,"fetched_at":null,"last_error":null}]}"#
+                #","disabled_treatments":[],"state_error":null,"prompt_sources":[{"prompt":"critic","langfuse_name":"movie-critic","version":null,"label":"production","resolved_version":3,"from":"disk_cache","fetched_at":"2026-11-23T09:00:00Z","last_error":{"code":"langfuse_unreachable","message":"refused","at":"2026-11-23T09:00:00Z"}},{"prompt":"critic","langfuse_name":"movie-critic","version":1,"label":null,"resolved_version":null,"from":null,"fetched_at":null,"last_error":null}]}"#
             ), "\(answer)")
         // The snapshot's other transitions keep the prompt sources.
         #expect(snapshot.recording(ConfigLoadFailure(.timeout, message: "t", at: at)).promptSources.count == 2)

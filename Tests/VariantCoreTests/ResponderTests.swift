@@ -80,10 +80,10 @@ import Testing
     @Test func configReportsVersionSourceAndAge() throws {
         #expect(
             try answer(#"{"id":1,"op":"config"}"#)
-                == #"{"id":1,"ok":true,"loaded":true,"version":"\#(Self.version)","source":"file:/x.json","loaded_at":"2026-11-23T11:59:00Z","age_seconds":60,"experiments":2,"prompts":2,"last_error":null,"source_version":null,"fetched_at":"2026-11-23T11:59:00Z","from_cache":false,"source_state":"starting","last_success_at":null,"experiment_states":[{"name":"e","status":"running","mode":"live","assigning":true},{"name":"paused","status":"paused","mode":"live","assigning":false}],"disabled_treatments":[],"prompt_sources":[]}"#
+                == #"{"id":1,"ok":true,"loaded":true,"version":"\#(Self.version)","source":"file:/x.json","loaded_at":"2026-11-23T11:59:00Z","age_seconds":60,"experiments":2,"prompts":2,"last_error":null,"source_version":null,"fetched_at":"2026-11-23T11:59:00Z","from_cache":false,"source_state":"starting","last_success_at":null,"experiment_states":[{"name":"e","status":"running","mode":"live","assigning":true},{"name":"paused","status":"paused","mode":"live","assigning":false}],"disabled_treatments":[],"state_error":null,"prompt_sources":[]}"#
         )
         let disabled = try Self.servingSnapshot().withDisabled([.init(experiment: "e", variant: "treatment")])
-        #expect(try answer(#"{"op":"config"}"#, snapshot: disabled).hasSuffix(#""disabled_treatments":[{"experiment":"e","variant":"treatment"}],"prompt_sources":[]}"#))
+        #expect(try answer(#"{"op":"config"}"#, snapshot: disabled).hasSuffix(#""disabled_treatments":[{"experiment":"e","variant":"treatment"}],"state_error":null,"prompt_sources":[]}"#))
     }
 
     @Test func configReportsTheLastErrorWhileServingTheLastGoodDocument() throws {
@@ -111,7 +111,7 @@ import Testing
             Responder.respond(to: #"{"op":"prompt","prompt":"p"}"#, snapshot: empty, now: someInstant, context: .detached()).contains(#""code":"no_config""#))
         #expect(
             Responder.respond(to: #"{"op":"health"}"#, snapshot: empty, now: someInstant, context: .detached())
-                == #"{"id":null,"ok":true,"status":"no_config","config_version":null,"uptime_seconds":3600}"#)
+                == #"{"id":null,"ok":true,"status":"no_config","config_version":null,"uptime_seconds":3600,"state_error":null}"#)
     }
 
     @Test(arguments: [

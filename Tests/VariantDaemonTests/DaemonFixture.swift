@@ -27,9 +27,11 @@ final class DaemonFixture {
     /// Starts the daemon. With `config` nil no config file is written. `environment` is added to the test's own.
     /// - Parameter stateDirectory: where the daemon keeps its state; a folder inside the fixture's own by default
     ///   (pass one outside it to restart a daemon on the same state).
+    /// - Parameter launcher: a command that runs the daemon with its arguments, replacing itself with it (`exec`),
+    ///   such as a shell that lowers the descriptor limit first; none by default.
     init(
         config: String?, arguments: [String] = [], environment: [String: String] = [:], stateDirectory: String? = nil,
-        waitForSocket: Bool = true
+        waitForSocket: Bool = true, launcher: [String] = []
     ) throws {
         let template = FileManager.default.temporaryDirectory.appendingPathComponent("variantd-test-XXXXXX").path
         var buffer = Array(template.utf8CString)
@@ -42,9 +44,10 @@ final class DaemonFixture {
         guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
             throw FixtureError("cannot create \(logPath)")
         }
-        process.executableURL = URL(fileURLWithPath: Self.product("variantd"))
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? Self.product("variantd"))
         process.arguments =
-            [
+            launcher.dropFirst() + (launcher.isEmpty ? [] : [Self.product("variantd")])
+            + [
                 "--config", configPath, "--socket", socketPath, "--check-interval", "0.1", "--log-level", "debug",
                 "--state-dir", stateDirectory ?? directory.appendingPathComponent("state").path,
             ] + arguments

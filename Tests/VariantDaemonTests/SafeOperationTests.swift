@@ -90,7 +90,28 @@ import VariantClient
             #expect(Int(info.st_mode) & 0o777 == 0o750)
         }
     }
+
+    /// A missing socket directory (the default /run/variantd outside systemd) printed only
+    /// `bind(descriptor:ptr:bytes:): No such file or directory) (errno: 2)`; the error names the path and what to do.
+    @Test func aMissingSocketDirectoryIsNamedInTheError() throws {
+        let directory = try TemporaryDirectory()
+        let socket = directory.path + "/missing/variantd.sock"
+        let result = try runProduct(
+            "variantd",
+            [
+                "--config", repositoryRoot + "/examples/variantd.json", "--socket", socket, "--state-dir",
+                directory.path + "/state",
+            ])
+        #expect(result.status != 0)
+        #expect(result.output.contains("cannot bind \(socket)"), "\(result.output)")
+        #expect(result.output.contains(directory.path + "/missing"), "\(result.output)")
+        #expect(result.output.contains("create the directory, or give another --socket"), "\(result.output)")
+    }
 }
+
+/// The repository's root folder.
+private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
 
 /// One request on a fresh connection, for sockets no fixture owns.
 enum RawSocketClient {

@@ -96,6 +96,33 @@ import VariantCore
         #expect(daemon.wait() == 0)
     }
 
+    /// While the state file cannot be written, `systemctl status` says so (STATUS=), and stops saying so once a
+    /// write succeeds.
+    @Test func aStateThatCannotBeWrittenShowsInTheStatusUntilAWriteSucceeds() throws {
+        let state = try SystemdTools.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let (daemon, notify, directory) = try start(
+            config: exampleConfig, arguments: ["--state-dir", state, "--state-flush-interval", "0.05"])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var log: [String] = []
+        #expect(notify.receive(until: { $0.notifyFields["READY"] == "1" }, timeout: 20, log: &log) != nil)
+        let unblock = try StateDurabilityTests.blockStateFile(in: state)
+        let answer = try VariantConnection(socketPath: directory + "/variantd.sock").request(StateDurabilityTests.disable)
+        #expect(answer.contains("state_not_durable"), "\(answer)")
+        let failing = notify.receive(
+            until: { $0.notifyFields["STATUS"]?.contains("state not durable since") == true }, timeout: 10, log: &log)
+        #expect(failing?.notifyFields["STATUS"]?.contains("Is a directory") == true, "\(log)")
+        unblock()
+        let recovered = notify.receive(
+            until: { $0.notifyFields["STATUS"].map { !$0.contains("state not durable") } == true }, timeout: 10,
+            log: &log)
+        #expect(
+            recovered?.notifyFields["STATUS"]?.contains("checkout-prompt/concise") == true,
+            "\(log)")
+        daemon.send(SIGTERM)
+        #expect(daemon.wait() == 0)
+    }
+
     @Test func withoutAConfigItWaitsForOneBeforeReady() throws {
         let (daemon, notify, directory) = try start(config: nil)
         defer { try? FileManager.default.removeItem(atPath: directory) }

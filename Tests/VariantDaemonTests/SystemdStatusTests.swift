@@ -61,6 +61,18 @@ import VariantDaemon
         #expect(!text.contains("\n"))
     }
 
+    /// While the state file's writes fail, the status says the state is not durable, since when and why.
+    @Test func statusShowsThatTheStateIsNotDurable() throws {
+        let failing = try snapshot(config: true).withStateFailure(
+            StateWriteFailure(message: "cannot rename …: Read-only file system", since: Self.now))
+        let text = SystemdStatus.text(for: failing, now: Self.now)
+        #expect(
+            text.hasSuffix(
+                "; state not durable since 2026-11-23T12:00:00Z (state file writes fail: cannot rename …: Read-only file system)"),
+            "\(text)")
+        #expect(!SystemdStatus.text(for: failing.withStateFailure(nil), now: Self.now).contains("state"))
+    }
+
     @Test func withoutAConfigTheStatusSaysClientsGetNoConfig() throws {
         let failure = ConfigLoadFailure(code: "read_failed", message: "missing", at: Self.now)
         #expect(

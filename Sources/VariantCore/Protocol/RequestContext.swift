@@ -10,6 +10,9 @@ public struct RequestContext: Sendable {
     public var treatmentsChanged: @Sendable (LedgerEvent) -> Void
     /// Asks the config source to poll now; false when the daemon cannot (no source that reloads).
     public var reload: @Sendable () -> Bool
+    /// Writes the state file now if the state changed since its last write, and says why it could not (nil when
+    /// the file holds the state, or the daemon keeps none): admin ops answer only once their change is on disk.
+    public var persist: @Sendable () -> String?
     /// Told of records that were not recorded, with the code each was refused with and how many: a failed
     /// `record` (whatever its code), each rejected entry of a `batch`, every entry of a `batch` sent without a
     /// config (for the daemon's metrics).
@@ -17,13 +20,14 @@ public struct RequestContext: Sendable {
 
     public init(
         ledger: ExperimentLedger, caller: Caller, treatmentsChanged: @escaping @Sendable (LedgerEvent) -> Void,
-        reload: @escaping @Sendable () -> Bool,
+        reload: @escaping @Sendable () -> Bool, persist: @escaping @Sendable () -> String? = { nil },
         recordsRefused: @escaping @Sendable (ProtocolError.Code, Int) -> Void = { _, _ in }
     ) {
         self.ledger = ledger
         self.caller = caller
         self.treatmentsChanged = treatmentsChanged
         self.reload = reload
+        self.persist = persist
         self.recordsRefused = recordsRefused
     }
 }

@@ -121,7 +121,8 @@ extension Responder {
         writer.raw("]}\n")
     }
 
-    /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `control_cannot_be_disabled`.
+    /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `control_cannot_be_disabled`,
+    ///   `state_not_durable` (disabled in memory, not on disk).
     static func disable(
         experiment experimentName: String, variant variantName: String, reason: String?, snapshot: ServingSnapshot,
         now: Timestamp, context: RequestContext, id: RequestID, into writer: inout JSONWriter
@@ -139,10 +140,14 @@ extension Responder {
                 reason: reason ?? "disabled by an operator"),
             actor: context.caller.description)
         if let event { context.treatmentsChanged(event) }
+        try requireDurable(
+            context, change: "'\(variant.name)' of '\(experiment.name)' is disabled on this host now (its units get the control)",
+            undone: "serve it again")
         writeTreatmentState(experiment: experiment.name, variant: variant.name, disabled: true, changed: event != nil, id: id, into: &writer)
     }
 
-    /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `disabled_by_config`.
+    /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `disabled_by_config`,
+    ///   `state_not_durable` (enabled in memory, not on disk).
     static func enable(
         experiment experimentName: String, variant variantName: String, snapshot: ServingSnapshot, now: Timestamp,
         context: RequestContext, id: RequestID, into writer: inout JSONWriter
@@ -167,7 +172,21 @@ extension Responder {
         let event = context.ledger.enable(
             experiment: experimentName, variant: variantName, at: now, actor: context.caller.description)
         if let event { context.treatmentsChanged(event) }
+        try requireDurable(
+            context, change: "'\(variantName)' of '\(experimentName)' is served on this host now", undone: "disable it again")
         writeTreatmentState(experiment: experimentName, variant: variantName, disabled: false, changed: event != nil, id: id, into: &writer)
+    }
+
+    /// Writes the state before an admin op's answer (PROTOCOL.md: the change is on disk when the answer goes out).
+    /// - Parameters:
+    ///   - change: what took effect in memory, as the message says it.
+    ///   - undone: what a restart would do instead, as the message says it.
+    /// - Throws: `state_not_durable` when the state file cannot be written; the change stays in effect in memory.
+    static func requireDurable(_ context: RequestContext, change: String, undone: String) throws(ProtocolError) {
+        guard let failure = context.persist() else { return }
+        throw ProtocolError(
+            .stateNotDurable,
+            "\(change), but the state file could not be written (\(failure)), so a restart would \(undone); make the state directory writable (health shows state_error until a write succeeds) and repeat the request")
     }
 
     /// - Throws: `forbidden` unless the caller may administer the daemon.

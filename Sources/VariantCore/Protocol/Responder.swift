@@ -105,6 +105,8 @@ public enum Responder {
             writer.optionalString(snapshot.config?.version)
             writer.raw(",\"uptime_seconds\":")
             writer.number(roundedToMilliseconds(now.seconds(since: snapshot.startedAt)))
+            writer.raw(",\"state_error\":")
+            writer.stateError(snapshot.stateFailure)
             writer.raw("}\n")
         case .record(let record, let acknowledge):
             let variant = try self.record(record, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, context: context)
@@ -146,6 +148,9 @@ public enum Responder {
                 of: experimentName, definition: config.assignmentTally.definitions[index], at: now,
                 actor: context.caller.description, reason: reason ?? "requested by an operator")
             context.treatmentsChanged(event)
+            try requireDurable(
+                context, change: "phase \(event.details["phase"]?.integerValue ?? 0) of '\(experimentName)' started on this host now",
+                undone: "go back to the phase before")
             writer.raw("{\"id\":")
             writer.id(request.id)
             writer.raw(",\"ok\":true,\"experiment\":")
@@ -381,7 +386,8 @@ public enum Responder {
             writer.string(treatment.variant)
             writer.raw("}")
         }
-        writer.raw("]")
+        writer.raw("],\"state_error\":")
+        writer.stateError(snapshot.stateFailure)
         PromptSourceStatus.write(snapshot.promptSources, into: &writer)
         writer.raw("}\n")
     }

@@ -243,13 +243,17 @@ public final class ServingSnapshot: Sendable {
     private let experimentHasDisabled: [Bool]
     /// The Langfuse prompt versions and labels of the latest document, and how each was resolved.
     public let promptSources: [PromptSourceStatus]
+    /// Why the state file does not hold the state in memory, while its writes fail; nil when it does.
+    public let stateFailure: StateWriteFailure?
 
     public init(
         config: LoadedConfig?, source: String, lastError: ConfigLoadFailure?, startedAt: Timestamp,
         sourceState: ConfigSourceState = .starting, lastSuccessAt: Timestamp? = nil,
-        disabled: Set<ExperimentLedger.VariantKey> = [], promptSources: [PromptSourceStatus] = []
+        disabled: Set<ExperimentLedger.VariantKey> = [], promptSources: [PromptSourceStatus] = [],
+        stateFailure: StateWriteFailure? = nil
     ) {
         self.promptSources = promptSources
+        self.stateFailure = stateFailure
         self.config = config
         self.source = source
         self.lastError = lastError
@@ -270,14 +274,16 @@ public final class ServingSnapshot: Sendable {
         ServingSnapshot(
             config: config, source: config.source, lastError: nil, startedAt: startedAt,
             sourceState: config.fromCache ? sourceState : .ok,
-            lastSuccessAt: config.fromCache ? lastSuccessAt : config.fetchedAt, disabled: disabled, promptSources: promptSources)
+            lastSuccessAt: config.fromCache ? lastSuccessAt : config.fetchedAt, disabled: disabled, promptSources: promptSources,
+            stateFailure: stateFailure)
     }
 
     /// The same snapshot, still serving what it served, with the failure recorded.
     public func recording(_ failure: ConfigLoadFailure) -> ServingSnapshot {
         ServingSnapshot(
             config: config, source: source, lastError: failure, startedAt: startedAt, sourceState: sourceState,
-            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources)
+            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources,
+            stateFailure: stateFailure)
     }
 
     /// The same snapshot after a poll: `lastError` replaces the recorded error (nil clears it).
@@ -286,21 +292,31 @@ public final class ServingSnapshot: Sendable {
     ) -> ServingSnapshot {
         ServingSnapshot(
             config: config ?? self.config, source: source, lastError: lastError, startedAt: startedAt,
-            sourceState: state, lastSuccessAt: state == .ok ? time : lastSuccessAt, disabled: disabled, promptSources: promptSources)
+            sourceState: state, lastSuccessAt: state == .ok ? time : lastSuccessAt, disabled: disabled, promptSources: promptSources,
+            stateFailure: stateFailure)
     }
 
     /// The same snapshot with another set of disabled treatments.
     public func withDisabled(_ disabled: Set<ExperimentLedger.VariantKey>) -> ServingSnapshot {
         ServingSnapshot(
             config: config, source: source, lastError: lastError, startedAt: startedAt, sourceState: sourceState,
-            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources)
+            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources,
+            stateFailure: stateFailure)
     }
 
     /// The same snapshot with the prompt-source state of the latest document.
     public func withPromptSources(_ promptSources: [PromptSourceStatus]) -> ServingSnapshot {
         ServingSnapshot(
             config: config, source: source, lastError: lastError, startedAt: startedAt, sourceState: sourceState,
-            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources)
+            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources,
+            stateFailure: stateFailure)
+    }
+
+    /// The same snapshot with the state file's failure (nil once a write succeeded).
+    public func withStateFailure(_ stateFailure: StateWriteFailure?) -> ServingSnapshot {
+        ServingSnapshot(
+            config: config, source: source, lastError: lastError, startedAt: startedAt, sourceState: sourceState,
+            lastSuccessAt: lastSuccessAt, disabled: disabled, promptSources: promptSources, stateFailure: stateFailure)
     }
 
     /// Every treatment that serves the control to its units: disabled on this host or by the document in use.

@@ -53,16 +53,24 @@ public struct ConfigFetchError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The local file source: reads the file when its identity (inode, size, modification time) changes.
+///
+/// Only a regular file is read (a FIFO or a device at the path is `read_failed` at once, never a hang), and each
+/// read runs on a thread of its own for at most `readTimeout`, so a read stuck in the kernel never holds up the
+/// poller or shutdown.
 public struct FileConfigFetcher: ConfigFetcher {
     public let path: String
     public let maximumBytes: Int
+    /// How long one read of the file may take (the daemon's `--request-timeout`).
+    public let readTimeout: Duration
+    private let reads = DeadlineRead()
     /// The file's identity when last read, and whether that read failed (or nothing was read yet): then it is read
     /// again whatever its identity, so a missing file is reported until it appears.
     private let lastSeen = SharedBox<(identity: FileIdentity?, mustRead: Bool)>((nil, true))
 
-    public init(path: String, maximumBytes: Int = 16 << 20) {
+    public init(path: String, maximumBytes: Int = 16 << 20, readTimeout: Duration = .seconds(10)) {
         self.path = path
         self.maximumBytes = maximumBytes
+        self.readTimeout = readTimeout
     }
 
     public var sourceDescription: String { "file:" + path }
@@ -74,8 +82,21 @@ public struct FileConfigFetcher: ConfigFetcher {
         guard force || previous.mustRead || previous.identity != identity else {
             return .unchanged(suggestedInterval: nil)
         }
+        let (path, maximumBytes) = (self.path, self.maximumBytes)
         do {
-            return .document(FetchedDocument(bytes: try FileIdentity.read(path: path, maximumBytes: maximumBytes)))
+            let bytes = try await reads.run(deadline: readTimeout) {
+                try FileIdentity.read(path: path, maximumBytes: maximumBytes)
+            }
+            return .document(FetchedDocument(bytes: bytes))
+        } catch DeadlineRead.Failure.timedOut(let deadline) {
+            lastSeen.exchange((identity, true))
+            throw ConfigFetchError(
+                .readFailed,
+                "\(path): the read did not finish within \(deadline) (a hung network file system?); abandoned, the config in use stays")
+        } catch DeadlineRead.Failure.earlierReadStuck(let duration) {
+            lastSeen.exchange((identity, true))
+            throw ConfigFetchError(
+                .readFailed, "\(path): an earlier read has not returned for \(duration); not reading again until it does")
         } catch {
             lastSeen.exchange((identity, true))
             throw ConfigFetchError(.readFailed, "\(path): \(error)")

@@ -130,7 +130,7 @@ public struct ConfigSourceOptions: Sendable {
             configuration.interval = fileCheckInterval
             configuration.maximumBackoff = fileCheckInterval
             configuration.jitter = 0
-            fetcher = FileConfigFetcher(path: path, maximumBytes: maximumBytes)
+            fetcher = FileConfigFetcher(path: path, maximumBytes: maximumBytes, readTimeout: requestTimeout)
         case .http(let url):
             let shared = makeClient()
             client = shared

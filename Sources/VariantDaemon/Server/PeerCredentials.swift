@@ -64,6 +64,24 @@ public struct AdminPolicy: Sendable {
         return []
     }
 
+    /// Whether the group id `gid` means a group in this process's user namespace (`/proc/self/gid_map`). Under
+    /// systemd's `PrivateUsers=yes` only root and the service's own group are mapped: every other group of a peer
+    /// reads as the overflow group (65534), so an admin group's members could never be recognised.
+    public static func isMapped(groupID gid: UInt32, gidMap: String? = nil) -> Bool {
+        guard
+            let map = gidMap
+                ?? (try? FileIdentity.read(path: "/proc/self/gid_map", maximumBytes: 1 << 16)).map({
+                    String(decoding: $0, as: UTF8.self)
+                })
+        else { return true }
+        for line in map.split(separator: "\n") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt64($0) }
+            guard fields.count == 3 else { continue }
+            if UInt64(gid) >= fields[0], UInt64(gid) < fields[0] + fields[2] { return true }
+        }
+        return false
+    }
+
     /// The group id of a group name or number, or nil if there is no such group.
     public static func groupID(named nameOrNumber: String) -> UInt32? {
         if let number = UInt32(nameOrNumber) { return number }

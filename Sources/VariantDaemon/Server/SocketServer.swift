@@ -23,8 +23,11 @@ public final class SocketServer: Service, Sendable {
         public var listener: Listener
         /// The longest request line; a longer one is answered with `line_too_long` and the connection closed.
         public var maximumLineBytes: Int = 65536
-        /// Connections beyond this are answered with `too_many_connections` and closed.
+        /// Connections beyond this are answered with `too_many_connections` and closed; one more is kept for admin
+        /// peers. Lowered at start when the descriptor limit leaves no room for it (`DescriptorBudget`).
         public var maximumConnections: Int = 1024
+        /// A connection with nothing read or written for this long is closed; nil keeps idle connections open.
+        public var idleTimeout: Duration? = .seconds(300)
 
         public init(listener: Listener) {
             self.listener = listener
@@ -39,7 +42,8 @@ public final class SocketServer: Service, Sendable {
     private let store: ServingStateStore
     private let logger: Logger
     private let group: any EventLoopGroup
-    private let openConnections = Atomic<Int>(0)
+    /// Which connections are served (the limit is set again at start, by the descriptor budget).
+    private let admission: Mutex<ConnectionAdmission>
     private let onListening: @Sendable () -> Void
     private let contextForPeer: @Sendable (PeerCredentials?) -> RequestContext
     private let metrics: DaemonMetrics?
@@ -57,6 +61,7 @@ public final class SocketServer: Service, Sendable {
         onListening: @escaping @Sendable () -> Void = {}
     ) {
         self.configuration = configuration
+        self.admission = Mutex(ConnectionAdmission(limit: configuration.maximumConnections))
         self.store = store
         self.logger = logger
         self.group = group
@@ -66,12 +71,17 @@ public final class SocketServer: Service, Sendable {
     }
 
     public func run() async throws {
+        applyDescriptorBudget()
         let quiesce = ServerQuiescingHelper(group: group)
+        let logger = logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    let handlers = channel.pipeline.syncOperations
+                    try handlers.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    // Out of descriptors, wait before accepting again instead of retrying at once (a spinning CPU).
+                    try handlers.addHandler(AcceptBackoff(logger: logger))
                 }
             }
             // A client that half-closes still gets the answers to every line it sent (RequestLineHandler).
@@ -111,6 +121,34 @@ public final class SocketServer: Service, Sendable {
             drained.succeed()
         }
         logger.info("server.stopped", metadata: ["socket": "\(socketPath ?? "inherited")"])
+    }
+
+    /// Keeps the connection limit (and the admin slot) below the descriptor limit: raises the soft limit up to the
+    /// hard one when it is too low, else lowers the connection limit; logs either once.
+    private func applyDescriptorBudget() {
+        guard let (soft, hard) = DescriptorBudget.currentLimits() else { return }
+        let reserve = (DescriptorBudget.openDescriptors() ?? 64) + DescriptorBudget.margin + 1  // + the admin slot
+        let asked = configuration.maximumConnections
+        var budget = DescriptorBudget.plan(connections: asked, reserve: reserve, soft: soft, hard: hard)
+        if let raised = budget.softLimit {
+            if DescriptorBudget.setSoftLimit(raised, hard: hard) {
+                logger.info(
+                    "descriptors.raised", metadata: ["descriptors.soft_limit": "\(raised)", "descriptors.was": "\(soft)"])
+            } else {
+                // Not allowed here (systemd's SystemCallFilter=~@resources): make do with the soft limit.
+                budget = DescriptorBudget.plan(connections: asked, reserve: reserve, soft: soft, hard: soft)
+            }
+        }
+        if budget.maximumConnections < asked {
+            logger.warning(
+                "connection.limit_lowered: the descriptor limit leaves room for fewer connections than --max-connections; raise LimitNOFILE (ulimit -n)",
+                metadata: [
+                    "connections.limit": "\(budget.maximumConnections)", "connections.asked": "\(asked)",
+                    "descriptors.soft_limit": "\(budget.softLimit ?? soft)", "descriptors.hard_limit": "\(hard)",
+                    "descriptors.reserved": "\(reserve)",
+                ])
+        }
+        admission.withLock { $0.limit = budget.maximumConnections }
     }
 
     /// Binds a new socket file at `path` with permission bits `mode`.
@@ -153,25 +191,52 @@ public final class SocketServer: Service, Sendable {
     }
 
     private func initialize(_ channel: any Channel, peer: PeerCredentials?) throws {
-        let count = openConnections.add(1, ordering: .relaxed).newValue
-        channel.closeFuture.whenComplete { [self] _ in
-            self.openConnections.subtract(1, ordering: .relaxed)
+        let context = contextForPeer(peer)
+        let now = ContinuousClock.now
+        var decision = admission.withLock { $0.admit(isAdmin: nil, now: now) }
+        if decision == .askWhetherAdmin {
+            let isAdmin = context.caller.mayAdminister  // may read the peer's groups: outside the lock
+            decision = admission.withLock { $0.admit(isAdmin: isAdmin, now: now) }
         }
         let handlers = channel.pipeline.syncOperations
-        guard count <= configuration.maximumConnections else {
+        let limit = admission.withLock { $0.limit }
+        switch decision {
+        case .refuse(let startsEpisode, let endedEpisode):
             metrics?.connectionRefused()
-            logger.warning("connection.refused", metadata: ["connections.limit": "\(configuration.maximumConnections)"])
-            try handlers.addHandler(ConnectionRefusalHandler(limit: configuration.maximumConnections))
+            if let endedEpisode {
+                logger.notice("connection.refusals_ended", metadata: ["connections.refused": "\(endedEpisode)"])
+            }
+            if startsEpisode {
+                logger.warning(
+                    "connection.refused: the connection limit is reached; new connections are refused (counted, logged again when it ends)",
+                    metadata: ["connections.limit": "\(limit)"])
+            }
+            try handlers.addHandler(ConnectionRefusalHandler(limit: limit))
             return
+        case .askWhetherAdmin:  // answered above; refuse rather than serve over the limit
+            try handlers.addHandler(ConnectionRefusalHandler(limit: limit))
+            return
+        case .serve(let endedEpisode):
+            if let endedEpisode {
+                logger.notice("connection.refusals_ended", metadata: ["connections.refused": "\(endedEpisode)"])
+            }
+        case .serveInAdminSlot:
+            logger.info("connection.admin_slot", metadata: ["peer": "\(context.caller)"])
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            self.admission.withLock { $0.closed() }
         }
         if let metrics {
             metrics.connectionOpened()
             channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
         }
+        if let idleTimeout = configuration.idleTimeout {
+            try handlers.addHandler(IdleTimeoutHandler(timeout: idleTimeout, logger: logger))
+        }
         try handlers.addHandler(BackPressureHandler())
         try handlers.addHandler(
             RequestLineHandler(
-                store: store, context: contextForPeer(peer), maximumLineBytes: configuration.maximumLineBytes,
+                store: store, context: context, maximumLineBytes: configuration.maximumLineBytes,
                 logger: logger, metrics: metrics))
     }
 }

@@ -34,20 +34,26 @@ public final class LedgerPersistence: Service, Sendable {
     private let configuration: Configuration
     private let ledger: ExperimentLedger
     private let logger: Logger
-    /// The generation last written; the lock also keeps two writers from interleaving.
-    private let writtenGeneration = Mutex<UInt64?>(nil)
+    /// The generation last written, and the failure of the writes since (nil while they succeed); the lock also
+    /// keeps two writers from interleaving.
+    private let written = Mutex<(generation: UInt64?, failure: StateWriteFailure?)>((nil, nil))
 
     /// Told of every failed write (for metrics); the write is retried on the next tick.
     private let writeFailed: @Sendable () -> Void
+    /// Told when writes start failing (the failure) and when one succeeds again (nil), once per change, so
+    /// `health`, `config` and systemd's `STATUS=` show it.
+    private let failureChanged: @Sendable (StateWriteFailure?) -> Void
 
     public init(
         configuration: Configuration, ledger: ExperimentLedger, logger: Logger,
-        writeFailed: @escaping @Sendable () -> Void = {}
+        writeFailed: @escaping @Sendable () -> Void = {},
+        failureChanged: @escaping @Sendable (StateWriteFailure?) -> Void = { _ in }
     ) {
         self.configuration = configuration
         self.ledger = ledger
         self.logger = logger
         self.writeFailed = writeFailed
+        self.failureChanged = failureChanged
     }
 
     /// Loads the state file into the ledger, if there is one, after removing the staging files of writes that a
@@ -81,7 +87,7 @@ public final class LedgerPersistence: Service, Sendable {
                     "state.first_problem": "\(problems[0])",
                 ])
         }
-        writtenGeneration.withLock { $0 = ledger.generation }
+        written.withLock { $0.generation = ledger.generation }
         logger.info(
             "state.restored",
             metadata: ["state.path": "\(path)", "state.disabled": "\(ledger.disabled.count)"])
@@ -118,6 +124,9 @@ public final class LedgerPersistence: Service, Sendable {
         return .unreadable(reason: reason, preservedAt: preserved)
     }
 
+    /// Writes the state every `flushInterval` while it changes, and a last time once graceful shutdown begins.
+    /// - Throws: `FinalWriteError` when that last write fails: what was acknowledged since the last good write is
+    ///   lost, and the daemon must not exit as if it were saved.
     public func run() async throws {
         do {
             try AtomicFile.createDirectory(configuration.stateDirectory)
@@ -131,22 +140,58 @@ public final class LedgerPersistence: Service, Sendable {
             }
         }
         // The server stops before this service (reverse start order), so this write holds every answered record.
-        flush()
+        if let failure = flush() {
+            logger.critical(
+                "state.save_failed: the final write failed; what changed since the last good write is lost",
+                metadata: ["state.path": "\(configuration.statePath)", "reason": "\(failure)"])
+            throw FinalWriteError(path: configuration.statePath, reason: failure)
+        }
         logger.info("state.saved", metadata: ["state.path": "\(configuration.statePath)"])
     }
 
-    /// Writes the ledger if it changed since the last write; failures are logged and retried on the next tick.
-    public func flush() {
-        writtenGeneration.withLock { written in
-            guard written != ledger.generation else { return }
+    /// The state could not be written at graceful shutdown.
+    public struct FinalWriteError: Error, CustomStringConvertible {
+        public var path: String
+        public var reason: String
+        public var description: String {
+            "the final write of the state file \(path) failed (\(reason)); the records, disables and events since its last good write are lost"
+        }
+    }
+
+    /// Writes the ledger if it changed since the last write, and says why the state file does not hold it (nil
+    /// when it does). A failure is logged when writes start failing and retried on the next tick; the first
+    /// success after failures is logged too.
+    @discardableResult
+    public func flush() -> String? {
+        let (reason, change) = written.withLock { written -> (String?, StateWriteFailure??) in
+            guard written.generation != ledger.generation else { return (written.failure?.message, nil) }
             let (bytes, generation) = ledger.encodedState(savedAt: SystemClock.now())
             do {
                 try AtomicFile.write(bytes, to: configuration.statePath)
-                written = generation
+                written.generation = generation
+                guard let failure = written.failure else { return (nil, nil) }
+                written.failure = nil
+                logger.notice(
+                    "state.write_recovered: the state file holds the state again",
+                    metadata: [
+                        "state.path": "\(configuration.statePath)", "state.failing_since": "\(failure.since.rfc3339)",
+                    ])
+                return (nil, .some(nil))
             } catch {
                 writeFailed()
-                logger.error("state.write_failed", metadata: ["state.path": "\(configuration.statePath)", "reason": "\(error)"])
+                let message = "\(error)"
+                if written.failure == nil {
+                    written.failure = StateWriteFailure(message: message, since: SystemClock.now())
+                    logger.error(
+                        "state.write_failed: changes are kept in memory only until a write succeeds",
+                        metadata: ["state.path": "\(configuration.statePath)", "reason": "\(message)"])
+                    return (message, .some(written.failure))
+                }
+                written.failure?.message = message
+                return (message, nil)
             }
         }
+        if let change { failureChanged(change) }
+        return reason
     }
 }

@@ -12,7 +12,8 @@ import VariantCore
 /// - `READY=1` once the socket is bound (`serverListening()`) and a valid config is in use; or, when no config
 ///   has loaded by `readyTimeout`, without one: the daemon then answers `no_config` (clients serve their control),
 ///   which is better than systemd killing it at `TimeoutStartSec`; the `STATUS=` line says so.
-/// - `STATUS=` (`SystemdStatus.text`) whenever a config is applied or rejected.
+/// - `STATUS=` (`SystemdStatus.text`) whenever a config is applied or rejected, or the state file's writes start
+///   failing or succeed again (`statusChanged()`).
 /// - `RELOADING=1` with `MONOTONIC_USEC=` when a forced reload begins and `READY=1` when it ends (through the
 ///   config source's hooks, `configHooks`).
 /// - `WATCHDOG=1` every half `WATCHDOG_USEC`, only after every event loop of `eventLoops` ran a task, so a wedged
@@ -29,7 +30,7 @@ public final class SystemdNotifier: Service, Sendable {
 
     private enum Event: Sendable {
         case listening
-        case configChanged
+        case statusChanged
         case reloadStarted
         case reloadFinished
         case readyTimeout
@@ -64,14 +65,20 @@ public final class SystemdNotifier: Service, Sendable {
         continuation.yield(.listening)
     }
 
+    /// Something `SystemdStatus.text` shows changed besides the config (the state file's writes failing or
+    /// succeeding again): sends the new `STATUS=`.
+    public func statusChanged() {
+        continuation.yield(.statusChanged)
+    }
+
     /// The hooks a config source calls, so reloads and config changes reach systemd.
     public var configHooks: ConfigSourceHooks {
         let continuation = continuation
         return ConfigSourceHooks(
             reloadStarted: { continuation.yield(.reloadStarted) },
             reloadFinished: { continuation.yield(.reloadFinished) },
-            applied: { _ in continuation.yield(.configChanged) },
-            rejected: { _ in continuation.yield(.configChanged) })
+            applied: { _ in continuation.yield(.statusChanged) },
+            rejected: { _ in continuation.yield(.statusChanged) })
     }
 
     public func run() async throws {
@@ -115,7 +122,7 @@ public final class SystemdNotifier: Service, Sendable {
             switch event {
             case .listening: listening = true
             case .readyTimeout: timedOut = true
-            case .configChanged: break
+            case .statusChanged: break
             case .reloadStarted:
                 // Before READY=1 a reload is part of starting up; systemd only knows reloads of a ready service.
                 guard ready else { continue }

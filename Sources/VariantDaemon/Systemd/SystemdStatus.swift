@@ -3,7 +3,7 @@ import VariantCore
 /// The one-line `STATUS=` text `systemctl status variantd` shows, built from what the daemon serves.
 public enum SystemdStatus {
     /// The status text for `snapshot` at `now`: the config version and source, how many experiments are running
-    /// out of how many, and the last config error while one stands.
+    /// out of how many, the state file's failure while its writes fail, and the last config error while one stands.
     ///
     /// Parts are separated by "; " in a fixed order, so an operator (or a script reading
     /// `systemctl show -p StatusText variantd`) finds each in the same place; add new parts (disabled treatments,
@@ -24,6 +24,9 @@ public enum SystemdStatus {
         if !disabled.isEmpty {
             let names = disabled.map { "\($0.experiment)/\($0.variant)" }.sorted()
             parts.append("disabled treatments \(names.count): \(names.joined(separator: ", "))")
+        }
+        if let failure = snapshot.stateFailure {
+            parts.append("state not durable since \(failure.since.rfc3339) (state file writes fail: \(failure.message))")
         }
         if let failure = snapshot.lastError {
             let problems = failure.problems.isEmpty ? "" : " (\(failure.problems.count) problems)"
