@@ -16,8 +16,9 @@ public final class DaemonMetrics: Sendable {
     private let store: ServingStateStore
     private let ledger: ExperimentLedger
     private let appendExperimentMetrics: @Sendable (inout ByteBuffer) -> Void
-    /// The last body's size: the next body's buffer is allocated at about that size, so it rarely grows.
-    private let lastBodySize = Atomic<Int>(0)
+    /// The last body, kept so that the next scrape writes into the same memory once the last answer is sent (a
+    /// full-detail body is megabytes: allocating it afresh cost every scrape its page faults).
+    private let lastBody = Mutex<ByteBuffer?>(nil)
     private let now: @Sendable () -> Timestamp
 
     /// `variantd_requests_total{op,code="ok"}`, by `Request.Op.rawValue` (none for `unknown`, which never succeeds).
@@ -200,11 +201,15 @@ public final class DaemonMetrics: Sendable {
         var operational: [UInt8] = []
         operational.reserveCapacity(16 << 10)
         registry.emit(into: &operational)
-        let expected = lastBodySize.load(ordering: .relaxed)
-        var body = ByteBufferAllocator().buffer(capacity: max(expected + expected / 8, operational.count + 4096))
+        // Still being sent (a concurrent scrape), the kept buffer is copied on write by `clear()`, not overwritten.
+        var body = lastBody.withLock { kept in
+            defer { kept = nil }
+            return kept
+        } ?? ByteBufferAllocator().buffer(capacity: operational.count + 4096)
+        body.clear()
         body.writeBytes(operational)
         appendExperimentMetrics(&body)
-        lastBodySize.store(body.readableBytes, ordering: .relaxed)
+        lastBody.withLock { $0 = body }
         return body
     }
 
