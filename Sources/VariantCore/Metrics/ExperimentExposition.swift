@@ -167,28 +167,24 @@ public enum ExperimentExposition {
         }
         // 64 samples per metric that differ only in their last label: most of the body, so each is its series'
         // shared prefix, the group's number and the value.
-        out.family("variantd_metric_group_observations_total", .counter, "Records carrying the metric in each of the 64 unit groups (the analysis by unit), this phase.")
-        for (arm, metrics) in grouped {
-            for metric in metrics {
-                let prefix = ExpositionWriter.seriesPrefix(
-                    "variantd_metric_group_observations_total", arm.labels, metric.labels, openLabel: "group")
-                let counts = metric.groups.counts
-                prefix.withUnsafeBytes { prefix in
-                    for group in 0..<UnitGroupTotals.groupCount {
-                        out.sample(prefix: prefix, lastLabel: group, integer: counts[group])
-                    }
-                }
-            }
-        }
-        out.family("variantd_metric_group_sum_of_values", .gauge, "The sum of the metric's values in each of the 64 unit groups, this phase.")
-        for (arm, metrics) in grouped {
-            for metric in metrics {
-                let prefix = ExpositionWriter.seriesPrefix(
-                    "variantd_metric_group_sum_of_values", arm.labels, metric.labels, openLabel: "group")
-                let sums = metric.groups.sums
-                prefix.withUnsafeBytes { prefix in
-                    for group in 0..<UnitGroupTotals.groupCount {
-                        out.sample(prefix: prefix, lastLabel: group, value: sums[group])
+        let groupFamilies: [(name: StaticString, kind: ExpositionWriter.Kind, help: String, sums: Bool)] = [
+            ("variantd_metric_group_observations_total", .counter, "Records carrying the metric in each of the 64 unit groups (the analysis by unit), this phase.", false),
+            ("variantd_metric_group_sum_of_values", .gauge, "The sum of the metric's values in each of the 64 unit groups, this phase.", true),
+        ]
+        for family in groupFamilies {
+            out.family("\(family.name)", family.kind, family.help)
+            for (arm, metrics) in grouped {
+                for metric in metrics {
+                    let prefix = ExpositionWriter.seriesPrefix(family.name, arm.labels, metric.labels, openLabel: "group")
+                    let (counts, sums) = (metric.groups.counts, metric.groups.sums)
+                    prefix.withUnsafeBytes { prefix in
+                        for group in 0..<UnitGroupTotals.groupCount {
+                            if family.sums {
+                                out.sample(prefix: prefix, lastLabel: group, value: sums[group])
+                            } else {
+                                out.sample(prefix: prefix, lastLabel: group, integer: counts[group])
+                            }
+                        }
                     }
                 }
             }
