@@ -125,6 +125,7 @@ let package = Package(
             name: "variantd-bench",
             dependencies: [
                 "VariantCore",
+                "VariantClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

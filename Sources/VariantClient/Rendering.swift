@@ -55,16 +55,46 @@ extension VariantClient {
     public func render(
         _ experiment: String, unit: String, variables: JSONObject = JSONObject(), attributes: JSONObject = JSONObject()
     ) -> Rendering {
+        let fields = Self.renderFields(experiment, unit: unit, variables: variables, attributes: attributes)
+        return rendered(experiment, unit: unit, variables: variables, ask(fields))
+    }
+
+    /// A prompt version (the latest without `version`) rendered by the daemon, without an experiment; the
+    /// fallback's copy rendered here when the daemon cannot answer. Never throws.
+    public func render(prompt: String, version: Int? = nil, variables: JSONObject = JSONObject()) -> Rendering {
+        rendered(prompt: prompt, version: version, variables: variables, ask(Self.renderFields(prompt: prompt, version: version, variables: variables)))
+    }
+
+    /// The fields of a `render` request for an experiment's unit.
+    static func renderFields(
+        _ experiment: String, unit: String, variables: JSONObject, attributes: JSONObject
+    ) -> [(String, JSONValue)] {
         var fields: [(String, JSONValue)] = [
             ("op", .string("render")), ("experiment", .string(experiment)), ("unit", .string(unit)),
             ("variables", .object(variables)),
         ]
         if !attributes.isEmpty { fields.append(("attributes", .object(attributes))) }
+        return fields
+    }
+
+    /// The fields of a `render` request for a prompt version without an experiment.
+    static func renderFields(prompt: String, version: Int?, variables: JSONObject) -> [(String, JSONValue)] {
+        var fields: [(String, JSONValue)] = [
+            ("op", .string("render")), ("prompt", .string(prompt)), ("variables", .object(variables)),
+        ]
+        if let version { fields.append(("version", .number(Double(version)))) }
+        return fields
+    }
+
+    /// The rendering for an experiment's `render` answer: the daemon's refusal as it is, the fallback's control
+    /// rendered here when the daemon could not answer.
+    func rendered(
+        _ experiment: String, unit: String, variables: JSONObject, _ result: Result<JSONObject, Failure>
+    ) -> Rendering {
         let answer: JSONObject
-        do throws(Failure) {
-            answer = try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)[0]
-        } catch {
-            return fallback.render(fallBack(experiment, error.code), variables: variables)
+        switch result {
+        case .success(let success): answer = success
+        case .failure(let failure): return fallback.render(fallBack(experiment, failure.code), variables: variables)
         }
         if let refusal = Self.refusal(in: answer) { return refusal }
         let assignment = assignment(experiment, from: answer, unit: unit)
@@ -74,21 +104,18 @@ extension VariantClient {
         return Self.rendering(from: answer, assignment: assignment)
     }
 
-    /// A prompt version (the latest without `version`) rendered by the daemon, without an experiment; the
-    /// fallback's copy rendered here when the daemon cannot answer. Never throws.
-    public func render(prompt: String, version: Int? = nil, variables: JSONObject = JSONObject()) -> Rendering {
-        var fields: [(String, JSONValue)] = [
-            ("op", .string("render")), ("prompt", .string(prompt)), ("variables", .object(variables)),
-        ]
-        if let version { fields.append(("version", .number(Double(version)))) }
+    /// The rendering for a prompt version's `render` answer, or the fallback's copy rendered here.
+    func rendered(
+        prompt: String, version: Int?, variables: JSONObject, _ result: Result<JSONObject, Failure>
+    ) -> Rendering {
         var code = "invalid_answer"
-        do throws(Failure) {
-            let answer = try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)[0]
+        switch result {
+        case .success(let answer):
             if let refusal = Self.refusal(in: answer) { return refusal }
             if answer["ok"] == .bool(true) { return Self.rendering(from: answer, assignment: nil) }
             code = answer["error"]?.objectValue?["code"]?.stringValue ?? code
-        } catch {
-            code = error.code
+        case .failure(let failure):
+            code = failure.code
         }
         shared.count { $0.fallbacks += 1 }
         let known = fallback.template(prompt, version: version)

@@ -86,54 +86,27 @@ public final class VariantClient: Sendable {
 
     /// The variant `unit` gets in `experiment`; the fallback's control when the daemon cannot say.
     public func assign(_ experiment: String, unit: String, attributes: JSONObject = JSONObject()) -> Assignment {
-        var fields: [(String, JSONValue)] = [
-            ("op", .string("assign")), ("experiment", .string(experiment)), ("unit", .string(unit)),
-        ]
-        if !attributes.isEmpty { fields.append(("attributes", .object(attributes))) }
-        do throws(Failure) {
-            let answers = try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)
-            return assignment(experiment, from: answers[0], unit: unit)
-        } catch {
-            return fallBack(experiment, error.code)
-        }
+        assigned(experiment, unit: unit, ask(Self.assignFields(experiment, unit: unit, attributes: attributes)))
     }
 
     /// Like `assign`, with the prompt version's `template` and `variables`; templates are cached per config
     /// version, so this is usually one round trip.
     public func prompt(_ experiment: String, unit: String, attributes: JSONObject = JSONObject()) -> Assignment {
-        var answer = assign(experiment, unit: unit, attributes: attributes)
-        guard answer.reason != "fallback", answer.reason != "no_config", let prompt = answer.prompt,
-            let version = answer.promptVersion
-        else { return answer }
-        guard let template = cachedTemplate(prompt, version: version, configVersion: answer.configVersion) else {
-            return fallBack(experiment, "prompt_unavailable")
-        }
-        answer.template = template.template
-        answer.variables = template.variables
-        answer.messages = template.messages
-        return answer
+        let answer = assign(experiment, unit: unit, attributes: attributes)
+        guard let wanted = templateWanted(for: answer) else { return answer }
+        if let known = knownTemplate(wanted) { return prompted(answer, wanted, known: known) }
+        return prompted(answer, wanted, ask(wanted.fields))
     }
 
     /// A prompt version's template (the latest without `version`) from the daemon, else from the fallback.
     public func template(_ prompt: String, version: Int? = nil) -> Template? {
-        var fields: [(String, JSONValue)] = [("op", .string("prompt")), ("prompt", .string(prompt))]
-        if let version { fields.append(("version", .number(Double(version)))) }
-        if let answers = try? exchange([fields], timeout: configuration.timeout, respectingBackoff: true),
-            let found = Self.template(from: answers[0])
-        {
-            return found
-        }
-        return fallback.template(prompt, version: version)
+        template(prompt, version: version, ask(Self.templateFields(prompt, version: version)))
     }
 
     /// Many assignments pipelined in one write and one read; all fall back together if the daemon cannot answer.
     public func assign(_ requests: [(experiment: String, unit: String, attributes: JSONObject)]) -> [Assignment] {
         let lines: [[(String, JSONValue)]] = requests.map { request in
-            var fields: [(String, JSONValue)] = [
-                ("op", .string("assign")), ("experiment", .string(request.experiment)), ("unit", .string(request.unit)),
-            ]
-            if !request.attributes.isEmpty { fields.append(("attributes", .object(request.attributes))) }
-            return fields
+            Self.assignFields(request.experiment, unit: request.unit, attributes: request.attributes)
         }
         do throws(Failure) {
             let answers = try exchange(lines, timeout: configuration.timeout, respectingBackoff: true)
@@ -220,7 +193,7 @@ public final class VariantClient: Sendable {
         return assignment
     }
 
-    private static func template(from answer: JSONObject) -> Template? {
+    static func template(from answer: JSONObject) -> Template? {
         guard answer["ok"] == .bool(true), let prompt = answer["prompt"]?.stringValue,
             let version = answer["version"]?.integerValue
         else { return nil }
@@ -245,22 +218,25 @@ public final class VariantClient: Sendable {
         }
     }
 
-    private func cachedTemplate(_ prompt: String, version: Int, configVersion: String?) -> Template? {
-        let key = "\(configVersion ?? "")\u{0}\(prompt)\u{0}\(version)"
-        if let cached = state.withLock({ $0.templates[key] }) { return cached }
-        let fields: [(String, JSONValue)] = [
-            ("op", .string("prompt")), ("prompt", .string(prompt)), ("version", .number(Double(version))),
-        ]
-        guard let answers = try? exchange([fields], timeout: configuration.timeout, respectingBackoff: true),
-            let found = Self.template(from: answers[0])
-        else { return nil }
-        if found.configVersion == configVersion {
-            state.withLock { state in
-                if state.templates.count > 1024 { state.templates.removeAll() }
-                state.templates[key] = found
-            }
+    /// A cached template for `wanted`, if this config version's was fetched before.
+    func knownTemplate(_ wanted: TemplateWanted) -> Template? {
+        state.withLock { $0.templates[wanted.key] }
+    }
+
+    /// Keeps `found` for later `prompt` calls on the same config version (never one from another version).
+    func remember(_ found: Template, for wanted: TemplateWanted) {
+        guard found.configVersion == wanted.configVersion else { return }
+        state.withLock { state in
+            if state.templates.count > 1024 { state.templates.removeAll() }
+            state.templates[wanted.key] = found
         }
-        return found
+    }
+
+    /// One request on the kept connection, within `timeout`, respecting the backoff: the request path's exchange.
+    func ask(_ fields: [(String, JSONValue)]) -> Result<JSONObject, Failure> {
+        Result { () throws(Failure) -> JSONObject in
+            try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)[0]
+        }
     }
 
     /// Writes the requests in one go on the kept connection and reads their answers, all within `timeout`.
@@ -331,10 +307,11 @@ public final class VariantClient: Sendable {
             let remaining = deadline - monotonicSeconds()
             guard remaining > 0 else { throw Failure(code: "timeout", message: "no answer in time") }
             connection.setTimeout(seconds: remaining)
-            var line = ""
-            try transport { () throws(VariantConnection.Failure) in line = try connection.receiveLine() }
-            guard case .object(let answer)? = try? JSONParser.parse(Array(line.utf8)) else {
-                throw Failure(code: "invalid_answer", message: "not a JSON object: \(line.prefix(200))")
+            var line: [UInt8] = []
+            try transport { () throws(VariantConnection.Failure) in line = try connection.receiveLineBytes() }
+            guard case .object(let answer)? = try? JSONParser.parse(line) else {
+                let text = String(decoding: line.prefix(200), as: UTF8.self)
+                throw Failure(code: "invalid_answer", message: "not a JSON object: \(text)")
             }
             if answer["id"]?.integerValue == id { return answer }
             if answer["id"] == .null, answer["ok"] == .bool(false) {

@@ -20,8 +20,14 @@ public final class VariantConnection {
     }
 
     public let socketPath: String
-    private let descriptor: Int32
+    /// The socket; `PipelinedConnection` polls and reads it itself.
+    let descriptor: Int32
     private var buffered: [UInt8] = []
+    /// How long each read or write may block, enforced with `poll` (to the millisecond) rather than with socket
+    /// options: changing it costs no system call, and `VariantClient` changes it for every request.
+    private var timeout: Double
+    /// One read's worth of bytes, kept from call to call.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
 
     /// Connects, failing with a message that says where it looked and what to do.
     /// - Parameter timeoutSeconds: how long a read or a write may block.
@@ -41,6 +47,7 @@ public final class VariantConnection {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(kind: .io, description: "socket(): \(String(cString: strerror(errno)))") }
         let clamped = max(timeoutSeconds, 0.000_001)  // a zero timeout would mean "wait forever"
+        self.timeout = clamped
         var timeout = timeval(tv_sec: Int(clamped), tv_usec: Int((clamped - clamped.rounded(.down)) * 1e6))
         if timeout.tv_sec == 0, timeout.tv_usec == 0 { timeout.tv_usec = 1 }
         // SO_SNDTIMEO also bounds connect(2) on a Unix socket whose backlog is full.
@@ -76,11 +83,21 @@ public final class VariantConnection {
 
     /// Sets how long each following read or write may block (at least a microsecond: zero would mean forever).
     public func setTimeout(seconds: Double) {
-        let clamped = max(seconds, 0.000_001)
-        var timeout = timeval(tv_sec: Int(clamped), tv_usec: Int((clamped - clamped.rounded(.down)) * 1e6))
-        if timeout.tv_sec == 0, timeout.tv_usec == 0 { timeout.tv_usec = 1 }
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        timeout = max(seconds, 0.000_001)
+    }
+
+    /// Waits until the socket is ready for `events` (`POLLIN`, `POLLOUT`), for at most the timeout.
+    private func wait(for events: Int32, _ operation: String) throws(Failure) {
+        var ready = pollfd(fd: descriptor, events: Int16(events), revents: 0)
+        let milliseconds = Int32(min((timeout * 1000).rounded(.up), Double(Int32.max)))
+        while true {
+            let result = poll(&ready, 1, milliseconds)
+            if result > 0 { return }
+            if result == 0 {
+                throw Failure(kind: .timedOut, description: "the daemon did not answer in time (\(operation) on \(socketPath))")
+            }
+            if errno != EINTR { throw ioFailure("poll") }
+        }
     }
 
     /// Sends one request line (a newline is added) and returns the answer line without its newline.
@@ -96,10 +113,14 @@ public final class VariantConnection {
         while offset < bytes.count {
             // MSG_NOSIGNAL: a daemon that went away is an error to report, not a SIGPIPE that kills the caller.
             let written = bytes[offset...].withUnsafeBytes {
-                Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
             }
             if written < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    try wait(for: Int32(POLLOUT), "write")
+                    continue
+                }
                 throw ioFailure("write")
             }
             offset += written
@@ -107,16 +128,23 @@ public final class VariantConnection {
     }
 
     public func receiveLine() throws(Failure) -> String {
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        String(decoding: try receiveLineBytes(), as: UTF8.self)
+    }
+
+    /// The next answer line's bytes, without its newline.
+    func receiveLineBytes() throws(Failure) -> [UInt8] {
+        var searched = 0
         while true {
-            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: buffered[..<newline], as: UTF8.self)
+            if let newline = buffered[searched...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(buffered[..<newline])
                 buffered.removeSubrange(...newline)
                 return line
             }
+            searched = buffered.count
+            try wait(for: Int32(POLLIN), "read")
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR || errno == EAGAIN { continue }
                 throw ioFailure("read")
             }
             if count == 0 { throw Failure(kind: .closed, description: "the daemon closed the connection") }

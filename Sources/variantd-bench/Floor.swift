@@ -1,87 +1,52 @@
 import Foundation
 
-/// The physical floor on this machine, as measured by udsfloor.c (a C epoll server answering each line with a
-/// fixed ~150-byte line, and a C client).
-struct FloorFigures: Encodable {
-    /// One connection, one request in flight.
-    var oneInFlight: LatencyFigures
-    /// `connections` connections, each with one request in flight (udsfloor run with depth 1).
-    var concurrentOneInFlightRequestsPerSecond: Double
-    /// `connections` connections, pipelined with depth `depth`.
-    var pipelinedRequestsPerSecond: Double
-}
+/// The floor server: udsfloor.c's own epoll server (a C server answering each line with a fixed ~150-byte line,
+/// parsing nothing), run in a process of its own and measured by the benchmark's client like the other servers.
+///
+/// udsfloor.c runs its server and its C client in one process; the benchmark compiles it with a `main` of its
+/// own (`floorserver.c`, written next to the executable) that binds the socket and runs udsfloor's `server`
+/// function, unchanged, with udsfloor's flags (`gcc -O2 -pthread`).
+enum FloorServer {
+    /// Compiles the floor server from `source` into `directory`; returns the executable's path.
+    static func compile(source: String, into directory: String) throws -> String {
+        let absoluteSource = URL(fileURLWithPath: source).standardizedFileURL.path
+        let wrapper = directory + "/floorserver.c"
+        let text = """
+            /* udsfloor.c's server alone: binds SOCKETPATH and serves until killed. */
+            #define main udsfloor_main
+            #include "\(absoluteSource)"
+            #undef main
+            int main(int argc, char **argv) {
+              if (argc != 2) { fprintf(stderr, "usage: floorserver SOCKETPATH\\n"); return 2; }
+              signal(SIGPIPE, SIG_IGN);
+              unlink(argv[1]);
+              int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+              struct sockaddr_un a = {.sun_family = AF_UNIX};
+              strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
+              if (bind(lfd, (void *)&a, sizeof a) || listen(lfd, 512)) { perror("bind"); return 1; }
+              server(&lfd);
+              return 0;
+            }
 
-/// The udsfloor program, compiled from its C source.
-struct FloorProgram {
-    let executablePath: String
-
-    /// Compiles `source` with `gcc -O2 -pthread` into `directory`.
-    static func compile(source: String, into directory: String) throws -> FloorProgram {
-        let executablePath = directory + "/udsfloor"
-        let result = try runToCompletion("gcc", ["-O2", "-pthread", "-o", executablePath, source])
+            """
+        guard FileManager.default.createFile(atPath: wrapper, contents: Data(text.utf8)) else {
+            throw BenchError("cannot write \(wrapper)")
+        }
+        let executable = directory + "/floorserver"
+        let result = try runToCompletion("gcc", ["-O2", "-pthread", "-o", executable, wrapper])
         guard result.status == 0 else {
             throw BenchError("compiling \(source) failed (gcc exit status \(result.status)):\n\(result.output)")
         }
-        return FloorProgram(executablePath: executablePath)
-    }
-
-    /// Measures the floor with the benchmark's connection count, pipelined request total and depth, plus a
-    /// second run with depth 1 and `latencyRequests` requests for the concurrent one-in-flight rate.
-    func measure(socketPath: String, connections: Int, requests: Int, depth: Int, latencyRequests: Int) throws
-        -> FloorFigures
-    {
-        let pipelinedRun = try run(socketPath: socketPath, connections: connections, requests: requests, depth: depth)
-        let concurrentRun = try run(
-            socketPath: socketPath, connections: connections, requests: latencyRequests, depth: 1)
-        return FloorFigures(
-            oneInFlight: pipelinedRun.oneInFlight,
-            concurrentOneInFlightRequestsPerSecond: concurrentRun.throughput,
-            pipelinedRequestsPerSecond: pipelinedRun.throughput)
-    }
-
-    /// Runs udsfloor once and parses its two result lines.
-    private func run(socketPath: String, connections: Int, requests: Int, depth: Int) throws
-        -> (oneInFlight: LatencyFigures, throughput: Double)
-    {
-        let arguments = [socketPath, String(connections), String(requests), String(depth)]
-        let result = try runToCompletion(executablePath, arguments)
-        guard result.status == 0 else {
-            throw BenchError("udsfloor failed (exit status \(result.status)):\n\(result.output)")
-        }
-        return try Self.parse(result.output)
-    }
-
-    /// Parses udsfloor's output:
-    ///
-    ///     floor round-trip (1 conn, 1 in flight): p50 12.3 us  p99 20.1 us  p99.9 45.0 us  (75000 req/s)
-    ///     floor throughput (8 conns, depth 64): 900000 req/s
-    static func parse(_ output: String) throws -> (oneInFlight: LatencyFigures, throughput: Double) {
-        let lines = output.split(separator: "\n")
-        guard
-            let roundTrip = lines.first(where: { $0.hasPrefix("floor round-trip") }),
-            let throughputLine = lines.first(where: { $0.hasPrefix("floor throughput") }),
-            let p50 = number(after: ": p50 ", in: roundTrip),
-            let p99 = number(after: " p99 ", in: roundTrip),
-            let p999 = number(after: " p99.9 ", in: roundTrip),
-            let rate = number(after: " us  (", in: roundTrip),
-            let throughput = number(after: "): ", in: throughputLine)
-        else {
-            throw BenchError("cannot parse udsfloor's output:\n\(output)")
-        }
-        return (LatencyFigures(p50Micros: p50, p99Micros: p99, p999Micros: p999, requestsPerSecond: rate), throughput)
-    }
-
-    /// The decimal number that follows the first occurrence of `marker` in `line`.
-    private static func number(after marker: String, in line: Substring) -> Double? {
-        guard let range = line.range(of: marker) else { return nil }
-        let digits = line[range.upperBound...].prefix(while: { $0.isNumber || $0 == "." })
-        return Double(digits)
+        return executable
     }
 }
 
 /// Runs `executable` (looked up on `PATH` if it has no slash) to completion and returns its exit status and its
-/// standard output and standard error, interleaved.
-func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+/// standard output and standard error, interleaved; with `separateErrors`, standard error goes to the
+/// benchmark's own (progress messages) and only standard output is returned.
+func runToCompletion(_ executable: String, _ arguments: [String], separateErrors: Bool = false) throws
+    -> (status: Int32, output: String)
+{
     let process = Process()
     if executable.contains("/") {
         process.executableURL = URL(fileURLWithPath: executable)
@@ -92,7 +57,7 @@ func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (sta
     }
     let pipe = Pipe()
     process.standardOutput = pipe
-    process.standardError = pipe
+    process.standardError = separateErrors ? FileHandle.standardError : pipe
     process.standardInput = FileHandle.nullDevice
     try process.run()
     ChildProcesses.record(process.processIdentifier, as: .helper)

@@ -9,10 +9,16 @@ func monotonicNanoseconds() -> UInt64 {
 
 /// Precomputed `assign` (or `op`) request lines, all of the same length, for units `<prefix>000000` through
 /// `<prefix>099999`, followed by the first `maxBurst` lines once more so that any run of up to `maxBurst`
-/// consecutive lines, starting at any line, is one contiguous range of bytes.
+/// consecutive lines, starting at any line, is one contiguous range of bytes. Line `i` has the id
+/// `firstID + i % unitCount` (all ids have 7 digits), so that each answer can be matched to its request.
 final class RequestCorpus: Sendable {
     /// How many different units the requests name.
     static let unitCount = 100_000
+    /// The id of line 0.
+    static let firstID = 1_000_000
+
+    /// The id of line `index`.
+    static func id(ofLine index: Int) -> Int { firstID + index % unitCount }
 
     /// The request lines, each terminated by `\n`.
     let bytes: [UInt8]
@@ -25,7 +31,7 @@ final class RequestCorpus: Sendable {
             let digits = String(index)
             let unit = unitPrefix + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
             return Array(
-                "{\"id\":1,\"op\":\"\(op)\",\"experiment\":\"\(experiment)\",\"unit\":\"\(unit)\"\(extraMembers)}\n".utf8)
+                "{\"id\":\(Self.id(ofLine: index)),\"op\":\"\(op)\",\"experiment\":\"\(experiment)\",\"unit\":\"\(unit)\"\(extraMembers)}\n".utf8)
         }
         let lineLength = line(0).count
         var bytes = [UInt8]()
@@ -43,15 +49,83 @@ final class RequestCorpus: Sendable {
     }
 }
 
+/// What every answer must say, checked on every answer of every run, for every server alike (the cost of
+/// checking is the same for all: a few short searches at the start of each line).
+struct AnswerCheck: Sendable {
+    /// Whether the server answers each request with the request's id (variantd). The floor and the NIO reference
+    /// answer every line with one fixed answer, whose id is 1.
+    var echoesID: Bool
+    /// Whether each answer must carry a rendered text (`render` requests).
+    var rendered = false
+
+    /// variantd's answers to `assign`.
+    static let assign = AnswerCheck(echoesID: true)
+    /// variantd's answers to `render` with a text prompt.
+    static let render = AnswerCheck(echoesID: true, rendered: true)
+    /// udsfloor's and the NIO reference server's fixed answer.
+    static let fixedAnswer = AnswerCheck(echoesID: false)
+
+    private static let idKey = Array(#""id":"#.utf8)
+    private static let okKey = Array(#""ok":true"#.utf8)
+    private static let variantKey = Array(#""variant":""#.utf8)
+    private static let textKey = Array(#""text":""#.utf8)
+
+    /// The id the answer to corpus line `index` must have.
+    func expectedID(ofLine index: Int) -> Int {
+        echoesID ? RequestCorpus.id(ofLine: index) : 1
+    }
+
+    /// Fails unless `line` has the id `id`, `"ok":true`, a non-empty variant and, for a render, a text.
+    func verify(_ line: UnsafeBufferPointer<UInt8>, id: Int, server: String) throws {
+        var answered: Int?
+        if let idEnd = Self.end(of: Self.idKey, in: line) {
+            var value = 0
+            var index = idEnd
+            while index < line.count, line[index] >= 0x30, line[index] <= 0x39 {
+                value = value * 10 + Int(line[index] - 0x30)
+                index += 1
+            }
+            if index > idEnd { answered = value }
+        }
+        let variantEnd = Self.end(of: Self.variantKey, in: line)
+        guard answered == id, Self.end(of: Self.okKey, in: line) != nil,
+            let variantEnd, variantEnd < line.count, line[variantEnd] != UInt8(ascii: "\""),
+            !rendered || Self.end(of: Self.textKey, in: line) != nil
+        else {
+            throw BenchError(
+                "a wrong answer from \(server) (expected id \(id), \"ok\":true, a variant\(rendered ? ", a text" : "")):\n"
+                    + String(decoding: line.prefix(400), as: UTF8.self))
+        }
+    }
+
+    /// The index just past the first occurrence of `key` in `line`.
+    private static func end(of key: [UInt8], in line: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let base = line.baseAddress, line.count >= key.count else { return nil }
+        return key.withUnsafeBytes { key in
+            var start = 0
+            let last = line.count - key.count
+            while start <= last, let found = memchr(base + start, Int32(key[0]), last - start + 1) {
+                let at = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - base
+                if memcmp(base + at, key.baseAddress!, key.count) == 0 { return at + key.count }
+                start = at + 1
+            }
+            return nil
+        }
+    }
+}
+
 /// A client connection to a Unix stream socket, with a preallocated receive buffer.
 ///
-/// Responses are counted by counting `\n` bytes; nothing is parsed. One thread uses a connection at a time.
+/// Every answer is checked (`AnswerCheck`) as it arrives; an answer split across two reads is put together
+/// first. One thread uses a connection at a time.
 final class BenchConnection {
     private static let receiveBufferSize = 1 << 16
 
     private let socketPath: String
     private let descriptor: Int32
     private let receiveBuffer: UnsafeMutableBufferPointer<UInt8>
+    /// The bytes of an incomplete answer at the start of `receiveBuffer`, left from the last read.
+    private var carried = 0
 
     /// Connects to the socket at `socketPath`.
     init(socketPath: String) throws {
@@ -99,11 +173,16 @@ final class BenchConnection {
         }
     }
 
-    /// Reads until `count` more `\n` bytes have arrived.
-    func receive(responses count: Int) throws {
+    /// Reads `count` answers, checking each with `check`: they answer the lines from `firstLine` on.
+    func receive(responses count: Int, firstLine: Int, check: AnswerCheck) throws {
+        let base = receiveBuffer.baseAddress!
         var seen = 0
         while seen < count {
-            let result = read(descriptor, receiveBuffer.baseAddress, receiveBuffer.count)
+            let room = receiveBuffer.count - carried
+            guard room > 0 else {
+                throw BenchError("an answer on \(socketPath) is longer than \(receiveBuffer.count) bytes")
+            }
+            let result = read(descriptor, base + carried, room)
             if result <= 0 {
                 if result < 0 && errno == EINTR { continue }
                 if result == 0 { throw BenchError("the server closed \(socketPath) with responses outstanding") }
@@ -111,14 +190,18 @@ final class BenchConnection {
             }
             // memchr, not a loop over every byte: a 2 KB render answer would otherwise cost the client more than
             // the daemon's own reading of it.
-            var start = receiveBuffer.baseAddress!
-            var left = result
-            while left > 0, let newline = memchr(start, 0x0A, left) {
+            let end = base + carried + result
+            var lineStart = base
+            while lineStart < end, let newline = memchr(lineStart, 0x0A, end - lineStart) {
+                let lineEnd = newline.assumingMemoryBound(to: UInt8.self)
+                try check.verify(
+                    UnsafeBufferPointer(start: lineStart, count: lineEnd - lineStart),
+                    id: check.expectedID(ofLine: firstLine + seen), server: socketPath)
                 seen += 1
-                let next = newline.assumingMemoryBound(to: UInt8.self) + 1
-                left -= next - start
-                start = next
+                lineStart = lineEnd + 1
             }
+            carried = end - lineStart
+            if carried > 0 { memmove(base, lineStart, carried) }
         }
     }
 
@@ -159,18 +242,21 @@ struct PhaseOutcome {
 struct LoadGenerator: Sendable {
     let socketPath: String
     let corpus: RequestCorpus
+    /// What every answer must say.
+    var check = AnswerCheck.assign
 
-    /// Sends one request and fails unless its response reports `"ok":true`.
+    /// Sends one request and fails, showing the request, unless its answer passes `check`.
     func verify() throws {
         let connection = try BenchConnection(socketPath: socketPath)
         try corpus.bytes.withUnsafeBytes { bytes in
             try connection.send(bytes.baseAddress!, count: corpus.lineLength)
         }
-        let response = try connection.receiveLine()
-        guard response.contains("\"ok\":true") else {
-            throw BenchError("the correctness check failed; request:\n"
-                + String(decoding: corpus.bytes[0..<corpus.lineLength - 1], as: UTF8.self)
-                + "\nresponse:\n" + response)
+        do {
+            try connection.receive(responses: 1, firstLine: 0, check: check)
+        } catch {
+            throw BenchError(
+                "the correctness check failed; request:\n"
+                    + String(decoding: corpus.bytes[0..<corpus.lineLength - 1], as: UTF8.self) + "\n\(error)")
         }
     }
 
@@ -189,7 +275,7 @@ struct LoadGenerator: Sendable {
                 for request in 0..<requestsPerConnection {
                     let sent = monotonicNanoseconds()
                     try connection.send(base + corpus.offset(ofLine: line), count: lineLength)
-                    try connection.receive(responses: 1)
+                    try connection.receive(responses: 1, firstLine: line, check: check)
                     roundTrips[request] = monotonicNanoseconds() - sent
                     line += 1
                 }
@@ -216,7 +302,7 @@ struct LoadGenerator: Sendable {
                 while remaining > 0 {
                     let burst = min(depth, remaining)
                     try connection.send(base + corpus.offset(ofLine: line), count: burst * corpus.lineLength)
-                    try connection.receive(responses: burst)
+                    try connection.receive(responses: burst, firstLine: line, check: check)
                     line += burst
                     remaining -= burst
                 }

@@ -63,7 +63,8 @@ enum RenderBench {
             socketPath: socketPath,
             corpus: RequestCorpus(
                 experiment: experiment, unitPrefix: unitPrefix, maxBurst: 1, op: "render",
-                extraMembers: #","variables":"# + variables))
+                extraMembers: #","variables":"# + variables),
+            check: .render)
         try render.verify()
         _ = try render.oneInFlight(connections: 1, requestsPerConnection: 5000)
         // Alternating tenths, so that the drift of a shared machine (a neighbour's burst lasts seconds) falls on

@@ -17,8 +17,8 @@ struct BenchError: Error, CustomStringConvertible {
     }
 }
 
-/// Measures variantd over its Unix socket and, in the same run, the floor of the machine (udsfloor.c), and
-/// prints variantd's figures as ratios to the floor.
+/// Measures variantd over its Unix socket and, in the same run and with the same client, the floor of the machine
+/// (udsfloor.c's server) and the NIO reference server, and prints their figures as ratios to the floor.
 @main
 struct VariantdBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,17 +26,21 @@ struct VariantdBench: ParsableCommand {
         abstract: "Measure variantd against the Unix-socket floor of this machine.",
         discussion: """
             Absolute times on shared machines vary from run to run, so every run also measures the floor: \
-            udsfloor.c, a C epoll server answering each line with a fixed line, driven by a C client. variantd \
-            is driven by a client as lean as that one (raw sockets, one thread per connection, no JSON \
-            parsing), and its figures are printed next to the floor's: latencies as variantd/floor, rates as a \
-            percentage of the floor.
+            udsfloor.c's C epoll server, answering each line with a fixed line and parsing nothing, and the NIO \
+            reference server (this executable, serving variantd's connection pipeline with the same fixed \
+            answer), which shows how much of the distance to the floor any SwiftNIO server has. The floor, the \
+            reference and variantd each run in a process of their own and are measured by the same client (raw \
+            sockets, one thread per connection, every answer checked: its id, "ok":true, a variant), after the \
+            same warm-up, in --rounds rounds: within a round, each measurement runs on each server in turn \
+            (floor, reference, variantd). The report gives each figure as the median over the rounds with the \
+            lowest and highest round, and ratios to the floor taken round by round.
 
-            Phases: a correctness check, 5000 warm-up round trips, one-in-flight round trips on 1 connection and \
-            on --connections connections at once, then pipelined requests on --connections connections with \
-            --depth requests in flight each. Then the same one-in-flight run on 1 connection against the NIO \
-            reference server (this executable, serving variantd's connection pipeline with udsfloor's fixed \
-            answer), which shows how much of the distance to the floor any SwiftNIO server has. Progress goes to \
-            standard error.
+            Measurements: one request in flight on 1 connection and on --connections connections \
+            (--latency-requests round trips per round), pipelined requests on --connections connections with \
+            --depth requests in flight each (--requests per round). Then, on the started variantd: the Swift \
+            shim against a raw Swift round trip in the same rounds (--shim-calls), render against assign, the \
+            core alone in process, and the Python shim against a raw Python round trip \
+            (clients/python/bench/roundtrip.py, --python-shim-bench). Progress goes to standard error.
             """)
 
     @Option(help: ArgumentHelp("The variantd executable to start.", valueName: "path"))
@@ -66,17 +70,29 @@ struct VariantdBench: ParsableCommand {
     @Option(help: ArgumentHelp("Connections of the concurrent one-in-flight and the pipelined runs.", valueName: "n"))
     var connections = 8
 
-    @Option(help: ArgumentHelp("Requests of the pipelined run, over all connections.", valueName: "n"))
-    var requests = 400_000
+    @Option(help: ArgumentHelp("Rounds of every measurement, interleaved.", valueName: "n"))
+    var rounds = 5
+
+    @Option(help: ArgumentHelp("Requests of each pipelined run (per round), over all connections.", valueName: "n"))
+    var requests = 200_000
 
     @Option(help: ArgumentHelp("Requests in flight per connection in the pipelined run.", valueName: "d"))
     var depth = 64
 
     @Option(
         help: ArgumentHelp(
-            "Round trips of each one-in-flight run (on 1 connection, and over all connections).",
+            "Round trips of each one-in-flight run (per round; on 1 connection, and over all connections).",
             valueName: "n"))
-    var latencyRequests = 50_000
+    var latencyRequests = 20_000
+
+    @Option(help: ArgumentHelp("Calls of each Swift shim measurement per round (0 skips the shim).", valueName: "n"))
+    var shimCalls = 5000
+
+    @Option(
+        help: ArgumentHelp(
+            "The Python shim's benchmark, run with python3 against --daemon; skipped if missing or empty.",
+            valueName: "path"))
+    var pythonShimBench = "clients/python/bench/roundtrip.py"
 
     @Option(help: ArgumentHelp("The experiment the assign requests name.", valueName: "name"))
     var experiment = "checkout-prompt"
@@ -118,20 +134,21 @@ struct VariantdBench: ParsableCommand {
     @Option(help: .hidden)
     var nioReferenceServer: String?
 
-    /// Round trips before the measured ones, to warm up variantd and the client.
+    /// Round trips (and as many pipelined requests) before the measured ones, to warm up each server and the client.
     static let warmUpRequests = 5000
-    /// The deepest pipeline udsfloor can drive.
+    /// The deepest pipeline measured: its requests must fit one read of the floor server (64 KiB, 862 requests).
     private static let maximumDepth = 800
 
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1.") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1.") }
+        guard shimCalls >= 0 else { throw ValidationError("--shim-calls must not be negative.") }
         if let coreOnlyCase, !Self.coreCases.contains(coreOnlyCase) {
             throw ValidationError("--core-only-case must be one of \(Self.coreCases.joined(separator: ", ")).")
         }
         guard ExperimentExposition.Detail.UnitGroups(rawValue: metricsUnitGroups) != nil else {
             throw ValidationError("--metrics-unit-groups must be all, guardrail or none.")
         }
-        // udsfloor writes each burst from a 64 KiB buffer, which holds 862 of its requests.
         guard depth >= 1, depth <= Self.maximumDepth else {
             throw ValidationError("--depth must be between 1 and \(Self.maximumDepth).")
         }
@@ -172,33 +189,7 @@ struct VariantdBench: ParsableCommand {
         }
 
         do {
-            let load = LoadGenerator(
-                socketPath: socketPath,
-                corpus: RequestCorpus(experiment: experiment, unitPrefix: unitPrefix, maxBurst: depth))
-            try load.verify()
-            let (floor, floorSkipped) = try measureFloor(in: workDirectory)
-            let figures = try measureVariantd(with: load)
-            let nioReference = try measureNIOReference(in: workDirectory)
-            var render: RenderFigures?
-            var renderCore: CoreCost?
-            if socket == nil {
-                progress("measuring render against assign (\(RenderBench.experiment), \(latencyRequests) round trips each)")
-                render = try RenderBench.measure(
-                    socketPath: socketPath, connections: connections, requests: latencyRequests, unitPrefix: unitPrefix)
-            }
-            progress("measuring the core alone (Responder, in process)")
-            let core = try CoreCost.measure(
-                configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: 200_000)
-            if socket == nil {
-                renderCore = try RenderBench.coreCost(configPath: benchConfig, unitPrefix: unitPrefix, requests: 200_000)
-            }
-            let report = BenchReport(
-                settings: BenchReport.Settings(
-                    connections: connections, requests: requests, depth: depth, latencyRequests: latencyRequests,
-                    experiment: experiment, unitPrefix: unitPrefix,
-                    variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
-                floor: floor, floorSkipped: floorSkipped, variantd: figures, nioReference: nioReference, core: core,
-                render: render, renderCore: renderCore)
+            let report = try measure(socketPath: socketPath, benchConfig: benchConfig, in: workDirectory)
             print(try json ? report.json() : report.table())
         } catch {
             if let exit = daemonProcess?.unexpectedExit() {
@@ -206,6 +197,133 @@ struct VariantdBench: ParsableCommand {
             }
             throw error
         }
+    }
+
+    /// Starts the floor and the reference, warms up every server, runs the rounds, then the variantd-only
+    /// measurements.
+    private func measure(socketPath: String, benchConfig: String, in workDirectory: String) throws -> BenchReport {
+        var servers: [(name: String, load: LoadGenerator)] = []
+        var helpers: [DaemonProcess] = []
+        defer { for helper in helpers { helper.stop() } }
+        func corpus(_ maxBurst: Int) -> RequestCorpus {
+            RequestCorpus(experiment: experiment, unitPrefix: unitPrefix, maxBurst: maxBurst)
+        }
+        let fixedAnswers = corpus(depth)
+        var floorSkipped: String?
+        if FileManager.default.fileExists(atPath: floorSource) {
+            progress("compiling the floor server from \(floorSource)")
+            let executable = try FloorServer.compile(source: floorSource, into: workDirectory)
+            let floorSocket = workDirectory + "/floor.sock"
+            let floor = try DaemonProcess(
+                name: "the floor server", executable: executable, arguments: [floorSocket],
+                logPath: workDirectory + "/floor.log", role: .floor)
+            helpers.append(floor)
+            try floor.waitUntilAccepting(socketPath: floorSocket)
+            servers.append((BenchReport.floorName, LoadGenerator(socketPath: floorSocket, corpus: fixedAnswers, check: .fixedAnswer)))
+        } else {
+            floorSkipped = "no floor source at \(floorSource)"
+            progress("skipping the floor: \(floorSkipped!)")
+        }
+        progress("starting the NIO reference server")
+        let referenceSocket = workDirectory + "/nio-reference.sock"
+        let reference = try DaemonProcess(
+            name: "the NIO reference server",
+            executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+            arguments: ["--nio-reference-server", referenceSocket], logPath: workDirectory + "/nio-reference.log",
+            role: .reference)
+        helpers.append(reference)
+        try reference.waitUntilAccepting(socketPath: referenceSocket)
+        servers.append(
+            (BenchReport.referenceName, LoadGenerator(socketPath: referenceSocket, corpus: fixedAnswers, check: .fixedAnswer)))
+        servers.append((BenchReport.variantdName, LoadGenerator(socketPath: socketPath, corpus: corpus(depth))))
+
+        for server in servers {
+            progress("checking and warming up \(server.name) (\(Self.warmUpRequests) round trips, as many pipelined)")
+            try server.load.verify()
+            _ = try server.load.oneInFlight(connections: 1, requestsPerConnection: Self.warmUpRequests)
+            _ = try server.load.pipelined(
+                connections: connections, totalRequests: max(Self.warmUpRequests, connections), depth: depth)
+        }
+        // The shims need the render case, which only a daemon started here has.
+        let swiftShim =
+            socket == nil && shimCalls > 0
+            ? try SwiftShimBench(
+                socketPath: socketPath, configPath: benchConfig, experiment: experiment, unitPrefix: unitPrefix,
+                calls: shimCalls)
+            : nil
+        if let swiftShim {
+            progress("warming up the Swift shim")
+            _ = try swiftShim.round(0)
+        }
+
+        var measured = servers.map { (name: $0.name, rounds: ServerRounds()) }
+        var shimMedians: [String: [Double]] = [:]
+        for round in 0..<rounds {
+            progress("round \(round + 1) of \(rounds): one in flight on 1 and \(connections) connections, pipelined")
+            for (index, server) in servers.enumerated() {
+                measured[index].rounds.single.append(
+                    LatencyFigures(try server.load.oneInFlight(connections: 1, requestsPerConnection: latencyRequests)))
+            }
+            for (index, server) in servers.enumerated() {
+                measured[index].rounds.concurrent.append(
+                    LatencyFigures(
+                        try server.load.oneInFlight(
+                            connections: connections, requestsPerConnection: latencyRequests / connections)))
+            }
+            for (index, server) in servers.enumerated() {
+                measured[index].rounds.pipelined.append(
+                    try server.load.pipelined(connections: connections, totalRequests: requests, depth: depth)
+                        .requestsPerSecond)
+            }
+            if let swiftShim {
+                progress("round \(round + 1) of \(rounds): the Swift shim against a raw round trip")
+                for (name, median) in try swiftShim.round(round) { shimMedians[name, default: []].append(median) }
+            }
+        }
+        for helper in helpers { helper.stop() }
+        helpers.removeAll()
+
+        var render: RenderFigures?
+        var renderCore: CoreCost?
+        if socket == nil {
+            progress("measuring render against assign (\(RenderBench.experiment), \(latencyRequests) round trips each)")
+            render = try RenderBench.measure(
+                socketPath: socketPath, connections: connections, requests: latencyRequests, unitPrefix: unitPrefix)
+        }
+        progress("measuring the core alone (Responder, in process)")
+        let core = try CoreCost.measure(
+            configPath: config, experiment: experiment, unitPrefix: unitPrefix, requests: 200_000)
+        if socket == nil {
+            renderCore = try RenderBench.coreCost(configPath: benchConfig, unitPrefix: unitPrefix, requests: 200_000)
+        }
+        var pythonShim: ShimFigures?
+        var pythonShimSkipped: String?
+        if pythonShimBench.isEmpty || !FileManager.default.fileExists(atPath: pythonShimBench) {
+            pythonShimSkipped = pythonShimBench.isEmpty ? "--python-shim-bench is empty" : "no \(pythonShimBench)"
+        } else {
+            progress("measuring the Python shim (\(pythonShimBench), a daemon of its own)")
+            do {
+                pythonShim = try PythonShimBench.measure(
+                    python: "python3", script: pythonShimBench, daemon: daemon, rounds: rounds)
+            } catch {
+                pythonShimSkipped = "\(error)"
+            }
+        }
+
+        return BenchReport(
+            settings: BenchReport.Settings(
+                rounds: rounds, connections: connections, requests: requests, depth: depth,
+                latencyRequests: latencyRequests, warmUpRequests: Self.warmUpRequests, experiment: experiment,
+                unitPrefix: unitPrefix,
+                variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
+            floorSkipped: floorSkipped, servers: measured, core: core, render: render, renderCore: renderCore,
+            swiftShim: swiftShim.map { _ in
+                ShimFigures(
+                    method: "\(rounds) rounds of \(shimCalls) sequential calls each, one connection, order rotating",
+                    medians: SwiftShimBench.measurements.map { ($0, shimMedians[$0] ?? []) },
+                    pairs: SwiftShimBench.pairs)
+            },
+            pythonShim: pythonShim, pythonShimSkipped: pythonShimSkipped)
     }
 
     /// The requests `--core-only` measures, by name (`--core-only-case`).
@@ -237,57 +355,6 @@ struct VariantdBench: ParsableCommand {
             figures.append("\(name) \(Int(cost.nanosecondsPerRequest)) ns")
         }
         print("core alone, \(latencyRequests) requests each: " + figures.joined(separator: ", ") + " per request")
-    }
-
-    /// Compiles and runs udsfloor.c, or returns why the floor is skipped.
-    private func measureFloor(in workDirectory: String) throws -> (FloorFigures?, skipped: String?) {
-        guard FileManager.default.fileExists(atPath: floorSource) else {
-            let reason = "no floor source at \(floorSource)"
-            progress("skipping the floor: \(reason)")
-            return (nil, reason)
-        }
-        progress("compiling \(floorSource)")
-        let program = try FloorProgram.compile(source: floorSource, into: workDirectory)
-        progress("measuring the floor")
-        let figures = try program.measure(
-            socketPath: workDirectory + "/floor.sock", connections: connections, requests: requests, depth: depth,
-            latencyRequests: latencyRequests)
-        return (figures, nil)
-    }
-
-    /// Runs the warm-up and the three measured phases against variantd.
-    private func measureVariantd(with load: LoadGenerator) throws -> DaemonFigures {
-        progress("warming up variantd (\(Self.warmUpRequests) round trips)")
-        _ = try load.oneInFlight(connections: 1, requestsPerConnection: Self.warmUpRequests)
-        progress("measuring variantd: one in flight, 1 connection")
-        let single = try load.oneInFlight(connections: 1, requestsPerConnection: latencyRequests)
-        progress("measuring variantd: one in flight, \(connections) connections")
-        let concurrent = try load.oneInFlight(
-            connections: connections, requestsPerConnection: latencyRequests / connections)
-        progress("measuring variantd: pipelined, \(connections) connections, depth \(depth)")
-        let pipelined = try load.pipelined(connections: connections, totalRequests: requests, depth: depth)
-        return DaemonFigures(
-            oneInFlight: LatencyFigures(single), concurrentOneInFlight: LatencyFigures(concurrent),
-            pipelinedRequestsPerSecond: pipelined.requestsPerSecond)
-    }
-
-    /// Starts this executable as the NIO reference server and measures it as variantd's one-in-flight phase on 1
-    /// connection is measured: warm-up, then `latencyRequests` round trips.
-    private func measureNIOReference(in workDirectory: String) throws -> LatencyFigures {
-        let socketPath = workDirectory + "/nio-reference.sock"
-        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        progress("starting the NIO reference server")
-        let server = try DaemonProcess(
-            name: "the NIO reference server", executable: executable, arguments: ["--nio-reference-server", socketPath],
-            logPath: workDirectory + "/nio-reference.log", role: .helper)
-        defer { server.stop() }
-        try server.waitUntilAccepting(socketPath: socketPath)
-        let load = LoadGenerator(
-            socketPath: socketPath, corpus: RequestCorpus(experiment: experiment, unitPrefix: unitPrefix, maxBurst: 1))
-        try load.verify()
-        _ = try load.oneInFlight(connections: 1, requestsPerConnection: Self.warmUpRequests)
-        progress("measuring the NIO reference server: one in flight, 1 connection")
-        return LatencyFigures(try load.oneInFlight(connections: 1, requestsPerConnection: latencyRequests))
     }
 
     /// Creates a fresh directory under `$TMPDIR` (or /tmp) for the floor's executable, the sockets and the log.

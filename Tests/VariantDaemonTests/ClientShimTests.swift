@@ -451,6 +451,8 @@ final class LineServer: Sendable {
     }
 
     var received: [String] { state.withLock { $0.received } }
+    /// Connections accepted so far.
+    var connectionCount: Int { state.withLock { $0.connections.count } }
 
     private func acceptLoop() {
         while true {
