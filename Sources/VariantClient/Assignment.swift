@@ -84,12 +84,15 @@ extension VariantClient {
                 && lhs.promptVersion == rhs.promptVersion && lhs.params == rhs.params && lhs.inExperiment == rhs.inExperiment
                 && lhs.reason == rhs.reason && lhs.configVersion == rhs.configVersion && lhs.metadata == rhs.metadata
                 && lhs.template == rhs.template && lhs.variables == rhs.variables && lhs.shadow == rhs.shadow
-                && lhs.error == rhs.error && lhs.messages == rhs.messages
+                && lhs.error == rhs.error && lhs.messages == rhs.messages && lhs.unit == rhs.unit
         }
     }
 }
 
 extension VariantClient.Assignment {
+    /// Whether the daemon decided this assignment (not a fallback's control, not `no_config`).
+    var isDaemonsDecision: Bool { reason != "fallback" && reason != "no_config" }
+
     /// Reads an `assign` answer; nil if a field is missing or has the wrong type.
     init?(answer: JSONObject) {
         guard let experiment = answer["experiment"]?.stringValue, let inExperiment = answer["in_experiment"]?.boolValue,

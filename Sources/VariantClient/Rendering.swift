@@ -1,3 +1,4 @@
+import Glibc
 import VariantCore
 
 extension VariantClient {
@@ -56,7 +57,7 @@ extension VariantClient {
         _ experiment: String, unit: String, variables: JSONObject = JSONObject(), attributes: JSONObject = JSONObject()
     ) -> Rendering {
         let fields = Self.renderFields(experiment, unit: unit, variables: variables, attributes: attributes)
-        return rendered(experiment, unit: unit, variables: variables, ask(fields))
+        return rendered(experiment, unit: unit, variables: variables, askLine(fields))
     }
 
     /// A prompt version (the latest without `version`) rendered by the daemon, without an experiment; the
@@ -86,6 +87,59 @@ extension VariantClient {
         return fields
     }
 
+    /// The rendering for an experiment's `render` answer line. An `ok` answer is the `assign` answer followed by
+    /// the rendering, which starts at the last `,"type":"` (no later member has that key, and inside a string a
+    /// quote is escaped): the assignment part is looked up in `assignAnswers` like an `assign` answer and only the
+    /// rendering is parsed. Any other answer is decoded whole.
+    func rendered(
+        _ experiment: String, unit: String, variables: JSONObject, _ result: Result<AnswerLine, Failure>
+    ) -> Rendering {
+        let line: AnswerLine
+        switch result {
+        case .success(let success): line = success
+        case .failure(let failure): return rendered(experiment, unit: unit, variables: variables, Result<JSONObject, Failure>.failure(failure))
+        }
+        if let afterID = line.afterID, let start = Self.renderingStart(in: line.bytes, after: afterID) {
+            let key = AssignAnswers.Key(bytes: line.bytes[afterID..<start])
+            var assignment = assignAnswers.assignment(key, unit: unit)
+            if assignment == nil, case .object(let head)? = try? JSONParser.parse(line.bytes[..<start] + [UInt8(ascii: "}")]),
+                head["ok"] == .bool(true)
+            {
+                let decided = self.assignment(experiment, from: head, unit: unit)
+                if decided.isDaemonsDecision {
+                    assignAnswers.keep(decided, for: key)
+                    assignment = decided
+                }
+            }
+            if let assignment, case .object(let rendering)? = try? JSONParser.parse([UInt8(ascii: "{")] + line.bytes[(start + 1)...]) {
+                return Self.rendering(from: rendering, prompt: assignment.prompt, version: assignment.promptVersion, assignment: assignment)
+            }
+        }
+        do throws(Failure) {
+            return rendered(experiment, unit: unit, variables: variables, .success(try Self.object(of: line)))
+        } catch {
+            return rendered(experiment, unit: unit, variables: variables, Result<JSONObject, Failure>.failure(error))
+        }
+    }
+
+    /// Where the rendering starts in an `ok` render answer (the `,` of its last `,"type":"`), if it has one.
+    static func renderingStart(in bytes: [UInt8], after afterID: Int) -> Int? {
+        let marker: StaticString = #","type":""#
+        let length = marker.utf8CodeUnitCount
+        guard bytes.count >= afterID + length else { return nil }
+        // Backwards over the rendered text (kilobytes), so without bounds checks.
+        return bytes.withUnsafeBufferPointer { buffer in
+            var index = buffer.count - length
+            while index > afterID {
+                if buffer[index] == UInt8(ascii: ","), memcmp(buffer.baseAddress! + index, marker.utf8Start, length) == 0 {
+                    return index
+                }
+                index -= 1
+            }
+            return nil
+        }
+    }
+
     /// The rendering for an experiment's `render` answer: the daemon's refusal as it is, the fallback's control
     /// rendered here when the daemon could not answer.
     func rendered(
@@ -98,7 +152,7 @@ extension VariantClient {
         }
         if let refusal = Self.refusal(in: answer) { return refusal }
         let assignment = assignment(experiment, from: answer, unit: unit)
-        guard assignment.reason != "fallback", assignment.reason != "no_config" else {
+        guard assignment.isDaemonsDecision else {
             return fallback.render(assignment, variables: variables)
         }
         return Self.rendering(from: answer, assignment: assignment)
@@ -131,8 +185,14 @@ extension VariantClient {
     }
 
     private static func rendering(from answer: JSONObject, assignment: Assignment?) -> Rendering {
-        guard let kind = answer["type"]?.stringValue.flatMap(Rendering.Kind.init(rawValue:)),
-            let prompt = answer["prompt"]?.stringValue, let version = answer["prompt_version"]?.integerValue
+        rendering(
+            from: answer, prompt: answer["prompt"]?.stringValue, version: answer["prompt_version"]?.integerValue,
+            assignment: assignment)
+    }
+
+    /// The rendering in `answer` (its `type`, `text` or `messages`, `warnings`) of `prompt`'s `version`.
+    private static func rendering(from answer: JSONObject, prompt: String?, version: Int?, assignment: Assignment?) -> Rendering {
+        guard let kind = answer["type"]?.stringValue.flatMap(Rendering.Kind.init(rawValue:)), let prompt, let version
         else { return Rendering(assignment: assignment, error: "invalid_answer", message: "a render answer without its rendering") }
         let warnings = (answer["warnings"]?.arrayValue ?? []).compactMap(\.objectValue)
         switch kind {

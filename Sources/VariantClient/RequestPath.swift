@@ -13,6 +13,26 @@ extension VariantClient {
         return fields
     }
 
+    /// The assignment for an `assign` answer line: the kept one for answers seen before (`AssignAnswers`), else
+    /// decoded (and kept when it is the daemon's decision), or the fallback's control when there is none.
+    func assigned(_ experiment: String, unit: String, _ result: Result<AnswerLine, Failure>) -> Assignment {
+        let line: AnswerLine
+        switch result {
+        case .success(let success): line = success
+        case .failure(let failure): return fallBack(experiment, failure.code)
+        }
+        guard let afterID = line.afterID else {
+            guard let answer = line.object else { return fallBack(experiment, "invalid_answer") }
+            return assignment(experiment, from: answer, unit: unit)
+        }
+        let key = AssignAnswers.Key(bytes: line.bytes[afterID...])
+        if let known = assignAnswers.assignment(key, unit: unit) { return known }
+        guard let answer = line.object else { return fallBack(experiment, "invalid_answer") }
+        let decided = assignment(experiment, from: answer, unit: unit)
+        if decided.isDaemonsDecision { assignAnswers.keep(decided, for: key) }
+        return decided
+    }
+
     /// The assignment for an `assign` answer, or the fallback's control when there is none.
     func assigned(_ experiment: String, unit: String, _ result: Result<JSONObject, Failure>) -> Assignment {
         switch result {
@@ -21,13 +41,11 @@ extension VariantClient {
         }
     }
 
-    /// The template `prompt` needs for an assignment, keyed by config version, prompt and version.
-    struct TemplateWanted: Sendable {
+    /// The template `prompt` needs for an assignment; templates are kept by config version, prompt and version.
+    struct TemplateWanted: Sendable, Hashable {
         var prompt: String
         var version: Int
         var configVersion: String?
-
-        var key: String { "\(configVersion ?? "")\u{0}\(prompt)\u{0}\(version)" }
 
         /// The `prompt` request for this version.
         var fields: [(String, JSONValue)] {
@@ -38,7 +56,7 @@ extension VariantClient {
     /// What `prompt` still has to fetch after `assign`; nil when the answer is final (a fallback, `no_config`, or
     /// an assignment without a prompt version).
     func templateWanted(for answer: Assignment) -> TemplateWanted? {
-        guard answer.reason != "fallback", answer.reason != "no_config", let prompt = answer.prompt,
+        guard answer.isDaemonsDecision, let prompt = answer.prompt,
             let version = answer.promptVersion
         else { return nil }
         return TemplateWanted(prompt: prompt, version: version, configVersion: answer.configVersion)

@@ -61,6 +61,8 @@ public final class VariantClient: Sendable {
     public let fallback: Fallback
     private let state: Mutex<RequestState>
     let shared: SharedRecordState
+    /// The assignments of the distinct `assign` answers seen (and of `render` answers' assignment parts).
+    let assignAnswers = AssignAnswers()
 
     public init(configuration: Configuration = Configuration(), fallback: Fallback = Fallback()) {
         self.configuration = configuration
@@ -86,7 +88,7 @@ public final class VariantClient: Sendable {
 
     /// The variant `unit` gets in `experiment`; the fallback's control when the daemon cannot say.
     public func assign(_ experiment: String, unit: String, attributes: JSONObject = JSONObject()) -> Assignment {
-        assigned(experiment, unit: unit, ask(Self.assignFields(experiment, unit: unit, attributes: attributes)))
+        assigned(experiment, unit: unit, askLine(Self.assignFields(experiment, unit: unit, attributes: attributes)))
     }
 
     /// Like `assign`, with the prompt version's `template` and `variables`; templates are cached per config
@@ -110,7 +112,7 @@ public final class VariantClient: Sendable {
         }
         do throws(Failure) {
             let answers = try exchange(lines, timeout: configuration.timeout, respectingBackoff: true)
-            return zip(requests, answers).map { assignment($0.experiment, from: $1, unit: $0.unit) }
+            return zip(requests, answers).map { assigned($0.experiment, unit: $0.unit, .success($1)) }
         } catch {
             return requests.map { fallBack($0.experiment, error.code) }
         }
@@ -122,7 +124,7 @@ public final class VariantClient: Sendable {
     public func request(_ fields: [(String, JSONValue)]) throws(RequestError) -> JSONObject {
         let answer: JSONObject
         do throws(Failure) {
-            answer = try exchange([fields], timeout: configuration.adminTimeout, respectingBackoff: false)[0]
+            answer = try Self.object(of: exchange([fields], timeout: configuration.adminTimeout, respectingBackoff: false)[0])
         } catch {
             throw RequestError(code: error.code, message: error.message)
         }
@@ -172,7 +174,9 @@ public final class VariantClient: Sendable {
         var connection: VariantConnection?
         var nextID = 1
         var downUntil = 0.0
-        var templates: [String: Template] = [:]
+        var templates: [TemplateWanted: Template] = [:]
+        /// The request lines being written, kept from one request to the next.
+        var payload: [UInt8] = []
     }
 
     func fallBack(_ experiment: String, _ code: String) -> Assignment {
@@ -220,7 +224,7 @@ public final class VariantClient: Sendable {
 
     /// A cached template for `wanted`, if this config version's was fetched before.
     func knownTemplate(_ wanted: TemplateWanted) -> Template? {
-        state.withLock { $0.templates[wanted.key] }
+        state.withLock { $0.templates[wanted] }
     }
 
     /// Keeps `found` for later `prompt` calls on the same config version (never one from another version).
@@ -228,35 +232,50 @@ public final class VariantClient: Sendable {
         guard found.configVersion == wanted.configVersion else { return }
         state.withLock { state in
             if state.templates.count > 1024 { state.templates.removeAll() }
-            state.templates[wanted.key] = found
+            state.templates[wanted] = found
         }
     }
 
     /// One request on the kept connection, within `timeout`, respecting the backoff: the request path's exchange.
     func ask(_ fields: [(String, JSONValue)]) -> Result<JSONObject, Failure> {
         Result { () throws(Failure) -> JSONObject in
+            try Self.object(of: exchange([fields], timeout: configuration.timeout, respectingBackoff: true)[0])
+        }
+    }
+
+    /// Like `ask`, with the answer line as read, for the calls that decode it themselves (`assign`, `render`).
+    func askLine(_ fields: [(String, JSONValue)]) -> Result<AnswerLine, Failure> {
+        Result { () throws(Failure) -> AnswerLine in
             try exchange([fields], timeout: configuration.timeout, respectingBackoff: true)[0]
         }
+    }
+
+    static func object(of line: AnswerLine) throws(Failure) -> JSONObject {
+        guard let object = line.object else {
+            throw Failure(code: "invalid_answer", message: "not a JSON object: \(String(decoding: line.bytes.prefix(200), as: UTF8.self))")
+        }
+        return object
     }
 
     /// Writes the requests in one go on the kept connection and reads their answers, all within `timeout`.
     func exchange(
         _ requests: [[(String, JSONValue)]], timeout: Double, respectingBackoff: Bool
-    ) throws(Failure) -> [JSONObject] {
+    ) throws(Failure) -> [AnswerLine] {
         let deadline = monotonicSeconds() + timeout
         let socketPath = configuration.socketPath
         let retryAfter = configuration.retryAfter
-        return try state.withLock { (state: inout RequestState) throws(Failure) -> [JSONObject] in
+        return try state.withLock { (state: inout RequestState) throws(Failure) -> [AnswerLine] in
             if respectingBackoff, monotonicSeconds() < state.downUntil {
                 throw Failure(code: "unreachable", message: "the daemon was unreachable moments ago")
             }
             let firstID = state.nextID
             state.nextID += requests.count
-            var payload = ""
+            var writer = JSONWriter(appendingTo: state.payload)
             for (offset, fields) in requests.enumerated() {
-                if offset > 0 { payload += "\n" }
-                payload += VariantConnection.requestLine([("id", .number(Double(firstID + offset)))] + fields)
+                Self.writeRequestLine(id: firstID + offset, fields, to: &writer)
             }
+            let payload = writer.bytes
+            defer { state.payload = payload; state.payload.removeAll(keepingCapacity: true) }
             for attempt in 0..<2 {
                 let fresh = state.connection == nil
                 do throws(Failure) {
@@ -274,8 +293,8 @@ public final class VariantClient: Sendable {
                         }
                         state.connection = connection
                     }
-                    try Self.transport { () throws(VariantConnection.Failure) in try connection.send(payload) }
-                    var answers: [JSONObject] = []
+                    try Self.transport { () throws(VariantConnection.Failure) in try connection.send(bytes: payload) }
+                    var answers: [AnswerLine] = []
                     for offset in 0..<requests.count {
                         answers.append(try Self.readAnswer(id: firstID + offset, on: connection, deadline: deadline))
                     }
@@ -302,18 +321,38 @@ public final class VariantClient: Sendable {
         }
     }
 
-    private static func readAnswer(id: Int, on connection: VariantConnection, deadline: Double) throws(Failure) -> JSONObject {
+    /// A request line, `{"id":N,` and the fields in order, with its newline.
+    static func writeRequestLine(id: Int, _ fields: [(String, JSONValue)], to writer: inout JSONWriter) {
+        writer.raw(#"{"id":"#)
+        writer.integer(id)
+        for (name, value) in fields {
+            writer.raw(",")
+            writer.string(name)
+            writer.raw(":")
+            writer.value(value)
+        }
+        writer.raw("}\n")
+    }
+
+    /// The answer to request `id`: matched by the `{"id":N,` the daemon starts every answer with, without parsing
+    /// it (the caller decodes it); any other line is parsed to tell an answer to an earlier request (skipped) from
+    /// the daemon's answer to a line it could not read (`"id":null`, an error).
+    private static func readAnswer(id: Int, on connection: VariantConnection, deadline: Double) throws(Failure) -> AnswerLine {
         while true {
             let remaining = deadline - monotonicSeconds()
             guard remaining > 0 else { throw Failure(code: "timeout", message: "no answer in time") }
             connection.setTimeout(seconds: remaining)
             var line: [UInt8] = []
             try transport { () throws(VariantConnection.Failure) in line = try connection.receiveLineBytes() }
+            if let leading = AnswerLine.leadingID(of: line) {
+                if leading.id == id { return AnswerLine(bytes: line, afterID: leading.afterID) }
+                continue  // an answer to an earlier request
+            }
             guard case .object(let answer)? = try? JSONParser.parse(line) else {
                 let text = String(decoding: line.prefix(200), as: UTF8.self)
                 throw Failure(code: "invalid_answer", message: "not a JSON object: \(text)")
             }
-            if answer["id"]?.integerValue == id { return answer }
+            if answer["id"]?.integerValue == id { return AnswerLine(bytes: line, afterID: nil) }
             if answer["id"] == .null, answer["ok"] == .bool(false) {
                 throw Failure(code: answer["error"]?.objectValue?["code"]?.stringValue ?? "invalid_answer")
             }

@@ -23,9 +23,13 @@ public final class VariantConnection {
     /// The socket; `PipelinedConnection` polls and reads it itself.
     let descriptor: Int32
     private var buffered: [UInt8] = []
-    /// How long each read or write may block, enforced with `poll` (to the millisecond) rather than with socket
-    /// options: changing it costs no system call, and `VariantClient` changes it for every request.
+    /// How long each read or write may block. A read blocks in the kernel, bounded by `SO_RCVTIMEO`; a write that
+    /// finds the socket full waits with `poll`.
     private var timeout: Double
+    /// The least and the most time left that the `SO_RCVTIMEO` set now may serve for: `VariantClient` sets a
+    /// timeout for every request (what is left of its deadline), and a system call to change the socket's each
+    /// time cost more than the `poll` it replaces. Within 1 ms (at most 5% of it) longer than asked, it stays.
+    private var armed: ClosedRange<Double> = 0...0
     /// One read's worth of bytes, kept from call to call.
     private var chunk = [UInt8](repeating: 0, count: 65536)
 
@@ -48,11 +52,11 @@ public final class VariantConnection {
         guard descriptor >= 0 else { throw Failure(kind: .io, description: "socket(): \(String(cString: strerror(errno)))") }
         let clamped = max(timeoutSeconds, 0.000_001)  // a zero timeout would mean "wait forever"
         self.timeout = clamped
-        var timeout = timeval(tv_sec: Int(clamped), tv_usec: Int((clamped - clamped.rounded(.down)) * 1e6))
-        if timeout.tv_sec == 0, timeout.tv_usec == 0 { timeout.tv_usec = 1 }
+        var timeout = Self.timeval(seconds: clamped)
         // SO_SNDTIMEO also bounds connect(2) on a Unix socket whose backlog is full.
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        self.armed = Self.servedRange(clamped)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -82,8 +86,24 @@ public final class VariantConnection {
     }
 
     /// Sets how long each following read or write may block (at least a microsecond: zero would mean forever).
+    /// The socket's receive timeout is changed only when the one set does not serve (see `armed`).
     public func setTimeout(seconds: Double) {
         timeout = max(seconds, 0.000_001)
+        guard !armed.contains(timeout) else { return }
+        var value = Self.timeval(seconds: timeout)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        armed = Self.servedRange(timeout)
+    }
+
+    /// The times left that a receive timeout of `seconds` serves: those it exceeds by at most 1 ms or 5%.
+    private static func servedRange(_ seconds: Double) -> ClosedRange<Double> {
+        (seconds - min(0.001, seconds * 0.05))...seconds
+    }
+
+    private static func timeval(seconds: Double) -> Glibc.timeval {
+        var value = Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
+        if value.tv_sec == 0, value.tv_usec == 0 { value.tv_usec = 1 }
+        return value
     }
 
     /// Waits until the socket is ready for `events` (`POLLIN`, `POLLOUT`), for at most the timeout.
@@ -109,6 +129,11 @@ public final class VariantConnection {
     public func send(_ line: String) throws(Failure) {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
+        try send(bytes: bytes)
+    }
+
+    /// Sends bytes as they are (request lines with their newlines).
+    func send(bytes: [UInt8]) throws(Failure) {
         var offset = 0
         while offset < bytes.count {
             // MSG_NOSIGNAL: a daemon that went away is an error to report, not a SIGPIPE that kills the caller.
@@ -135,20 +160,30 @@ public final class VariantConnection {
     func receiveLineBytes() throws(Failure) -> [UInt8] {
         var searched = 0
         while true {
-            if let newline = buffered[searched...].firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = Self.newline(in: buffered, from: searched) {
                 let line = Array(buffered[..<newline])
                 buffered.removeSubrange(...newline)
                 return line
             }
             searched = buffered.count
-            try wait(for: Int32(POLLIN), "read")
+            // A blocking read, bounded by SO_RCVTIMEO: one system call where `poll` and `read` were two.
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw ioFailure("read")
+                if errno == EINTR { continue }
+                throw ioFailure("read")  // EAGAIN: the receive timeout passed
             }
             if count == 0 { throw Failure(kind: .closed, description: "the daemon closed the connection") }
             buffered.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    /// The index of the first newline in `bytes` at or after `start` (`memchr`: a render answer is kilobytes).
+    private static func newline(in bytes: [UInt8], from start: Int) -> Int? {
+        guard start < bytes.count else { return nil }
+        return bytes.withUnsafeBufferPointer { buffer in
+            memchr(buffer.baseAddress! + start, Int32(UInt8(ascii: "\n")), buffer.count - start).map { found in
+                UnsafeRawPointer(buffer.baseAddress!).distance(to: UnsafeRawPointer(found))
+            }
         }
     }
 

@@ -57,6 +57,34 @@ import Testing
         #expect(throws: JSONParser.SyntaxError.self) { try JSONParser.parse(bytes) }
     }
 
+    /// Strings are scanned 8 bytes at a time: a quote, an escape, a control character or a non-ASCII byte at every
+    /// offset of a word, in strings of every length around a few words, parses to what it says (and a raw control
+    /// character or invalid UTF-8 fails) wherever it falls.
+    @Test func aSpecialByteAtEveryOffsetOfAWordIsSeen() throws {
+        let specials: [(json: String, text: String?)] = [
+            (#"\""#, "\""), (#"\\"#, "\\"), (#"\n"#, "\n"), (#"\u00e9"#, "é"), ("é", "é"), ("€", "€"),
+            ("\u{1}", nil), ("\u{1F}", nil), ("\t", nil),
+        ]
+        for length in 0...24 {
+            for offset in 0...length {
+                for special in specials {
+                    let before = String(repeating: "a", count: offset)
+                    let after = String(repeating: "b", count: length - offset)
+                    let json = "[\"" + before + special.json + after + "\"]"
+                    let parsed = try? JSONParser.parse(Array(json.utf8))
+                    if let text = special.text {
+                        #expect(parsed == .array([.string(before + text + after)]), "\(json)")
+                    } else {
+                        #expect(parsed == nil, "\(json)")
+                    }
+                }
+                var invalid = Array("[\"".utf8) + Array(repeating: UInt8(ascii: "a"), count: offset)
+                invalid += [0xC3] + Array(repeating: UInt8(ascii: "b"), count: length - offset) + Array("\"]".utf8)
+                #expect((try? JSONParser.parse(invalid)) == nil, "a lone lead byte at \(offset) of \(length)")
+            }
+        }
+    }
+
     @Test func boundsNestingDepth() throws {
         let deep = String(repeating: "[", count: 33) + String(repeating: "]", count: 33)
         #expect(throws: JSONParser.SyntaxError.self) { try parseJSON(deep) }

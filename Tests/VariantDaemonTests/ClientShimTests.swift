@@ -166,7 +166,9 @@ import VariantCore
         let directory = try TemporaryDirectory()
         var configuration = VariantClient.Configuration(socketPath: directory.path + "/none.sock")
         configuration.recordBufferCapacity = 100
-        configuration.flushInterval = 0.01
+        // The sender drains the buffer only when flushed: exactly the buffer's capacity is accepted, whatever the
+        // machine's speed (with a short interval, a slow loop could see every record drained in time).
+        configuration.flushInterval = 60
         let client = VariantClient(configuration: configuration)
         defer { client.close() }
         let started = monotonicNow()
@@ -176,7 +178,7 @@ import VariantCore
         }
         // No record waited on the missing daemon (each would cost a connection attempt; slack for a loaded machine).
         #expect(monotonicNow() - started < 5)
-        #expect((100..<1000).contains(accepted))
+        #expect(accepted == 100)
         #expect(client.flush(timeout: 2))
         #expect(client.counters.dropped == 1000)
         #expect(client.counters.sent == 0)

@@ -218,6 +218,8 @@ public struct JSONParser {
         var isASCII = true
         // Fast path: no escapes, all validation left to the UTF-8 check below.
         while position < bytes.count {
+            skipPlainASCII()
+            guard position < bytes.count else { break }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
@@ -234,12 +236,28 @@ public struct JSONParser {
             if byte >= 0x80 { isASCII = false }
             position += 1
         }
-        var utf8 = Array(UnsafeBufferPointer(rebasing: bytes[start..<position]))
+        // With escapes: the runs between them are copied whole (a rendered prompt has an escaped newline every
+        // line or so), and the UTF-8 check is needed only if a byte of the input itself was not ASCII: an escape
+        // appends a valid encoding.
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(64 + 2 * (position - start))
+        utf8.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<position]))
         while position < bytes.count {
-            let byte = bytes[position]
-            switch byte {
+            let runStart = position
+            while position < bytes.count {
+                skipPlainASCII()
+                guard position < bytes.count else { break }
+                let byte = bytes[position]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                if byte >= 0x80 { isASCII = false }
+                position += 1
+            }
+            if position > runStart { utf8.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position])) }
+            guard position < bytes.count else { break }
+            switch bytes[position] {
             case UInt8(ascii: "\""):
                 position += 1
+                if isASCII { return String(decoding: utf8, as: UTF8.self) }
                 guard let string = String(validating: utf8, as: UTF8.self) else {
                     throw SyntaxError(offset: start, reason: "invalid UTF-8 in string")
                 }
@@ -262,12 +280,30 @@ public struct JSONParser {
                 default: throw error("invalid escape")
                 }
             default:
-                if byte < 0x20 { throw error("control character in string") }
-                utf8.append(byte)
-                position += 1
+                throw error("control character in string")
             }
         }
         throw error("unterminated string")
+    }
+
+    /// Moves `position` past whole 8-byte words of plain ASCII in a string: no quote, backslash, control character
+    /// or byte of 0x80 and above (each found with the usual bit tricks on the word). A string's bytes are mostly
+    /// such words; the byte-by-byte loops take over at the first word that is not.
+    @inline(__always)
+    private mutating func skipPlainASCII() {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        guard let base = bytes.baseAddress else { return }
+        while position + 8 <= bytes.count {
+            let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+            let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+            let hasQuote = (quote &- ones) & ~quote
+            let hasBackslash = (backslash &- ones) & ~backslash
+            let hasControl = (word &- ones &* 0x20) & ~word
+            guard (hasQuote | hasBackslash | hasControl | word) & highBits == 0 else { return }
+            position += 8
+        }
     }
 
     private mutating func readHex4() throws(SyntaxError) -> UInt32 {

@@ -1,0 +1,76 @@
+import Testing
+@testable import VariantClient
+import VariantCore
+
+/// The Swift shim's decoding shortcuts give what decoding the whole answer gives: answers matched by their leading
+/// `{"id":N,`, assignments kept by their answer's bytes (`AssignAnswers`), and a `render` answer split into its
+/// assignment part and its rendering.
+@Suite struct AssignAnswersTests {
+    @Test func theLeadingIDIsReadOnlyInTheDaemonsOwnShape() {
+        #expect(AnswerLine.leadingID(of: Array(#"{"id":12,"ok":true}"#.utf8)).map { [$0.id, $0.afterID] } == [12, 8])
+        #expect(AnswerLine.leadingID(of: Array(#"{"id":0,"ok":true}"#.utf8))?.id == 0)
+        for other in [#"{"id":null,"ok":false}"#, #"{"id":12}"#, #"{"id": 12,"ok":true}"#, #"{"ok":true,"id":12}"#,
+                      #"{"id":"12","ok":true}"#, #"{"id":-1,"ok":true}"#, #"{"id":1234567890123456789012,"ok":true}"#, #"{"id":"#] {
+            #expect(AnswerLine.leadingID(of: Array(other.utf8)) == nil, "\(other)")
+        }
+    }
+
+    @Test func theRenderingStartsAtTheLastTypeMemberOutsideStrings() {
+        let answer = Array(#"{"id":3,"ok":true,"experiment":"e","prompt":"p","type":"text","text":"say \",\"type\":\" here","warnings":[]}"#.utf8)
+        let start = VariantClient.renderingStart(in: answer, after: 7)
+        #expect(start.map { String(decoding: answer[$0...].prefix(14), as: UTF8.self) } == #","type":"text""#)
+        #expect(VariantClient.renderingStart(in: Array(#"{"id":3,"ok":false,"error":{}}"#.utf8), after: 7) == nil)
+    }
+
+    @Test func aFullTableIsEmptiedBeforeTheNextIsKept() {
+        let answers = AssignAnswers(limit: 2)
+        let assignment = VariantClient.Assignment(
+            experiment: "e", variant: "v", prompt: nil, promptVersion: nil, params: JSONObject(), inExperiment: true,
+            reason: "assigned", configVersion: "c", metadata: JSONObject(), template: nil, variables: nil, shadow: nil,
+            error: nil)
+        for text in ["a", "b", "c"] { answers.keep(assignment, for: .init(bytes: ArraySlice(text.utf8))) }
+        #expect(answers.count == 1)
+        #expect(answers.assignment(.init(bytes: ArraySlice("c".utf8)), unit: "u")?.unit == "u")
+        #expect(answers.assignment(.init(bytes: ArraySlice("a".utf8)), unit: "u") == nil)
+    }
+}
+
+/// Against the real daemon: every `assign` and `render`, from the table or decoded, equals the answer decoded whole.
+@Suite(.serialized) struct AssignAnswersEndToEndTests {
+    @Test func keptAssignmentsEqualTheWholeAnswersDecoded() throws {
+        let daemon = try DaemonFixture(config: exampleConfig)
+        let client = VariantClient(socketPath: daemon.socketPath, timeout: 2, fallback: try Fallback(json: Array(exampleConfig.utf8)))
+        defer { client.close() }
+        let connection = try daemon.connect()
+        let cases: [(experiment: String, attributes: JSONObject)] = [
+            ("checkout-prompt", JSONObject()),
+            ("support-reply", JSONObject([("language", .string("en")), ("plan", .string("pro"))])),  // 60% exposed
+            ("support-reply", JSONObject([("language", .string("fr"))])),  // not targeted
+        ]
+        for (experiment, attributes) in cases {
+            for unit in (0..<60).map({ "user-\($0)" }) {
+                var fields = VariantClient.assignFields(experiment, unit: unit, attributes: attributes)
+                fields.insert(("id", .number(1)), at: 0)
+                let whole = try #require(try JSONParser.parse(Array(connection.request(VariantConnection.requestLine(fields)).utf8)).objectValue)
+                let expected = client.assignment(experiment, from: whole, unit: unit)
+                #expect(client.assign(experiment, unit: unit, attributes: attributes) == expected)
+                #expect(client.assign(experiment, unit: unit, attributes: attributes) == expected)  // from the table
+            }
+        }
+        // A handful of distinct answers: one per variant and reason and experiment.
+        #expect((1...12).contains(client.assignAnswers.count), "\(client.assignAnswers.count)")
+        #expect(client.counters.fallbacks == 0)
+
+        let variables = JSONObject([("store_name", .string("Acme")), ("customer_name", .string("Ada")), ("tone", .string("warm"))])
+        for unit in (0..<40).map({ "user-\($0)" }) {
+            var fields = VariantClient.renderFields("checkout-prompt", unit: unit, variables: variables, attributes: JSONObject())
+            fields.insert(("id", .number(1)), at: 0)
+            let whole = try #require(try JSONParser.parse(Array(connection.request(VariantConnection.requestLine(fields)).utf8)).objectValue)
+            let expected = client.rendered("checkout-prompt", unit: unit, variables: variables, Result<JSONObject, VariantClient.Failure>.success(whole))
+            let rendered = client.render("checkout-prompt", unit: unit, variables: variables)
+            #expect(rendered == expected)
+            #expect(rendered.isRendered && rendered.text?.contains("Acme") == true)
+        }
+        #expect(daemon.stop() == 0)
+    }
+}
