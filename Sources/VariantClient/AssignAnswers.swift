@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import VariantCore
 
@@ -50,7 +51,11 @@ final class AssignAnswers: Sendable {
 
         static func == (lhs: Key, rhs: Key) -> Bool {
             lhs.bytes.count == rhs.bytes.count
-                && lhs.bytes.withUnsafeBytes { left in rhs.bytes.withUnsafeBytes { right in left.elementsEqual(right) } }
+                && lhs.bytes.withUnsafeBytes { left in
+                    rhs.bytes.withUnsafeBytes { right in
+                        left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
+                    }
+                }
         }
     }
 

@@ -127,13 +127,23 @@ extension VariantClient {
         let marker: StaticString = #","type":""#
         let length = marker.utf8CodeUnitCount
         guard bytes.count >= afterID + length else { return nil }
-        // Backwards over the rendered text (kilobytes), so without bounds checks.
-        return bytes.withUnsafeBufferPointer { buffer in
-            var index = buffer.count - length
+        // Backwards over the rendered text (kilobytes): 8 bytes at a time while a word holds no quote (the marker's
+        // second byte), then byte by byte through a word that does.
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quotes = ones &* UInt64(UInt8(ascii: "\""))
+        return bytes.withUnsafeBufferPointer { buffer -> Int? in
+            let base = buffer.baseAddress!
+            var index = buffer.count - length  // the marker's start, at most
             while index > afterID {
-                if buffer[index] == UInt8(ascii: ","), memcmp(buffer.baseAddress! + index, marker.utf8Start, length) == 0 {
-                    return index
+                if index - 7 > afterID {
+                    // The word of bytes index-6 ... index+1: a marker starting in it has its quote in it.
+                    let word = UInt64(littleEndian: UnsafeRawPointer(base + index - 6).loadUnaligned(as: UInt64.self)) ^ quotes
+                    if (word &- ones) & ~word & (ones << 7) == 0 {
+                        index -= 8
+                        continue
+                    }
                 }
+                if base[index] == UInt8(ascii: ","), memcmp(base + index, marker.utf8Start, length) == 0 { return index }
                 index -= 1
             }
             return nil

@@ -20,6 +20,15 @@ import VariantCore
         let start = VariantClient.renderingStart(in: answer, after: 7)
         #expect(start.map { String(decoding: answer[$0...].prefix(14), as: UTF8.self) } == #","type":"text""#)
         #expect(VariantClient.renderingStart(in: Array(#"{"id":3,"ok":false,"error":{}}"#.utf8), after: 7) == nil)
+        // Found 8 bytes at a time: texts of every length around a few words, with escaped quotes and commas.
+        for length in 0...40 {
+            for filler in ["a", #"\""#, ",", #",\""#] {
+                let head = #"{"id":3,"ok":true,"metadata":{"k":1,"type":"x"},"prompt":"p""#
+                let text = String(repeating: filler, count: length)
+                let answer = Array((head + #","type":"text","text":""# + text + #"","warnings":[]}"#).utf8)
+                #expect(VariantClient.renderingStart(in: answer, after: 7) == head.utf8.count, "\(length) × \(filler)")
+            }
+        }
     }
 
     @Test func aFullTableIsEmptiedBeforeTheNextIsKept() {
