@@ -166,8 +166,9 @@ import VariantCore
         let directory = try TemporaryDirectory()
         var configuration = VariantClient.Configuration(socketPath: directory.path + "/none.sock")
         configuration.recordBufferCapacity = 100
-        // The sender drains the buffer only when flushed: exactly the buffer's capacity is accepted, whatever the
-        // machine's speed (with a short interval, a slow loop could see every record drained in time).
+        // The sender drains the buffer only when flushed, or once at its start if it starts after the first records
+        // (on a loaded machine): the buffer's capacity is accepted, twice at most, whatever the machine's speed (with
+        // a short interval, a slow loop could see every record drained in time).
         configuration.flushInterval = 60
         let client = VariantClient(configuration: configuration)
         defer { client.close() }
@@ -178,7 +179,7 @@ import VariantCore
         }
         // No record waited on the missing daemon (each would cost a connection attempt; slack for a loaded machine).
         #expect(monotonicNow() - started < 5)
-        #expect(accepted == 100)
+        #expect((100...200).contains(accepted))
         #expect(client.flush(timeout: 2))
         #expect(client.counters.dropped == 1000)
         #expect(client.counters.sent == 0)
