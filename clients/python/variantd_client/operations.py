@@ -17,16 +17,18 @@ from .answers import Assignment, Json, PromptVersion, Rendering, Scalar, Variant
 from .fallback import Fallback, client_fallback
 from .logs import CauseLog
 from .protocol import (
+    REFUSALS,
     AssignAnswers,
     Failure,
-    assignment_fields,
     decode,
     error_code,
     error_message,
     new_assignment,
+    new_rendering,
     ok_answer,
     record_entry,
     refusal,
+    refused,
     rendering,
 )
 from .records import RecordBuffer
@@ -224,27 +226,22 @@ class Operations:
 
     def _rendered(self, experiment: str, variables: Optional[Mapping[str, Scalar]], outcome: Outcome) -> Rendering:
         """``render``: the daemon's rendering or its refusal; else the fallback's control rendered here."""
-        variables = variables or {}
         try:
-            if isinstance(outcome, Failure):
-                raise outcome
-            split = self._answers.rendered(outcome)
-            if split is not None and split[0]["reason"] != "no_config":
-                return rendering(split[1], new_assignment(split[0]))
-            answer = decode(outcome)
-            refused = refusal(answer)
-            if refused is not None:
-                return refused
-            if answer.get("ok") is not True:
-                raise Failure(error_code(answer), error_message(answer))
-            fields = assignment_fields(answer)
-            if fields["reason"] == "no_config":
-                return self.fallback.render(self.fallback.assignment(experiment, "no_config"), variables)
-            return rendering(answer, new_assignment(fields))
+            if outcome.__class__ is not bytes:
+                raise outcome  # type: ignore[misc]
+            try:
+                fields, values = self._answers.rendering(outcome)  # type: ignore[arg-type]
+            except Failure as failure:
+                if failure.code in REFUSALS:
+                    return refused(failure.code, failure.message)
+                raise
+            if fields["reason"] != "no_config":
+                return new_rendering(new_assignment(fields), values)
+            return self.fallback.render(self.fallback.assignment(experiment, "no_config"), variables or {})
         except Failure as failure:
-            return self.fallback.render(self._fall_back(experiment, failure), variables)
+            return self.fallback.render(self._fall_back(experiment, failure), variables or {})
         except Exception as problem:  # noqa: BLE001 - the contract: never raise into the request path
-            return self.fallback.render(self._fall_back(experiment, Failure("client_error", repr(problem))), variables)
+            return self.fallback.render(self._fall_back(experiment, Failure("client_error", repr(problem))), variables or {})
 
     def _rendered_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]], version: Optional[int], outcome: Outcome) -> Rendering:
         """``render_prompt``: the daemon's rendering or its refusal; else the fallback's copy rendered here."""

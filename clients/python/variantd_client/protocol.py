@@ -7,6 +7,7 @@ puts the id in front; an answer is handed over as the raw line and decoded here.
 from __future__ import annotations
 
 import json
+from json.decoder import scanstring
 from json.encoder import encode_basestring
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -185,71 +186,127 @@ def new_assignment(fields: Mapping[str, Json]) -> Assignment:
     return instance
 
 
+_TEXT_RENDERING = b',"type":"text","text":"'
+
+
 class AssignAnswers:
-    """The decoder of ``assign`` answers. An answer's bytes after its id decide the assignment (the unit is not in
-    it), so the fields of each distinct answer are kept: a service sees a handful (one per variant and reason and
-    config version), and a known answer costs a dictionary lookup instead of a JSON parse. What is kept came
-    through the same checks, so both ways give the same assignment. Safe to share between threads: a lookup
-    that races the clearing of a full table only parses again."""
+    """The decoder of ``assign`` answers, and of ``render`` answers with an experiment (the assign answer followed
+    by the rendering).
+
+    An assign answer's bytes after its id decide the assignment (the unit is not in it), so the fields of each
+    distinct answer are kept: a service sees a handful (one per variant and reason and config version), and a
+    known answer costs a dictionary lookup instead of a JSON parse. A render answer's assignment part comes from
+    the same table; its rendering differs with the variables, so it is read on every answer, a text one with
+    json's own string scanner (see :meth:`rendering`). What is kept came through the same checks, so both ways
+    give the same answer. Safe to share between threads: a lookup that races the clearing of a full table only
+    parses again."""
 
     def __init__(self, limit: int = 256) -> None:
         self.limit = limit
         self.known: Dict[bytes, Dict[str, Json]] = {}
+        self.known_warnings: Dict[str, List[Dict[str, Json]]] = {}
 
     def fields(self, raw: bytes) -> Dict[str, Json]:
         """The assignment fields of an ``ok`` answer; a :class:`Failure` with the daemon's code for an error."""
-        key = raw[raw.find(b",") :]
+        return self._fields(raw, len(raw))
+
+    def _fields(self, raw: bytes, end: int) -> Dict[str, Json]:
+        """The assignment fields of the assign answer that is ``raw`` up to ``end`` (all of an ``assign`` answer,
+        or the part before the rendering of a ``render`` answer, closed with a brace when it is parsed)."""
+        key = raw[raw.find(b",") : end]
         fields = self.known.get(key)
         if fields is None:
-            fields = assignment_fields(ok_answer(raw))
+            fields = assignment_fields(ok_answer(raw if end == len(raw) else raw[:end] + b"}"))
             if len(self.known) >= self.limit:
                 self.known.clear()
             self.known[key] = fields
         return fields
 
+    def rendering(self, raw: bytes) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
+        """A render answer with an experiment: its assignment fields, and its :class:`Rendering` fields other than
+        ``assignment`` (None when an ``ok`` answer has no rendering); a :class:`Failure` with the daemon's code for
+        an error answer (a refusal among them), ``invalid_answer`` for one that is not JSON.
 
-    def rendered(self, raw: bytes) -> Optional[Tuple[Dict[str, Json], Dict[str, Json]]]:
-        """An ``ok`` render answer with an experiment as its assignment fields (through the table above) and its
-        rendering (``type``, ``text`` or ``messages``, ``warnings``, ``prompt``, ``prompt_version``); None for any
-        other answer, which the caller decodes whole. The render answer is the assign answer followed by the
-        rendering, and ``,"type":"`` last stands where the rendering starts: no later member has that key, and
-        inside a string a quote is escaped."""
+        ``,"type":"`` last in the line stands where the rendering starts (no later member has that key, and inside
+        a string a quote is escaped), so the part before it, closed, is the assign answer: its fields come from the
+        table. A text rendering (``"type":"text","text":...,"warnings":[...]``) is read with ``scanstring``, the
+        scanner ``json`` reads strings with, and its warnings from a table of their own (a handful of distinct ones:
+        the variables a version does not declare, the warn rules that fire); any other line is decoded whole, as
+        is one the quick reading does not account for to its last byte."""
         start = raw.rfind(b',"type":"')
-        if start < 0 or not raw.startswith(b'{"id":'):
-            return None
+        if start > 0 and raw.startswith(b'{"id":'):
+            try:
+                fields = self._fields(raw, start)
+                if raw.startswith(_TEXT_RENDERING, start):
+                    values = self._text_rendering(raw, start + len(_TEXT_RENDERING), fields)
+                    if values is not None:
+                        return fields, values
+                return fields, rendering_values(decode(b"{" + raw[start + 1 :]), fields)
+            except Failure:
+                pass  # decoded whole below, so that the answer's own code (or its problem) is the one reported
+        answer = ok_answer(raw)
+        fields = assignment_fields(answer)
+        return fields, rendering_values(answer, fields)
+
+    def _text_rendering(self, raw: bytes, text_start: int, fields: Mapping[str, Json]) -> Optional[Dict[str, Json]]:
+        """The rendering fields of a text rendering whose text starts at ``text_start`` (after its opening quote)
+        and is followed by ``,"warnings":[...]`` and the closing brace; None for anything else."""
         try:
-            key = raw[raw.find(b","):start]
-            fields = self.known.get(key)
-            if fields is None:
-                fields = assignment_fields(ok_answer(raw[:start] + b"}"))
-                if len(self.known) >= self.limit:
-                    self.known.clear()
-                self.known[key] = fields
-            tail = decode(b"{" + raw[start + 1 :])
-        except Failure:
+            rest = raw[text_start:].decode("utf-8")
+            text, end = scanstring(rest, 0, True)
+        except ValueError:  # not UTF-8, or not a JSON string
             return None
-        tail["prompt"], tail["prompt_version"] = fields["prompt"], fields["prompt_version"]
-        return fields, tail
+        warnings = self._warnings(rest[end:])
+        if warnings is None:
+            return None
+        return {"prompt": fields["prompt"], "prompt_version": fields["prompt_version"], "type": "text", "text": text,
+                "messages": None, "warnings": warnings, "error": None, "message": None}
+
+    def _warnings(self, members: str) -> Optional[List[Dict[str, Json]]]:
+        """A rendering's warnings from ``members``, ``,"warnings":[...]}``, each its own dictionary; None if
+        ``members`` is not that, or the array not one of objects."""
+        if members == ',"warnings":[]}':
+            return []
+        if not (members.startswith(',"warnings":[') and members.endswith("]}")):
+            return None
+        known = self.known_warnings.get(members)
+        if known is None:
+            try:
+                known = _decode(members[12:-1])
+            except ValueError:
+                return None
+            if not all(warning.__class__ is dict for warning in known):
+                return None
+            if len(self.known_warnings) >= self.limit:
+                self.known_warnings.clear()
+            self.known_warnings[members] = known
+        return [dict(warning) for warning in known]
 
 
 def refusal(answer: Mapping[str, Json]) -> Optional[Rendering]:
     """The daemon's refusal to render, which the fallback must not paper over; None for any other answer."""
     if answer.get("ok") is True or error_code(answer) not in REFUSALS:
         return None
-    return Rendering(None, None, None, None, error=error_code(answer), message=error_message(answer))
+    return refused(error_code(answer), error_message(answer))
 
 
 REFUSALS = ("guardrail_blocked", "missing_variable", "invalid_variables")
 
 
-def rendering(answer: Mapping[str, Json], assignment: Optional[Assignment]) -> Rendering:
-    """The rendering in an ``ok`` render answer."""
+def refused(code: str, message: str) -> Rendering:
+    """A refusal to render (``code`` one of :data:`REFUSALS`), with the daemon's message."""
+    return Rendering(None, None, None, None, error=code, message=message)
+
+
+def rendering_values(answer: Mapping[str, Json], assigned: Optional[Mapping[str, Json]] = None) -> Optional[Dict[str, Json]]:
+    """The :class:`Rendering` fields other than ``assignment`` in an ``ok`` render answer (or its rendering
+    members, with the prompt and version from the ``assigned`` fields); None if it has no rendering."""
+    named = answer if assigned is None else assigned
     try:
         kind = answer["type"]
-        values = {
-            "assignment": assignment,
-            "prompt": answer["prompt"],
-            "prompt_version": answer["prompt_version"],
+        return {
+            "prompt": named["prompt"],
+            "prompt_version": named["prompt_version"],
             "type": kind,
             "text": answer["text"] if kind == "text" else None,
             "messages": [dict(m) for m in answer["messages"]] if kind == "chat" else None,
@@ -258,8 +315,24 @@ def rendering(answer: Mapping[str, Json], assignment: Optional[Assignment]) -> R
             "message": None,
         }
     except (KeyError, TypeError, ValueError):
+        return None
+
+
+def new_rendering(assignment: Optional[Assignment], values: Optional[Mapping[str, Json]]) -> Rendering:
+    """The :class:`Rendering` of an ``ok`` render answer from its fields (:func:`rendering_values`), built as
+    :func:`_frozen` builds; ``invalid_answer`` when the answer had no rendering."""
+    if values is None:
         return Rendering(assignment, None, None, None, error="invalid_answer", message="a render answer without its rendering")
-    return _frozen(Rendering, values)
+    instance = object.__new__(Rendering)
+    fields = instance.__dict__
+    fields["assignment"] = assignment
+    fields.update(values)
+    return instance
+
+
+def rendering(answer: Mapping[str, Json], assignment: Optional[Assignment]) -> Rendering:
+    """The rendering in an ``ok`` render answer."""
+    return new_rendering(assignment, rendering_values(answer))
 
 
 # ---------------------------------------------------------------------------------------------- records
