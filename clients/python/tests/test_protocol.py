@@ -9,6 +9,7 @@ from conftest import VECTORS
 
 from variantd_client import Assignment, Rendering
 from variantd_client import protocol
+from variantd_client.operations import Operations
 from variantd_client.protocol import (
     AssignAnswers,
     Failure,
@@ -189,3 +190,23 @@ def test_a_known_text_answer_is_read_without_the_json_decoder(monkeypatch) -> No
     assert [answers.rendering(raw.replace(b'"text":"You help Ada."', b'"text":"You help Bob."')) for raw in (RENDER, with_warning, without)] == [
         (fields, dict(values, text="You help Bob.")) for fields, values in expected]
 
+
+PROMPT = (b'{"id":8,"ok":true,"prompt":"checkout","version":2,"template":"You help {{customer_name}}.",'
+          b'"variables":{"required":["customer_name"],"optional":["tone"]},"config_version":"sha256:0123456789abcdef"}')
+
+
+def test_a_prompt_from_the_template_cache_equals_the_first_one_with_its_own_dictionaries() -> None:
+    operations = Operations("/nonexistent/variantd.sock")
+    first = operations._prompted_from_cache(operations._assigned("checkout-prompt", ANSWER))
+    assert first is None  # not cached yet: the daemon is asked
+    asked = operations._prompted(operations._assigned("checkout-prompt", ANSWER), PROMPT)
+    expected = dataclasses.replace(by_init(decode(ANSWER)), template="You help {{customer_name}}.",
+                                   variables={"required": ["customer_name"], "optional": ["tone"]})
+    assert asked == expected
+    asked.params["temperature"] = 1.0
+    asked.metadata.clear()
+    cached = operations._prompted_from_cache(operations._assigned("checkout-prompt", ANSWER.replace(b'"id":7', b'"id":9')))
+    assert cached == expected and sorted(cached.__dict__) == sorted(f.name for f in dataclasses.fields(Assignment))
+    # Another config version's answer does not take this version's template.
+    other = ANSWER.replace(b"sha256:0123456789abcdef", b"sha256:fedcba9876543210")
+    assert operations._prompted_from_cache(operations._assigned("checkout-prompt", other)) is None

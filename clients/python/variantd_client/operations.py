@@ -30,6 +30,7 @@ from .protocol import (
     refusal,
     refused,
     rendering,
+    with_template,
 )
 from .records import RecordBuffer
 from .rendering import render_locally
@@ -180,30 +181,29 @@ class Operations:
                 outcome = Failure("client_error", repr(problem))
         return self._fall_back(experiment, outcome)  # type: ignore[arg-type]
 
-    def _template_wanted(self, assignment: Assignment) -> Optional[Tuple[str, int]]:
-        """The prompt version ``prompt`` must ask the daemon for; None when it asks nothing (a fallback, no prompt,
-        or the template cached for this config version)."""
-        if assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None:
-            return None
-        if (assignment.config_version or "", assignment.prompt, assignment.prompt_version) in self._templates:
-            return None
-        return assignment.prompt, assignment.prompt_version
-
-    def _prompted(self, assignment: Assignment, outcome: Optional[Outcome]) -> Assignment:
-        """``prompt``: ``assignment`` with its version's template, from the cache (``outcome`` None) or the daemon's
-        answer (then cached, if of the same config version), else the fallback (``prompt_unavailable``)."""
+    def _prompted_from_cache(self, assignment: Assignment) -> Optional[Assignment]:
+        """``prompt`` without asking the daemon: ``assignment`` itself when there is no template to fill in (a
+        fallback, ``no_config``, no prompt), with its version's template when the cache has it (per config
+        version); None when the daemon must be asked (then :meth:`_prompted`). ``assignment`` is the call's own,
+        from its ``assign`` answer (see :func:`with_template`)."""
         if assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None:
             return assignment
-        key = (assignment.config_version or "", assignment.prompt, assignment.prompt_version)
-        version = self._templates.get(key) if outcome is None else self._version(outcome)
+        version = self._templates.get((assignment.config_version or "", assignment.prompt, assignment.prompt_version))
+        return None if version is None else with_template(assignment, version)
+
+    def _prompted(self, assignment: Assignment, outcome: Outcome) -> Assignment:
+        """``prompt`` after asking the daemon for the version :meth:`_prompted_from_cache` did not have:
+        ``assignment`` with its template from the answer (then cached, if of the same config version), else the
+        fallback (``prompt_unavailable``)."""
+        version = self._version(outcome)
         if version is None:
             why = outcome.message if isinstance(outcome, Failure) else "the daemon did not give the template"
             return self._fall_back(assignment.experiment, Failure("prompt_unavailable", f"{assignment.prompt} version {assignment.prompt_version}: {why}"))
-        if outcome is not None and version.config_version == assignment.config_version:
+        if version.config_version == assignment.config_version:
             if len(self._templates) > 1024:
                 self._templates.clear()
-            self._templates[key] = version
-        return new_assignment(dict(assignment.__dict__, template=version.template, variables=version.variables, messages=version.messages))
+            self._templates[(assignment.config_version or "", assignment.prompt, assignment.prompt_version)] = version  # type: ignore[index]
+        return with_template(assignment, version)
 
     def _template(self, prompt: str, version: Optional[int], outcome: Outcome) -> Optional[PromptVersion]:
         """``template``: the daemon's version, else the fallback's, else None."""

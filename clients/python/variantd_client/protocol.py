@@ -11,7 +11,7 @@ from json.decoder import scanstring
 from json.encoder import encode_basestring
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .answers import Assignment, Json, Rendering, Scalar
+from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _encode = _ENCODER.encode
@@ -174,15 +174,29 @@ def _frozen(cls: type, values: Dict[str, Json]) -> Json:
 
 def new_assignment(fields: Mapping[str, Json]) -> Assignment:
     """An :class:`Assignment` from all its fields, with its own ``params``, ``metadata`` and ``shadow``, so a caller
-    that changes them changes no other answer."""
-    values = dict(fields)
+    that changes them changes no other answer. Its ``__dict__`` is filled in place (see :func:`_frozen`): no
+    dictionary of all the fields is made only to be copied again."""
+    instance = object.__new__(Assignment)
+    values = instance.__dict__
+    values.update(fields)
     values["params"] = dict(values["params"])
     values["metadata"] = dict(values["metadata"])
     shadow = values["shadow"]
     if shadow is not None:
         values["shadow"] = {**shadow, "params": dict(shadow.get("params") or {})}
-    instance = object.__new__(Assignment)  # see _frozen
-    instance.__dict__.update(values)
+    return instance
+
+
+def with_template(assignment: Assignment, version: PromptVersion) -> Assignment:
+    """``assignment`` with ``version``'s template, variables and messages (what ``prompt`` adds to ``assign``).
+    The assignment is the call's own, made for it and given to no one else, so its dictionaries are not copied
+    again: a template from the cache costs a dictionary of fields and no more."""
+    instance = object.__new__(Assignment)
+    values = instance.__dict__
+    values.update(assignment.__dict__)
+    values["template"] = version.template
+    values["variables"] = version.variables
+    values["messages"] = version.messages
     return instance
 
 
