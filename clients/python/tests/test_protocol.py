@@ -106,6 +106,7 @@ TEXTS = [
     "non-ASCII: Grüße, 東京, 🙂, \u2028",
     "\x00\x1f control characters, escaped",
     ',"warnings":[]}',
+    "a long prompt, longer than a kept answer may be. " * 100,
 ] + [case["expected"] for case in RENDER_VECTORS["cases"]]
 
 WARNINGS = [
@@ -164,7 +165,12 @@ def test_the_render_decoder_gives_what_decoding_the_whole_answer_gives() -> None
         assert split(AssignAnswers(), raw) == expected, raw  # read with empty tables
         assert split(answers, raw) == expected, raw  # and with what the earlier answers left in them
         assert split(answers, raw) == expected, raw
-    assert len(answers.known) == 3 and len(answers.known_warnings) == 2  # the tables were used: three assignments, two lists of warnings
+    # The tables were used: three assignments, two lists of warnings, every text answer but the long ones.
+    assert len(answers.known) == 3 and len(answers.known_warnings) == 2
+    assert len(answers.known_renderings) > 50
+    assert all(len(key) <= protocol.KEPT_RENDERING_BYTES for key in answers.known_renderings)
+    long = [raw for raw in cases if b"a long prompt" in raw]
+    assert long and not any(raw[raw.find(b","):] in answers.known_renderings for raw in long)
 
 
 def test_a_rendering_from_the_decoder_has_its_own_warnings_and_messages() -> None:
@@ -197,16 +203,24 @@ PROMPT = (b'{"id":8,"ok":true,"prompt":"checkout","version":2,"template":"You he
 
 def test_a_prompt_from_the_template_cache_equals_the_first_one_with_its_own_dictionaries() -> None:
     operations = Operations("/nonexistent/variantd.sock")
-    first = operations._prompted_from_cache(operations._assigned("checkout-prompt", ANSWER))
-    assert first is None  # not cached yet: the daemon is asked
-    asked = operations._prompted(operations._assigned("checkout-prompt", ANSWER), PROMPT)
+    assignment, complete = operations._prompt_assigned("checkout-prompt", ANSWER)
+    assert not complete and assignment == by_init(decode(ANSWER))  # the template is not cached yet: it is asked for
+    asked = operations._prompted(assignment, PROMPT)
     expected = dataclasses.replace(by_init(decode(ANSWER)), template="You help {{customer_name}}.",
                                    variables={"required": ["customer_name"], "optional": ["tone"]})
     assert asked == expected
     asked.params["temperature"] = 1.0
     asked.metadata.clear()
-    cached = operations._prompted_from_cache(operations._assigned("checkout-prompt", ANSWER.replace(b'"id":7', b'"id":9')))
-    assert cached == expected and sorted(cached.__dict__) == sorted(f.name for f in dataclasses.fields(Assignment))
+    for request_id in (9, 10):  # the first from the template cache, the second from what the answer's entry kept
+        cached, complete = operations._prompt_assigned("checkout-prompt", ANSWER.replace(b'"id":7', b'"id":%d' % request_id))
+        assert complete and cached == expected and sorted(cached.__dict__) == sorted(f.name for f in dataclasses.fields(Assignment))
+        cached.params.clear()
     # Another config version's answer does not take this version's template.
     other = ANSWER.replace(b"sha256:0123456789abcdef", b"sha256:fedcba9876543210")
-    assert operations._prompted_from_cache(operations._assigned("checkout-prompt", other)) is None
+    assert operations._prompt_assigned("checkout-prompt", other) == (by_init(decode(other)), False)
+    # Nothing to fill in: complete as assign makes it, the fallback's included.
+    no_prompt = ANSWER.replace(b'"prompt":"checkout","prompt_version":2,"params"', b'"prompt":null,"prompt_version":null,"params"')
+    assert operations._prompt_assigned("checkout-prompt", no_prompt) == (by_init(decode(no_prompt)), True)
+    error = b'{"id":11,"ok":false,"error":{"code":"unknown_experiment","message":"no experiment named \'x\'"}}'
+    fallback, complete = operations._prompt_assigned("checkout-prompt", error)
+    assert complete and fallback.reason == "fallback" and fallback.error == "unknown_experiment"

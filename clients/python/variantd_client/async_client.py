@@ -147,10 +147,9 @@ class AsyncVariantClient(Operations):
     async def prompt(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]] = None) -> Assignment:
         """Like ``assign``, with the assigned prompt version's ``template`` and ``variables`` filled in (templates
         cached per config version)."""
-        assignment = self._assigned(experiment, await self._ask(assign_body, experiment, unit, attributes))
-        cached = self._prompted_from_cache(assignment)
-        if cached is not None:
-            return cached
+        assignment, complete = self._prompt_assigned(experiment, await self._ask(assign_body, experiment, unit, attributes))
+        if complete:
+            return assignment
         return self._prompted(assignment, await self._ask(version_body, assignment.prompt, assignment.prompt_version))
 
     async def template(self, prompt: str, version: Optional[int] = None) -> Optional[PromptVersion]:

@@ -52,10 +52,9 @@ class VariantClient(Operations):
         Templates are cached per config version, so after the first request for a version this costs one round
         trip. When the daemon cannot answer, the fallback's control and template are returned.
         """
-        assignment = self._assigned(experiment, self._ask(assign_body, experiment, unit, attributes))
-        cached = self._prompted_from_cache(assignment)
-        if cached is not None:
-            return cached
+        assignment, complete = self._prompt_assigned(experiment, self._ask(assign_body, experiment, unit, attributes))
+        if complete:
+            return assignment
         return self._prompted(assignment, self._ask(version_body, assignment.prompt, assignment.prompt_version))
 
     def template(self, prompt: str, version: Optional[int] = None) -> Optional[PromptVersion]:

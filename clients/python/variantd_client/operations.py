@@ -181,18 +181,31 @@ class Operations:
                 outcome = Failure("client_error", repr(problem))
         return self._fall_back(experiment, outcome)  # type: ignore[arg-type]
 
-    def _prompted_from_cache(self, assignment: Assignment) -> Optional[Assignment]:
-        """``prompt`` without asking the daemon: ``assignment`` itself when there is no template to fill in (a
-        fallback, ``no_config``, no prompt), with its version's template when the cache has it (per config
-        version); None when the daemon must be asked (then :meth:`_prompted`). ``assignment`` is the call's own,
-        from its ``assign`` answer (see :func:`with_template`)."""
-        if assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None:
-            return assignment
-        version = self._templates.get((assignment.config_version or "", assignment.prompt, assignment.prompt_version))
-        return None if version is None else with_template(assignment, version)
+    def _prompt_assigned(self, experiment: str, outcome: Outcome) -> Tuple[Assignment, bool]:
+        """``prompt``'s assignment from the ``assign`` outcome, and whether it is complete: with its version's
+        template when the cache has it (kept with the answer, so a known answer with a known template costs what an
+        ``assign`` costs), or as ``assign`` makes it when there is no template to fill in (a fallback,
+        ``no_config``, no prompt); not complete when the daemon must be asked for the template (then
+        :meth:`_prompted`)."""
+        if outcome.__class__ is bytes:
+            try:
+                prompted = self._answers.prompted(outcome, self._cached_template)  # type: ignore[arg-type]
+                if prompted is not None:
+                    return new_assignment(prompted), True
+            except Exception:  # noqa: BLE001 - not an assignment: decoded again below, which gives the fallback
+                pass
+        assignment = self._assigned(experiment, outcome)
+        return assignment, assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None
+
+    def _cached_template(self, fields: Mapping[str, Json]) -> Optional[PromptVersion]:
+        """The cached template of an assignment's prompt version (per config version); None if it has none to fill
+        in (a fallback, ``no_config``, no prompt) or the cache does not have it."""
+        if fields["reason"] in _NOT_DECIDED or fields["prompt"] is None or fields["prompt_version"] is None:
+            return None
+        return self._templates.get((fields["config_version"] or "", fields["prompt"], fields["prompt_version"]))
 
     def _prompted(self, assignment: Assignment, outcome: Outcome) -> Assignment:
-        """``prompt`` after asking the daemon for the version :meth:`_prompted_from_cache` did not have:
+        """``prompt`` after asking the daemon for the version :meth:`_prompt_assigned` did not have:
         ``assignment`` with its template from the answer (then cached, if of the same config version), else the
         fallback (``prompt_unavailable``)."""
         version = self._version(outcome)

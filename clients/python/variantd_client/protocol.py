@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from json.decoder import scanstring
 from json.encoder import encode_basestring
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
 
@@ -202,85 +202,120 @@ def with_template(assignment: Assignment, version: PromptVersion) -> Assignment:
 
 _TEXT_RENDERING = b',"type":"text","text":"'
 
+KEPT_RENDERING_BYTES = 4096
+"""The longest render answer whose decoding is kept (with the table's 256 entries, 1 MiB at most)."""
+
+
+class _Assigned:
+    """What one distinct assign answer decodes to: its assignment's fields, and the fields of the assignment
+    ``prompt`` makes of it (with its prompt version's template) once the template is known."""
+
+    __slots__ = ("fields", "prompted")
+
+    def __init__(self, fields: Dict[str, Json]) -> None:
+        self.fields = fields
+        self.prompted: Optional[Dict[str, Json]] = None
+
 
 class AssignAnswers:
     """The decoder of ``assign`` answers, and of ``render`` answers with an experiment (the assign answer followed
     by the rendering).
 
-    An assign answer's bytes after its id decide the assignment (the unit is not in it), so the fields of each
-    distinct answer are kept: a service sees a handful (one per variant and reason and config version), and a
-    known answer costs a dictionary lookup instead of a JSON parse. A render answer's assignment part comes from
-    the same table; its rendering differs with the variables, so it is read on every answer, a text one with
-    json's own string scanner (see :meth:`rendering`). What is kept came through the same checks, so both ways
-    give the same answer. Safe to share between threads: a lookup that races the clearing of a full table only
-    parses again."""
+    An assign answer's bytes after its id decide the assignment (the unit is not in it), so what each distinct
+    answer decodes to is kept: a service sees a handful (one per variant and reason and config version), and a
+    known answer costs a dictionary lookup instead of a JSON parse; ``prompt`` keeps the assignment with its
+    template there too. A render answer's bytes after its id decide its rendering as well: those of a service
+    that renders the same variables repeat, and are kept likewise (up to :data:`KEPT_RENDERING_BYTES` each);
+    others are read with json's own string scanner, their assignment part from the table of assign answers (see
+    :meth:`rendering`). What is kept came through the same checks, so every way gives the same answer. Safe to
+    share between threads: a lookup that races the clearing of a full table only decodes again."""
 
     def __init__(self, limit: int = 256) -> None:
         self.limit = limit
-        self.known: Dict[bytes, Dict[str, Json]] = {}
+        self.known: Dict[bytes, _Assigned] = {}
+        self.known_renderings: Dict[bytes, Tuple[Dict[str, Json], Dict[str, Json]]] = {}
         self.known_warnings: Dict[str, List[Dict[str, Json]]] = {}
 
     def fields(self, raw: bytes) -> Dict[str, Json]:
         """The assignment fields of an ``ok`` answer; a :class:`Failure` with the daemon's code for an error."""
-        return self._fields(raw, len(raw))
+        return self._assigned(raw, len(raw)).fields
 
-    def _fields(self, raw: bytes, end: int) -> Dict[str, Json]:
-        """The assignment fields of the assign answer that is ``raw`` up to ``end`` (all of an ``assign`` answer,
-        or the part before the rendering of a ``render`` answer, closed with a brace when it is parsed)."""
+    def prompted(self, raw: bytes, template_of: Callable[[Dict[str, Json]], Optional[PromptVersion]]) -> Optional[Dict[str, Json]]:
+        """The fields of the assignment ``prompt`` makes of an ``ok`` assign answer: its fields with the template,
+        variables and messages of ``template_of(fields)``, kept with the answer; None when that is None (no
+        template to fill in, or not known yet). A :class:`Failure` as :meth:`fields`."""
+        assigned = self._assigned(raw, len(raw))
+        prompted = assigned.prompted
+        if prompted is None:
+            version = template_of(assigned.fields)
+            if version is None:
+                return None
+            prompted = {**assigned.fields, "template": version.template, "variables": version.variables, "messages": version.messages}
+            assigned.prompted = prompted
+        return prompted
+
+    def _assigned(self, raw: bytes, end: int) -> _Assigned:
+        """What the assign answer that is ``raw`` up to ``end`` decodes to (all of an ``assign`` answer, or the part
+        before the rendering of a ``render`` answer, closed with a brace when it is parsed)."""
         key = raw[raw.find(b",") : end]
-        fields = self.known.get(key)
-        if fields is None:
-            fields = assignment_fields(ok_answer(raw if end == len(raw) else raw[:end] + b"}"))
+        assigned = self.known.get(key)
+        if assigned is None:
+            assigned = _Assigned(assignment_fields(ok_answer(raw if end == len(raw) else raw[:end] + b"}")))
             if len(self.known) >= self.limit:
                 self.known.clear()
-            self.known[key] = fields
-        return fields
+            self.known[key] = assigned
+        return assigned
 
     def rendering(self, raw: bytes) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
         """A render answer with an experiment: its assignment fields, and its :class:`Rendering` fields other than
-        ``assignment`` (None when an ``ok`` answer has no rendering); a :class:`Failure` with the daemon's code for
-        an error answer (a refusal among them), ``invalid_answer`` for one that is not JSON.
+        ``assignment`` (None when an ``ok`` answer has no rendering), both possibly kept here, so not to be changed
+        (:func:`new_rendering` gives a rendering its own warnings); a :class:`Failure` with the daemon's code for an
+        error answer (a refusal among them), ``invalid_answer`` for one that is not JSON.
+
+        A text rendering is kept by its bytes after the id, or else read quickly (:meth:`_text_answer`); any other
+        answer is decoded (:meth:`_decoded_rendering`)."""
+        key = raw[raw.find(b",") :]
+        kept = self.known_renderings.get(key)
+        if kept is None:
+            kept = self._text_answer(raw)
+            if kept is None:
+                return self._decoded_rendering(raw)
+            if len(key) <= KEPT_RENDERING_BYTES:
+                if len(self.known_renderings) >= self.limit:
+                    self.known_renderings.clear()
+                self.known_renderings[key] = kept
+        return kept
+
+    def _text_answer(self, raw: bytes) -> Optional[Tuple[Dict[str, Json], Dict[str, Json]]]:
+        """An ``ok`` render answer with a text rendering, ``"type":"text","text":...,"warnings":[...]`` to its last
+        byte, read without the JSON decoder: its assignment fields and its rendering's (the warnings those of the
+        table, not to be changed); None for any other answer.
 
         ``,"type":"`` last in the line stands where the rendering starts (no later member has that key, and inside
-        a string a quote is escaped), so the part before it, closed, is the assign answer: its fields come from the
-        table. A text rendering (``"type":"text","text":...,"warnings":[...]``) is read with ``scanstring``, the
-        scanner ``json`` reads strings with, and its warnings from a table of their own (a handful of distinct ones:
-        the variables a version does not declare, the warn rules that fire); any other line is decoded whole, as
-        is one the quick reading does not account for to its last byte."""
+        a string a quote is escaped), so the part before it, closed, is the assign answer, whose fields come from
+        the table; the text is read with ``scanstring``, the scanner ``json`` reads strings with, and the warnings
+        from a table of their own (a handful of distinct ones: the variables a version does not declare, the warn
+        rules that fire)."""
         start = raw.rfind(b',"type":"')
-        if start > 0 and raw.startswith(b'{"id":'):
-            try:
-                fields = self._fields(raw, start)
-                if raw.startswith(_TEXT_RENDERING, start):
-                    values = self._text_rendering(raw, start + len(_TEXT_RENDERING), fields)
-                    if values is not None:
-                        return fields, values
-                return fields, rendering_values(decode(b"{" + raw[start + 1 :]), fields)
-            except Failure:
-                pass  # decoded whole below, so that the answer's own code (or its problem) is the one reported
-        answer = ok_answer(raw)
-        fields = assignment_fields(answer)
-        return fields, rendering_values(answer, fields)
-
-    def _text_rendering(self, raw: bytes, text_start: int, fields: Mapping[str, Json]) -> Optional[Dict[str, Json]]:
-        """The rendering fields of a text rendering whose text starts at ``text_start`` (after its opening quote)
-        and is followed by ``,"warnings":[...]`` and the closing brace; None for anything else."""
+        if start <= 0 or not raw.startswith(_TEXT_RENDERING, start) or not raw.startswith(b'{"id":'):
+            return None
         try:
-            rest = raw[text_start:].decode("utf-8")
+            fields = self._assigned(raw, start).fields
+            rest = raw[start + len(_TEXT_RENDERING) :].decode("utf-8")
             text, end = scanstring(rest, 0, True)
-        except ValueError:  # not UTF-8, or not a JSON string
+        except (Failure, ValueError):  # an error answer, or a text not UTF-8 or not a JSON string
             return None
         warnings = self._warnings(rest[end:])
         if warnings is None:
             return None
-        return {"prompt": fields["prompt"], "prompt_version": fields["prompt_version"], "type": "text", "text": text,
-                "messages": None, "warnings": warnings, "error": None, "message": None}
+        return fields, {"prompt": fields["prompt"], "prompt_version": fields["prompt_version"], "type": "text", "text": text,
+                        "messages": None, "warnings": warnings, "error": None, "message": None}
 
     def _warnings(self, members: str) -> Optional[List[Dict[str, Json]]]:
-        """A rendering's warnings from ``members``, ``,"warnings":[...]}``, each its own dictionary; None if
-        ``members`` is not that, or the array not one of objects."""
+        """A rendering's warnings from ``members``, ``,"warnings":[...]}``, as kept in the table (not to be changed);
+        None if ``members`` is not that, or the array not one of objects."""
         if members == ',"warnings":[]}':
-            return []
+            return _NO_WARNINGS
         if not (members.startswith(',"warnings":[') and members.endswith("]}")):
             return None
         known = self.known_warnings.get(members)
@@ -294,7 +329,25 @@ class AssignAnswers:
             if len(self.known_warnings) >= self.limit:
                 self.known_warnings.clear()
             self.known_warnings[members] = known
-        return [dict(warning) for warning in known]
+        return known
+
+    def _decoded_rendering(self, raw: bytes) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
+        """A render answer the quick reading does not take (a chat rendering, an error, anything unexpected),
+        decoded: the rendering alone when the part before it is a known assign answer, else the whole line, so that
+        an error answer's own code (or the line's problem) is the one reported."""
+        start = raw.rfind(b',"type":"')
+        if start > 0 and raw.startswith(b'{"id":'):
+            try:
+                fields = self._assigned(raw, start).fields
+                return fields, rendering_values(decode(b"{" + raw[start + 1 :]), fields)
+            except Failure:
+                pass
+        answer = ok_answer(raw)
+        fields = assignment_fields(answer)
+        return fields, rendering_values(answer, fields)
+
+
+_NO_WARNINGS: List[Dict[str, Json]] = []
 
 
 def refusal(answer: Mapping[str, Json]) -> Optional[Rendering]:
@@ -333,14 +386,18 @@ def rendering_values(answer: Mapping[str, Json], assigned: Optional[Mapping[str,
 
 
 def new_rendering(assignment: Optional[Assignment], values: Optional[Mapping[str, Json]]) -> Rendering:
-    """The :class:`Rendering` of an ``ok`` render answer from its fields (:func:`rendering_values`), built as
-    :func:`_frozen` builds; ``invalid_answer`` when the answer had no rendering."""
+    """The :class:`Rendering` of an ``ok`` render answer from its fields (:func:`rendering_values`, or kept by
+    :class:`AssignAnswers`), built as :func:`_frozen` builds, with its own list of warnings, each its own
+    dictionary, so a caller that changes them changes no other answer; ``invalid_answer`` when the answer had no
+    rendering."""
     if values is None:
         return Rendering(assignment, None, None, None, error="invalid_answer", message="a render answer without its rendering")
     instance = object.__new__(Rendering)
     fields = instance.__dict__
     fields["assignment"] = assignment
     fields.update(values)
+    warnings = values["warnings"]
+    fields["warnings"] = [w.copy() if w.__class__ is dict else w for w in warnings] if warnings else []
     return instance
 
 
