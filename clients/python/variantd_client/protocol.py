@@ -163,19 +163,14 @@ def assignment_fields(answer: Mapping[str, Json]) -> Dict[str, Json]:
 _ASSIGNMENT_DEFAULTS = {"template": None, "variables": None, "error": None, "messages": None}
 
 
-def _frozen(cls: type, values: Dict[str, Json]) -> Json:
-    """An instance of a frozen dataclass with ``values`` (every field): its ``__dict__`` is filled instead of calling
-    ``__init__``, which sets each field through ``object.__setattr__``. That was a fifth of the client's own time
-    per assign, and a quarter per render."""
-    instance = object.__new__(cls)
-    instance.__dict__.update(values)
-    return instance
-
-
 def new_assignment(fields: Mapping[str, Json]) -> Assignment:
     """An :class:`Assignment` from all its fields, with its own ``params``, ``metadata`` and ``shadow``, so a caller
-    that changes them changes no other answer. Its ``__dict__`` is filled in place (see :func:`_frozen`): no
-    dictionary of all the fields is made only to be copied again."""
+    that changes them changes no other answer.
+
+    Results are built by filling the frozen dataclass's ``__dict__`` in place instead of calling ``__init__``, which
+    sets each field through ``object.__setattr__``: that was a fifth of the client's own time per assign, and a
+    quarter per render. Every field is set (``tests/test_protocol.py`` pins that this gives what ``__init__``
+    gives); :func:`with_template` and :func:`new_rendering` build theirs the same way."""
     instance = object.__new__(Assignment)
     values = instance.__dict__
     values.update(fields)
@@ -188,9 +183,9 @@ def new_assignment(fields: Mapping[str, Json]) -> Assignment:
 
 
 def with_template(assignment: Assignment, version: PromptVersion) -> Assignment:
-    """``assignment`` with ``version``'s template, variables and messages (what ``prompt`` adds to ``assign``).
-    The assignment is the call's own, made for it and given to no one else, so its dictionaries are not copied
-    again: a template from the cache costs a dictionary of fields and no more."""
+    """``assignment`` with ``version``'s template, variables and messages (what ``prompt`` adds to ``assign``), when
+    the template was just asked for. The assignment is the call's own, made for it and given to no one else, so its
+    dictionaries are not copied again."""
     instance = object.__new__(Assignment)
     values = instance.__dict__
     values.update(assignment.__dict__)
@@ -387,7 +382,7 @@ def rendering_values(answer: Mapping[str, Json], assigned: Optional[Mapping[str,
 
 def new_rendering(assignment: Optional[Assignment], values: Optional[Mapping[str, Json]]) -> Rendering:
     """The :class:`Rendering` of an ``ok`` render answer from its fields (:func:`rendering_values`, or kept by
-    :class:`AssignAnswers`), built as :func:`_frozen` builds, with its own list of warnings, each its own
+    :class:`AssignAnswers`), built as :func:`new_assignment` builds, with its own list of warnings, each its own
     dictionary, so a caller that changes them changes no other answer; ``invalid_answer`` when the answer had no
     rendering."""
     if values is None:
