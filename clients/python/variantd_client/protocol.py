@@ -233,13 +233,18 @@ class AssignAnswers:
 
     def fields(self, raw: bytes) -> Dict[str, Json]:
         """The assignment fields of an ``ok`` answer; a :class:`Failure` with the daemon's code for an error."""
-        return self._assigned(raw, len(raw)).fields
+        assigned = self.known.get(raw[raw.find(b",") :])  # :meth:`_assigned`'s lookup, without its call when known
+        if assigned is None:
+            assigned = self._assigned(raw, len(raw))
+        return assigned.fields
 
     def prompted(self, raw: bytes, template_of: Callable[[Dict[str, Json]], Optional[PromptVersion]]) -> Optional[Dict[str, Json]]:
         """The fields of the assignment ``prompt`` makes of an ``ok`` assign answer: its fields with the template,
         variables and messages of ``template_of(fields)``, kept with the answer; None when that is None (no
         template to fill in, or not known yet). A :class:`Failure` as :meth:`fields`."""
-        assigned = self._assigned(raw, len(raw))
+        assigned = self.known.get(raw[raw.find(b",") :])  # as in :meth:`fields`
+        if assigned is None:
+            assigned = self._assigned(raw, len(raw))
         prompted = assigned.prompted
         if prompted is None:
             version = template_of(assigned.fields)
