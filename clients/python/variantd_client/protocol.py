@@ -198,7 +198,8 @@ def with_template(assignment: Assignment, version: PromptVersion) -> Assignment:
 _TEXT_RENDERING = b',"type":"text","text":"'
 
 KEPT_RENDERING_BYTES = 4096
-"""The longest render answer whose decoding is kept (with the table's 256 entries, 1 MiB at most)."""
+"""The longest render answer whose decoding is kept: with the table's 256 entries, about 2 MiB at most (each
+answer's bytes and its text)."""
 
 
 class _Assigned:
