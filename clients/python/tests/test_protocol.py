@@ -173,7 +173,7 @@ def test_the_render_decoder_gives_what_decoding_the_whole_answer_gives() -> None
     assert long and not any(raw[raw.find(b","):] in answers.known_renderings for raw in long)
 
 
-def test_a_rendering_from_the_decoder_has_its_own_warnings_and_messages() -> None:
+def test_a_kept_rendering_gives_each_rendering_its_own_warnings() -> None:
     answers = AssignAnswers()
     raw = ANSWER[:-1] + b',"type":"text","text":"x","warnings":[{"code":"extra_variable","variable":"tone"}]}'
     first = new_rendering(None, answers.rendering(raw)[1])
@@ -182,7 +182,7 @@ def test_a_rendering_from_the_decoder_has_its_own_warnings_and_messages() -> Non
     assert new_rendering(None, answers.rendering(raw)[1]).warnings == [{"code": "extra_variable", "variable": "tone"}]
 
 
-def test_a_known_text_answer_is_read_without_the_json_decoder(monkeypatch) -> None:
+def test_a_new_text_answer_of_a_known_assignment_is_read_without_the_json_decoder(monkeypatch) -> None:
     answers = AssignAnswers()
     with_warning = RENDER.replace(b'"warnings":[{"code":"extra_variable","variable":"x"}]', b'"warnings":[{"code":"extra_variable","variable":"tone"}]')
     without = RENDER.replace(b'"warnings":[{"code":"extra_variable","variable":"x"}]', b'"warnings":[]')
