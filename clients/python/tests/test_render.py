@@ -4,12 +4,15 @@ and never papers over a refusal."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 
 from conftest import EXAMPLE_CONFIG
+from test_protocol import split, whole
 from variantd_client import Fallback, TemplateError, VariantClient, render_template, template_value_text
+from variantd_client.protocol import REFUSALS, AssignAnswers, new_assignment, new_rendering
 
 VECTORS = json.loads((Path(__file__).resolve().parents[3] / "protocol" / "test-vectors" / "render.json").read_text())
 CONFIG = json.loads(EXAMPLE_CONFIG.read_text())
@@ -89,4 +92,89 @@ def test_a_down_daemon_renders_the_fallbacks_control_here(short_dir: Path) -> No
         unknown = client.render("no-such-experiment", "user-42", {})
         assert not unknown.ok and unknown.assignment.is_fallback and unknown.assignment.variant == "control"
     finally:
+        client.close()
+
+
+def decoder_config() -> dict:
+    """Every shared render vector as an experiment's prompt, a text prompt with a block and a warn guardrail, a chat
+    prompt and a shadow experiment: every kind of render answer the daemon writes."""
+    prompts = {
+        f"vector-{i}": {"versions": [{"version": 1, "template": case["template"], "variables": {"required": [], "optional": case["declared"]}}]}
+        for i, case in enumerate(VECTORS["cases"])
+    }
+    prompts["guarded"] = {
+        "guardrails": [
+            {"name": "no-card-numbers", "type": "regex", "action": "block", "target": "variables", "pattern": "\\b(?:\\d[ -]?){13,16}\\b"},
+            {"name": "budget", "type": "max_length", "action": "warn", "max_characters": 30},
+        ],
+        "versions": [{"version": 1, "template": "Hello {{name}}, \"welcome\" back.", "variables": {"required": ["name"], "optional": []}}],
+    }
+    prompts["triage"] = {"versions": [{"version": 1, "messages": [{"role": "system", "content": "Triage for {{product}}."}, {"role": "user", "content": "{{ticket}}"}],
+                                       "variables": {"required": ["product", "ticket"], "optional": []}}]}
+
+    def experiment(name: str, prompt: str, **extra) -> dict:
+        variants = [{"name": "control", "control": True, "weight": 50, "prompt": prompt, "prompt_version": 1},
+                    {"name": "treatment", "weight": 50, "prompt": prompt, "prompt_version": 1, "params": {"type": "fast", "t": 0.5}}]
+        return {"name": name, "salt": f"{name}-salt", "status": "running", "variants": variants, **extra}
+
+    experiments = [experiment(name, name) for name in prompts]
+    experiments.append(experiment("shadowed", "guarded", mode="shadow"))
+    return {"schema_version": 1, "prompts": prompts, "experiments": experiments}
+
+
+def test_the_render_decoder_reads_the_daemons_answers_as_decoding_them_whole_does(start_daemon, short_dir: Path) -> None:
+    config_path = short_dir / "decoder.json"
+    config_path.write_text(json.dumps(decoder_config()))
+    daemon = start_daemon(config_path)
+    requests = []
+    for i, case in enumerate(VECTORS["cases"]):
+        for unit in ("user-1", "user-2", "user-3"):
+            requests.append((f"vector-{i}", unit, case["variables"]))
+            requests.append((f"vector-{i}", unit, {**case["variables"], "undeclared": "x"}))  # an extra_variable warning
+    requests += [
+        ("guarded", "user-1", {"name": "Ada"}),
+        ("guarded", "user-2", {"name": "Ada Lovelace, Countess of Lovelace"}),  # a guardrail_warning
+        ("guarded", "user-3", {"name": "4111 1111 1111 1111"}),  # guardrail_blocked
+        ("guarded", "user-1", {}),  # missing_variable
+        ("guarded", "user-1", {"name": {"first": "Ada"}}),  # invalid_variables
+        ("triage", "user-1", {"product": "Widgets", "ticket": "It \"broke\"\nGrüße"}),
+        ("shadowed", "user-1", {"name": "Ada"}),
+        ("shadowed", "user-2", {"name": "Ada", "x": 1}),
+        ("no-such-experiment", "user-1", {"name": "Ada"}),
+    ]
+    raw = socket.socket(socket.AF_UNIX)
+    raw.connect(daemon.socket_path)
+    client = VariantClient(daemon.socket_path, timeout=5)
+    answers = AssignAnswers()
+    seen = set()
+    try:
+        for request_id, (experiment, unit, variables) in enumerate(requests, 1):
+            line = {"id": request_id, "op": "render", "experiment": experiment, "unit": unit, "variables": variables}
+            raw.sendall(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                answer += raw.recv(65536)
+            answer = answer[:-1]
+            expected = whole(answer)
+            assert split(AssignAnswers(), answer) == expected, answer
+            assert split(answers, answer) == expected, answer
+            shim = client.render(experiment, unit, variables)
+            if expected[0] == "failure":
+                _, code, message = expected
+                seen.add(code)
+                if code in REFUSALS:
+                    assert (shim.ok, shim.error, shim.message) == (False, code, message)
+                else:
+                    assert shim.is_fallback and shim.assignment.error == code
+                continue
+            fields, values = expected
+            assert shim == new_rendering(new_assignment(fields), values)
+            seen.update([values["type"], fields["reason"]] + [warning["code"] for warning in values["warnings"]])
+            if experiment.startswith("vector-"):
+                assert values["text"] == VECTORS["cases"][int(experiment.split("-")[1])]["expected"]
+        assert seen == {"text", "chat", "assigned", "shadow", "extra_variable", "guardrail_warning", "guardrail_blocked",
+                        "missing_variable", "invalid_variables", "unknown_experiment"}
+        assert client.fallbacks == 1  # the unknown experiment
+    finally:
+        raw.close()
         client.close()

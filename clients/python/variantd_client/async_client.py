@@ -147,9 +147,10 @@ class AsyncVariantClient(Operations):
     async def prompt(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]] = None) -> Assignment:
         """Like ``assign``, with the assigned prompt version's ``template`` and ``variables`` filled in (templates
         cached per config version)."""
-        assignment = await self.assign(experiment, unit, attributes)
-        wanted = self._template_wanted(assignment)
-        return self._prompted(assignment, None if wanted is None else await self._ask(version_body, *wanted))
+        assignment, complete = self._prompt_assigned(experiment, await self._ask(assign_body, experiment, unit, attributes))
+        if complete:
+            return assignment
+        return self._prompted(assignment, await self._ask(version_body, assignment.prompt, assignment.prompt_version))
 
     async def template(self, prompt: str, version: Optional[int] = None) -> Optional[PromptVersion]:
         """A prompt version's template (the latest without ``version``), from the daemon, else the fallback's,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from time import monotonic as _monotonic
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
 from .operations import Operations, Outcome, Outcomes
@@ -52,9 +52,10 @@ class VariantClient(Operations):
         Templates are cached per config version, so after the first request for a version this costs one round
         trip. When the daemon cannot answer, the fallback's control and template are returned.
         """
-        assignment = self.assign(experiment, unit, attributes)
-        wanted = self._template_wanted(assignment)
-        return self._prompted(assignment, None if wanted is None else self._ask(version_body, *wanted))
+        assignment, complete = self._prompt_assigned(experiment, self._ask(assign_body, experiment, unit, attributes))
+        if complete:
+            return assignment
+        return self._prompted(assignment, self._ask(version_body, assignment.prompt, assignment.prompt_version))
 
     def template(self, prompt: str, version: Optional[int] = None) -> Optional[PromptVersion]:
         """A prompt version's template (the latest without ``version``), from the daemon, else the fallback's,
@@ -133,7 +134,7 @@ class VariantClient(Operations):
     def _ask(self, body: Callable[..., bytes], *args: Json) -> Outcome:
         """Sends the request ``body(*args)`` makes and returns its answer line, or the failure; never raises."""
         try:
-            return self._exchange([body(*args)], self.timeout, False)[0]
+            return self._exchange(body(*args), self.timeout, False)
         except Failure as failure:
             return failure
         except Exception as problem:  # noqa: BLE001 - a bug here must still end in the call's fallback
@@ -149,14 +150,16 @@ class VariantClient(Operations):
         except Exception as problem:  # noqa: BLE001
             return Failure("client_error", repr(problem))
 
-    def _exchange(self, bodies: List[bytes], timeout: float, admin: bool) -> List[bytes]:
-        """Writes the requests in one go and reads their answers in order, within ``timeout`` seconds."""
+    def _exchange(self, bodies: Union[bytes, List[bytes]], timeout: float, admin: bool) -> Union[bytes, List[bytes]]:
+        """Writes the requests in one go and reads their answers in order, within ``timeout`` seconds: a call's one
+        body and its answer line (no list made for them on the hot path), or a list of bodies and theirs."""
         deadline = _monotonic() + timeout
+        one = bodies.__class__ is bytes
         with self._lock:
             if self._down_until:
                 self._refuse_while_down(admin)
             first = self._next_id
-            self._next_id += len(bodies)
+            self._next_id += 1 if one else len(bodies)
             for attempt in (0, 1):
                 connection = self._connection
                 fresh = connection is None
@@ -164,7 +167,9 @@ class VariantClient(Operations):
                     if connection is None:
                         connection = self._connection = Connection(self.socket_path, deadline)
                         self.connections += 1
-                    if len(bodies) == 1:
+                    if one:
+                        answers = connection.round_trip(first, bodies, deadline)  # type: ignore[arg-type]
+                    elif len(bodies) == 1:
                         answers = [connection.round_trip(first, bodies[0], deadline)]
                     else:
                         answers = connection.exchange(first, bodies, deadline)

@@ -17,17 +17,20 @@ from .answers import Assignment, Json, PromptVersion, Rendering, Scalar, Variant
 from .fallback import Fallback, client_fallback
 from .logs import CauseLog
 from .protocol import (
+    REFUSALS,
     AssignAnswers,
     Failure,
-    assignment_fields,
     decode,
     error_code,
     error_message,
     new_assignment,
+    new_rendering,
     ok_answer,
     record_entry,
     refusal,
+    refused,
     rendering,
+    with_template,
 )
 from .records import RecordBuffer
 from .rendering import render_locally
@@ -178,30 +181,42 @@ class Operations:
                 outcome = Failure("client_error", repr(problem))
         return self._fall_back(experiment, outcome)  # type: ignore[arg-type]
 
-    def _template_wanted(self, assignment: Assignment) -> Optional[Tuple[str, int]]:
-        """The prompt version ``prompt`` must ask the daemon for; None when it asks nothing (a fallback, no prompt,
-        or the template cached for this config version)."""
-        if assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None:
-            return None
-        if (assignment.config_version or "", assignment.prompt, assignment.prompt_version) in self._templates:
-            return None
-        return assignment.prompt, assignment.prompt_version
+    def _prompt_assigned(self, experiment: str, outcome: Outcome) -> Tuple[Assignment, bool]:
+        """``prompt``'s assignment from the ``assign`` outcome, and whether it is complete: with its version's
+        template when the cache has it (kept with the answer, so a known answer with a known template costs what an
+        ``assign`` costs), or as ``assign`` makes it when there is no template to fill in (a fallback,
+        ``no_config``, no prompt); not complete when the daemon must be asked for the template (then
+        :meth:`_prompted`)."""
+        if outcome.__class__ is bytes:
+            try:
+                prompted = self._answers.prompted(outcome, self._cached_template)  # type: ignore[arg-type]
+                if prompted is not None:
+                    return new_assignment(prompted), True
+            except Exception:  # noqa: BLE001 - not an assignment: decoded again below, which gives the fallback
+                pass
+        assignment = self._assigned(experiment, outcome)
+        return assignment, assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None
 
-    def _prompted(self, assignment: Assignment, outcome: Optional[Outcome]) -> Assignment:
-        """``prompt``: ``assignment`` with its version's template, from the cache (``outcome`` None) or the daemon's
-        answer (then cached, if of the same config version), else the fallback (``prompt_unavailable``)."""
-        if assignment.reason in _NOT_DECIDED or assignment.prompt is None or assignment.prompt_version is None:
-            return assignment
-        key = (assignment.config_version or "", assignment.prompt, assignment.prompt_version)
-        version = self._templates.get(key) if outcome is None else self._version(outcome)
+    def _cached_template(self, fields: Mapping[str, Json]) -> Optional[PromptVersion]:
+        """The cached template of an assignment's prompt version (per config version); None if it has none to fill
+        in (a fallback, ``no_config``, no prompt) or the cache does not have it."""
+        if fields["reason"] in _NOT_DECIDED or fields["prompt"] is None or fields["prompt_version"] is None:
+            return None
+        return self._templates.get((fields["config_version"] or "", fields["prompt"], fields["prompt_version"]))
+
+    def _prompted(self, assignment: Assignment, outcome: Outcome) -> Assignment:
+        """``prompt`` after asking the daemon for the version :meth:`_prompt_assigned` did not have:
+        ``assignment`` with its template from the answer (then cached, if of the same config version), else the
+        fallback (``prompt_unavailable``)."""
+        version = self._version(outcome)
         if version is None:
             why = outcome.message if isinstance(outcome, Failure) else "the daemon did not give the template"
             return self._fall_back(assignment.experiment, Failure("prompt_unavailable", f"{assignment.prompt} version {assignment.prompt_version}: {why}"))
-        if outcome is not None and version.config_version == assignment.config_version:
+        if version.config_version == assignment.config_version:
             if len(self._templates) > 1024:
                 self._templates.clear()
-            self._templates[key] = version
-        return new_assignment(dict(assignment.__dict__, template=version.template, variables=version.variables, messages=version.messages))
+            self._templates[(assignment.config_version or "", assignment.prompt, assignment.prompt_version)] = version  # type: ignore[index]
+        return with_template(assignment, version)
 
     def _template(self, prompt: str, version: Optional[int], outcome: Outcome) -> Optional[PromptVersion]:
         """``template``: the daemon's version, else the fallback's, else None."""
@@ -224,27 +239,22 @@ class Operations:
 
     def _rendered(self, experiment: str, variables: Optional[Mapping[str, Scalar]], outcome: Outcome) -> Rendering:
         """``render``: the daemon's rendering or its refusal; else the fallback's control rendered here."""
-        variables = variables or {}
         try:
-            if isinstance(outcome, Failure):
-                raise outcome
-            split = self._answers.rendered(outcome)
-            if split is not None and split[0]["reason"] != "no_config":
-                return rendering(split[1], new_assignment(split[0]))
-            answer = decode(outcome)
-            refused = refusal(answer)
-            if refused is not None:
-                return refused
-            if answer.get("ok") is not True:
-                raise Failure(error_code(answer), error_message(answer))
-            fields = assignment_fields(answer)
-            if fields["reason"] == "no_config":
-                return self.fallback.render(self.fallback.assignment(experiment, "no_config"), variables)
-            return rendering(answer, new_assignment(fields))
+            if outcome.__class__ is not bytes:
+                raise outcome  # type: ignore[misc]
+            try:
+                fields, values = self._answers.rendering(outcome)  # type: ignore[arg-type]
+            except Failure as failure:
+                if failure.code in REFUSALS:
+                    return refused(failure.code, failure.message)
+                raise
+            if fields["reason"] != "no_config":
+                return new_rendering(new_assignment(fields), values)
+            return self.fallback.render(self.fallback.assignment(experiment, "no_config"), variables or {})
         except Failure as failure:
-            return self.fallback.render(self._fall_back(experiment, failure), variables)
+            return self.fallback.render(self._fall_back(experiment, failure), variables or {})
         except Exception as problem:  # noqa: BLE001 - the contract: never raise into the request path
-            return self.fallback.render(self._fall_back(experiment, Failure("client_error", repr(problem))), variables)
+            return self.fallback.render(self._fall_back(experiment, Failure("client_error", repr(problem))), variables or {})
 
     def _rendered_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]], version: Optional[int], outcome: Outcome) -> Rendering:
         """``render_prompt``: the daemon's rendering or its refusal; else the fallback's copy rendered here."""

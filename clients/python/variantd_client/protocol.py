@@ -7,10 +7,11 @@ puts the id in front; an answer is handed over as the raw line and decoded here.
 from __future__ import annotations
 
 import json
+from json.decoder import scanstring
 from json.encoder import encode_basestring
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .answers import Assignment, Json, Rendering, Scalar
+from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _encode = _ENCODER.encode
@@ -162,94 +163,218 @@ def assignment_fields(answer: Mapping[str, Json]) -> Dict[str, Json]:
 _ASSIGNMENT_DEFAULTS = {"template": None, "variables": None, "error": None, "messages": None}
 
 
-def _frozen(cls: type, values: Dict[str, Json]) -> Json:
-    """An instance of a frozen dataclass with ``values`` (every field): its ``__dict__`` is filled instead of calling
-    ``__init__``, which sets each field through ``object.__setattr__``. That was a fifth of the client's own time
-    per assign, and a quarter per render."""
-    instance = object.__new__(cls)
-    instance.__dict__.update(values)
-    return instance
-
-
 def new_assignment(fields: Mapping[str, Json]) -> Assignment:
     """An :class:`Assignment` from all its fields, with its own ``params``, ``metadata`` and ``shadow``, so a caller
-    that changes them changes no other answer."""
-    values = dict(fields)
+    that changes them changes no other answer.
+
+    Results are built by filling the frozen dataclass's ``__dict__`` in place instead of calling ``__init__``, which
+    sets each field through ``object.__setattr__``: that was a fifth of the client's own time per assign, and a
+    quarter per render. Every field is set (``tests/test_protocol.py`` pins that this gives what ``__init__``
+    gives); :func:`with_template` and :func:`new_rendering` build theirs the same way."""
+    instance = object.__new__(Assignment)
+    values = instance.__dict__
+    values.update(fields)
     values["params"] = dict(values["params"])
     values["metadata"] = dict(values["metadata"])
     shadow = values["shadow"]
     if shadow is not None:
         values["shadow"] = {**shadow, "params": dict(shadow.get("params") or {})}
-    instance = object.__new__(Assignment)  # see _frozen
-    instance.__dict__.update(values)
     return instance
 
 
+def with_template(assignment: Assignment, version: PromptVersion) -> Assignment:
+    """``assignment`` with ``version``'s template, variables and messages (what ``prompt`` adds to ``assign``), when
+    the template was just asked for. The assignment is the call's own, made for it and given to no one else, so its
+    dictionaries are not copied again."""
+    instance = object.__new__(Assignment)
+    values = instance.__dict__
+    values.update(assignment.__dict__)
+    values["template"] = version.template
+    values["variables"] = version.variables
+    values["messages"] = version.messages
+    return instance
+
+
+_TEXT_RENDERING = b',"type":"text","text":"'
+
+KEPT_RENDERING_BYTES = 4096
+"""The longest render answer whose decoding is kept: with the table's 256 entries, about 2 MiB at most (each
+answer's bytes and its text)."""
+
+
+class _Assigned:
+    """What one distinct assign answer decodes to: its assignment's fields, and the fields of the assignment
+    ``prompt`` makes of it (with its prompt version's template) once the template is known."""
+
+    __slots__ = ("fields", "prompted")
+
+    def __init__(self, fields: Dict[str, Json]) -> None:
+        self.fields = fields
+        self.prompted: Optional[Dict[str, Json]] = None
+
+
 class AssignAnswers:
-    """The decoder of ``assign`` answers. An answer's bytes after its id decide the assignment (the unit is not in
-    it), so the fields of each distinct answer are kept: a service sees a handful (one per variant and reason and
-    config version), and a known answer costs a dictionary lookup instead of a JSON parse. What is kept came
-    through the same checks, so both ways give the same assignment. Safe to share between threads: a lookup
-    that races the clearing of a full table only parses again."""
+    """The decoder of ``assign`` answers, and of ``render`` answers with an experiment (the assign answer followed
+    by the rendering).
+
+    An assign answer's bytes after its id decide the assignment (the unit is not in it), so what each distinct
+    answer decodes to is kept: a service sees a handful (one per variant and reason and config version), and a
+    known answer costs a dictionary lookup instead of a JSON parse; ``prompt`` keeps the assignment with its
+    template there too. A render answer's bytes after its id decide its rendering as well: those of a service
+    that renders the same variables repeat, and are kept likewise (up to :data:`KEPT_RENDERING_BYTES` each);
+    others are read with json's own string scanner, their assignment part from the table of assign answers (see
+    :meth:`rendering`). What is kept came through the same checks, so every way gives the same answer. Safe to
+    share between threads: a lookup that races the clearing of a full table only decodes again."""
 
     def __init__(self, limit: int = 256) -> None:
         self.limit = limit
-        self.known: Dict[bytes, Dict[str, Json]] = {}
+        self.known: Dict[bytes, _Assigned] = {}
+        self.known_renderings: Dict[bytes, Tuple[Dict[str, Json], Dict[str, Json]]] = {}
+        self.known_warnings: Dict[str, List[Dict[str, Json]]] = {}
 
     def fields(self, raw: bytes) -> Dict[str, Json]:
         """The assignment fields of an ``ok`` answer; a :class:`Failure` with the daemon's code for an error."""
-        key = raw[raw.find(b",") :]
-        fields = self.known.get(key)
-        if fields is None:
-            fields = assignment_fields(ok_answer(raw))
+        assigned = self.known.get(raw[raw.find(b",") :])  # :meth:`_assigned`'s lookup, without its call when known
+        if assigned is None:
+            assigned = self._assigned(raw, len(raw))
+        return assigned.fields
+
+    def prompted(self, raw: bytes, template_of: Callable[[Dict[str, Json]], Optional[PromptVersion]]) -> Optional[Dict[str, Json]]:
+        """The fields of the assignment ``prompt`` makes of an ``ok`` assign answer: its fields with the template,
+        variables and messages of ``template_of(fields)``, kept with the answer; None when that is None (no
+        template to fill in, or not known yet). A :class:`Failure` as :meth:`fields`."""
+        assigned = self.known.get(raw[raw.find(b",") :])  # as in :meth:`fields`
+        if assigned is None:
+            assigned = self._assigned(raw, len(raw))
+        prompted = assigned.prompted
+        if prompted is None:
+            version = template_of(assigned.fields)
+            if version is None:
+                return None
+            prompted = {**assigned.fields, "template": version.template, "variables": version.variables, "messages": version.messages}
+            assigned.prompted = prompted
+        return prompted
+
+    def _assigned(self, raw: bytes, end: int) -> _Assigned:
+        """What the assign answer that is ``raw`` up to ``end`` decodes to (all of an ``assign`` answer, or the part
+        before the rendering of a ``render`` answer, closed with a brace when it is parsed)."""
+        key = raw[raw.find(b",") : end]
+        assigned = self.known.get(key)
+        if assigned is None:
+            assigned = _Assigned(assignment_fields(ok_answer(raw if end == len(raw) else raw[:end] + b"}")))
             if len(self.known) >= self.limit:
                 self.known.clear()
-            self.known[key] = fields
-        return fields
+            self.known[key] = assigned
+        return assigned
 
+    def rendering(self, raw: bytes) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
+        """A render answer with an experiment: its assignment fields, and its :class:`Rendering` fields other than
+        ``assignment`` (None when an ``ok`` answer has no rendering), both possibly kept here, so not to be changed
+        (:func:`new_rendering` gives a rendering its own warnings); a :class:`Failure` with the daemon's code for an
+        error answer (a refusal among them), ``invalid_answer`` for one that is not JSON.
 
-    def rendered(self, raw: bytes) -> Optional[Tuple[Dict[str, Json], Dict[str, Json]]]:
-        """An ``ok`` render answer with an experiment as its assignment fields (through the table above) and its
-        rendering (``type``, ``text`` or ``messages``, ``warnings``, ``prompt``, ``prompt_version``); None for any
-        other answer, which the caller decodes whole. The render answer is the assign answer followed by the
-        rendering, and ``,"type":"`` last stands where the rendering starts: no later member has that key, and
-        inside a string a quote is escaped."""
+        A text rendering is kept by its bytes after the id, or else read quickly (:meth:`_text_answer`); any other
+        answer is decoded (:meth:`_decoded_rendering`)."""
+        key = raw[raw.find(b",") :]
+        kept = self.known_renderings.get(key)
+        if kept is None:
+            kept = self._text_answer(raw)
+            if kept is None:
+                return self._decoded_rendering(raw)
+            if len(key) <= KEPT_RENDERING_BYTES:
+                if len(self.known_renderings) >= self.limit:
+                    self.known_renderings.clear()
+                self.known_renderings[key] = kept
+        return kept
+
+    def _text_answer(self, raw: bytes) -> Optional[Tuple[Dict[str, Json], Dict[str, Json]]]:
+        """An ``ok`` render answer with a text rendering, ``"type":"text","text":...,"warnings":[...]`` to its last
+        byte, read without the JSON decoder: its assignment fields and its rendering's (the warnings those of the
+        table, not to be changed); None for any other answer.
+
+        ``,"type":"`` last in the line stands where the rendering starts (no later member has that key, and inside
+        a string a quote is escaped), so the part before it, closed, is the assign answer, whose fields come from
+        the table; the text is read with ``scanstring``, the scanner ``json`` reads strings with, and the warnings
+        from a table of their own (a handful of distinct ones: the variables a version does not declare, the warn
+        rules that fire)."""
         start = raw.rfind(b',"type":"')
-        if start < 0 or not raw.startswith(b'{"id":'):
+        if start <= 0 or not raw.startswith(_TEXT_RENDERING, start) or not raw.startswith(b'{"id":'):
             return None
         try:
-            key = raw[raw.find(b","):start]
-            fields = self.known.get(key)
-            if fields is None:
-                fields = assignment_fields(ok_answer(raw[:start] + b"}"))
-                if len(self.known) >= self.limit:
-                    self.known.clear()
-                self.known[key] = fields
-            tail = decode(b"{" + raw[start + 1 :])
-        except Failure:
+            fields = self._assigned(raw, start).fields
+            rest = raw[start + len(_TEXT_RENDERING) :].decode("utf-8")
+            text, end = scanstring(rest, 0, True)
+        except (Failure, ValueError):  # an error answer, or a text not UTF-8 or not a JSON string
             return None
-        tail["prompt"], tail["prompt_version"] = fields["prompt"], fields["prompt_version"]
-        return fields, tail
+        warnings = self._warnings(rest[end:])
+        if warnings is None:
+            return None
+        return fields, {"prompt": fields["prompt"], "prompt_version": fields["prompt_version"], "type": "text", "text": text,
+                        "messages": None, "warnings": warnings, "error": None, "message": None}
+
+    def _warnings(self, members: str) -> Optional[List[Dict[str, Json]]]:
+        """A rendering's warnings from ``members``, ``,"warnings":[...]}``, as kept in the table (not to be changed);
+        None if ``members`` is not that, or the array not one of objects."""
+        if members == ',"warnings":[]}':
+            return _NO_WARNINGS
+        if not (members.startswith(',"warnings":[') and members.endswith("]}")):
+            return None
+        known = self.known_warnings.get(members)
+        if known is None:
+            try:
+                known = _decode(members[12:-1])
+            except ValueError:
+                return None
+            if not all(warning.__class__ is dict for warning in known):
+                return None
+            if len(self.known_warnings) >= self.limit:
+                self.known_warnings.clear()
+            self.known_warnings[members] = known
+        return known
+
+    def _decoded_rendering(self, raw: bytes) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
+        """A render answer the quick reading does not take (a chat rendering, an error, anything unexpected),
+        decoded: the rendering alone when the part before it is a known assign answer, else the whole line, so that
+        an error answer's own code (or the line's problem) is the one reported."""
+        start = raw.rfind(b',"type":"')
+        if start > 0 and raw.startswith(b'{"id":'):
+            try:
+                fields = self._assigned(raw, start).fields
+                return fields, rendering_values(decode(b"{" + raw[start + 1 :]), fields)
+            except Failure:
+                pass
+        answer = ok_answer(raw)
+        fields = assignment_fields(answer)
+        return fields, rendering_values(answer, fields)
+
+
+_NO_WARNINGS: List[Dict[str, Json]] = []
 
 
 def refusal(answer: Mapping[str, Json]) -> Optional[Rendering]:
     """The daemon's refusal to render, which the fallback must not paper over; None for any other answer."""
     if answer.get("ok") is True or error_code(answer) not in REFUSALS:
         return None
-    return Rendering(None, None, None, None, error=error_code(answer), message=error_message(answer))
+    return refused(error_code(answer), error_message(answer))
 
 
 REFUSALS = ("guardrail_blocked", "missing_variable", "invalid_variables")
 
 
-def rendering(answer: Mapping[str, Json], assignment: Optional[Assignment]) -> Rendering:
-    """The rendering in an ``ok`` render answer."""
+def refused(code: str, message: str) -> Rendering:
+    """A refusal to render (``code`` one of :data:`REFUSALS`), with the daemon's message."""
+    return Rendering(None, None, None, None, error=code, message=message)
+
+
+def rendering_values(answer: Mapping[str, Json], assigned: Optional[Mapping[str, Json]] = None) -> Optional[Dict[str, Json]]:
+    """The :class:`Rendering` fields other than ``assignment`` in an ``ok`` render answer (or its rendering
+    members, with the prompt and version from the ``assigned`` fields); None if it has no rendering."""
+    named = answer if assigned is None else assigned
     try:
         kind = answer["type"]
-        values = {
-            "assignment": assignment,
-            "prompt": answer["prompt"],
-            "prompt_version": answer["prompt_version"],
+        return {
+            "prompt": named["prompt"],
+            "prompt_version": named["prompt_version"],
             "type": kind,
             "text": answer["text"] if kind == "text" else None,
             "messages": [dict(m) for m in answer["messages"]] if kind == "chat" else None,
@@ -258,8 +383,28 @@ def rendering(answer: Mapping[str, Json], assignment: Optional[Assignment]) -> R
             "message": None,
         }
     except (KeyError, TypeError, ValueError):
+        return None
+
+
+def new_rendering(assignment: Optional[Assignment], values: Optional[Mapping[str, Json]]) -> Rendering:
+    """The :class:`Rendering` of an ``ok`` render answer from its fields (:func:`rendering_values`, or kept by
+    :class:`AssignAnswers`), built as :func:`new_assignment` builds, with its own list of warnings, each its own
+    dictionary, so a caller that changes them changes no other answer; ``invalid_answer`` when the answer had no
+    rendering."""
+    if values is None:
         return Rendering(assignment, None, None, None, error="invalid_answer", message="a render answer without its rendering")
-    return _frozen(Rendering, values)
+    instance = object.__new__(Rendering)
+    fields = instance.__dict__
+    fields["assignment"] = assignment
+    fields.update(values)
+    warnings = values["warnings"]
+    fields["warnings"] = [w.copy() if w.__class__ is dict else w for w in warnings] if warnings else []
+    return instance
+
+
+def rendering(answer: Mapping[str, Json], assignment: Optional[Assignment]) -> Rendering:
+    """The rendering in an ``ok`` render answer."""
+    return new_rendering(assignment, rendering_values(answer))
 
 
 # ---------------------------------------------------------------------------------------------- records
