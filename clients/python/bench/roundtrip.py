@@ -11,10 +11,12 @@ call is timed; a measurement's figure for a round is the median of its calls. Th
 the median of its round figures with their spread (lowest to highest), and per shim call its ratio to the raw
 round trip of the same kind, taken round by round (shim / raw in the same round), as a median with its spread.
 
-- ``raw assign`` / ``raw render``: a plain blocking socket, a request line made before the clock starts, one
+- ``raw assign`` / ``raw render`` / ``raw render distinct``: a plain blocking socket, a request line made before the clock starts, one
   ``sendall``, ``recv`` until the newline. No JSON either way: the floor a client in Python can reach.
 - ``shim assign``, ``shim prompt`` (compared with raw assign: a cached template costs no round trip),
   ``shim render``: ``VariantClient``, as a service calls it.
+- ``render distinct`` (raw and shim): renders whose variables name the unit, so every answer differs; the shim keeps
+  the decoding of answers it has seen, which serves the plain ``render``'s repeated answers but none of these.
 - ``async assign``: ``AsyncVariantClient``, one task awaiting its calls one after another (the loop's own
   overhead included), for information.
 
@@ -54,7 +56,19 @@ except ImportError:  # a client from before the asyncio one, measured through $P
 CONFIG = REPO / "examples" / "variantd.json"
 EXPERIMENT = "checkout-prompt"
 VARIABLES = {"store_name": "Acme", "customer_name": "Ada", "tone": "warm"}
-RAW_OF = {"shim assign": "raw assign", "shim prompt": "raw assign", "shim render": "raw render", "async assign": "raw assign"}
+RAW_OF = {
+    "shim assign": "raw assign",
+    "shim prompt": "raw assign",
+    "shim render": "raw render",
+    "shim render distinct": "raw render distinct",
+    "async assign": "raw assign",
+}
+
+
+def variables_for(unit: str, distinct: bool) -> Dict[str, str]:
+    """The render's variables: the same for every call, or with the unit as the customer's name, so that every
+    answer differs (as a service's usually do) and no answer the shim kept can serve."""
+    return {**VARIABLES, "customer_name": unit} if distinct else VARIABLES
 
 
 class Raw:
@@ -65,12 +79,12 @@ class Raw:
         self.sock.connect(path)
         self.next_id = 1
 
-    def lines(self, units: List[str], render: bool) -> List[bytes]:
+    def lines(self, units: List[str], render: bool, distinct: bool = False) -> List[bytes]:
         made = []
         for unit in units:
             request = {"id": self.next_id, "op": "render" if render else "assign", "experiment": EXPERIMENT, "unit": unit}
             if render:
-                request["variables"] = VARIABLES
+                request["variables"] = variables_for(unit, distinct)
             made.append(json.dumps(request, separators=(",", ":")).encode() + b"\n")
             self.next_id += 1
         return made
@@ -127,13 +141,16 @@ def main() -> int:
 
             def check_shim(answers: List[object], kind: str) -> None:
                 for unit, answer in zip(units, answers):
-                    assignment = answer.assignment if kind == "shim render" else answer  # type: ignore[attr-defined]
+                    rendered = kind.startswith("shim render")
+                    assignment = answer.assignment if rendered else answer  # type: ignore[attr-defined]
                     if assignment.reason != "assigned" or assignment.variant != expected[unit]:
                         raise SystemExit(f"{kind}: wrong answer for {unit}: {answer!r}")
                     if kind == "shim prompt" and not assignment.template:
                         raise SystemExit(f"{kind}: no template for {unit}: {answer!r}")
-                    if kind == "shim render" and ("Acme" not in (answer.text or "") or answer.error):  # type: ignore[attr-defined]
+                    if rendered and ("Acme" not in (answer.text or "") or answer.error):  # type: ignore[attr-defined]
                         raise SystemExit(f"{kind}: not rendered for {unit}: {answer!r}")
+                    if kind == "shim render distinct" and unit not in (answer.text or ""):  # type: ignore[attr-defined]
+                        raise SystemExit(f"{kind}: not rendered with {unit}'s variables: {answer!r}")
 
             async def async_assigns() -> Tuple[List[int], List[object]]:
                 durations, answers = [0] * len(units), [None] * len(units)
@@ -146,7 +163,7 @@ def main() -> int:
 
             def measure(kind: str) -> List[int]:
                 if kind.startswith("raw"):
-                    lines = raw.lines(units, render=kind == "raw render")
+                    lines = raw.lines(units, render=kind.startswith("raw render"), distinct=kind.endswith("distinct"))
                     durations, answers = timed([lambda line=line: raw.round_trip(line) for line in lines])
                     check_raw(answers, lines)
                     return durations
@@ -158,11 +175,15 @@ def main() -> int:
                 if call is not None:
                     durations, answers = timed([lambda unit=unit: call(EXPERIMENT, unit) for unit in units])
                 else:
-                    durations, answers = timed([lambda unit=unit: shim.render(EXPERIMENT, unit, VARIABLES) for unit in units])
+                    distinct = kind.endswith("distinct")
+                    durations, answers = timed(
+                        [lambda unit=unit: shim.render(EXPERIMENT, unit, variables_for(unit, distinct)) for unit in units]
+                    )
                 check_shim(answers, kind)
                 return durations
 
-            kinds = ["raw assign", "shim assign", "shim prompt", "raw render", "shim render"] + (["async assign"] if aio else [])
+            kinds = ["raw assign", "shim assign", "shim prompt", "raw render", "shim render", "raw render distinct", "shim render distinct"]
+            kinds += ["async assign"] if aio else []
             warm = options.calls
             options.calls = min(options.warmup, options.calls) or 1
             for kind in kinds:
@@ -213,13 +234,13 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{options.rounds} rounds of {options.calls} sequential calls each, one connection per client, Python {report['python']}")
-    print(f"{'':14} {'median µs':>10}  {'spread (round medians)':>24}")
+    print(f"{'':20} {'median µs':>10}  {'spread (round medians)':>24}")
     for kind, figures in report["us"].items():
-        print(f"{kind:14} {figures['median']:10.1f}  {figures['low']:10.1f} – {figures['high']:<10.1f}")
+        print(f"{kind:20} {figures['median']:10.1f}  {figures['low']:10.1f} – {figures['high']:<10.1f}")
     print()
-    print(f"{'ratio, round by round':30} {'median':>7}  spread")
+    print(f"{'ratio, round by round':42} {'median':>7}  spread")
     for name, figures in report["ratio"].items():
-        print(f"{name:30} {figures['median']:7.2f}  {figures['low']:.2f} – {figures['high']:.2f}")
+        print(f"{name:42} {figures['median']:7.2f}  {figures['low']:.2f} – {figures['high']:.2f}")
     return 0
 
 

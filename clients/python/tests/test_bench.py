@@ -17,6 +17,12 @@ def test_the_roundtrip_benchmark_runs_and_reports_every_measurement() -> None:
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report["us"]) == {"raw assign", "shim assign", "shim prompt", "raw render", "shim render", "async assign"}
-    assert set(report["ratio"]) == {"shim assign / raw assign", "shim prompt / raw assign", "shim render / raw render", "async assign / raw assign"}
+    assert set(report["us"]) == {
+        "raw assign", "shim assign", "shim prompt", "raw render", "shim render", "raw render distinct",
+        "shim render distinct", "async assign",
+    }
+    assert set(report["ratio"]) == {
+        "shim assign / raw assign", "shim prompt / raw assign", "shim render / raw render",
+        "shim render distinct / raw render distinct", "async assign / raw assign",
+    }
     assert all(figures["low"] <= figures["median"] <= figures["high"] for figures in report["us"].values())
