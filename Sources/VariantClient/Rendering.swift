@@ -87,39 +87,36 @@ extension VariantClient {
         return fields
     }
 
-    /// The rendering for an experiment's `render` answer line. An `ok` answer is the `assign` answer followed by
-    /// the rendering, which starts at the last `,"type":"` (no later member has that key, and inside a string a
-    /// quote is escaped): the assignment part is looked up in `assignAnswers` like an `assign` answer and only the
-    /// rendering is parsed. Any other answer is decoded whole.
+    /// The rendering for an experiment's `render` answer line: an `ok` answer's through `splitRendering`, any other
+    /// answer (and a line that does not split) decoded whole.
     func rendered(
         _ experiment: String, unit: String, variables: JSONObject, _ result: Result<AnswerLine, Failure>
     ) -> Rendering {
-        let line: AnswerLine
-        switch result {
-        case .success(let success): line = success
-        case .failure(let failure): return rendered(experiment, unit: unit, variables: variables, Result<JSONObject, Failure>.failure(failure))
+        if case .success(let line) = result, let rendering = splitRendering(experiment, unit: unit, line) { return rendering }
+        return rendered(experiment, unit: unit, variables: variables, result.flatMap { line in
+            Result { () throws(Failure) -> JSONObject in try Self.object(of: line) }
+        })
+    }
+
+    /// An `ok` render answer is the `assign` answer followed by the rendering, which starts at the last
+    /// `,"type":"` (no later member has that key, and inside a string a quote is escaped): the assignment part is
+    /// looked up in `assignAnswers` like an `assign` answer, and only the rendering is parsed. Nil for any other
+    /// answer.
+    private func splitRendering(_ experiment: String, unit: String, _ line: AnswerLine) -> Rendering? {
+        guard let afterID = line.afterID, let start = Self.renderingStart(in: line.bytes, after: afterID) else { return nil }
+        let key = AssignAnswers.Key(bytes: line.bytes[afterID..<start])
+        var assignment = assignAnswers.assignment(key, unit: unit)
+        if assignment == nil, case .object(let head)? = try? JSONParser.parse(line.bytes[..<start] + [UInt8(ascii: "}")]),
+            head["ok"] == .bool(true)
+        {
+            let decided = self.assignment(experiment, from: head, unit: unit)
+            guard decided.isDaemonsDecision else { return nil }
+            assignAnswers.keep(decided, for: key)
+            assignment = decided
         }
-        if let afterID = line.afterID, let start = Self.renderingStart(in: line.bytes, after: afterID) {
-            let key = AssignAnswers.Key(bytes: line.bytes[afterID..<start])
-            var assignment = assignAnswers.assignment(key, unit: unit)
-            if assignment == nil, case .object(let head)? = try? JSONParser.parse(line.bytes[..<start] + [UInt8(ascii: "}")]),
-                head["ok"] == .bool(true)
-            {
-                let decided = self.assignment(experiment, from: head, unit: unit)
-                if decided.isDaemonsDecision {
-                    assignAnswers.keep(decided, for: key)
-                    assignment = decided
-                }
-            }
-            if let assignment, case .object(let rendering)? = try? JSONParser.parse([UInt8(ascii: "{")] + line.bytes[(start + 1)...]) {
-                return Self.rendering(from: rendering, prompt: assignment.prompt, version: assignment.promptVersion, assignment: assignment)
-            }
-        }
-        do throws(Failure) {
-            return rendered(experiment, unit: unit, variables: variables, .success(try Self.object(of: line)))
-        } catch {
-            return rendered(experiment, unit: unit, variables: variables, Result<JSONObject, Failure>.failure(error))
-        }
+        guard let assignment, case .object(let rendering)? = try? JSONParser.parse([UInt8(ascii: "{")] + line.bytes[(start + 1)...])
+        else { return nil }
+        return Self.rendering(from: rendering, prompt: assignment.prompt, version: assignment.promptVersion, assignment: assignment)
     }
 
     /// Where the rendering starts in an `ok` render answer (the `,` of its last `,"type":"`), if it has one.
