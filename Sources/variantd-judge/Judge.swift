@@ -10,7 +10,7 @@ import VariantFleet
 /// `variantd-judge`: decides on fleet-wide evidence from Prometheus and disables a harmful treatment for every
 /// host through the configuration source they follow (docs/fleet.md, "The judge").
 ///
-/// Every option can also be set in the environment (`VARIANTD_JUDGE_PROMETHEUS`, `VARIANTD_JUDGE_SOURCE`,
+/// Every option can also be set in the environment (`VARIANTD_JUDGE_PROMETHEUS`, `VARIANTD_JUDGE_CONFIG`,
 /// `VARIANTD_JUDGE_DEPLOYMENT_STRATEGY`, `VARIANTD_JUDGE_INTERVAL`, `VARIANTD_JUDGE_MAX_BACKOFF`, `VARIANTD_JUDGE_STATE_DIR`, `VARIANTD_JUDGE_TIMEOUT`,
 /// `VARIANTD_LOG_LEVEL`, `VARIANTD_LOG_FORMAT`); a flag overrides the environment.
 @main
@@ -20,7 +20,7 @@ struct Judge: AsyncParsableCommand {
         abstract: "Disable harmful treatments on fleet-wide evidence, through the configuration source.",
         discussion: """
             Judges the experiments whose guardrails have scope "fleet": every --interval it reads the document from \
-            --source, reads each experiment's fleet statistics from --prometheus (the queries of `variantctl stats \
+            --config, reads each experiment's fleet statistics from --prometheus (the queries of `variantctl stats \
             --prometheus`), runs the daemon's own guardrail tests on them, and publishes a disable through the \
             source (a file: rewritten atomically). A source it cannot write (plain HTTP): it reports the decision \
             and exits 1. SIGTERM or SIGINT stop it; its state file lets a restart resume where it was.
@@ -29,8 +29,9 @@ struct Judge: AsyncParsableCommand {
     @Option(help: "Prometheus' base URL. Env: VARIANTD_JUDGE_PROMETHEUS.")
     var prometheus: String = Environment.string("VARIANTD_JUDGE_PROMETHEUS") ?? "http://127.0.0.1:9090"
 
-    @Option(help: "The document the fleet follows: a path, file:PATH, appconfig://APP_ID/ENV_ID/PROFILE_ID?region=R, or http(s)://URL (read only). Env: VARIANTD_JUDGE_SOURCE.")
-    var source: String = Environment.string("VARIANTD_JUDGE_SOURCE") ?? "/etc/variantd/config.json"
+    /// The config source (`--config`, as the daemon names it).
+    @Option(name: .customLong("config"), help: "The document the fleet follows: a path, file:PATH, appconfig://APP_ID/ENV_ID/PROFILE_ID?region=R, or http(s)://URL (read only). Env: VARIANTD_JUDGE_CONFIG.")
+    var source: String = Environment.string("VARIANTD_JUDGE_CONFIG") ?? "/etc/variantd/config.json"
 
     @Option(help: "With an appconfig:// source: the deployment strategy id of the deployments (one with no bake time). Env: VARIANTD_JUDGE_DEPLOYMENT_STRATEGY.")
     var deploymentStrategy: String?

@@ -9,9 +9,9 @@ import VariantDaemon
 /// `variantd`: the prompt-experiment sidecar daemon.
 ///
 /// Every option can also be set in the environment (`VARIANTD_CONFIG`, `VARIANTD_SOCKET`, `VARIANTD_SOCKET_MODE`,
-/// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_IDLE_TIMEOUT`, `VARIANTD_CHECK_INTERVAL`, `VARIANTD_LOG_LEVEL`,
+/// `VARIANTD_MAX_LINE_BYTES`, `VARIANTD_MAX_CONNECTIONS`, `VARIANTD_IDLE_TIMEOUT`, `VARIANTD_LOG_LEVEL`,
 /// `VARIANTD_LOG_FORMAT`, `VARIANTD_READY_TIMEOUT`, `VARIANTD_STATE_DIR`, `VARIANTD_STATE_FLUSH_INTERVAL`,
-/// `VARIANTD_ADMIN_GROUP`, `VARIANTD_METRICS_ADDRESS`, and for the config source `VARIANTD_SOURCE`, `VARIANTD_CACHE_DIR`,
+/// `VARIANTD_ADMIN_GROUP`, `VARIANTD_METRICS_ADDRESS`, and for the config source `VARIANTD_CACHE_DIR`,
 /// `VARIANTD_POLL_INTERVAL`, `VARIANTD_POLL_JITTER`, `VARIANTD_MAX_BACKOFF`, `VARIANTD_REQUEST_TIMEOUT`,
 /// `VARIANTD_MAX_CONFIG_BYTES`, `VARIANTD_CA_BUNDLE`, and for Langfuse prompts `VARIANTD_LANGFUSE_URL`,
 /// `VARIANTD_LANGFUSE_CREDENTIALS`, `VARIANTD_LANGFUSE_LABEL_TTL`, `VARIANTD_LANGFUSE_FALLBACK`); a flag overrides
@@ -26,7 +26,7 @@ struct Variantd: AsyncParsableCommand {
         abstract: "Serve deterministic prompt-experiment assignments over a Unix socket.",
         discussion: "Send SIGHUP to re-read the configuration; SIGTERM or SIGINT to stop gracefully.")
 
-    @Option(help: "The configuration document (JSON). Env: VARIANTD_CONFIG.")
+    @Option(help: "Where the configuration document (JSON) comes from: a path, file:PATH, http(s)://URL or appconfig://APP/ENV/PROFILE?region=R. Env: VARIANTD_CONFIG.")
     var config: String = Environment.string("VARIANTD_CONFIG") ?? "/etc/variantd/config.json"
 
     @Option(help: "The Unix socket to listen on. Env: VARIANTD_SOCKET.")
@@ -43,9 +43,6 @@ struct Variantd: AsyncParsableCommand {
 
     @Option(help: "Seconds after which a connection with nothing read or written is closed; 0 keeps idle connections open. Env: VARIANTD_IDLE_TIMEOUT.")
     var idleTimeout: Double = Environment.string("VARIANTD_IDLE_TIMEOUT").flatMap { Double($0) } ?? 300
-
-    @Option(help: "Seconds between checks of the config file for a change. Env: VARIANTD_CHECK_INTERVAL.")
-    var checkInterval: Double = Environment.string("VARIANTD_CHECK_INTERVAL").flatMap { Double($0) } ?? 1
 
     @Option(help: "Directory of the state file (statistics, disabled treatments, events). Env: VARIANTD_STATE_DIR.")
     var stateDir: String = Environment.string("VARIANTD_STATE_DIR") ?? "/var/lib/variantd"
@@ -101,14 +98,11 @@ struct Variantd: AsyncParsableCommand {
 
     // MARK: Config source (hosted configuration; docs/hosted-config.md)
 
-    @Option(help: "Where the configuration comes from: a path, file:PATH, http(s)://URL or appconfig://APP/ENV/PROFILE?region=R (default: --config). Env: VARIANTD_SOURCE.")
-    var source: String?
-
     @Option(help: "Directory for the last-known-good copy of a network source's document. Env: VARIANTD_CACHE_DIR.")
     var cacheDir: String = Environment.string("VARIANTD_CACHE_DIR") ?? "/var/cache/variantd"
 
-    @Option(help: "Seconds between polls of a network source. Env: VARIANTD_POLL_INTERVAL.")
-    var pollInterval: Double = Environment.string("VARIANTD_POLL_INTERVAL").flatMap { Double($0) } ?? 30
+    @Option(help: "Seconds between polls of the config source: checks of a file for a change (default 1), fetches from a network source (default 30). Env: VARIANTD_POLL_INTERVAL.")
+    var pollInterval: Double?
 
     @Option(help: "Share (0-1) by which each poll interval is randomly shortened. Env: VARIANTD_POLL_JITTER.")
     var pollJitter: Double = Environment.string("VARIANTD_POLL_JITTER").flatMap { Double($0) } ?? 0.1
@@ -139,18 +133,26 @@ struct Variantd: AsyncParsableCommand {
     @Option(help: "JSON array of prompts in Langfuse's API shape, the last resort when Langfuse and the disk cache fail. Env: VARIANTD_LANGFUSE_FALLBACK.")
     var langfuseFallback: String?
 
-    /// The config-source settings; a relative `--config` or source path is made absolute so the `config` op names
-    /// the file whatever the working directory.
+    /// `--poll-interval`, else `VARIANTD_POLL_INTERVAL` (read here: an optional @Option with a default is
+    /// deprecated); nil for the source kind's default.
+    var effectivePollInterval: Double? {
+        pollInterval ?? Environment.string("VARIANTD_POLL_INTERVAL").flatMap { Double($0) }
+    }
+
+    /// The config-source settings; a relative `--config` path is made absolute so the `config` op names the file
+    /// whatever the working directory.
     var sourceOptions: ConfigSourceOptions {
-        var sourceURL = source ?? Environment.string("VARIANTD_SOURCE") ?? Environment.absolutePath(config)
+        var sourceURL = config
         if let kind = try? ConfigSourceOptions(source: sourceURL).kind(), case .file(let path) = kind {
             sourceURL = Environment.absolutePath(path)
         }
         func duration(_ seconds: Double) -> Duration { .milliseconds(Int((seconds * 1000).rounded())) }
         var options = ConfigSourceOptions(source: sourceURL)
         options.cacheDirectory = cacheDir
-        options.pollInterval = duration(pollInterval)
-        options.fileCheckInterval = duration(checkInterval)
+        if let interval = effectivePollInterval {
+            options.pollInterval = duration(interval)
+            options.fileCheckInterval = duration(interval)
+        }
         options.jitter = pollJitter
         options.maximumBackoff = duration(maxBackoff)
         options.requestTimeout = duration(requestTimeout)
@@ -183,7 +185,6 @@ struct Variantd: AsyncParsableCommand {
         guard idleTimeout.isFinite, idleTimeout >= 0, idleTimeout <= 86_400 else {
             throw ValidationError("--idle-timeout must be from 0 (off) to 86400 seconds, not \(idleTimeout)")
         }
-        guard checkInterval > 0 else { throw ValidationError("--check-interval must be positive") }
         guard stateFlushInterval > 0 else { throw ValidationError("--state-flush-interval must be positive") }
         if let adminGroup = effectiveAdminGroup, AdminPolicy.groupID(named: adminGroup) == nil {
             throw ValidationError("--admin-group '\(adminGroup)' is not a group on this host")
@@ -192,7 +193,7 @@ struct Variantd: AsyncParsableCommand {
             throw ValidationError("--log-format must be auto, journal or text, not '\(logFormat)'")
         }
         guard readyTimeout >= 0, readyTimeout.isFinite else { throw ValidationError("--ready-timeout must be 0 or more") }
-        for (flag, seconds) in [("--poll-interval", pollInterval), ("--max-backoff", maxBackoff), ("--request-timeout", requestTimeout)]
+        for (flag, seconds) in [("--poll-interval", effectivePollInterval ?? 1), ("--max-backoff", maxBackoff), ("--request-timeout", requestTimeout)]
         where !(seconds.isFinite && seconds >= 0.001 && seconds <= 86_400) {
             throw ValidationError("\(flag) must be a positive number of seconds, at most a day, not \(seconds)")
         }

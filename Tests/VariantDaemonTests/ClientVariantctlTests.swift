@@ -44,7 +44,7 @@ import VariantCore
 
     @Test func reloadPollsTheSourceAtOnce() throws {
         // The file is checked only hourly here, so only the reload can pick up the change within the test.
-        let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--check-interval", "3600"])
+        let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--poll-interval", "3600"])
         let socket = ["--socket", daemon.socketPath]
         let before = try daemon.ask(#"{"op":"config"}"#)["version"]
         let paused = exampleConfig.replacingOccurrences(of: #""status": "running""#, with: #""status": "paused""#)

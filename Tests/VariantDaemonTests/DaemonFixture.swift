@@ -47,10 +47,11 @@ final class DaemonFixture {
         process.executableURL = URL(fileURLWithPath: launcher.first ?? Self.product("variantd"))
         process.arguments =
             launcher.dropFirst() + (launcher.isEmpty ? [] : [Self.product("variantd")])
-            + [
-                "--config", configPath, "--socket", socketPath, "--check-interval", "0.1", "--log-level", "debug",
-                "--state-dir", stateDirectory ?? directory.appendingPathComponent("state").path,
-            ] + arguments
+            + Self.defaults(
+                [
+                    ("--config", configPath), ("--socket", socketPath), ("--poll-interval", "0.1"),
+                    ("--log-level", "debug"), ("--state-dir", stateDirectory ?? directory.appendingPathComponent("state").path),
+                ], exceptThoseIn: arguments) + arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
@@ -58,6 +59,12 @@ final class DaemonFixture {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         if waitForSocket { try waitUntilListening() }
+    }
+
+    /// The fixture's own flags and values, less those `arguments` gives (a test's `--config URL` replaces the
+    /// fixture's file rather than being given after it).
+    static func defaults(_ flags: [(String, String)], exceptThoseIn arguments: [String]) -> [String] {
+        flags.filter { !arguments.contains($0.0) }.flatMap { [$0.0, $0.1] }
     }
 
     deinit {

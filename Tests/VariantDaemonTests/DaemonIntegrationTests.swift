@@ -249,7 +249,7 @@ import VariantDaemon
     }
 
     @Test func sighupReloadsAtOnce() throws {
-        let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--check-interval", "3600"])
+        let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--poll-interval", "3600"])
         let paused = exampleConfig.replacingOccurrences(of: #""status": "running""#, with: #""status": "paused""#)
         try daemon.writeConfig(paused)
         #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(LoadedConfig.version(of: Array(exampleConfig.utf8))))

@@ -39,7 +39,7 @@ import VariantCore
         try DaemonFixture(
             config: nil,
             arguments: [
-                "--source", server.url, "--cache-dir", cacheDirectory, "--poll-interval", interval,
+                "--config", server.url, "--cache-dir", cacheDirectory, "--poll-interval", interval,
                 "--poll-jitter", "0.2", "--max-backoff", "0.4", "--request-timeout", "0.5",
                 "--max-config-bytes", "65536",
             ] + extra
@@ -267,7 +267,7 @@ import VariantCore
             config: nil,
             arguments: [
                 // A request timeout a loaded machine cannot run out (the outage below answers 500 at once).
-                "--source", source, "--cache-dir", cache, "--poll-interval", "0.1", "--request-timeout", "10",
+                "--config", source, "--cache-dir", cache, "--poll-interval", "0.1", "--request-timeout", "10",
                 "--max-backoff", "0.4",
             ],
             environment: [
@@ -326,7 +326,7 @@ import VariantCore
         let source = "appconfig://a/e/p?region=eu-west-1&endpoint=http://127.0.0.1:\(server.port)"
         let daemon = try DaemonFixture(
             config: nil,
-            arguments: ["--source", source, "--cache-dir", cache, "--poll-interval", "0.1"],
+            arguments: ["--config", source, "--cache-dir", cache, "--poll-interval", "0.1"],
             environment: [
                 "AWS_SHARED_CREDENTIALS_FILE": cache + "/none", "AWS_CONFIG_FILE": cache + "/none",
                 "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
@@ -361,7 +361,7 @@ import VariantCore
         )
         let url = "https://127.0.0.1:\(server.port)/config.json"
         let arguments = [
-            "--source", url, "--cache-dir", directory + "/cache", "--poll-interval", "0.1", "--max-backoff", "0.4",
+            "--config", url, "--cache-dir", directory + "/cache", "--poll-interval", "0.1", "--max-backoff", "0.4",
             "--request-timeout", "2",
         ]
         let untrusting = try DaemonFixture(config: nil, arguments: arguments)
@@ -378,8 +378,8 @@ import VariantCore
 
     @Test func badSourceOptionsStopTheDaemonWithAClearMessage() async throws {
         for (arguments, message) in [
-            (["--source", "ftp://example.com/x"], "unknown scheme 'ftp'"),
-            (["--source", "appconfig://only/two"], "three names"),
+            (["--config", "ftp://example.com/x"], "unknown scheme 'ftp'"),
+            (["--config", "appconfig://only/two"], "three names"),
             (["--poll-jitter", "2"], "--poll-jitter must be between 0 and 1"),
             (["--max-backoff", "0"], "--max-backoff must be a positive number of seconds"),
             (["--poll-interval", "1e300"], "--poll-interval must be a positive number of seconds, at most a day"),

@@ -48,7 +48,7 @@ import VariantCore
         let hosts = try ports.map { port in
             try DaemonFixture(
                 config: nil,
-                arguments: ["--config", documentPath, "--metrics-address", "127.0.0.1:\(port)", "--check-interval", "0.5"])
+                arguments: ["--config", documentPath, "--metrics-address", "127.0.0.1:\(port)", "--poll-interval", "0.5"])
         }
         let prometheus = try PrometheusFixture(targets: ports.map { "127.0.0.1:\($0)" })
 
@@ -84,7 +84,7 @@ import VariantCore
         let wouldDisable = await eventually {
             let result = try? runProgram(
                 DaemonFixture.product("variantd-judge"),
-                ["--prometheus", prometheus.baseURL, "--source", documentPath, "--state-dir", shared + "/dry-run-state",
+                ["--prometheus", prometheus.baseURL, "--config", documentPath, "--state-dir", shared + "/dry-run-state",
                  "--once", "--dry-run", "--log-format", "text"])
             dryRun = result?.stdout ?? ""
             return dryRun.contains("would disable harmful/treatment")
@@ -96,7 +96,7 @@ import VariantCore
         let httpSource = try ConfigServerFixture(document: Self.document)
         let readOnly = try runProgram(
             DaemonFixture.product("variantd-judge"),
-            ["--prometheus", prometheus.baseURL, "--source", httpSource.url, "--state-dir", shared + "/http-state",
+            ["--prometheus", prometheus.baseURL, "--config", httpSource.url, "--state-dir", shared + "/http-state",
              "--once", "--log-format", "text"])
         #expect(readOnly.status == 1)
         #expect(readOnly.stderr.contains("decided to disable harmful/treatment"), "\(readOnly.stderr)")
@@ -106,7 +106,7 @@ import VariantCore
         let judge = Process()
         judge.executableURL = URL(fileURLWithPath: DaemonFixture.product("variantd-judge"))
         judge.arguments = [
-            "--prometheus", prometheus.baseURL, "--source", documentPath, "--interval", "1", "--state-dir", judgeState,
+            "--prometheus", prometheus.baseURL, "--config", documentPath, "--interval", "1", "--state-dir", judgeState,
             "--log-format", "text",
         ]
         let judgeLog = shared + "/judge.log"
@@ -154,7 +154,7 @@ import VariantCore
         let before = FileManager.default.contents(atPath: documentPath)
         let again = try runProgram(
             DaemonFixture.product("variantd-judge"),
-            ["--prometheus", prometheus.baseURL, "--source", documentPath, "--state-dir", judgeState, "--once", "--log-format", "text"])
+            ["--prometheus", prometheus.baseURL, "--config", documentPath, "--state-dir", judgeState, "--once", "--log-format", "text"])
         #expect(again.status == 0, "\(again.stderr)")
         #expect(FileManager.default.contents(atPath: documentPath) == before)
         for daemon in hosts { #expect(daemon.stop() == 0) }
@@ -170,7 +170,7 @@ import VariantCore
         let port = try freeLoopbackPort()
         let down = try runProgram(
             DaemonFixture.product("variantd-judge"),
-            ["--prometheus", "http://127.0.0.1:\(port)", "--source", path, "--state-dir", directory + "/state", "--once", "--log-format", "text", "--timeout", "1"])
+            ["--prometheus", "http://127.0.0.1:\(port)", "--config", path, "--state-dir", directory + "/state", "--once", "--log-format", "text", "--timeout", "1"])
         #expect(down.status == 1)
         #expect(down.stderr.contains("harmful: prometheus_unreachable"), "\(down.stderr)")
         #expect(FileManager.default.contents(atPath: path) == Data(Self.document.utf8))
@@ -178,7 +178,7 @@ import VariantCore
         try Data(#"{"schema_version":1,"experiments":[{"name":"x"}]}"#.utf8).write(to: URL(fileURLWithPath: path))
         let invalid = try runProgram(
             DaemonFixture.product("variantd-judge"),
-            ["--prometheus", "http://127.0.0.1:\(port)", "--source", path, "--state-dir", directory + "/state", "--once", "--log-format", "text", "--timeout", "1"])
+            ["--prometheus", "http://127.0.0.1:\(port)", "--config", path, "--state-dir", directory + "/state", "--once", "--log-format", "text", "--timeout", "1"])
         #expect(invalid.status == 1)
         #expect(invalid.stderr.contains("judge.source_failed"), "\(invalid.stderr)")
         #expect(invalid.stderr.contains("invalid_config"), "\(invalid.stderr)")

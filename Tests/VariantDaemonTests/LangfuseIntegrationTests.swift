@@ -310,7 +310,7 @@ import VariantCore
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let daemon = try Self.start(
             langfuse, config: nil, cache: cache,
-            extra: ["--source", server.url, "--poll-interval", "0.1", "--poll-jitter", "0"])
+            extra: ["--config", server.url, "--poll-interval", "0.1", "--poll-jitter", "0"])
         #expect(try daemon.ask(#"{"op":"config"}"#)["loaded"] == .bool(true), "\(daemon.logs)")
         #expect(await eventually { server.requests.count >= 8 }, "\(server.requests)")
         let polls = server.requests.count
@@ -321,7 +321,7 @@ import VariantCore
         try server.setMode("refuse")
         try langfuse.setMode("refuse")
         let restarted = try Self.start(
-            langfuse, config: nil, cache: cache, extra: ["--source", server.url, "--poll-interval", "0.1"])
+            langfuse, config: nil, cache: cache, extra: ["--config", server.url, "--poll-interval", "0.1"])
         let config = try restarted.ask(#"{"op":"config"}"#)
         #expect(config["from_cache"] == .bool(true) && config["loaded"] == .bool(true), "\(config)\n\(restarted.logs)")
         #expect(restarted.stop() == 0)

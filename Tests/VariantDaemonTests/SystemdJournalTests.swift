@@ -137,7 +137,7 @@ import VariantDaemon
         # stderr is a file named by JOURNAL_STREAM, as systemd does for a service: --log-format auto picks the journal.
         : > "$DIR/stderr.log"
         JOURNAL_STREAM=$(stat -L -c %d:%i "$DIR/stderr.log") "$VARIANTD" --config "$DIR/config.json" \
-            --socket "$DIR/v.sock" --check-interval 0.1 2>>"$DIR/stderr.log" & daemon=$!
+            --socket "$DIR/v.sock" --poll-interval 0.1 2>>"$DIR/stderr.log" & daemon=$!
         n=0; until [ -S "$DIR/v.sock" ]; do sleep 0.05; n=$((n+1)); [ $n -lt 400 ] || exit 4; done
         printf '{"prompts": {}, "experiments": [{"name": "checkout-prompt"}]}' > "$DIR/bad.json"
         mv "$DIR/bad.json" "$DIR/config.json"

@@ -19,7 +19,7 @@ import VariantCore
             executable: DaemonFixture.product("variantd"),
             arguments: [
                 "--config", directory + "/config.json", "--socket", directory + "/variantd.sock",
-                "--check-interval", "0.1", "--log-level", "debug", "--log-format", "text",
+                "--poll-interval", "0.1", "--log-level", "debug", "--log-format", "text",
             ] + arguments,
             environment: environment, logPath: directory + "/variantd.log")
         return (daemon, notify, directory)

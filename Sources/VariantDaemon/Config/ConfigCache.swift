@@ -5,7 +5,7 @@ import VariantCore
 /// The last-known-good copy of a source's document on disk, so that a restart during an outage at the source
 /// serves what was served before it.
 ///
-/// Two files per source in `directory`, named after a hash of the source (so changing `--source` never serves
+/// Two files per source in `directory`, named after a hash of the source (so changing `--config` never serves
 /// another source's document): `variantd-HASH.json`, the bytes exactly as served (their config version is
 /// therefore the same), and `variantd-HASH.meta.json`, the source metadata. Each is written atomically: a
 /// temporary file in the same directory, `fsync`, `rename`, `fsync` of the directory.

@@ -59,7 +59,7 @@ public struct ConfigSourceOptions: Sendable {
                     location: try AppConfigFetcher.Location.parse(source, environment: environment)
                 )
             } catch {
-                throw Invalid(description: "--source: \(error)")
+                throw Invalid(description: "--config: \(error)")
             }
         }
         var path = source
@@ -71,10 +71,10 @@ public struct ConfigSourceOptions: Sendable {
         if let colon = path.firstIndex(of: ":"), !path.hasPrefix("/"), !path[..<colon].contains("/") {
             throw Invalid(
                 description:
-                    "--source: unknown scheme '\(path[..<colon])': use a path, file:, http:, https: or appconfig:"
+                    "--config: unknown scheme '\(path[..<colon])': use a path, file:, http:, https: or appconfig:"
             )
         }
-        guard !path.isEmpty else { throw Invalid(description: "--source: an empty path") }
+        guard !path.isEmpty else { throw Invalid(description: "--config: an empty path") }
         return .file(path: path)
     }
 

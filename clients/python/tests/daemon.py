@@ -25,7 +25,7 @@ class Daemon:
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [str(binary), "--config", str(config_path), "--socket", self.socket_path,
-             "--state-dir", str(self.state_dir), "--check-interval", "0.1", "--log-level", log_level],
+             "--state-dir", str(self.state_dir), "--poll-interval", "0.1", "--log-level", log_level],
             stdout=subprocess.DEVNULL, stderr=self.log,
         )
         deadline = time.monotonic() + 20
