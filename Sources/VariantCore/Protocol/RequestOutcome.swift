@@ -49,6 +49,17 @@ extension Request {
 }
 
 extension Request.Operation {
+    /// Whether answering writes the state file first (PROTOCOL.md: the change is on disk when the answer goes out),
+    /// which may take a disk write's time.
+    public var writesStateBeforeAnswer: Bool {
+        switch self {
+        case .disable, .enable, .newPhase: true
+        default: false
+        }
+    }
+}
+
+extension Request.Operation {
     /// The op this operation answers.
     public var op: Request.Op {
         switch self {

@@ -9,6 +9,17 @@ public enum Responder {
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) -> RequestOutcome {
+        if let outcome = respondIfPlain(to: line, snapshot: snapshot, now: now, context: context, into: &writer) {
+            return outcome
+        }
+        return respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, context: context, into: &writer)
+    }
+
+    /// Answers a plain `assign` or `render` line (the fast scanner's), or nil for any other line.
+    private static func respondIfPlain(
+        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
+        into writer: inout JSONWriter
+    ) -> RequestOutcome? {
         if let config = snapshot.config, let plain = PlainRequest.parse(line) {
             do {
                 switch plain.operation {
@@ -29,7 +40,35 @@ public enum Responder {
                 return RequestOutcome(op: plain.operation == .assign ? .assign : .render, error: error.code)
             }
         }
-        return respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, context: context, into: &writer)
+        return nil
+    }
+
+    /// What `respondUnlessDurable` did with a line.
+    public enum LineDisposition: Sendable {
+        /// Answered into the writer.
+        case answered(RequestOutcome)
+        /// Not answered: a request whose answer waits for the state file to be written (`disable`, `enable`,
+        /// `new_phase`), for the caller to answer with `respond(durable:)` off its event loop.
+        case durable(Request)
+    }
+
+    /// Like `respond`, except that a request that writes the state file before its answer is parsed and handed
+    /// back unanswered, so the daemon can write the file without holding up the connection's event loop. Plain
+    /// `assign` and `render` lines take exactly `respond`'s path.
+    public static func respondUnlessDurable(
+        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
+        into writer: inout JSONWriter
+    ) -> LineDisposition {
+        if let outcome = respondIfPlain(to: line, snapshot: snapshot, now: now, context: context, into: &writer) {
+            return .answered(outcome)
+        }
+        let request: Request
+        switch parse(line, context: context, into: &writer) {
+        case .failure(let refusal): return .answered(refusal.outcome)
+        case .success(let parsed): request = parsed
+        }
+        if request.operation.writesStateBeforeAnswer { return .durable(request) }
+        return .answered(respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer))
     }
 
     /// Answers any line through the full JSON parser; `respond` uses it for every line that is not a plain
@@ -39,14 +78,36 @@ public enum Responder {
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) -> RequestOutcome {
-        let request: Request
+        switch parse(line, context: context, into: &writer) {
+        case .failure(let refusal): refusal.outcome
+        case .success(let request): respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer)
+        }
+    }
+
+    /// Parses a line, answering the error of one that does not parse (the failure is that answer's outcome).
+    private static func parse(
+        _ line: UnsafeBufferPointer<UInt8>, context: RequestContext, into writer: inout JSONWriter
+    ) -> Result<Request, ParseRefusal> {
         do {
-            request = try Request.parse(line)
+            return .success(try Request.parse(line))
         } catch {
             writeError(error.error, id: error.id, into: &writer)
             if error.op == .record { context.recordsRefused(error.error.code, 1) }
-            return RequestOutcome(op: error.op, error: error.error.code)
+            return .failure(ParseRefusal(outcome: RequestOutcome(op: error.op, error: error.error.code)))
         }
+    }
+
+    /// A line that did not parse, already answered.
+    private struct ParseRefusal: Error {
+        var outcome: RequestOutcome
+    }
+
+    /// Answers a parsed request (any, though `respondUnlessDurable` hands back only those that write the state
+    /// file before their answer, which may then take the time of a disk write).
+    public static func respond(
+        durable request: Request, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
+        into writer: inout JSONWriter
+    ) -> RequestOutcome {
         let op = request.operation.op
         do {
             try answer(request, snapshot: snapshot, now: now, context: context, into: &writer)

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOExtras
+import NIOPosix
 import VariantCore
 
 /// Splits the bytes of one connection into request lines and answers each through the core's `Responder`, in
@@ -12,6 +13,10 @@ import VariantCore
 /// flight. Lines are answered synchronously on the connection's event loop (the core is pure and fast, and a hop
 /// to another executor would double the round trip), and the answers to one read are written with one flush, so a
 /// pipelining client gets batched writes.
+///
+/// The exception is a request whose answer waits for the state file to be written (`disable`, `enable`,
+/// `new_phase`: an `fsync` or two): it is answered on `threadPool`, and the lines read meanwhile wait for it, so
+/// that the connection's answers stay in order and its event loop keeps serving every other connection.
 final class RequestLineHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -35,15 +40,32 @@ final class RequestLineHandler: ChannelInboundHandler {
     private var quiescing = false
     /// Writes not yet sent while quiescing; the connection closes when this reaches zero.
     private var writesInFlight = 0
+    /// Where requests that write the state file are answered.
+    private let threadPool: NIOThreadPool
+    /// Set while such a request is answered on `threadPool`; the input read meanwhile waits in `held`, in order.
+    private var durableInFlight = false
+    private var held = CircularBuffer<HeldInput>()
+    /// Set when the connection was to close while a request was answered on `threadPool`: it closes after that
+    /// answer and those to the lines held.
+    private var closeWhenDurableDone = false
+    /// Set once the channel is inactive: an answer from `threadPool` then has nowhere to go.
+    private var ended = false
+
+    /// Input read while a request is answered on `threadPool`.
+    private enum HeldInput {
+        case line(ByteBuffer)
+        case tooLong
+    }
 
     /// - Parameter maximumLineBytes: the most bytes of an unfinished line kept; a longer line is answered with
     ///   `line_too_long` and the connection closed.
     /// - Parameter metrics: where each answered line is counted and timed; nil counts nothing.
     init(
         store: ServingStateStore, context: RequestContext, maximumLineBytes: Int, logger: Logger,
-        metrics: DaemonMetrics? = nil
+        metrics: DaemonMetrics? = nil, threadPool: NIOThreadPool = .singleton
     ) {
         self.store = store
+        self.threadPool = threadPool
         var context = context
         if let metrics { context.recordsRefused = { code, count in metrics.recordsRefused(code, count: count) } }
         self.requestContext = context
@@ -60,15 +82,15 @@ final class RequestLineHandler: ChannelInboundHandler {
                 // The processor bounds only the unfinished tail; a whole line read at once is bounded here, so
                 // the limit holds for every line however the bytes arrive.
                 guard line.readableBytes <= maximumLineBytes else { throw ByteToMessageDecoderError.PayloadTooLargeError() }
-                answer(line)
+                answer(line, context: context)
             }
         } catch is ByteToMessageDecoderError.PayloadTooLargeError {
             discardingInput = true
-            Responder.writeError(
-                ProtocolError(.lineTooLong, "request line longer than the limit; closing the connection"), id: .null,
-                into: &pending)
-            metrics?.count(RequestOutcome(op: .unknown, error: .lineTooLong))
-            logger.notice("connection.line_too_long")
+            if durableInFlight {
+                held.append(.tooLong)
+            } else {
+                answerLineTooLong()
+            }
             closeAfterPendingAnswers(context: context)
         } catch {
             // LineBasedFrameDecoder throws nothing else; should that change, the connection closes like on any
@@ -77,17 +99,89 @@ final class RequestLineHandler: ChannelInboundHandler {
         }
     }
 
-    /// Answers one request line (without its `\n`; a `\r` before it is dropped too) into `pending`.
-    private func answer(_ line: ByteBuffer) {
+    private func answerLineTooLong() {
+        Responder.writeError(
+            ProtocolError(.lineTooLong, "request line longer than the limit; closing the connection"), id: .null,
+            into: &pending)
+        metrics?.count(RequestOutcome(op: .unknown, error: .lineTooLong))
+        logger.notice("connection.line_too_long")
+    }
+
+    /// Answers one request line (without its `\n`; a `\r` before it is dropped too) into `pending`, or starts
+    /// answering it on `threadPool` when its answer waits for the state file; holds it while another does.
+    private func answer(_ line: ByteBuffer, context: ChannelHandlerContext) {
+        guard !durableInFlight else { return held.append(.line(line)) }
         let snapshot = store.current
         let now = SystemClock.now()
         let started = metrics == nil ? nil : ContinuousClock.now
-        let outcome = line.withUnsafeReadableBytes { raw in
+        let disposition = line.withUnsafeReadableBytes { raw in
             var bytes = UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count)
             if bytes.last == UInt8(ascii: "\r") { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
-            return Responder.respond(to: bytes, snapshot: snapshot, now: now, context: requestContext, into: &pending)
+            return Responder.respondUnlessDurable(to: bytes, snapshot: snapshot, now: now, context: requestContext, into: &pending)
         }
-        if let metrics, let started { metrics.requestAnswered(outcome, duration: ContinuousClock.now - started) }
+        switch disposition {
+        case .answered(let outcome):
+            if let metrics, let started { metrics.requestAnswered(outcome, duration: ContinuousClock.now - started) }
+        case .durable(let request):
+            answerOnThreadPool(request, snapshot: snapshot, now: now, context: context)
+        }
+    }
+
+    /// Answers `request` on `threadPool`; its answer, then those to the lines read meanwhile, follow the answers
+    /// written so far.
+    private func answerOnThreadPool(
+        _ request: Request, snapshot: ServingSnapshot, now: Timestamp, context: ChannelHandlerContext
+    ) {
+        durableInFlight = true
+        flushPending(context: context)
+        let requestContext = self.requestContext
+        let started = ContinuousClock.now
+        let answered = threadPool.runIfActive(eventLoop: context.eventLoop) { () -> ([UInt8], RequestOutcome) in
+            var writer = JSONWriter(reservingCapacity: 512)
+            let outcome = Responder.respond(durable: request, snapshot: snapshot, now: now, context: requestContext, into: &writer)
+            return (writer.bytes, outcome)
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        answered.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.finishAnswerOnThreadPool(result, request: request, started: started, context: context)
+        }
+    }
+
+    private func finishAnswerOnThreadPool(
+        _ result: Result<([UInt8], RequestOutcome), any Error>, request: Request, started: ContinuousClock.Instant,
+        context: ChannelHandlerContext
+    ) {
+        durableInFlight = false
+        guard !ended else { return }
+        switch result {
+        case .success(let (answer, outcome)):
+            pending.append(answer)
+            metrics?.requestAnswered(outcome, duration: ContinuousClock.now - started)
+        case .failure(let error):
+            // The thread pool is not running (the process is stopping): the change was not made.
+            Responder.writeError(
+                ProtocolError(.unavailable, "the daemon is stopping and did not make the change; repeat the request once it is back"),
+                id: request.id, into: &pending)
+            metrics?.count(RequestOutcome(op: request.operation.op, error: .unavailable))
+            logger.notice("connection.durable_request_failed", metadata: ["error": "\(error)"])
+        }
+        while !durableInFlight, let input = held.popFirst() {
+            switch input {
+            case .line(let line): answer(line, context: context)
+            case .tooLong: answerLineTooLong()
+            }
+        }
+        flushPending(context: context)
+        if !durableInFlight, closeWhenDurableDone {
+            closeWhenDurableDone = false
+            closeAfterPendingAnswers(context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ended = true
+        context.fireChannelInactive()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -120,6 +214,12 @@ final class RequestLineHandler: ChannelInboundHandler {
     /// write, but no longer than `quiesceGracePeriod` for a client that stopped reading.
     private func closeAfterPendingAnswers(context: ChannelHandlerContext) {
         guard !quiescing else { return }
+        if durableInFlight {
+            // Its answer, and those to the lines held, go out first.
+            closeWhenDurableDone = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            return
+        }
         quiescing = true
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         flushPending(context: context)
