@@ -136,6 +136,12 @@ public final class VariantClient: Sendable {
         return answer
     }
 
+    /// The daemon's health (PROTOCOL.md, `health`): `status` (`serving` or `no_config`), `config_version`,
+    /// `uptime_seconds`, `state_error`.
+    public func health() throws(RequestError) -> JSONObject {
+        try request([("op", .string("health"))])
+    }
+
     /// The daemon's latest events, oldest first.
     public func events(limit: Int? = nil) throws(RequestError) -> [JSONObject] {
         var fields: [(String, JSONValue)] = [("op", .string("events"))]

@@ -259,6 +259,8 @@ import VariantCore
         #expect(try client.disable("checkout-prompt", variant: "concise", reason: "swift shim test")["changed"] == .bool(true))
         #expect(client.assign("checkout-prompt", unit: conciseUnit).reason == "disabled")
         #expect(try client.events(limit: 1).first?["message"] == .string("swift shim test"))
+        let health = try client.health()
+        #expect(health["status"] == .string("serving") && health["state_error"] == .null, "\(health)")
         _ = try client.enable("checkout-prompt", variant: "concise")
         do {
             _ = try client.disable("checkout-prompt", variant: "control")
