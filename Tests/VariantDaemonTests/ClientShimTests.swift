@@ -178,7 +178,7 @@ import VariantCore
         #expect(monotonicNow() - started < 5)
         // At least the buffer's capacity is accepted; how many more depends on how often the sender thread drained
         // the buffer (and dropped what it took) while this loop ran, which is the scheduler's business. Either way
-        // every record is accounted for as dropped.
+        // every record is accounted for as dropped. (The bound itself, without a sender: RecordBufferTests.)
         #expect((100...1000).contains(accepted))
         #expect(client.flush(timeout: 2))
         #expect(client.counters.dropped == 1000)
