@@ -187,10 +187,12 @@ public struct VariantAggregate: Sendable {
     mutating func recordLatencyMicroseconds(_ microseconds: UInt64, count: UInt64) {
         let clamped = min(max(microseconds, 1), Self.latencyHistogramHighestMicroseconds)
         _ = latencyHistogram.record(clamped, count: count)
+        // Made at the first latency, whatever its bucket (one beyond the last bound counts in +Inf only), so that
+        // empty buckets mean "no latency recorded" and nothing else.
+        if fixedLatencyBuckets.isEmpty {
+            fixedLatencyBuckets = [UInt64](repeating: 0, count: Self.fixedLatencyBoundsSeconds.count)
+        }
         if let bucket = Self.fixedLatencyBucketLastMicroseconds.firstIndex(where: { clamped <= $0 }) {
-            if fixedLatencyBuckets.isEmpty {
-                fixedLatencyBuckets = [UInt64](repeating: 0, count: Self.fixedLatencyBoundsSeconds.count)
-            }
             fixedLatencyBuckets[bucket] += count
         }
     }

@@ -49,6 +49,16 @@ import Testing
         }
     }
 
+    /// Found by the property above (CI, 2026-12-07): every latency beyond the last bound left the buckets unmade,
+    /// while counting the histogram's gives zeros.
+    @Test func latenciesBeyondTheLastBoundMakeZeroBuckets() {
+        var aggregate = VariantAggregate()
+        aggregate.add(Measurements(latencyMilliseconds: 150_000), shadow: false)
+        #expect(aggregate.fixedLatencyBuckets == Self.bucketsFromHistogram(aggregate))
+        #expect(aggregate.fixedLatencyBuckets == [UInt64](repeating: 0, count: VariantAggregate.fixedLatencyBoundsSeconds.count))
+        #expect(VariantAggregate().fixedLatencyBuckets.isEmpty)
+    }
+
     @Test func theBucketsAreRebuiltWhenTheStateFileIsRestored() throws {
         let ledger = ExperimentLedger()
         let latencies: [Double] = [0.5, 24.9, 25, 25.1, 99.8, 100, 100.4, 250, 999, 1000, 119_999, 120_000, 4e6]
