@@ -10,7 +10,7 @@ extension VariantClient {
     /// `counters.dropped`), or `assignment` is a fallback or `no_config` answer (nothing the daemon decided).
     @discardableResult
     public func record(_ assignment: Assignment, _ measurements: Measurements, shadow: Bool = false) -> Bool {
-        guard assignment.reason != "fallback", assignment.reason != "no_config", let variant = assignment.variant else {
+        guard assignment.isDaemonsDecision, let variant = assignment.variant else {
             return false
         }
         return buffer(experiment: assignment.experiment, shadow: shadow, measurements) { writer in

@@ -21,15 +21,12 @@ extension VariantClient {
         case .success(let success): line = success
         case .failure(let failure): return fallBack(experiment, failure.code)
         }
-        guard let afterID = line.afterID else {
-            guard let answer = line.object else { return fallBack(experiment, "invalid_answer") }
-            return assignment(experiment, from: answer, unit: unit)
-        }
-        let key = AssignAnswers.Key(bytes: line.bytes[afterID...])
-        if let known = assignAnswers.assignment(key, unit: unit) { return known }
+        // A line matched by parsing it (no leading id) is decoded whole and not kept.
+        let key = line.afterID.map { AssignAnswers.Key(bytes: line.bytes[$0...]) }
+        if let key, let known = assignAnswers.assignment(key, unit: unit) { return known }
         guard let answer = line.object else { return fallBack(experiment, "invalid_answer") }
         let decided = assignment(experiment, from: answer, unit: unit)
-        if decided.isDaemonsDecision { assignAnswers.keep(decided, for: key) }
+        if let key, decided.isDaemonsDecision { assignAnswers.keep(decided, for: key) }
         return decided
     }
 

@@ -181,8 +181,6 @@ public final class VariantClient: Sendable {
         var nextID = 1
         var downUntil = 0.0
         var templates: [TemplateWanted: Template] = [:]
-        /// The request lines being written, kept from one request to the next.
-        var payload: [UInt8] = []
     }
 
     func fallBack(_ experiment: String, _ code: String) -> Assignment {
@@ -276,12 +274,11 @@ public final class VariantClient: Sendable {
             }
             let firstID = state.nextID
             state.nextID += requests.count
-            var writer = JSONWriter(appendingTo: state.payload)
+            var writer = JSONWriter(reservingCapacity: 256 * requests.count)
             for (offset, fields) in requests.enumerated() {
                 Self.writeRequestLine(id: firstID + offset, fields, to: &writer)
             }
             let payload = writer.bytes
-            defer { state.payload = payload; state.payload.removeAll(keepingCapacity: true) }
             for attempt in 0..<2 {
                 let fresh = state.connection == nil
                 do throws(Failure) {

@@ -193,7 +193,8 @@ struct Variantd: AsyncParsableCommand {
             throw ValidationError("--log-format must be auto, journal or text, not '\(logFormat)'")
         }
         guard readyTimeout >= 0, readyTimeout.isFinite else { throw ValidationError("--ready-timeout must be 0 or more") }
-        for (flag, seconds) in [("--poll-interval", effectivePollInterval ?? 1), ("--max-backoff", maxBackoff), ("--request-timeout", requestTimeout)]
+        let intervals = [effectivePollInterval.map { ("--poll-interval", $0) }, ("--max-backoff", maxBackoff), ("--request-timeout", requestTimeout)]
+        for (flag, seconds) in intervals.compactMap({ $0 })
         where !(seconds.isFinite && seconds >= 0.001 && seconds <= 86_400) {
             throw ValidationError("\(flag) must be a positive number of seconds, at most a day, not \(seconds)")
         }
