@@ -75,7 +75,7 @@ public final class ExperimentControl: Sendable {
                         at: config.loadedAt, kind: .configApplied, actor: "config source",
                         message: "applied \(config.version) from \(config.source)",
                         details: JSONObject([
-                            ("version", .string(config.version)),
+                            ("config_version", .string(config.version)),
                             ("experiments", .number(Double(config.document.experiments.count))),
                         ])))
             },
