@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 import VariantCore
 @testable import VariantDaemon
@@ -207,7 +208,7 @@ import VariantCore
 
         let count = 100_000
         let requests = Array((0..<count).map { #"{"id":\#($0),"op":"health"}"# + "\n" }.joined().utf8)
-        let sent = DispatchSemaphore(value: 0)
+        let sent = SentFlag()
         let descriptor = connection.descriptor
         DispatchQueue.global().async {
             var offset = 0
@@ -218,35 +219,46 @@ import VariantCore
                 if written <= 0 { break }
                 offset += written
             }
-            sent.signal()
+            sent.done.store(true, ordering: .sequentiallyConsistent)
         }
 
-        let channel = connection.channel
+        // The daemon has stopped reading: its unsent answers do not grow while the event loop serves another
+        // connection (a round trip on `probe`, so the loop polled its sockets, this one's unread requests
+        // included), and the client's sender is stuck (it would have finished, had the daemon read everything).
+        let probe = try DurableRequestTests.Connection(group: group, context: .detached())
+        func unsentAnswers() throws -> Int { try connection.channel.getOption(.bufferedWritableBytes).wait() }
+        var unsent = 0
         #expect(
-            eventually {
-                (try? channel.eventLoop.submit {
-                    try channel.pipeline.syncOperations.handler(type: RequestLineHandler.self).isReadingPaused
-                }.wait()) == true
+            try eventually {
+                let before = try unsentAnswers()
+                for _ in 0..<2 {
+                    probe.send(#"{"op":"health"}"# + "\n")
+                    _ = try probe.answer()
+                }
+                unsent = try unsentAnswers()
+                return unsent == before && !sent.done.load(ordering: .sequentiallyConsistent)
             }, "the daemon never stopped reading")
-        let unsent = try channel.getOption(.bufferedWritableBytes).wait()
 
         // Every answer, in order, once the client reads.
         var received = 0
-        var last: [UInt8] = []
+        var tail: [UInt8] = []  // the last bytes received, the last answer among them
         var chunk = [UInt8](repeating: 0, count: 65536)
         while received < count {
             let got = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             try #require(got > 0, "answers stopped after \(received) of \(count)")
-            for byte in chunk[..<got] {
-                if byte == UInt8(ascii: "\n") {
-                    received += 1
-                    if received < count { last.removeAll(keepingCapacity: true) }
-                } else {
-                    last.append(byte)
+            received += chunk.withUnsafeBytes { raw in
+                var lines = 0
+                var offset = 0
+                while offset < got, let newline = memchr(raw.baseAddress! + offset, 0x0A, got - offset) {
+                    lines += 1
+                    offset = raw.baseAddress!.distance(to: UnsafeRawPointer(newline)) + 1
                 }
+                return lines
             }
+            tail = Array((tail + chunk[..<got]).suffix(4096))
         }
-        #expect(sent.wait(timeout: .now() + 60) == .success)
+        let last = Array(tail.dropLast().split(separator: UInt8(ascii: "\n")).last ?? [])
+        #expect(eventually { sent.done.load(ordering: .sequentiallyConsistent) })
         #expect(try JSONParser.parse(last).objectValue?["id"] == .number(Double(count - 1)))
 
         // Unsent answers stayed within the high water mark (64 KiB) and the answers to one read cycle (at most
@@ -257,4 +269,9 @@ import VariantCore
         #expect(unsent <= bound, "\(unsent) bytes of answers unsent, bound \(bound)")
         #expect(bound * 4 < count * answerBytes, "the test sends enough to tell a bound from none")
     }
+}
+
+/// Set once the sending thread is done.
+private final class SentFlag: Sendable {
+    let done = Atomic(false)
 }

@@ -66,9 +66,6 @@ final class RequestLineHandler: ChannelDuplexHandler {
         self.state = ConnectionStateMachine(idleTimeout: idleTimeout, stopTimeout: Self.stopTimeout, clock: ContinuousClock())
     }
 
-    /// Whether reading is paused with a read waiting (for tests; on the event loop).
-    var isReadingPaused: Bool { state.isReadingPaused }
-
     // MARK: Events, handed to the state machine
 
     func handlerAdded(context: ChannelHandlerContext) {
