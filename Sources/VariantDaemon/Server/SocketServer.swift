@@ -230,14 +230,11 @@ public final class SocketServer: Service, Sendable {
             metrics.connectionOpened()
             channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
         }
-        if let idleTimeout = configuration.idleTimeout {
-            try handlers.addHandler(IdleTimeoutHandler(timeout: idleTimeout, logger: logger))
-        }
-        try handlers.addHandler(BackPressureHandler())
+        // One handler: framing, answering, the idle timeout, back-pressure and closing (ConnectionStateMachine).
         try handlers.addHandler(
             RequestLineHandler(
                 store: store, context: context, maximumLineBytes: configuration.maximumLineBytes,
-                logger: logger, metrics: metrics))
+                logger: logger, idleTimeout: configuration.idleTimeout, metrics: metrics))
     }
 }
 
