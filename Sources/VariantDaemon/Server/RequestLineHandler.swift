@@ -141,7 +141,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("connection.error", metadata: ["error": "\(error)"])
+        logger.log(.debug, .connectionError, metadata: [.error: "\(error)"])
         perform(state.closeRequested(), context: context)
     }
 
@@ -152,7 +152,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
             ProtocolError(.lineTooLong, "request line longer than the limit; closing the connection"), id: .null,
             into: &pending)
         metrics?.count(RequestOutcome(op: .unknown, error: .lineTooLong))
-        logger.notice("connection.line_too_long")
+        logger.log(.notice, .connectionLineTooLong)
     }
 
     /// Answers one request line (without its `\n`; a `\r` before it is dropped too) into `pending`, or starts
@@ -211,7 +211,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
                 ProtocolError(.unavailable, "the daemon is stopping and did not make the change; repeat the request once it is back"),
                 id: request.id, into: &pending)
             metrics?.count(RequestOutcome(op: request.operation.op, error: .unavailable))
-            logger.notice("connection.durable_request_failed", metadata: ["error": "\(error)"])
+            logger.log(.notice, .connectionDurableRequestFailed, metadata: [.error: "\(error)"])
         }
         while let input = state.nextHeld() {
             switch input {
@@ -253,12 +253,11 @@ final class RequestLineHandler: ChannelDuplexHandler {
         case .schedule(let timer, let deadline):
             schedule(timer, at: deadline, context: context)
         case .closeIdle:
-            logger.debug("connection.idle_closed", metadata: ["idle.timeout": "\(state.idleTimeout ?? .zero)"])
+            logger.log(.debug, .connectionIdleClosed, metadata: [.idleTimeout: "\(state.idleTimeout ?? .zero)"])
             context.close(promise: nil)
         case .closeUnread(let writesPending):
-            logger.notice(
-                "connection.stop_timeout: the client did not read its last answers; closing",
-                metadata: ["writes.pending": "\(writesPending)"])
+            logger.log(.notice, .connectionStopTimeout, "the client did not read its last answers; closing",
+                metadata: [.writesPending: "\(writesPending)"])
             context.close(promise: nil)
         }
     }
