@@ -81,6 +81,7 @@ class Operations:
         self._counter_lock = threading.Lock()
         self._templates: Dict[Tuple[str, str, int], PromptVersion] = {}
         self._answers = AssignAnswers()
+        self._known = self._answers.known
         self._records = RecordBuffer(record_buffer, max_line_bytes)
         self._fallback_log = CauseLog(
             "client.fallback",
@@ -170,7 +171,8 @@ class Operations:
         """``assign``: the daemon's decision, else the fallback's control."""
         if outcome.__class__ is bytes:
             try:
-                fields = self._answers.fields(outcome)  # type: ignore[arg-type]
+                assigned = self._known.get(outcome[outcome.find(b",") :])  # type: ignore[index]  # AssignAnswers.fields, written out
+                fields = assigned.fields if assigned is not None else self._answers.fields(outcome)  # type: ignore[arg-type]
                 if fields["reason"] != "no_config":
                     return new_assignment(fields)
                 # The daemon has no configuration: the client serves its own control, keeping the daemon's reason.
