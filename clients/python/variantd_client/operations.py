@@ -82,6 +82,7 @@ class Operations:
         self._templates: Dict[Tuple[str, str, int], PromptVersion] = {}
         self._answers = AssignAnswers()
         self._known = self._answers.known
+        self._known_renderings = self._answers.known_renderings
         self._records = RecordBuffer(record_buffer, max_line_bytes)
         self._fallback_log = CauseLog(
             "client.fallback",
@@ -191,7 +192,10 @@ class Operations:
         :meth:`_prompted`)."""
         if outcome.__class__ is bytes:
             try:
-                prompted = self._answers.prompted(outcome, self._cached_template)  # type: ignore[arg-type]
+                assigned = self._known.get(outcome[outcome.find(b",") :])  # type: ignore[index]  # as in _assigned
+                prompted = assigned.prompted if assigned is not None else None
+                if prompted is None:
+                    prompted = self._answers.prompted(outcome, self._cached_template)  # type: ignore[arg-type]
                 if prompted is not None:
                     return new_assignment(prompted), True
             except Exception:  # noqa: BLE001 - not an assignment: decoded again below, which gives the fallback
@@ -245,7 +249,8 @@ class Operations:
             if outcome.__class__ is not bytes:
                 raise outcome  # type: ignore[misc]
             try:
-                fields, values = self._answers.rendering(outcome)  # type: ignore[arg-type]
+                # AssignAnswers.rendering, its lookup written out
+                fields, values = self._known_renderings.get(outcome[outcome.find(b",") :]) or self._answers.rendering(outcome)  # type: ignore[index,arg-type]
             except Failure as failure:
                 if failure.code in REFUSALS:
                     return refused(failure.code, failure.message)

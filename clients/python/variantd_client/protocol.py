@@ -104,9 +104,15 @@ def variables_member(variables: Optional[Mapping[str, Scalar]]) -> bytes:
 def render_body(experiment: str, unit: str, variables: Optional[Mapping[str, Scalar]], attributes: Optional[Mapping[str, Scalar]]) -> bytes:
     """The body of a ``render`` request with an experiment."""
     head = _render_heads.get(experiment) or _head(_render_heads, "render", experiment)
+    try:  # variables_member's lookup, written out
+        tail = _variables_members.get(tuple(variables.items())) if variables else None
+    except (TypeError, AttributeError):
+        tail = None
+    if tail is None:
+        tail = variables_member(variables)
     if attributes:
-        return head + (encode_basestring(unit) + ',"attributes":' + encode_object(attributes)).encode("utf-8") + variables_member(variables)
-    return head + encode_basestring(unit).encode("utf-8") + variables_member(variables)
+        return head + (encode_basestring(unit) + ',"attributes":' + encode_object(attributes)).encode("utf-8") + tail
+    return head + encode_basestring(unit).encode("utf-8") + tail
 
 
 def request_bodies(requests: Sequence[Mapping[str, Json]]) -> List[bytes]:
@@ -227,6 +233,7 @@ def new_assignment(fields: Mapping[str, Json]) -> Assignment:
 
 
 _new = object.__new__
+_set = object.__setattr__
 
 
 def with_template(assignment: Assignment, version: PromptVersion) -> Assignment:
@@ -440,12 +447,12 @@ def new_rendering(assignment: Optional[Assignment], values: Optional[Mapping[str
     rendering."""
     if values is None:
         return Rendering(assignment, None, None, None, error="invalid_answer", message="a render answer without its rendering")
-    instance = _new(Rendering)
-    fields = instance.__dict__
+    fields = values.copy()  # a copy of a whole dictionary costs less than filling the instance's one by one
     fields["assignment"] = assignment
-    fields.update(values)
     warnings = values["warnings"]
     fields["warnings"] = [w.copy() if w.__class__ is dict else w for w in warnings] if warnings else []
+    instance = _new(Rendering)
+    _set(instance, "__dict__", fields)
     return instance
 
 
