@@ -80,24 +80,31 @@ _VARIABLES_KEPT = 256
 _variables_members: Dict[Tuple[Tuple[str, str], ...], bytes] = {}
 
 
-def variables_member(variables: Optional[Mapping[str, Scalar]]) -> bytes:
-    """``,"variables":{...}}`` and the newline, the end of a ``render`` request. The encoding of string-only variables is kept by
-    their items in order (a service renders the same variables again and again): a string equals only a string, so
-    items equal to kept ones are string-only too and encode the same (``1``, ``1.0`` and ``True`` equal each other,
-    not a string). Others are encoded every time."""
+def variables_member(variables: Optional[Mapping[str, Scalar]], key: Optional[Tuple[Tuple[str, str], ...]] = None) -> bytes:
+    """``,"variables":{...}}`` and the newline, the end of a ``render`` request (``key``: the variables' items, when
+    the caller made them). The encoding of string-only variables is kept by their items in order (a service renders
+    the same variables again and again): a string equals only a string, so items equal to kept ones are string-only
+    too and encode the same (``1``, ``1.0`` and ``True`` equal each other, not a string). Others are encoded every
+    time."""
     if not variables:
         return b',"variables":{}}\n'
-    try:
-        key = tuple(variables.items())
-        kept = _variables_members.get(key)
-    except TypeError:  # a value that cannot be hashed; the encoder decides what to make of it
-        return (',"variables":' + encode_object(variables) + "}\n").encode("utf-8")
-    if kept is None:
-        kept = (',"variables":' + encode_object(variables) + "}\n").encode("utf-8")
-        if all(name.__class__ is str and value.__class__ is str for name, value in key):
-            if len(_variables_members) >= _VARIABLES_KEPT:
-                _variables_members.clear()
-            _variables_members[key] = kept
+    if key is None:
+        try:
+            key = tuple(variables.items())
+            kept = _variables_members.get(key)
+        except TypeError:  # a value that cannot be hashed; the encoder decides what to make of it
+            return (',"variables":' + encode_object(variables) + "}\n").encode("utf-8")
+        if kept is not None:
+            return kept
+    members = []
+    for name, value in key:
+        if value.__class__ is not str or name.__class__ is not str:
+            return (',"variables":' + _encode(dict(variables)) + "}\n").encode("utf-8")
+        members.append(encode_basestring(name) + ":" + encode_basestring(value))
+    kept = (',"variables":{' + ",".join(members) + "}}\n").encode("utf-8")
+    if len(_variables_members) >= _VARIABLES_KEPT:
+        _variables_members.clear()
+    _variables_members[key] = kept
     return kept
 
 
@@ -105,11 +112,12 @@ def render_body(experiment: str, unit: str, variables: Optional[Mapping[str, Sca
     """The body of a ``render`` request with an experiment."""
     head = _render_heads.get(experiment) or _head(_render_heads, "render", experiment)
     try:  # variables_member's lookup, written out
-        tail = _variables_members.get(tuple(variables.items())) if variables else None
-    except (TypeError, AttributeError):
-        tail = None
+        key = tuple(variables.items()) if variables else None
+        tail = _variables_members.get(key)
+    except (TypeError, AttributeError):  # not a mapping, or a value that cannot be hashed: encoded (or refused) there
+        key = tail = None
     if tail is None:
-        tail = variables_member(variables)
+        tail = variables_member(variables, key)
     if attributes:
         return head + (encode_basestring(unit) + ',"attributes":' + encode_object(attributes)).encode("utf-8") + tail
     return head + encode_basestring(unit).encode("utf-8") + tail
