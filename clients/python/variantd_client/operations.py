@@ -249,8 +249,8 @@ class Operations:
             if outcome.__class__ is not bytes:
                 raise outcome  # type: ignore[misc]
             try:
-                # AssignAnswers.rendering, its lookup written out
-                fields, values = self._known_renderings.get(outcome[outcome.find(b",") :]) or self._answers.rendering(outcome)  # type: ignore[index,arg-type]
+                key = outcome[outcome.find(b",") :]  # type: ignore[index]  # AssignAnswers.rendering's lookup, written out
+                fields, values = self._known_renderings.get(key) or self._answers.rendering(outcome, key)  # type: ignore[arg-type]
             except Failure as failure:
                 if failure.code in REFUSALS:
                     return refused(failure.code, failure.message)

@@ -329,16 +329,20 @@ class AssignAnswers:
             self.known[key] = assigned
         return assigned
 
-    def rendering(self, raw: bytes) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
+    def rendering(self, raw: bytes, key: Optional[bytes] = None) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
         """A render answer with an experiment: its assignment fields, and its :class:`Rendering` fields other than
         ``assignment`` (None when an ``ok`` answer has no rendering), both possibly kept here, so not to be changed
         (:func:`new_rendering` gives a rendering its own warnings); a :class:`Failure` with the daemon's code for an
         error answer (a refusal among them), ``invalid_answer`` for one that is not JSON.
 
         A text rendering is kept by its bytes after the id, or else read quickly (:meth:`_text_answer`); any other
-        answer is decoded (:meth:`_decoded_rendering`)."""
-        key = raw[raw.find(b",") :]
-        kept = self.known_renderings.get(key)
+        answer is decoded (:meth:`_decoded_rendering`). ``key``: ``raw`` from its first comma on, when the caller
+        has made it (and not found it in :attr:`known_renderings`)."""
+        if key is None:
+            key = raw[raw.find(b",") :]
+            kept = self.known_renderings.get(key)
+        else:
+            kept = None
         if kept is None:
             kept = self._text_answer(raw)
             if kept is None:
