@@ -141,10 +141,11 @@ def replay(answers: Dict[str, object], kind: str, calls: int) -> None:
     connection.sock, connection.buffer = ours, b""
     connection._armed, connection._armed_low = INFINITY, -INFINITY
     client._connection = connection
-    if kind == "prompt":  # the template, asked for once by the first call
-        send(b'{"id":%d%s\n{"id":%d%s\n' % (client._next_id, assign, client._next_id + 1, answers["template"].encode()))  # type: ignore[union-attr]
-        assert client.prompt(EXPERIMENT, unit_of(0)).template
-        recv(65536)
+    if kind == "prompt":  # the template, as the first call of its version would have cached it
+        from variantd_client import PromptVersion  # noqa: PLC0415
+
+        version = PromptVersion.from_answer(json.loads("{" + answers["template"][1:]))  # type: ignore[index]
+        client._templates[(version.config_version or "", version.prompt, version.version)] = version
     call: Callable[[int], object] = {
         "assign": lambda i: client.assign(EXPERIMENT, unit_of(i)),
         "prompt": lambda i: client.prompt(EXPERIMENT, unit_of(i)),
