@@ -172,19 +172,11 @@ extension VariantClient {
         var end: Int?
         var isASCII = true
         let text = String(unsafeUninitializedCapacity: count - start) { output -> Int in
-            let ones: UInt64 = 0x0101_0101_0101_0101
             var written = 0
             var index = start
             while true {
                 let runStart = index
-                while index + 8 <= count {
-                    let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
-                    let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
-                    let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-                    let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
-                    if (special | word) & (ones << 7) != 0 { break }
-                    index += 8
-                }
+                index = JSONStringBytes.endOfPlainASCIIWords(base, from: index, count: count)
                 while index < count {
                     let byte = base[index]
                     if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
@@ -207,18 +199,8 @@ extension VariantClient {
                     }
                     return written
                 case UInt8(ascii: "\\"):
-                    let decoded: UInt8
-                    switch base[index + 1] {
-                    case UInt8(ascii: "\""): decoded = UInt8(ascii: "\"")
-                    case UInt8(ascii: "\\"): decoded = UInt8(ascii: "\\")
-                    case UInt8(ascii: "/"): decoded = UInt8(ascii: "/")
-                    case UInt8(ascii: "b"): decoded = 0x08
-                    case UInt8(ascii: "f"): decoded = 0x0C
-                    case UInt8(ascii: "n"): decoded = 0x0A
-                    case UInt8(ascii: "r"): decoded = 0x0D
-                    case UInt8(ascii: "t"): decoded = 0x09
-                    default: return 0  // `\u` (the parser reads it) or an invalid escape (the parser refuses it)
-                    }
+                    // `\u` (the parser reads it) or an invalid escape (the parser refuses it): left to the parser.
+                    guard let decoded = JSONStringBytes.shortEscape(base[index + 1]) else { return 0 }
                     output[written] = decoded
                     written += 1
                     index += 2
