@@ -292,12 +292,20 @@ class AssignAnswers:
     def __init__(self, limit: int = 256) -> None:
         self.limit = limit
         self.known: Dict[bytes, _Assigned] = {}
+        """What each assign answer decodes to, by its :meth:`key`."""
         self.known_renderings: Dict[bytes, Tuple[Dict[str, Json], Dict[str, Json]]] = {}
         self.known_warnings: Dict[str, List[Dict[str, Json]]] = {}
 
+    @staticmethod
+    def key(raw: bytes) -> bytes:
+        """What an answer line is kept by: its bytes after the first comma, the one that ends ``{"id":N,`` (the id
+        is the request's own; the rest is what the daemon decided). ``partition`` finds it and copies the rest in
+        one call, a third less than a ``find`` and a slice; the hot paths write it out."""
+        return raw.partition(b",")[2]
+
     def fields(self, raw: bytes) -> Dict[str, Json]:
         """The assignment fields of an ``ok`` answer; a :class:`Failure` with the daemon's code for an error."""
-        assigned = self.known.get(raw[raw.find(b",") :])  # :meth:`_assigned`'s lookup, without its call when known
+        assigned = self.known.get(raw.partition(b",")[2])  # :meth:`key`; :meth:`_assigned`'s lookup, without its call when known
         if assigned is None:
             assigned = self._assigned(raw, len(raw))
         return assigned.fields
@@ -306,7 +314,7 @@ class AssignAnswers:
         """The fields of the assignment ``prompt`` makes of an ``ok`` assign answer: its fields with the template,
         variables and messages of ``template_of(fields)``, kept with the answer; None when that is None (no
         template to fill in, or not known yet). A :class:`Failure` as :meth:`fields`."""
-        assigned = self.known.get(raw[raw.find(b",") :])  # as in :meth:`fields`
+        assigned = self.known.get(raw.partition(b",")[2])  # :meth:`key`, as in :meth:`fields`
         if assigned is None:
             assigned = self._assigned(raw, len(raw))
         prompted = assigned.prompted
@@ -321,7 +329,7 @@ class AssignAnswers:
     def _assigned(self, raw: bytes, end: int) -> _Assigned:
         """What the assign answer that is ``raw`` up to ``end`` decodes to (all of an ``assign`` answer, or the part
         before the rendering of a ``render`` answer, closed with a brace when it is parsed)."""
-        key = raw[raw.find(b",") : end]
+        key = raw[raw.find(b",") + 1 : end]  # :meth:`key` of the assign answer that ends there
         assigned = self.known.get(key)
         if assigned is None:
             assigned = _Assigned(assignment_fields(ok_answer(raw if end == len(raw) else raw[:end] + b"}")))
@@ -337,10 +345,10 @@ class AssignAnswers:
         error answer (a refusal among them), ``invalid_answer`` for one that is not JSON.
 
         A text rendering is kept by its bytes after the id, or else read quickly (:meth:`_text_answer`); any other
-        answer is decoded (:meth:`_decoded_rendering`). ``key``: ``raw`` from its first comma on, when the caller
-        has made it (and not found it in :attr:`known_renderings`)."""
+        answer is decoded (:meth:`_decoded_rendering`). ``key``: ``raw``'s :meth:`key`, when the caller has made it
+        (and not found it in :attr:`known_renderings`)."""
         if key is None:
-            key = raw[raw.find(b",") :]
+            key = raw.partition(b",")[2]  # :meth:`key`
             kept = self.known_renderings.get(key)
         else:
             kept = None
