@@ -477,7 +477,9 @@ def new_rendering(assignment: Optional[Assignment], values: Optional[Mapping[str
         fields["warnings"] = []
     else:
         try:
-            fields["warnings"] = list(map(_copy_dict, warnings))  # no frame per call, as a comprehension has
+            # No frame per call, as a comprehension has; one warning (an undeclared variable, say) is the common
+            # case, and a list display of its copy costs half of a list made from a map.
+            fields["warnings"] = [_copy_dict(warnings[0])] if len(warnings) == 1 else list(map(_copy_dict, warnings))
         except TypeError:  # a warning that is not an object (a decoded answer's), kept as it is
             fields["warnings"] = [w.copy() if w.__class__ is dict else w for w in warnings]
     return instance
