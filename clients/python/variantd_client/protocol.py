@@ -49,7 +49,7 @@ def encode_object(values: Mapping[str, Json]) -> str:
 def request_body(fields: Mapping[str, Json]) -> bytes:
     """Any request's body: ``"op":...}`` and the newline (the line is ``{"id":N,`` + body; :func:`line`)."""
     encoded = _encode(dict(fields))
-    return encoded[1:].encode("utf-8") + b"\n" if len(encoded) > 2 else _NO_MEMBERS
+    return encoded[1:].encode("utf-8") + b"\n" if len(encoded) > 2 else NO_MEMBERS
 
 
 _HEADS_KEPT = 256
@@ -145,13 +145,13 @@ def render_prompt_body(prompt: str, variables: Optional[Mapping[str, Scalar]], v
     return request_body(request)
 
 
-_NO_MEMBERS = b"}\n"
+NO_MEMBERS = b"}\n"
 """The body of a request without members (no request the shims make; ``request({})``): its line is ``{"id":N}``."""
 
 
 def line(request_id: int, body: bytes) -> bytes:
     """A request's line: ``{"id":N,`` and its body."""
-    return b'{"id":%d,%s' % (request_id, body) if body is not _NO_MEMBERS else b'{"id":%d}\n' % request_id
+    return b'{"id":%d,%s' % (request_id, body) if body is not NO_MEMBERS else b'{"id":%d}\n' % request_id
 
 
 # ---------------------------------------------------------------------------------------------- answers
