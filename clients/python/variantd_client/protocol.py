@@ -233,8 +233,9 @@ def new_assignment(fields: Mapping[str, Json]) -> Assignment:
     instance = _new(Assignment)
     values = instance.__dict__
     values.update(fields)
-    values["params"] = dict(fields["params"])
-    values["metadata"] = dict(fields["metadata"])
+    # copy(), not dict(): the same plain dictionary (assignment_fields made these) without a type call, 400 fewer.
+    values["params"] = fields["params"].copy()
+    values["metadata"] = fields["metadata"].copy()
     shadow = fields["shadow"]
     if shadow is not None:
         values["shadow"] = {**shadow, "params": dict(shadow.get("params") or {})}
