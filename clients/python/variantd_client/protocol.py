@@ -393,10 +393,10 @@ class AssignAnswers:
         None if ``members`` is not that, or the array not one of objects."""
         if members == ',"warnings":[]}':
             return _NO_WARNINGS
-        if not (members.startswith(',"warnings":[') and members.endswith("]}")):
-            return None
-        known = self.known_warnings.get(members)
+        known = self.known_warnings.get(members)  # what is kept passed the checks below
         if known is None:
+            if not (members.startswith(',"warnings":[') and members.endswith("]}")):
+                return None
             try:
                 known = _decode(members[12:-1])
             except ValueError:
