@@ -257,3 +257,24 @@ def test_answered_requests_do_not_pile_up_in_the_connections_deadlines(start_dae
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_answers_cut_in_pieces_or_arriving_together_each_reach_their_request() -> None:
+    from variantd_client.async_client import _Wire
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        wire = _Wire()
+        futures = {request_id: loop.create_future() for request_id in (1, 2, 3, 4)}
+        wire.waiting.update(futures)
+        wire.data_received(b'{"id":1,"ok":true,"n":1}\n{"id":2,')  # one whole answer and the start of the next
+        assert futures[1].result() == b'{"id":1,"ok":true,"n":1}' and not futures[2].done()
+        wire.data_received(b'"ok":true,"n":2}\n')  # the rest of it
+        assert futures[2].result() == b'{"id":2,"ok":true,"n":2}'
+        wire.data_received(b'{"id":3,"ok":true,"n":3}\n')  # one whole answer alone, the usual case
+        assert futures[3].result() == b'{"id":3,"ok":true,"n":3}' and not futures[4].done()
+        wire.data_received(b'{"id":4,"ok":true,"n":4}\n{"id":9,"ok":true}\n')  # and one for no one, dropped
+        assert futures[4].result() == b'{"id":4,"ok":true,"n":4}'
+        assert wire.buffer == b"" and not wire.waiting
+
+    asyncio.run(scenario())

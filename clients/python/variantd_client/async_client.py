@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
 from .operations import Operations, Outcome, Outcomes
 from .protocol import (
+    NO_MEMBERS,
     Failure,
     answer_id,
     assign_bodies,
@@ -84,6 +85,12 @@ class _Wire(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.buffer:
             data, self.buffer = self.buffer + data, b""
+        raw, newline, rest = data.partition(b"\n")
+        if newline and not rest and self.on_answers is None:
+            # One whole answer, the usual case: partition finds its end with memchr, where split scans byte by byte
+            # and makes a list (1,800 instructions for an assign answer).
+            self._answer(raw)
+            return
         lines = data.split(b"\n")
         self.buffer = lines.pop()
         if self.on_answers is not None:
@@ -362,7 +369,8 @@ class AsyncVariantClient(Operations):
         waiting = wire.waiting
         waiting[request_id] = future
         transport = wire.transport
-        transport.write(line(request_id, body))  # type: ignore[union-attr]
+        # line(), written out: a call fewer per request (a body is never the member-less one here but for request({})).
+        transport.write(b'{"id":%d,%s' % (request_id, body) if body is not NO_MEMBERS else line(request_id, body))  # type: ignore[union-attr]
         if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:  # type: ignore[union-attr]
             waiting.pop(request_id, None)
             transport.abort()  # type: ignore[union-attr]

@@ -175,7 +175,9 @@ class VariantClient(Operations):
         (:meth:`_attempts`), a failure of the kept connection included, so the connection, retry and back-off
         rules are written once."""
         deadline = _monotonic() + self.timeout
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: its __enter__ and __exit__ lookups and calls cost twice as much
+        try:
             connection = self._connection
             if connection is None or self._down_until or self._fallback_log.outage:
                 if self._down_until:
@@ -190,6 +192,8 @@ class VariantClient(Operations):
             except Failure as failure:
                 self._failed(failure, False, 0, deadline)
                 return self._attempts(body, first, deadline, 1)  # type: ignore[return-value]
+        finally:
+            lock.release()
 
     def _exchange(self, bodies: Union[bytes, List[bytes]], timeout: float, admin: bool) -> Union[bytes, List[bytes]]:
         """Writes the requests in one go and reads their answers in order, within ``timeout`` seconds: a call's one

@@ -172,7 +172,7 @@ class Operations:
         """``assign``: the daemon's decision, else the fallback's control."""
         if outcome.__class__ is bytes:
             try:
-                assigned = self._known.get(outcome[outcome.find(b",") :])  # type: ignore[index]  # AssignAnswers.fields, written out
+                assigned = self._known.get(outcome.partition(b",")[2])  # type: ignore[union-attr]  # AssignAnswers.fields, written out
                 fields = assigned.fields if assigned is not None else self._answers.fields(outcome)  # type: ignore[arg-type]
                 if fields["reason"] != "no_config":
                     return new_assignment(fields)
@@ -192,7 +192,7 @@ class Operations:
         :meth:`_prompted`)."""
         if outcome.__class__ is bytes:
             try:
-                assigned = self._known.get(outcome[outcome.find(b",") :])  # type: ignore[index]  # as in _assigned
+                assigned = self._known.get(outcome.partition(b",")[2])  # type: ignore[union-attr]  # as in _assigned
                 prompted = assigned.prompted if assigned is not None else None
                 if prompted is None:
                     prompted = self._answers.prompted(outcome, self._cached_template)  # type: ignore[arg-type]
@@ -249,7 +249,7 @@ class Operations:
             if outcome.__class__ is not bytes:
                 raise outcome  # type: ignore[misc]
             try:
-                key = outcome[outcome.find(b",") :]  # type: ignore[index]  # AssignAnswers.rendering's lookup, written out
+                key = outcome.partition(b",")[2]  # type: ignore[union-attr]  # AssignAnswers.rendering's lookup, written out
                 fields, values = self._known_renderings.get(key) or self._answers.rendering(outcome, key)  # type: ignore[arg-type]
             except Failure as failure:
                 if failure.code in REFUSALS:

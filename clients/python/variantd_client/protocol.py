@@ -49,7 +49,7 @@ def encode_object(values: Mapping[str, Json]) -> str:
 def request_body(fields: Mapping[str, Json]) -> bytes:
     """Any request's body: ``"op":...}`` and the newline (the line is ``{"id":N,`` + body; :func:`line`)."""
     encoded = _encode(dict(fields))
-    return encoded[1:].encode("utf-8") + b"\n" if len(encoded) > 2 else _NO_MEMBERS
+    return encoded[1:].encode("utf-8") + b"\n" if len(encoded) > 2 else NO_MEMBERS
 
 
 _HEADS_KEPT = 256
@@ -145,13 +145,13 @@ def render_prompt_body(prompt: str, variables: Optional[Mapping[str, Scalar]], v
     return request_body(request)
 
 
-_NO_MEMBERS = b"}\n"
+NO_MEMBERS = b"}\n"
 """The body of a request without members (no request the shims make; ``request({})``): its line is ``{"id":N}``."""
 
 
 def line(request_id: int, body: bytes) -> bytes:
     """A request's line: ``{"id":N,`` and its body."""
-    return b'{"id":%d,%s' % (request_id, body) if body is not _NO_MEMBERS else b'{"id":%d}\n' % request_id
+    return b'{"id":%d,%s' % (request_id, body) if body is not NO_MEMBERS else b'{"id":%d}\n' % request_id
 
 
 # ---------------------------------------------------------------------------------------------- answers
@@ -233,8 +233,9 @@ def new_assignment(fields: Mapping[str, Json]) -> Assignment:
     instance = _new(Assignment)
     values = instance.__dict__
     values.update(fields)
-    values["params"] = dict(fields["params"])
-    values["metadata"] = dict(fields["metadata"])
+    # copy(), not dict(): the same plain dictionary (assignment_fields made these) without a type call, 400 fewer.
+    values["params"] = fields["params"].copy()
+    values["metadata"] = fields["metadata"].copy()
     shadow = fields["shadow"]
     if shadow is not None:
         values["shadow"] = {**shadow, "params": dict(shadow.get("params") or {})}
@@ -292,12 +293,20 @@ class AssignAnswers:
     def __init__(self, limit: int = 256) -> None:
         self.limit = limit
         self.known: Dict[bytes, _Assigned] = {}
+        """What each assign answer decodes to, by its :meth:`key`."""
         self.known_renderings: Dict[bytes, Tuple[Dict[str, Json], Dict[str, Json]]] = {}
         self.known_warnings: Dict[str, List[Dict[str, Json]]] = {}
 
+    @staticmethod
+    def key(raw: bytes) -> bytes:
+        """What an answer line is kept by: its bytes after the first comma, the one that ends ``{"id":N,`` (the id
+        is the request's own; the rest is what the daemon decided). ``partition`` finds it and copies the rest in
+        one call, a third less than a ``find`` and a slice; the hot paths write it out."""
+        return raw.partition(b",")[2]
+
     def fields(self, raw: bytes) -> Dict[str, Json]:
         """The assignment fields of an ``ok`` answer; a :class:`Failure` with the daemon's code for an error."""
-        assigned = self.known.get(raw[raw.find(b",") :])  # :meth:`_assigned`'s lookup, without its call when known
+        assigned = self.known.get(raw.partition(b",")[2])  # :meth:`key`; :meth:`_assigned`'s lookup, without its call when known
         if assigned is None:
             assigned = self._assigned(raw, len(raw))
         return assigned.fields
@@ -306,7 +315,7 @@ class AssignAnswers:
         """The fields of the assignment ``prompt`` makes of an ``ok`` assign answer: its fields with the template,
         variables and messages of ``template_of(fields)``, kept with the answer; None when that is None (no
         template to fill in, or not known yet). A :class:`Failure` as :meth:`fields`."""
-        assigned = self.known.get(raw[raw.find(b",") :])  # as in :meth:`fields`
+        assigned = self.known.get(raw.partition(b",")[2])  # :meth:`key`, as in :meth:`fields`
         if assigned is None:
             assigned = self._assigned(raw, len(raw))
         prompted = assigned.prompted
@@ -321,7 +330,7 @@ class AssignAnswers:
     def _assigned(self, raw: bytes, end: int) -> _Assigned:
         """What the assign answer that is ``raw`` up to ``end`` decodes to (all of an ``assign`` answer, or the part
         before the rendering of a ``render`` answer, closed with a brace when it is parsed)."""
-        key = raw[raw.find(b",") : end]
+        key = raw[raw.find(b",") + 1 : end]  # :meth:`key` of the assign answer that ends there
         assigned = self.known.get(key)
         if assigned is None:
             assigned = _Assigned(assignment_fields(ok_answer(raw if end == len(raw) else raw[:end] + b"}")))
@@ -337,10 +346,10 @@ class AssignAnswers:
         error answer (a refusal among them), ``invalid_answer`` for one that is not JSON.
 
         A text rendering is kept by its bytes after the id, or else read quickly (:meth:`_text_answer`); any other
-        answer is decoded (:meth:`_decoded_rendering`). ``key``: ``raw`` from its first comma on, when the caller
-        has made it (and not found it in :attr:`known_renderings`)."""
+        answer is decoded (:meth:`_decoded_rendering`). ``key``: ``raw``'s :meth:`key`, when the caller has made it
+        (and not found it in :attr:`known_renderings`)."""
         if key is None:
-            key = raw[raw.find(b",") :]
+            key = raw.partition(b",")[2]  # :meth:`key`
             kept = self.known_renderings.get(key)
         else:
             kept = None
@@ -384,10 +393,10 @@ class AssignAnswers:
         None if ``members`` is not that, or the array not one of objects."""
         if members == ',"warnings":[]}':
             return _NO_WARNINGS
-        if not (members.startswith(',"warnings":[') and members.endswith("]}")):
-            return None
-        known = self.known_warnings.get(members)
+        known = self.known_warnings.get(members)  # what is kept passed the checks below
         if known is None:
+            if not (members.startswith(',"warnings":[') and members.endswith("]}")):
+                return None
             try:
                 known = _decode(members[12:-1])
             except ValueError:
@@ -469,7 +478,9 @@ def new_rendering(assignment: Optional[Assignment], values: Optional[Mapping[str
         fields["warnings"] = []
     else:
         try:
-            fields["warnings"] = list(map(_copy_dict, warnings))  # no frame per call, as a comprehension has
+            # No frame per call, as a comprehension has; one warning (an undeclared variable, say) is the common
+            # case, and a list display of its copy costs half of a list made from a map.
+            fields["warnings"] = [_copy_dict(warnings[0])] if len(warnings) == 1 else list(map(_copy_dict, warnings))
         except TypeError:  # a warning that is not an object (a decoded answer's), kept as it is
             fields["warnings"] = [w.copy() if w.__class__ is dict else w for w in warnings]
     return instance

@@ -94,8 +94,9 @@ class Connection:
                 raise Failure("timeout", "waiting for the answer") from error
             except OSError as error:
                 raise Failure("closed", f"reading: {error}") from error
-            if chunk.find(b"\n") == len(chunk) - 1 and chunk.startswith(head):  # one line (it ends there), ours
-                return chunk[:-1]
+            answer, newline, rest = chunk.partition(b"\n")  # one C call (find, len and a slice are three)
+            if newline and not rest and answer.startswith(head):  # one line (it ends there), ours
+                return answer
             if not chunk:
                 raise Failure("closed", "the daemon closed the connection")
             self.buffer = chunk
