@@ -46,18 +46,33 @@ public struct Request: Sendable {
     /// The longest unit id accepted, in UTF-8 bytes.
     public static let maximumUnitBytes = 1024
 
-    /// Parses a request line (without its newline).
+    /// Decodes a request line (without its newline): the one way a line becomes a `Request`.
+    ///
+    /// A plain line (`PlainLine`: the common `assign` and `render`) is read without the general JSON parser; any
+    /// other goes through it. Either way the same checks run on the same members (`operation(_:)`), so a rule
+    /// added there holds for every line.
+    /// - Parameter fastPath: false reads every line with the general parser (for the tests that compare both).
     /// - Throws: `Request.Failure`, which carries the `id` when it could be read, so the error answer echoes it.
-    public static func parse(_ line: UnsafeBufferPointer<UInt8>) throws(Failure) -> Request {
-        let root: JSONValue
-        let idNumberText: [UInt8]?
-        do {
-            (root, idNumberText) = try JSONParser.parseRequest(buffer: line)
-        } catch {
-            throw Failure(id: .null, error: ProtocolError(.invalidJSON, "the line is not valid JSON: \(error)"))
-        }
-        guard case .object(let object) = root else {
-            throw Failure(id: .null, error: ProtocolError(.invalidRequest, "a request is a JSON object, found \(root.typeName)"))
+    public static func decode(_ line: UnsafeBufferPointer<UInt8>) throws(Failure) -> Request {
+        try decode(line, fastPath: true)
+    }
+
+    static func decode(_ line: UnsafeBufferPointer<UInt8>, fastPath: Bool) throws(Failure) -> Request {
+        let object: JSONObject
+        var idNumberText: [UInt8]?
+        if fastPath, let plain = PlainLine.members(line) {
+            object = plain
+        } else {
+            let root: JSONValue
+            do {
+                (root, idNumberText) = try JSONParser.parseRequest(buffer: line)
+            } catch {
+                throw Failure(id: .null, error: ProtocolError(.invalidJSON, "the line is not valid JSON: \(error)"))
+            }
+            guard case .object(let parsed) = root else {
+                throw Failure(id: .null, error: ProtocolError(.invalidRequest, "a request is a JSON object, found \(root.typeName)"))
+            }
+            object = parsed
         }
         let id = RequestID(object["id"] ?? .null, numberText: idNumberText)
         do {

@@ -9,38 +9,19 @@ public enum Responder {
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) -> RequestOutcome {
-        if let outcome = respondIfPlain(to: line, snapshot: snapshot, now: now, context: context, into: &writer) {
-            return outcome
-        }
-        return respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, context: context, into: &writer)
+        respond(to: line, fastPath: true, snapshot: snapshot, now: now, context: context, into: &writer)
     }
 
-    /// Answers a plain `assign` or `render` line (the fast scanner's), or nil for any other line.
-    private static func respondIfPlain(
-        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
-        into writer: inout JSONWriter
-    ) -> RequestOutcome? {
-        if let config = snapshot.config, let plain = PlainRequest.parse(line) {
-            do {
-                switch plain.operation {
-                case .assign:
-                    try assign(
-                        experiment: plain.experiment, unit: plain.unit, attributes: JSONObject(), snapshot: snapshot,
-                        config: config, now: now, ledger: context.ledger, id: plain.id, into: &writer)
-                    return RequestOutcome(op: .assign)
-                case .render(let variables):
-                    try render(
-                        .assigned(experiment: plain.experiment, unit: plain.unit, attributes: JSONObject()),
-                        variables: .plain(variables, line: line), snapshot: snapshot, now: now, context: context,
-                        id: plain.id, into: &writer)
-                    return RequestOutcome(op: .render)
-                }
-            } catch {
-                writeError(error, id: plain.id, into: &writer)
-                return RequestOutcome(op: plain.operation == .assign ? .assign : .render, error: error.code)
-            }
+    /// `respond`, with the decoder's fast path on or off (tests compare both).
+    @discardableResult
+    static func respond(
+        to line: UnsafeBufferPointer<UInt8>, fastPath: Bool, snapshot: ServingSnapshot, now: Timestamp,
+        context: RequestContext, into writer: inout JSONWriter
+    ) -> RequestOutcome {
+        switch decode(line, fastPath: fastPath, context: context, into: &writer) {
+        case .failure(let refusal): refusal.outcome
+        case .success(let request): respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer)
         }
-        return nil
     }
 
     /// What `respondUnlessDurable` did with a line.
@@ -52,44 +33,27 @@ public enum Responder {
         case durable(Request)
     }
 
-    /// Like `respond`, except that a request that writes the state file before its answer is parsed and handed
-    /// back unanswered, so the daemon can write the file without holding up the connection's event loop. Plain
-    /// `assign` and `render` lines take exactly `respond`'s path.
+    /// Like `respond`, except that a request that writes the state file before its answer is decoded and handed
+    /// back unanswered, so the daemon can write the file without holding up the connection's event loop.
     public static func respondUnlessDurable(
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) -> LineDisposition {
-        if let outcome = respondIfPlain(to: line, snapshot: snapshot, now: now, context: context, into: &writer) {
-            return .answered(outcome)
-        }
         let request: Request
-        switch parse(line, context: context, into: &writer) {
+        switch decode(line, fastPath: true, context: context, into: &writer) {
         case .failure(let refusal): return .answered(refusal.outcome)
-        case .success(let parsed): request = parsed
+        case .success(let decoded): request = decoded
         }
         if request.operation.writesStateBeforeAnswer { return .durable(request) }
         return .answered(respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer))
     }
 
-    /// Answers any line through the full JSON parser; `respond` uses it for every line that is not a plain
-    /// `assign` or `render`, and tests compare both paths through it.
-    @discardableResult
-    static func respondThroughTheGeneralParser(
-        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
-        into writer: inout JSONWriter
-    ) -> RequestOutcome {
-        switch parse(line, context: context, into: &writer) {
-        case .failure(let refusal): refusal.outcome
-        case .success(let request): respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer)
-        }
-    }
-
-    /// Parses a line, answering the error of one that does not parse (the failure is that answer's outcome).
-    private static func parse(
-        _ line: UnsafeBufferPointer<UInt8>, context: RequestContext, into writer: inout JSONWriter
+    /// Decodes a line, answering the error of one that does not decode (the failure is that answer's outcome).
+    private static func decode(
+        _ line: UnsafeBufferPointer<UInt8>, fastPath: Bool, context: RequestContext, into writer: inout JSONWriter
     ) -> Result<Request, ParseRefusal> {
         do {
-            return .success(try Request.parse(line))
+            return .success(try Request.decode(line, fastPath: fastPath))
         } catch {
             writeError(error.error, id: error.id, into: &writer)
             if error.op == .record { context.recordsRefused(error.error.code, 1) }
@@ -228,7 +192,7 @@ public enum Responder {
         case .enable(let experiment, let variant):
             try enable(experiment: experiment, variant: variant, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
         case .render(let query, let variables):
-            try render(query, variables: .object(variables), snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+            try render(query, variables: variables, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
         case .reload:
             try requireAdministrator(context.caller, op: "reload")
             guard context.reload() else {
