@@ -11,8 +11,8 @@ extension VariantClient {
         public var promptVersion: Int?
         /// The variant's free-form settings (model, temperature, ...), in document order.
         public var params: JSONObject
-        public var inExperiment: Bool
-        /// The daemon's reason (`assigned`, `not_exposed`, `disabled`, `shadow`, `no_config`, ...) or `fallback`.
+        public var enrolled: Bool
+        /// The daemon's reason (`assigned`, `outside_exposure`, `disabled`, `shadow`, `no_config`, ...) or `fallback`.
         public var reason: String
         public var configVersion: String?
         /// The daemon's `metadata` object (experiment, variant, prompt, prompt_version, config_version).
@@ -52,7 +52,7 @@ extension VariantClient {
         /// True when the daemon did not decide (`fallback`): the caller's own control is served.
         public var isFallback: Bool { reason == "fallback" }
 
-        /// Langfuse-style metadata for a trace: the daemon's `metadata` plus `reason` and `in_experiment` (and
+        /// Langfuse-style metadata for a trace: the daemon's `metadata` plus `reason` and `enrolled` (and
         /// `shadow_variant` in shadow mode), so traces filter by experiment, variant, prompt version and fallback.
         public var traceMetadata: JSONObject {
             var members: [(key: String, value: JSONValue)] = [
@@ -69,7 +69,7 @@ extension VariantClient {
                 }
             }
             members.append(("reason", .string(reason)))
-            members.append(("in_experiment", .bool(inExperiment)))
+            members.append(("enrolled", .bool(enrolled)))
             if let shadow { members.append(("shadow_variant", .string(shadow.variant))) }
             return JSONObject(members)
         }
@@ -81,7 +81,7 @@ extension VariantClient {
 
         public static func == (lhs: Assignment, rhs: Assignment) -> Bool {
             lhs.experiment == rhs.experiment && lhs.variant == rhs.variant && lhs.prompt == rhs.prompt
-                && lhs.promptVersion == rhs.promptVersion && lhs.params == rhs.params && lhs.inExperiment == rhs.inExperiment
+                && lhs.promptVersion == rhs.promptVersion && lhs.params == rhs.params && lhs.enrolled == rhs.enrolled
                 && lhs.reason == rhs.reason && lhs.configVersion == rhs.configVersion && lhs.metadata == rhs.metadata
                 && lhs.template == rhs.template && lhs.variables == rhs.variables && lhs.shadow == rhs.shadow
                 && lhs.error == rhs.error && lhs.messages == rhs.messages && lhs.unit == rhs.unit
@@ -95,13 +95,13 @@ extension VariantClient.Assignment {
 
     /// Reads an `assign` answer; nil if a field is missing or has the wrong type.
     init?(answer: JSONObject) {
-        guard let experiment = answer["experiment"]?.stringValue, let inExperiment = answer["in_experiment"]?.boolValue,
+        guard let experiment = answer["experiment"]?.stringValue, let enrolled = answer["enrolled"]?.boolValue,
             let reason = answer["reason"]?.stringValue
         else { return nil }
         self.init(
             experiment: experiment, variant: answer["variant"]?.stringValue, prompt: answer["prompt"]?.stringValue,
             promptVersion: answer["prompt_version"]?.integerValue, params: answer["params"]?.objectValue ?? JSONObject(),
-            inExperiment: inExperiment, reason: reason, configVersion: answer["config_version"]?.stringValue,
+            enrolled: enrolled, reason: reason, configVersion: answer["config_version"]?.stringValue,
             metadata: answer["metadata"]?.objectValue ?? JSONObject(), template: nil, variables: nil, shadow: nil, error: nil)
         if let shadow = answer["shadow"]?.objectValue, let variant = shadow["variant"]?.stringValue,
             let prompt = shadow["prompt"]?.stringValue, let version = shadow["prompt_version"]?.integerValue

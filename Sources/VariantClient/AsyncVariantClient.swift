@@ -53,6 +53,21 @@ public final class AsyncVariantClient: Sendable {
         return blocking.assigned(experiment, unit: unit, answer)
     }
 
+    /// Many assignments at once over the one connection, pipelined, in request order (Python: `assign_many`); each
+    /// falls back on its own if the daemon cannot answer it.
+    public func assignMany(
+        _ requests: [(experiment: String, unit: String, attributes: JSONObject)]
+    ) async -> [VariantClient.Assignment] {
+        await withTaskGroup(of: (Int, VariantClient.Assignment).self) { group in
+            for (index, request) in requests.enumerated() {
+                group.addTask { (index, await self.assign(request.experiment, unit: request.unit, attributes: request.attributes)) }
+            }
+            var answers = [VariantClient.Assignment?](repeating: nil, count: requests.count)
+            for await (index, assignment) in group { answers[index] = assignment }
+            return answers.map { $0! }
+        }
+    }
+
     /// Like `assign`, with the prompt version's `template` and `variables` (templates cached per config version).
     public func prompt(
         _ experiment: String, unit: String, attributes: JSONObject = JSONObject()
@@ -76,9 +91,9 @@ public final class AsyncVariantClient: Sendable {
         return blocking.rendered(experiment, unit: unit, variables: variables, await ask(fields))
     }
 
-    /// A prompt version rendered by the daemon without an experiment (see `VariantClient.render(prompt:)`).
-    public func render(
-        prompt: String, version: Int? = nil, variables: JSONObject = JSONObject()
+    /// A prompt version rendered by the daemon without an experiment (see `VariantClient.renderPrompt`).
+    public func renderPrompt(
+        _ prompt: String, variables: JSONObject = JSONObject(), version: Int? = nil
     ) async -> VariantClient.Rendering {
         let fields = VariantClient.renderFields(prompt: prompt, version: version, variables: variables)
         return blocking.rendered(prompt: prompt, version: version, variables: variables, await ask(fields))

@@ -159,7 +159,7 @@ public struct Fallback: Sendable {
         ])
         return VariantClient.Assignment(
             experiment: experiment, variant: control.variant, prompt: control.prompt, promptVersion: control.promptVersion,
-            params: control.params, inExperiment: false, reason: reason, configVersion: nil, metadata: metadata,
+            params: control.params, enrolled: false, reason: reason, configVersion: nil, metadata: metadata,
             template: control.template ?? known?.template, variables: known?.variables, shadow: nil, error: error,
             messages: known?.messages)
     }

@@ -5,10 +5,10 @@ extension VariantClient {
     /// A prompt version rendered with variables (`render`).
     ///
     /// `kind` is `.text` (`text` is the prompt) or `.chat` (`messages`), or nil when nothing could be rendered:
-    /// `error` then says why. The daemon's refusals (`guardrail_blocked`, `missing_variable`, `invalid_variables`,
+    /// `error` then says why. The daemon's refusals (`rule_blocked`, `missing_variable`, `invalid_variables`,
     /// explained in `message`) are never replaced by the fallback: serving the control instead would hide the
-    /// problem or go around a guardrail. When the daemon cannot answer, the fallback's version is rendered here by
-    /// the daemon's own code, guardrails included (`assignment.reason == "fallback"`, `error` says why); without a
+    /// problem or go around a prompt rule. When the daemon cannot answer, the fallback's version is rendered here by
+    /// the daemon's own code, prompt rules included (`assignment.reason == "fallback"`, `error` says why); without a
     /// fallback version `kind` is nil and the service uses its own default text.
     public struct Rendering: Sendable, Equatable {
         public enum Kind: String, Sendable {
@@ -23,7 +23,7 @@ extension VariantClient {
         public var text: String?
         /// A chat prompt's messages, each content rendered.
         public var messages: [PromptMessage]?
-        /// The daemon's warnings: `{"code":"extra_variable","variable":..}`, `{"code":"guardrail_warning",..}`.
+        /// The daemon's warnings: `{"code":"extra_variable","variable":..}`, `{"code":"rule_warning",..}`.
         public var warnings: [JSONObject]
         public var error: String?
         public var message: String?
@@ -49,10 +49,10 @@ extension VariantClient {
     }
 
     /// The daemon's codes for a render it refuses; the fallback never replaces these.
-    static let renderRefusals: Set<String> = ["guardrail_blocked", "missing_variable", "invalid_variables"]
+    static let renderRefusals: Set<String> = ["rule_blocked", "missing_variable", "invalid_variables"]
 
     /// The prompt version `unit` gets in `experiment`, rendered with `variables` by the daemon and checked by the
-    /// version's guardrails, in one round trip; never throws (see `Rendering` for refusals and the fallback).
+    /// version's prompt rules, in one round trip; never throws (see `Rendering` for refusals and the fallback).
     public func render(
         _ experiment: String, unit: String, variables: JSONObject = JSONObject(), attributes: JSONObject = JSONObject()
     ) -> Rendering {
@@ -61,8 +61,8 @@ extension VariantClient {
     }
 
     /// A prompt version (the latest without `version`) rendered by the daemon, without an experiment; the
-    /// fallback's copy rendered here when the daemon cannot answer. Never throws.
-    public func render(prompt: String, version: Int? = nil, variables: JSONObject = JSONObject()) -> Rendering {
+    /// fallback's copy rendered here when the daemon cannot answer. Never throws. (Python: `render_prompt`.)
+    public func renderPrompt(_ prompt: String, variables: JSONObject = JSONObject(), version: Int? = nil) -> Rendering {
         rendered(prompt: prompt, version: version, variables: variables, ask(Self.renderFields(prompt: prompt, version: version, variables: variables)))
     }
 
@@ -83,7 +83,7 @@ extension VariantClient {
         var fields: [(String, JSONValue)] = [
             ("op", .string("render")), ("prompt", .string(prompt)), ("variables", .object(variables)),
         ]
-        if let version { fields.append(("version", .number(Double(version)))) }
+        if let version { fields.append(("prompt_version", .number(Double(version)))) }
         return fields
     }
 
@@ -228,7 +228,7 @@ extension Fallback {
             error: assignment.error)
     }
 
-    /// Renders a version of `prompt` here with the daemon's code: its declared variables, templates and guardrails.
+    /// Renders a version of `prompt` here with the daemon's code: its declared variables, templates and prompt rules.
     func render(
         prompt: String, version: Int?, variables: JSONObject, assignment: VariantClient.Assignment?, error: String?
     ) -> VariantClient.Rendering {
@@ -246,8 +246,8 @@ extension Fallback {
         }
         if let blocked = prepared.blocked {
             return VariantClient.Rendering(
-                assignment: assignment, prompt: prompt, promptVersion: version, error: "guardrail_blocked",
-                message: "guardrail '\(blocked.rule)': \(blocked.reason)")
+                assignment: assignment, prompt: prompt, promptVersion: version, error: "rule_blocked",
+                message: "rule '\(blocked.rule)': \(blocked.reason)")
         }
         let texts = prepared.renderedTexts
         if let messages = found.messages {

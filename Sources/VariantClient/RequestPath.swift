@@ -46,7 +46,7 @@ extension VariantClient {
 
         /// The `prompt` request for this version.
         var fields: [(String, JSONValue)] {
-            [("op", .string("prompt")), ("prompt", .string(prompt)), ("version", .number(Double(version)))]
+            [("op", .string("prompt")), ("prompt", .string(prompt)), ("prompt_version", .number(Double(version)))]
         }
     }
 
@@ -81,7 +81,7 @@ extension VariantClient {
     /// The fields of a `prompt` request for `prompt` (its latest version without `version`).
     static func templateFields(_ prompt: String, version: Int?) -> [(String, JSONValue)] {
         var fields: [(String, JSONValue)] = [("op", .string("prompt")), ("prompt", .string(prompt))]
-        if let version { fields.append(("version", .number(Double(version)))) }
+        if let version { fields.append(("prompt_version", .number(Double(version)))) }
         return fields
     }
 

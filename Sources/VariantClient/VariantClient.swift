@@ -106,7 +106,8 @@ public final class VariantClient: Sendable {
     }
 
     /// Many assignments pipelined in one write and one read; all fall back together if the daemon cannot answer.
-    public func assign(_ requests: [(experiment: String, unit: String, attributes: JSONObject)]) -> [Assignment] {
+    /// (Python: `assign_many`.)
+    public func assignMany(_ requests: [(experiment: String, unit: String, attributes: JSONObject)]) -> [Assignment] {
         let lines: [[(String, JSONValue)]] = requests.map { request in
             Self.assignFields(request.experiment, unit: request.unit, attributes: request.attributes)
         }
@@ -203,7 +204,7 @@ public final class VariantClient: Sendable {
 
     static func template(from answer: JSONObject) -> Template? {
         guard answer["ok"] == .bool(true), let prompt = answer["prompt"]?.stringValue,
-            let version = answer["version"]?.integerValue
+            let version = answer["prompt_version"]?.integerValue
         else { return nil }
         let messages = answer["messages"]?.arrayValue.map(Self.messages(from:))
         guard let text = answer["template"]?.stringValue ?? (messages != nil ? "" : nil) else { return nil }

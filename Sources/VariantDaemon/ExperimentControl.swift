@@ -47,12 +47,15 @@ public final class ExperimentControl: Sendable {
 
     /// `treatment.disabled: REASON` (and the like) at notice level, with the event's details as metadata.
     static func logTreatmentEvent(_ event: LedgerEvent, logger: Logger) {
-        var metadata: Logger.Metadata = [
-            "event": "\(event.kind.rawValue)", "experiment": "\(event.experiment ?? "")",
-            "variant": "\(event.variant ?? "")", "actor": "\(event.actor)",
-        ]
-        for member in event.details.members { metadata["stats." + member.key] = "\(member.value.plainDescription)" }
-        logger.notice("treatment.\(event.kind.rawValue): \(event.message)", metadata: metadata)
+        var statistics: Logger.Metadata = [:]
+        for member in event.details.members { statistics["stats." + member.key] = "\(member.value.plainDescription)" }
+        logger.log(
+            .notice, .treatment(event.kind), event.message,
+            metadata: [
+                .event: "\(event.kind.rawValue)", .experiment: "\(event.experiment ?? "")",
+                .variant: "\(event.variant ?? "")", .actor: "\(event.actor)",
+            ],
+            dataKeys: statistics)
     }
 
     /// Hooks for a config source that record applied and rejected documents as events in `ledger`, and the
@@ -75,7 +78,7 @@ public final class ExperimentControl: Sendable {
                         at: config.loadedAt, kind: .configApplied, actor: "config source",
                         message: "applied \(config.version) from \(config.source)",
                         details: JSONObject([
-                            ("version", .string(config.version)),
+                            ("config_version", .string(config.version)),
                             ("experiments", .number(Double(config.document.experiments.count))),
                         ])))
             },

@@ -28,7 +28,7 @@ struct PromptCommand: ParsableCommand {
         let (name, experiment, unit) = try subject.promptSubject()
         var fields: [(String, JSONValue)] = [("op", .string("prompt"))]
         if let name { fields.append(("prompt", .string(name))) }
-        if let version { fields.append(("version", .number(Double(version)))) }
+        if let version { fields.append(("prompt_version", .number(Double(version)))) }
         if let experiment, let unit {
             fields += [
                 ("experiment", .string(experiment)), ("unit", .string(unit)),

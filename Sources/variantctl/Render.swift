@@ -57,7 +57,7 @@ struct RenderCommand: ParsableCommand {
             ]
         }
         if let name { fields.append(("prompt", .string(name))) }
-        if let version { fields.append(("version", .number(Double(version)))) }
+        if let version { fields.append(("prompt_version", .number(Double(version)))) }
         fields.append(("variables", try Self.variablesObject(variables)))
         let (line, answer) = try connection.send(fields)
         guard !connection.json else { return print(line) }

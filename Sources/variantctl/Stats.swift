@@ -180,13 +180,13 @@ struct Stats: AsyncParsableCommand {
             sections.append("latency percentiles\n" + table.rendered())
         }
 
-        let promptRules = (answer["prompt_guardrails"]?.arrayValue ?? []).compactMap(\.objectValue)
+        let promptRules = (answer["prompt_rules"]?.arrayValue ?? []).compactMap(\.objectValue)
         if !promptRules.isEmpty {
-            var table = Table("PROMPT", "VERSION", "GUARDRAIL", "ACTION", "TRIGGERED")
+            var table = Table("PROMPT", "VERSION", "RULE", "ACTION", "TRIGGERED")
             for rule in promptRules {
-                table.add(["prompt", "version", "rule", "action", "triggered"].map { render(rule[$0] ?? .null) })
+                table.add(["prompt", "prompt_version", "rule", "action", "triggered"].map { render(rule[$0] ?? .null) })
             }
-            sections.append("prompt guardrails\n" + table.rendered())
+            sections.append("prompt rules\n" + table.rendered())
         }
 
         var checks: [String] = []

@@ -15,9 +15,9 @@ struct Status: ParsableCommand {
             answer, skipping: ["id", "ok", "last_error", "experiment_states", "disabled_treatments", "prompt_sources", "state_error"])
         let experiments = (answer["experiment_states"]?.arrayValue ?? []).compactMap(\.objectValue)
         if !experiments.isEmpty {
-            var table = Table("EXPERIMENT", "STATUS", "MODE", "ASSIGNING")
+            var table = Table("EXPERIMENT", "STATUS", "MODE", "ENROLLING")
             for experiment in experiments {
-                table.add(["name", "status", "mode", "assigning"].map { render(experiment[$0] ?? .null) })
+                table.add(["name", "status", "mode", "enrolling"].map { render(experiment[$0] ?? .null) })
             }
             print(table.rendered())
         }

@@ -31,7 +31,7 @@ struct Validate: ParsableCommand {
             let unfetched = references.uses.map { "\($0.prompt): \($0.reference)" }
             if json {
                 var writer = JSONWriter()
-                writer.raw(#"{"valid":true,"version":"#)
+                writer.raw(#"{"valid":true,"config_version":"#)
                 writer.string(version)
                 writer.raw(#","experiments":"#)
                 writer.integer(experiments)
@@ -60,7 +60,7 @@ struct Validate: ParsableCommand {
                     ]))
                 }
                 writer.value(.object(JSONObject([
-                    (key: "valid", value: .bool(false)), (key: "version", value: .string(version)),
+                    (key: "valid", value: .bool(false)), (key: "config_version", value: .string(version)),
                     (key: "problems", value: .array(problems)),
                 ])))
                 print(String(decoding: writer.bytes, as: UTF8.self))

@@ -13,7 +13,7 @@ import NIOPosix
 enum NIOReferenceServer {
     /// udsfloor.c's answer, byte for byte.
     static let answer = Array(
-        #"{"id":1,"ok":true,"experiment":"checkout-prompt","variant":"treatment","prompt":"checkout","prompt_version":4,"in_experiment":true,"reason":"hash"}"#
+        #"{"id":1,"ok":true,"experiment":"checkout-prompt","variant":"treatment","prompt":"checkout","prompt_version":4,"enrolled":true,"reason":"hash"}"#
             .utf8) + [UInt8(ascii: "\n")]
 
     /// Serves on a new socket at `socketPath` until the process is terminated.

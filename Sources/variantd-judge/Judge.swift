@@ -110,9 +110,8 @@ struct Judge: AsyncParsableCommand {
         let service = JudgeService(
             configuration: configuration, query: FleetQuery(configuration: queryConfiguration), source: documentSource,
             logger: logger)
-        logger.info(
-            "judge.started",
-            metadata: ["config.source": "\(documentSource.sourceDescription)", "prometheus": "\(prometheus)", "dry_run": "\(dryRun)"])
+        logger.log(.info, .judgeStarted,
+            metadata: [.configSource: "\(documentSource.sourceDescription)", .prometheus: "\(prometheus)", .dryRun: "\(dryRun)"])
 
         if once {
             let round: JudgeService.Round

@@ -221,9 +221,8 @@ struct Variantd: AsyncParsableCommand {
         if let group = effectiveAdminGroup, let gid = AdminPolicy.groupID(named: group), !AdminPolicy.isMapped(groupID: gid) {
             // PrivateUsers=yes (the shipped unit) maps only root and the daemon's own group: members of the admin
             // group would get forbidden with no hint why.
-            logger.error(
-                "admin.group_unmapped: the admin group is not mapped in this user namespace, so its members are refused admin ops; run without PrivateUsers=yes (systemd/README.md)",
-                metadata: ["admin.group": "\(group)", "admin.gid": "\(gid)"])
+            logger.log(.error, .adminGroupUnmapped, "the admin group is not mapped in this user namespace, so its members are refused admin ops; run without PrivateUsers=yes (systemd/README.md)",
+                metadata: [.adminGroup: "\(group)", .adminGid: "\(gid)"])
         }
 
         // systemd: the socket passed by socket activation, if any (a startup error if it is not a Unix stream).
@@ -285,9 +284,8 @@ struct Variantd: AsyncParsableCommand {
             })
         control.syncDisabledTreatments()
         if !(await source.loadInitial()) {
-            logger.warning(
-                "config.none: serving no_config until a valid document appears",
-                metadata: ["config.source": "\(source.sourceDescription)"])
+            logger.log(.warning, .configNone, "serving no_config until a valid document appears",
+                metadata: [.configSource: "\(source.sourceDescription)"])
         }
 
         var serverConfiguration = SocketServer.Configuration(
@@ -301,7 +299,7 @@ struct Variantd: AsyncParsableCommand {
             configuration: serverConfiguration, store: store, logger: logger, metrics: metrics,
             contextForPeer: { control.context(for: $0) }
         ) {
-            logger.info("variantd.ready", metadata: ["socket": "\(socketPath)"])
+            logger.log(.info, .variantdReady, metadata: [.socket: "\(socketPath)"])
             notifier.serverListening()
         }
 

@@ -64,8 +64,8 @@ import Testing
                 let unit = "u\(index)"
                 let before = lower.assign(unit: unit, attributes: noAttributes, now: someInstant)
                 let after = higher.assign(unit: unit, attributes: noAttributes, now: someInstant)
-                if before.inExperiment {
-                    #expect(after.inExperiment)
+                if before.enrolled {
+                    #expect(after.enrolled)
                     #expect(after.variantIndex == before.variantIndex)
                 }
             }
@@ -103,10 +103,10 @@ import Testing
             let experiment = try! experiment(salt: salt, weights: [50, 50], exposure: 30)
             let assignment = experiment.assign(unit: unit, attributes: noAttributes, now: someInstant)
             let exposed = Bucketing.bucket(salt: salt, label: .exposure, unit: unit) < 3000
-            #expect(assignment.inExperiment == exposed)
+            #expect(assignment.enrolled == exposed)
             if !exposed {
                 #expect(assignment.variantIndex == experiment.controlIndex)
-                #expect(assignment.reason == .notExposed)
+                #expect(assignment.reason == .outsideExposure)
             }
         }
     }

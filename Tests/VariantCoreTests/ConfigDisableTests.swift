@@ -133,7 +133,7 @@ import Testing
             let after = try answer(line, disabled, context)
             if before["variant"] == .string("treatment") {
                 #expect(after["variant"] == .string("control"))
-                #expect(after["in_experiment"] == .bool(false))
+                #expect(after["enrolled"] == .bool(false))
                 #expect(after["reason"] == .string("disabled"))
                 moved += 1
             } else {

@@ -80,12 +80,12 @@ import Testing
             "$.prompts.p.versions[0].messages", .conflictingFields
         ),
         (
-            promptDocument(#"{"version":1,"template":"a","guardrails":[{"name":"g","type":"regex","action":"block","pattern":"(a"}]}"#),
-            "$.prompts.p.versions[0].guardrails[0].pattern", .invalidPattern
+            promptDocument(#"{"version":1,"template":"a","rules":[{"name":"g","type":"regex","action":"block","pattern":"(a"}]}"#),
+            "$.prompts.p.versions[0].rules[0].pattern", .invalidPattern
         ),
         (
             #"""
-            {"schema_version":1,"prompts":{"p":{"versions":[{"version":1,"template":"a","guardrails":[{"name":"g","type":"model","action":"block","models":["m"]}]}]}},
+            {"schema_version":1,"prompts":{"p":{"versions":[{"version":1,"template":"a","rules":[{"name":"g","type":"model","action":"block","models":["m"]}]}]}},
              "experiments":[{"name":"e","salt":"s","status":"running","variants":[
                {"name":"a","control":true,"weight":50,"prompt":"p","prompt_version":1,"params":{"model":"m"}},
                {"name":"b","weight":50,"prompt":"p","prompt_version":1,"params":{"model":"x"}}]}]}

@@ -52,8 +52,8 @@ import Testing
             let experiment = try experiment(salt: salt, weights: weights, exposure: exposure)
             #expect(names[experiment.hashedVariantIndex(unit: unit)] == expected["hashed_variant"]?.stringValue, "case \(index)")
             let assignment = experiment.assign(unit: unit, attributes: noAttributes, now: someInstant)
-            #expect(.bool(assignment.inExperiment) == expected["enrolled"], "case \(index)")
-            if assignment.inExperiment {
+            #expect(.bool(assignment.enrolled) == expected["enrolled"], "case \(index)")
+            if assignment.enrolled {
                 #expect(.string(names[assignment.variantIndex]) == expected["variant"], "case \(index)")
             } else {
                 #expect(expected["variant"] == .null, "case \(index)")
@@ -84,7 +84,7 @@ import Testing
             let line = Responder.respond(to: String(decoding: lineWriter.bytes, as: UTF8.self), snapshot: snapshot, now: now, context: .detached())
             let answer = try #require(try JSONParser.parse(Array(line.utf8)).objectValue)
             let expected = try #require(vector["expected"]?.objectValue)
-            for key in ["variant", "prompt", "prompt_version", "in_experiment", "reason"] {
+            for key in ["variant", "prompt", "prompt_version", "enrolled", "reason"] {
                 #expect(answer[key] == expected[key], "case \(index) (\(vector["note"]?.stringValue ?? "")): \(key)")
             }
             if let shadow = expected["shadow"] {
@@ -96,7 +96,7 @@ import Testing
             }
             reasons.insert(expected["reason"]?.stringValue ?? "")
         }
-        #expect(reasons.isSuperset(of: ["assigned", "draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "disabled", "shadow"]))
+        #expect(reasons.isSuperset(of: ["assigned", "draft", "paused", "completed", "not_started", "ended", "not_targeted", "outside_exposure", "disabled", "shadow"]))
     }
 
     /// Every rendering vector, through the real `render` op: one prompt whose version N is case N.
@@ -125,7 +125,7 @@ import Testing
         for (index, vector) in cases.enumerated() {
             var request = JSONWriter()
             request.value(.object(JSONObject([
-                ("op", .string("render")), ("prompt", .string("vectors")), ("version", .number(Double(index + 1))),
+                ("op", .string("render")), ("prompt", .string("vectors")), ("prompt_version", .number(Double(index + 1))),
                 ("variables", try #require(vector["variables"])),
             ])))
             let line = String(decoding: request.bytes, as: UTF8.self)

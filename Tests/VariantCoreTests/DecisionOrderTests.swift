@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct DecisionOrderTests {
     static func decide(_ members: String, attributes: String = "{}", now: String = "2026-11-23T12:00:00Z") throws
-        -> (variant: String, inExperiment: Bool, reason: AssignmentReason)
+        -> (variant: String, enrolled: Bool, reason: AssignmentReason)
     {
         let document = try validDocument(
             documentWithExperiment(
@@ -12,7 +12,7 @@ import Testing
         let experiment = document.experiments[0]
         let assignment = experiment.assign(
             unit: "u1", attributes: try parseJSON(attributes).objectValue!, now: Timestamp(rfc3339: now)!)
-        return (experiment.variants[assignment.variantIndex].name, assignment.inExperiment, assignment.reason)
+        return (experiment.variants[assignment.variantIndex].name, assignment.enrolled, assignment.reason)
     }
 
     @Test(arguments: [
@@ -24,15 +24,15 @@ import Testing
         (#""status":"running","start":"2026-11-23T12:00:00Z""#, "{}", "treatment", true, .assigned),
         (#""status":"running","targeting":[{"attribute":"plan","op":"eq","value":"pro"}]"#, #"{"plan":"free"}"#, "control", false, .notTargeted),
         (#""status":"running","targeting":[{"attribute":"plan","op":"eq","value":"pro"}]"#, #"{"plan":"pro"}"#, "treatment", true, .assigned),
-        (#""status":"running","exposure":0"#, "{}", "control", false, .notExposed),
+        (#""status":"running","exposure":0"#, "{}", "control", false, .outsideExposure),
         (#""status":"running""#, "{}", "treatment", true, .assigned),
     ])
     func followsTheDecisionOrder(
-        members: String, attributes: String, variant: String, inExperiment: Bool, reason: AssignmentReason
+        members: String, attributes: String, variant: String, enrolled: Bool, reason: AssignmentReason
     ) throws {
         let decision = try Self.decide(members, attributes: attributes)
         #expect(decision.variant == variant)
-        #expect(decision.inExperiment == inExperiment)
+        #expect(decision.enrolled == enrolled)
         #expect(decision.reason == reason)
     }
 
@@ -54,7 +54,7 @@ import Testing
     ])
     func targetingRulesMatchByJSONType(rule: String, attributes: String, matches: Bool) throws {
         let decision = try Self.decide(#""status":"running","targeting":[\#(rule)]"#, attributes: attributes)
-        #expect(decision.inExperiment == matches)
+        #expect(decision.enrolled == matches)
         #expect(decision.reason == (matches ? .assigned : .notTargeted))
     }
 }

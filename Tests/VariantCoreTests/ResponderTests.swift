@@ -38,7 +38,7 @@ import Testing
         let v = Self.version
         #expect(
             try answer(#"{"id":7,"op":"assign","experiment":"e","unit":"u1"}"#)
-                == #"{"id":7,"ok":true,"experiment":"e","variant":"treatment","prompt":"p","prompt_version":2,"params":{"model":"m","temperature":0.2},"in_experiment":true,"reason":"assigned","config_version":"\#(v)","metadata":{"experiment":"e","variant":"treatment","prompt":"p","prompt_version":2,"config_version":"\#(v)"}}"#
+                == #"{"id":7,"ok":true,"experiment":"e","variant":"treatment","prompt":"p","prompt_version":2,"params":{"model":"m","temperature":0.2},"enrolled":true,"reason":"assigned","config_version":"\#(v)","metadata":{"experiment":"e","variant":"treatment","prompt":"p","prompt_version":2,"config_version":"\#(v)"}}"#
         )
     }
 
@@ -58,21 +58,21 @@ import Testing
     @Test func aPausedExperimentServesTheControlAndSaysWhy() throws {
         let response = try parseJSON(try answer(#"{"op":"assign","experiment":"paused","unit":"u1"}"#)).objectValue!
         #expect(response["variant"] == .string("control"))
-        #expect(response["in_experiment"] == .bool(false))
+        #expect(response["enrolled"] == .bool(false))
         #expect(response["reason"] == .string("paused"))
         #expect(response["params"] == .object(JSONObject()))
     }
 
     @Test func promptReturnsANumberedTheLatestOrTheAssignedVersion() throws {
-        let numbered = try parseJSON(try answer(#"{"op":"prompt","prompt":"p","version":1}"#)).objectValue!
+        let numbered = try parseJSON(try answer(#"{"op":"prompt","prompt":"p","prompt_version":1}"#)).objectValue!
         #expect(numbered["template"] == .string("Hello {{name}}"))
         #expect(numbered["variables"] == (try parseJSON(#"{"required":["name"],"optional":[]}"#)))
         let latest = try parseJSON(try answer(#"{"op":"prompt","prompt":"p"}"#)).objectValue!
-        #expect(latest["version"] == .number(2))
+        #expect(latest["prompt_version"] == .number(2))
         #expect(latest["template"] == .string("Hi {{name}}\n"))
         let assigned = try parseJSON(try answer(#"{"op":"prompt","experiment":"paused","unit":"u"}"#)).objectValue!
         #expect(assigned["prompt"] == .string("p"))
-        #expect(assigned["version"] == .number(1))
+        #expect(assigned["prompt_version"] == .number(1))
         #expect(assigned["variant"] == .string("control"))
         #expect(assigned["reason"] == .string("paused"))
     }
@@ -80,7 +80,7 @@ import Testing
     @Test func configReportsVersionSourceAndAge() throws {
         #expect(
             try answer(#"{"id":1,"op":"config"}"#)
-                == #"{"id":1,"ok":true,"loaded":true,"version":"\#(Self.version)","source":"file:/x.json","loaded_at":"2026-11-23T11:59:00Z","age_seconds":60,"experiments":2,"prompts":2,"last_error":null,"source_version":null,"fetched_at":"2026-11-23T11:59:00Z","from_cache":false,"source_state":"starting","last_success_at":null,"experiment_states":[{"name":"e","status":"running","mode":"live","assigning":true},{"name":"paused","status":"paused","mode":"live","assigning":false}],"disabled_treatments":[],"state_error":null,"prompt_sources":[]}"#
+                == #"{"id":1,"ok":true,"loaded":true,"config_version":"\#(Self.version)","source":"file:/x.json","loaded_at":"2026-11-23T11:59:00Z","age_seconds":60,"experiments":2,"prompts":2,"last_error":null,"source_version":null,"fetched_at":"2026-11-23T11:59:00Z","from_cache":false,"source_state":"starting","last_success_at":null,"experiment_states":[{"name":"e","status":"running","mode":"live","enrolling":true},{"name":"paused","status":"paused","mode":"live","enrolling":false}],"disabled_treatments":[],"state_error":null,"prompt_sources":[]}"#
         )
         let disabled = try Self.servingSnapshot().withDisabled([.init(experiment: "e", variant: "treatment")])
         #expect(try answer(#"{"op":"config"}"#, snapshot: disabled).hasSuffix(#""disabled_treatments":[{"experiment":"e","variant":"treatment"}],"state_error":null,"prompt_sources":[]}"#))
@@ -92,7 +92,7 @@ import Testing
             problems: [ValidationIssue(path: "$.experiments", code: .wrongType, message: "bad")])
         let snapshot = try Self.servingSnapshot().recording(failure)
         let response = try parseJSON(try answer(#"{"op":"config"}"#, snapshot: snapshot)).objectValue!
-        #expect(response["version"] == .string(Self.version))
+        #expect(response["config_version"] == .string(Self.version))
         #expect(
             response["last_error"]
                 == (try parseJSON(
@@ -105,7 +105,7 @@ import Testing
         let empty = ServingSnapshot(config: nil, source: "file:/missing.json", lastError: nil, startedAt: Self.startedAt)
         #expect(
             Responder.respond(to: #"{"id":1,"op":"assign","experiment":"e","unit":"u"}"#, snapshot: empty, now: someInstant, context: .detached())
-                == #"{"id":1,"ok":true,"experiment":"e","variant":null,"prompt":null,"prompt_version":null,"params":{},"in_experiment":false,"reason":"no_config","config_version":null,"metadata":{"experiment":"e","variant":null,"prompt":null,"prompt_version":null,"config_version":null}}"#
+                == #"{"id":1,"ok":true,"experiment":"e","variant":null,"prompt":null,"prompt_version":null,"params":{},"enrolled":false,"reason":"no_config","config_version":null,"metadata":{"experiment":"e","variant":null,"prompt":null,"prompt_version":null,"config_version":null}}"#
         )
         #expect(
             Responder.respond(to: #"{"op":"prompt","prompt":"p"}"#, snapshot: empty, now: someInstant, context: .detached()).contains(#""code":"no_config""#))
@@ -128,7 +128,7 @@ import Testing
         (#"{"id":6,"op":"assign","experiment":"e","unit":"u","experiement":"x"}"#, "6", "unknown_field"),
         (#"{"id":7,"op":"assign","experiment":"nope","unit":"u"}"#, "7", "unknown_experiment"),
         (#"{"id":8,"op":"prompt","prompt":"nope"}"#, "8", "unknown_prompt"),
-        (#"{"id":9,"op":"prompt","prompt":"p","version":3}"#, "9", "unknown_prompt_version"),
+        (#"{"id":9,"op":"prompt","prompt":"p","prompt_version":3}"#, "9", "unknown_prompt_version"),
         (#"{"id":10,"op":"prompt","prompt":"q","experiment":"e","unit":"u"}"#, "10", "prompt_mismatch"),
         (#"{"id":11,"op":"prompt","prompt":"p","unit":"u"}"#, "11", "invalid_field"),
         (#"{"id":12,"op":"health","verbose":true}"#, "12", "unknown_field"),

@@ -34,7 +34,7 @@ import VariantCore
     @Test func aFullTableIsEmptiedBeforeTheNextIsKept() {
         let answers = AssignAnswers(limit: 2)
         let assignment = VariantClient.Assignment(
-            experiment: "e", variant: "v", prompt: nil, promptVersion: nil, params: JSONObject(), inExperiment: true,
+            experiment: "e", variant: "v", prompt: nil, promptVersion: nil, params: JSONObject(), enrolled: true,
             reason: "assigned", configVersion: "c", metadata: JSONObject(), template: nil, variables: nil, shadow: nil,
             error: nil)
         for text in ["a", "b", "c"] { answers.keep(assignment, for: .init(bytes: ArraySlice(text.utf8))) }

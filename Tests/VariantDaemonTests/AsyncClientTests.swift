@@ -15,6 +15,21 @@ import VariantCore
         return experiment.variants[experiment.hashedVariantIndex(unit: unit)].name
     }
 
+    @Test func assignManyAnswersEveryRequestInItsOrder() async throws {
+        let daemon = try DaemonFixture(config: exampleConfig)
+        let client = AsyncVariantClient(
+            socketPath: daemon.socketPath, timeout: 60, fallback: try Fallback(json: Array(exampleConfig.utf8)))
+        let units = (0..<200).map { "user-\($0)" }
+        let answers = await client.assignMany(units.map { (experiment: "checkout-prompt", unit: $0, attributes: JSONObject()) })
+        #expect(answers.map(\.unit) == units)
+        for answer in answers {
+            let expected = try Self.expectedVariant(answer.unit ?? "")
+            #expect(answer.reason == "assigned" && answer.variant == expected, "\(answer)")
+        }
+        #expect(client.counters.fallbacks == 0)
+        await client.close()
+    }
+
     @Test func aThousandTasksAtOnceEachGetTheAnswerToTheirOwnRequest() async throws {
         let daemon = try DaemonFixture(config: exampleConfig)
         // A timeout far longer than the test: every answer must come from the daemon, however loaded the machine.
@@ -137,9 +152,9 @@ import VariantCore
                 unanswered.withLock { $0 = String(id) }
                 return nil
             }
-            let answer = #"{"id":\#(id),"ok":true,"experiment":"checkout-prompt","variant":"concise","in_experiment":true,"reason":"assigned"}"#
+            let answer = #"{"id":\#(id),"ok":true,"experiment":"checkout-prompt","variant":"concise","enrolled":true,"reason":"assigned"}"#
             guard let late = unanswered.withLock({ $0.take() }) else { return answer }
-            return #"{"id":\#(late),"ok":true,"experiment":"checkout-prompt","variant":"control","in_experiment":true,"reason":"assigned"}"#
+            return #"{"id":\#(late),"ok":true,"experiment":"checkout-prompt","variant":"control","enrolled":true,"reason":"assigned"}"#
                 + "\n" + answer
         }
         let client = AsyncVariantClient(socketPath: server.path, timeout: 60, fallback: ClientFallbackTests.fallback)

@@ -21,7 +21,7 @@ import VariantCore
         #expect(answer.prompt == "checkout" && answer.promptVersion == 1, sourceLocation: sourceLocation)
         #expect(answer.template == "You are a friendly checkout assistant.", sourceLocation: sourceLocation)
         #expect(answer.params == JSONObject([("model", .string("local-default"))]), sourceLocation: sourceLocation)
-        #expect(!answer.inExperiment && answer.configVersion == nil, sourceLocation: sourceLocation)
+        #expect(!answer.enrolled && answer.configVersion == nil, sourceLocation: sourceLocation)
     }
 
     @Test func missingSocketGivesTheFallbackAtOnce() throws {
@@ -115,17 +115,17 @@ import VariantCore
         #expect(rendered.kind == .text && rendered.promptVersion == 1)
         #expect(rendered.text?.hasPrefix("You are a friendly checkout assistant for Acme. Help Ada finish") == true)
 
-        let chat = client.render(
-            prompt: "ticket-triage",
+        let chat = client.renderPrompt(
+            "ticket-triage",
             variables: JSONObject([("product", .string("Widgets")), ("ticket", .string("Help")), ("language", .string("de"))]))
         #expect(chat.kind == .chat && chat.error == "unreachable")
         #expect(chat.messages?.last == PromptMessage(role: "user", content: "Help"))
         #expect(chat.messages?.first?.content.hasSuffix("The ticket is in de.") == true)
-        // The version's guardrails apply here too: the fallback never serves what the daemon would block.
-        let blocked = client.render(
-            prompt: "ticket-triage",
+        // The version's prompt rules apply here too: the fallback never serves what the daemon would block.
+        let blocked = client.renderPrompt(
+            "ticket-triage",
             variables: JSONObject([("product", .string("W")), ("ticket", .string("card 4111 1111 1111 1111"))]))
-        #expect(!blocked.isRendered && blocked.error == "guardrail_blocked")
+        #expect(!blocked.isRendered && blocked.error == "rule_blocked")
         let missing = client.render("checkout-prompt", unit: "user-42", variables: JSONObject())
         #expect(!missing.isRendered && missing.error == "missing_variable")
 
@@ -152,12 +152,12 @@ import VariantCore
 
     @Test func metadataForLangfuseAndOpenTelemetry() throws {
         let answer = Self.fallback.assignment(for: "checkout-prompt")
-        #expect(answer.traceMetadata.keys == ["experiment", "variant", "prompt", "prompt_version", "config_version", "reason", "in_experiment"])
+        #expect(answer.traceMetadata.keys == ["experiment", "variant", "prompt", "prompt_version", "config_version", "reason", "enrolled"])
         #expect(answer.traceMetadata["reason"] == .string("fallback"))
         let attributes = answer.traceAttributes()
         #expect(attributes.map(\.key) == [
             "variantd.experiment", "variantd.variant", "variantd.prompt", "variantd.prompt_version", "variantd.reason",
-            "variantd.in_experiment",
+            "variantd.enrolled",
         ])
         #expect(attributes[3].value == .number(1))
     }
@@ -213,7 +213,7 @@ import VariantCore
 
         let answers = (0..<40).map { client.assign("checkout-prompt", unit: "user-\($0)") }
         for (index, answer) in answers.enumerated() {
-            #expect(answer.reason == "assigned" && answer.inExperiment && answer.error == nil)
+            #expect(answer.reason == "assigned" && answer.enrolled && answer.error == nil)
             #expect(answer.variant == experiment.variants[experiment.hashedVariantIndex(unit: "user-\(index)")].name)
             #expect(answer.metadata["variant"] == answer.variant.map(JSONValue.string))
             #expect(answer.configVersion?.hasPrefix("sha256:") == true)
@@ -226,7 +226,7 @@ import VariantCore
         #expect(prompted.params["model"] == .string("gpt-4o-mini"))
         #expect(prompted.traceMetadata["prompt_version"] == .number(2))
 
-        let pipelined = client.assign((0..<40).map { (experiment: "checkout-prompt", unit: "user-\($0)", attributes: JSONObject()) })
+        let pipelined = client.assignMany((0..<40).map { (experiment: "checkout-prompt", unit: "user-\($0)", attributes: JSONObject()) })
         #expect(pipelined.map(\.variant) == answers.map(\.variant))
 
         let targeted = client.assign(
@@ -298,20 +298,20 @@ import VariantCore
         #expect(variantsSeen == ["control", "concise"])
 
         let chatVariables = JSONObject([("product", .string("Widgets")), ("ticket", .string("It broke."))])
-        let chat = client.render(prompt: "ticket-triage", variables: chatVariables)
+        let chat = client.renderPrompt("ticket-triage", variables: chatVariables)
         #expect(chat.kind == .chat && chat.messages?.map(\.role) == ["system", "user"])
         // The daemon and the fallback render the same version with the same code.
         let directory = try TemporaryDirectory()
         let offline = VariantClient(socketPath: directory.path + "/none.sock", fallback: try Fallback(json: Array(exampleConfig.utf8)))
         defer { offline.close() }
-        let local = offline.render(prompt: "ticket-triage", variables: chatVariables)
+        let local = offline.renderPrompt("ticket-triage", variables: chatVariables)
         #expect(local.error == "unreachable" && local.messages == chat.messages)
         #expect(client.template("ticket-triage")?.messages?.count == 2)
 
-        let blocked = client.render(
-            prompt: "ticket-triage",
+        let blocked = client.renderPrompt(
+            "ticket-triage",
             variables: JSONObject([("product", .string("W")), ("ticket", .string("card 4111 1111 1111 1111"))]))
-        #expect(!blocked.isRendered && blocked.error == "guardrail_blocked" && blocked.message?.contains("no-card-numbers") == true)
+        #expect(!blocked.isRendered && blocked.error == "rule_blocked" && blocked.message?.contains("no-card-numbers") == true)
         let missing = client.render("checkout-prompt", unit: "user-1", variables: JSONObject([("store_name", .string("Acme"))]))
         #expect(!missing.isRendered && missing.error == "missing_variable")
         #expect(client.counters.fallbacks == 0)

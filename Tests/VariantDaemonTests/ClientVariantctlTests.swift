@@ -46,16 +46,16 @@ import VariantCore
         // The file is checked only hourly here, so only the reload can pick up the change within the test.
         let daemon = try DaemonFixture(config: exampleConfig, arguments: ["--poll-interval", "3600"])
         let socket = ["--socket", daemon.socketPath]
-        let before = try daemon.ask(#"{"op":"config"}"#)["version"]
+        let before = try daemon.ask(#"{"op":"config"}"#)["config_version"]
         let paused = exampleConfig.replacingOccurrences(of: #""status": "running""#, with: #""status": "paused""#)
         try daemon.writeConfig(paused)
-        #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == before)
+        #expect(try daemon.ask(#"{"op":"config"}"#)["config_version"] == before)
 
         let reload = try runCommand("variantctl", ["reload"] + socket)
         #expect(reload.status == 0, "\(reload.stderr)")
         #expect(reload.stdout.hasPrefix("reload requested"))
         let expected = JSONValue.string(LoadedConfig.version(of: Array(paused.utf8)))
-        #expect(eventually { (try? daemon.ask(#"{"op":"config"}"#)["version"]) == expected })
+        #expect(eventually { (try? daemon.ask(#"{"op":"config"}"#)["config_version"]) == expected })
         let reloadJSON = try runCommand("variantctl", ["reload", "--json"] + socket)
         #expect(parseObject(reloadJSON.stdout.trimmingCharacters(in: .newlines))?["reloading"] == .bool(true))
         #expect(daemon.stop() == 0)

@@ -62,7 +62,7 @@ import VariantDaemon
         #expect(try eventually { try assign(first, conciseUnit)["reason"] == .string("disabled") })
         let disabledAnswer = try assign(first, conciseUnit)
         #expect(disabledAnswer["variant"] == .string("control"))
-        #expect(disabledAnswer["in_experiment"] == .bool(false))
+        #expect(disabledAnswer["enrolled"] == .bool(false))
         #expect(try assign(first, controlUnit)["reason"] == .string("assigned"))
         let listed = try first.ask(#"{"op":"config"}"#)["disabled_treatments"]
         #expect(listed == .array([.object(JSONObject([("experiment", .string("checkout-prompt")), ("variant", .string("concise"))]))]))
@@ -84,13 +84,13 @@ import VariantDaemon
         let changed = Self.disabledConfig(description: "Judged by the fleet.")
         try first.writeConfig(changed)
         let changedVersion = LoadedConfig.version(of: Array(changed.utf8))
-        #expect(try eventually { try first.ask(#"{"op":"config"}"#)["version"] == .string(changedVersion) })
+        #expect(try eventually { try first.ask(#"{"op":"config"}"#)["config_version"] == .string(changedVersion) })
         #expect(try configEvents(first, kind: "disabled").count == 1)
         #expect(first.stop() == 0)
 
         // A restart on the same state and document: still one event.
         let second = try DaemonFixture(config: changed, stateDirectory: stateDirectory)
-        #expect(try eventually { try second.ask(#"{"op":"config"}"#)["version"] == .string(changedVersion) })
+        #expect(try eventually { try second.ask(#"{"op":"config"}"#)["config_version"] == .string(changedVersion) })
         #expect(try assign(second, conciseUnit)["reason"] == .string("disabled"))
         #expect(try events(second).filter { $0["kind"] == .string("config_applied") }.count == 4)
         #expect(try configEvents(second, kind: "disabled").count == 1)

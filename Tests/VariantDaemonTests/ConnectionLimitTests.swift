@@ -233,27 +233,6 @@ import VariantCore
     }
 }
 
-/// A clock tests step by hand; `now` is behind `state`'s lock.
-final class SteppedClock: Clock, Sendable {
-    typealias Duration = Swift.Duration
-    struct Instant: InstantProtocol {
-        var offset: Swift.Duration
-        func advanced(by duration: Swift.Duration) -> Instant { Instant(offset: offset + duration) }
-        func duration(to other: Instant) -> Swift.Duration { other.offset - offset }
-        static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
-    }
-
-    private let state = Mutex(Instant(offset: .zero))
-    var now: Instant { state.withLock { $0 } }
-    var minimumResolution: Swift.Duration { .nanoseconds(1) }
-
-    func advance(by duration: Swift.Duration) { state.withLock { $0 = $0.advanced(by: duration) } }
-
-    func sleep(until deadline: Instant, tolerance: Swift.Duration?) async throws {
-        preconditionFailure("the state machine never sleeps")
-    }
-}
-
 /// Whether a test can connect to the daemon as another user (uid 65534): as root, with setpriv(1) and a Python
 /// outside root's home.
 private let canConnectAsAnotherUser: Bool =

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 import VariantCore
+import VariantDaemon
 
 /// `README.md` and `docs/*.md` say only what is true: every command shown runs and prints what is shown, every
 /// link resolves, and the README stays inside the repository (docs/testing.md, "The documentation is tested").
@@ -110,6 +111,22 @@ import VariantCore
                 #expect(shown == version, "\(document) shows \(shown) where the example is \(version)")
             }
         }
+    }
+
+    /// docs/operations.md names every log event and metadata key of the code's one list, and no other.
+    @Test func theLogEventsListedAreTheCodes() throws {
+        let text = try Self.read("docs/operations.md")
+        let section = try #require(text.range(of: "### Log events").map { text[$0.upperBound...] })
+        let end = section.range(of: "\n## ")?.lowerBound ?? section.endIndex
+        let names = section[..<end].matches(of: try Regex(#"`([a-z_]+(?:\.[a-z_]+)*)`"#)).map { String(section[$0.range].dropFirst().dropLast()) }
+        let events = Set(LogEventName.allCases.map(\.rawValue))
+        let keys = Set(LogMetadataKey.allCases.map(\.rawValue))
+        #expect(events.count == LogEventName.allCases.count && keys.count == LogMetadataKey.allCases.count)
+        let shown = Set(names)
+        #expect(events.subtracting(shown).isEmpty, "not in docs/operations.md: \(events.subtracting(shown).sorted())")
+        #expect(keys.subtracting(shown).isEmpty, "not in docs/operations.md: \(keys.subtracting(shown).sorted())")
+        let unknown = shown.subtracting(events).subtracting(keys).subtracting(["LogEventName", "LogMetadataKey"])
+        #expect(unknown.isEmpty, "in docs/operations.md but not in the code: \(unknown.sorted())")
     }
 
     // MARK: Links

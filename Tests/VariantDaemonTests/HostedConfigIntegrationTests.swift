@@ -53,7 +53,7 @@ import VariantCore
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let daemon = try Self.startDaemon(server: server, cacheDirectory: cache)
         let good = configVersion(exampleConfig)
-        #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(good))
+        #expect(try daemon.ask(#"{"op":"config"}"#)["config_version"] == .string(good))
         let before = try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"user-7"}"#)
 
         if failure.mode == "invalid" {
@@ -68,7 +68,7 @@ import VariantCore
             "\(failure.mode): last_error never became \(failure.code):\n\(daemon.logs)"
         )
         let during = try daemon.ask(#"{"op":"config"}"#)
-        #expect(during["version"] == .string(good))
+        #expect(during["config_version"] == .string(good))
         #expect(during["source_state"] == .string(failure.sourceFailing ? "failing" : "ok"))
         if failure.code == "invalid_config" {
             #expect(during["last_error"]?.objectValue?["problems"]?.arrayValue?.isEmpty == false)
@@ -99,7 +99,7 @@ import VariantCore
         try server.setMode("ok")
         #expect(
             try await eventually {
-                try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next))
+                try daemon.ask(#"{"op":"config"}"#)["config_version"] == .string(configVersion(next))
             },
             "\(failure.mode): the next good document was not applied:\n\(daemon.logs)"
         )
@@ -181,7 +181,7 @@ import VariantCore
         let second = try Self.startDaemon(server: server, cacheDirectory: cache)
         let config = try second.ask(#"{"op":"config"}"#)
         #expect(config["from_cache"] == .bool(true))
-        #expect(config["version"] == .string(configVersion(exampleConfig)))
+        #expect(config["config_version"] == .string(configVersion(exampleConfig)))
         #expect(config["fetched_at"] == fetchedAt)
         #expect(config["source_state"] == .string("failing"))
         #expect(config["last_error"]?.objectValue?["code"] == .string("connection_failed"))
@@ -229,11 +229,11 @@ import VariantCore
         let daemon = try Self.startDaemon(server: server, cacheDirectory: cache, interval: "600")
         let next = exampleConfig(status: "paused")
         try server.publish(next)
-        #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(exampleConfig)))
+        #expect(try daemon.ask(#"{"op":"config"}"#)["config_version"] == .string(configVersion(exampleConfig)))
         daemon.send(signal: SIGHUP)
         #expect(
             try await eventually {
-                try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next))
+                try daemon.ask(#"{"op":"config"}"#)["config_version"] == .string(configVersion(next))
             }
         )
         #expect(daemon.logs.contains("config.reload"))
@@ -276,7 +276,7 @@ import VariantCore
             ]
         )
         let status = try daemon.ask(#"{"op":"config"}"#)
-        #expect(status["version"] == .string(configVersion(exampleConfig)), "\(daemon.logs)\n\(server.requests)")
+        #expect(status["config_version"] == .string(configVersion(exampleConfig)), "\(daemon.logs)\n\(server.requests)")
         #expect(status["source_version"] == .string("v1"))
         #expect(status["source"] == .string(source))
 
@@ -298,7 +298,7 @@ import VariantCore
         try server.publish(next)
         #expect(
             try await eventually {
-                try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next))
+                try daemon.ask(#"{"op":"config"}"#)["config_version"] == .string(configVersion(next))
             }
         )
         #expect(try daemon.ask(#"{"op":"config"}"#)["source_version"] == .string("v2"))
@@ -315,7 +315,7 @@ import VariantCore
             try await eventually { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("ok") }
         )
         #expect(server.requests.filter { $0.hasPrefix("POST /configurationsessions 201") }.count >= 2)
-        #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(configVersion(next)))
+        #expect(try daemon.ask(#"{"op":"config"}"#)["config_version"] == .string(configVersion(next)))
         #expect(daemon.stop() == 0)
     }
 
@@ -372,7 +372,7 @@ import VariantCore
 
         let trusting = try DaemonFixture(config: nil, arguments: arguments + ["--ca-bundle", directory + "/cert.pem"])
         let status = try trusting.ask(#"{"op":"config"}"#)
-        #expect(status["version"] == .string(configVersion(exampleConfig)), "\(status)")
+        #expect(status["config_version"] == .string(configVersion(exampleConfig)), "\(status)")
         #expect(trusting.stop() == 0)
     }
 

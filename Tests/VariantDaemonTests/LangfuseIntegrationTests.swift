@@ -34,10 +34,10 @@ import VariantCore
         let first = try Self.start(langfuse, config: Self.numbered, cache: cache)
         let config = try first.ask(#"{"op":"config"}"#)
         #expect(config["loaded"] == .bool(true), "\(config)\n\(first.logs)")
-        let version = try #require(config["version"]?.stringValue)
+        let version = try #require(config["config_version"]?.stringValue)
         // The config version covers the prompt contents, not just the document's bytes.
         #expect(version != configVersion(Self.numbered))
-        let prompt = try first.ask(#"{"op":"prompt","prompt":"critic","version":2}"#)
+        let prompt = try first.ask(#"{"op":"prompt","prompt":"critic","prompt_version":2}"#)
         #expect(prompt["template"] == .string("As a {{level}} critic, review {{movie}}."))
         #expect(prompt["variables"] == (try JSONParser.parse(Array(#"{"required":["level","movie"],"optional":[]}"#.utf8))))
         #expect(
@@ -55,7 +55,7 @@ import VariantCore
         // Prompts are resolved before a document is applied: a request for this one would already be counted.
         #expect(langfuse.requests.count == 2, "\(langfuse.requests)")
         try first.writeConfig(Self.numbered)
-        #expect(try await eventually { try first.ask(#"{"op":"config"}"#)["version"] == .string(version) })
+        #expect(try await eventually { try first.ask(#"{"op":"config"}"#)["config_version"] == .string(version) })
         #expect(first.stop() == 0)
         let files = try FileManager.default.subpathsOfDirectory(atPath: cache + "/langfuse")
         #expect(files.filter { $0.hasSuffix("-v1.json") || $0.hasSuffix("-v2.json") }.count == 2, "\(files)")
@@ -65,10 +65,10 @@ import VariantCore
         let requestsBefore = langfuse.requests.count
         let second = try Self.start(langfuse, config: Self.numbered, cache: cache)
         let restarted = try second.ask(#"{"op":"config"}"#)
-        #expect(restarted["version"] == .string(version), "\(restarted)\n\(second.logs)")
+        #expect(restarted["config_version"] == .string(version), "\(restarted)\n\(second.logs)")
         #expect(restarted["last_error"] == .null)
         #expect(try Self.promptSources(second).map { $0["from"] } == [.string("disk_cache"), .string("disk_cache")])
-        #expect(try second.ask(#"{"op":"prompt","prompt":"critic","version":1}"#)["template"] == .string("Review {{movie}}."))
+        #expect(try second.ask(#"{"op":"prompt","prompt":"critic","prompt_version":1}"#)["template"] == .string("Review {{movie}}."))
         #expect(langfuse.requests.count == requestsBefore)
         #expect(second.stop() == 0)
     }
@@ -79,7 +79,7 @@ import VariantCore
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let daemon = try Self.start(langfuse, config: Self.labelled, cache: cache, ttl: "0.5")
         let before = try daemon.ask(#"{"op":"config"}"#)
-        let firstVersion = try #require(before["version"]?.stringValue, "\(before)\n\(daemon.logs)")
+        let firstVersion = try #require(before["config_version"]?.stringValue, "\(before)\n\(daemon.logs)")
         func treatmentPromptVersion() throws -> JSONValue? {
             // A unit in the treatment: find one by trying a few.
             for unit in 0..<64 {
@@ -109,7 +109,7 @@ import VariantCore
         // Within about one TTL on an idle machine; that the label's timer is the TTL is pinned by `ConfigPollerTests`.
         let took = ContinuousClock.now - movedAt
         let after = try daemon.ask(#"{"op":"config"}"#)
-        #expect(after["version"] != .string(firstVersion))
+        #expect(after["config_version"] != .string(firstVersion))
         #expect(try Self.promptSources(daemon).last?["resolved_version"] == .number(2))
         #expect(daemon.logs.contains("langfuse_label_moved"), "\(daemon.logs)")
         print("measured: moved label served after \(took) (TTL 0.5 s)")
@@ -120,7 +120,7 @@ import VariantCore
             try await eventually {
                 try Self.promptSources(daemon).last?["last_error"]?.objectValue?["code"] == .string("langfuse_status")
             })
-        #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == after["version"])
+        #expect(try daemon.ask(#"{"op":"config"}"#)["config_version"] == after["config_version"])
         #expect(try treatmentPromptVersion() == .number(2))
         #expect(try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue?["code"] == .string("langfuse_status"))
         // Retried while failing (backing off up to the TTL), but logged once.
@@ -133,7 +133,7 @@ import VariantCore
         try langfuse.setMode("refuse")
         let restarted = try Self.start(langfuse, config: Self.labelled, cache: cache, ttl: "0.5")
         let config = try restarted.ask(#"{"op":"config"}"#)
-        #expect(config["version"] == after["version"], "\(config)\n\(restarted.logs)")
+        #expect(config["config_version"] == after["config_version"], "\(config)\n\(restarted.logs)")
         let label = try #require(try Self.promptSources(restarted).last)
         #expect(label["from"] == .string("disk_cache"))
         #expect(label["resolved_version"] == .number(2))
@@ -150,7 +150,7 @@ import VariantCore
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let daemon = try Self.start(langfuse, config: exampleConfig, cache: cache)
         let inUse = configVersion(exampleConfig)
-        #expect(try daemon.ask(#"{"op":"config"}"#)["version"] == .string(inUse))
+        #expect(try daemon.ask(#"{"op":"config"}"#)["config_version"] == .string(inUse))
 
         try daemon.writeConfig(Self.numbered)
         #expect(
@@ -158,7 +158,7 @@ import VariantCore
                 try daemon.ask(#"{"op":"config"}"#)["last_error"]?.objectValue?["code"] == .string("langfuse_status")
             }, "\(daemon.logs)")
         let config = try daemon.ask(#"{"op":"config"}"#)
-        #expect(config["version"] == .string(inUse))
+        #expect(config["config_version"] == .string(inUse))
         #expect(try daemon.ask(#"{"op":"assign","experiment":"critic-test","unit":"u"}"#)["ok"] == .bool(false))
         #expect(try daemon.ask(#"{"op":"assign","experiment":"checkout-prompt","unit":"u"}"#)["ok"] == .bool(true))
         let sources = try Self.promptSources(daemon)
@@ -192,7 +192,7 @@ import VariantCore
         #expect(sources.map { $0["from"] } == [.string("fallback"), .string("fallback")])
         #expect(sources.last?["resolved_version"] == .number(1))  // production is on version 1 in the file
         #expect(sources.allSatisfy { $0["last_error"]?.objectValue?["code"] == .string("langfuse_unreachable") })
-        #expect(try daemon.ask(#"{"op":"prompt","prompt":"critic","version":1}"#)["template"] == .string("Review {{movie}}."))
+        #expect(try daemon.ask(#"{"op":"prompt","prompt":"critic","prompt_version":1}"#)["template"] == .string("Review {{movie}}."))
         #expect(daemon.stop() == 0)
     }
 
@@ -201,7 +201,7 @@ import VariantCore
         let cache = try temporaryDirectory("variantd-cache")
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let daemon = try Self.start(langfuse, config: Self.labelled, cache: cache, ttl: "0.5")
-        let firstVersion = try #require(try daemon.ask(#"{"op":"config"}"#)["version"]?.stringValue, "\(daemon.logs)")
+        let firstVersion = try #require(try daemon.ask(#"{"op":"config"}"#)["config_version"]?.stringValue, "\(daemon.logs)")
         // The config file goes away: the source fails, the document in use keeps serving.
         try FileManager.default.removeItem(atPath: daemon.configPath)
         #expect(try await eventually { try daemon.ask(#"{"op":"config"}"#)["source_state"] == .string("failing") })
@@ -214,7 +214,7 @@ import VariantCore
             try await eventually { try Self.promptSources(daemon).last?["resolved_version"] == .number(2) },
             "\(daemon.logs)")
         let config = try daemon.ask(#"{"op":"config"}"#)
-        #expect(config["version"] != .string(firstVersion))
+        #expect(config["config_version"] != .string(firstVersion))
         // The source's failure is still what the daemon reports.
         #expect(config["source_state"] == .string("failing"), "\(config)")
         #expect(config["last_error"]?.objectValue?["code"] == .string("read_failed"), "\(config)")
@@ -229,7 +229,7 @@ import VariantCore
         let document = """
             {"schema_version":1,
              "prompts":{"critic":{"langfuse":{"name":"movie-critic"},
-               "guardrails":[{"name":"no-spoilers","type":"keywords","action":"block","target":"variables","keywords":["spoiler"]}]}},
+               "rules":[{"name":"no-spoilers","type":"keywords","action":"block","target":"variables","keywords":["spoiler"]}]}},
              "experiments":[{"name":"critic-test","salt":"critic-1","status":"running","variants":[
                {"name":"control","control":true,"weight":50,"prompt":"critic","prompt_version":1},
                {"name":"treatment","weight":50,"prompt":"critic","prompt_version":3}]}]}
@@ -249,13 +249,13 @@ import VariantCore
         #expect(messages.map { $0["role"] } == [.string("system"), .string("user")])
         #expect(messages.map { $0["content"] } == [.string("You are a harsh critic."), .string("Review Heat.")])
 
-        let text = try daemon.ask(#"{"op":"render","prompt":"critic","version":1,"variables":{"movie":"Heat"}}"#)
+        let text = try daemon.ask(#"{"op":"render","prompt":"critic","prompt_version":1,"variables":{"movie":"Heat"}}"#)
         #expect(text["type"] == .string("text") && text["text"] == .string("Review Heat."), "\(text)")
         // The prompt's guardrail applies to the versions Langfuse supplied, and the variables Langfuse's template
         // uses are required.
-        let blocked = try daemon.ask(#"{"op":"render","prompt":"critic","version":1,"variables":{"movie":"Heat, spoiler: ..."}}"#)
-        #expect(blocked["error"]?.objectValue?["code"] == .string("guardrail_blocked"), "\(blocked)")
-        let missing = try daemon.ask(#"{"op":"render","prompt":"critic","version":3,"variables":{"movie":"Heat"}}"#)
+        let blocked = try daemon.ask(#"{"op":"render","prompt":"critic","prompt_version":1,"variables":{"movie":"Heat, spoiler: ..."}}"#)
+        #expect(blocked["error"]?.objectValue?["code"] == .string("rule_blocked"), "\(blocked)")
+        let missing = try daemon.ask(#"{"op":"render","prompt":"critic","prompt_version":3,"variables":{"movie":"Heat"}}"#)
         #expect(missing["error"]?.objectValue?["code"] == .string("missing_variable"), "\(missing)")
         #expect(daemon.stop() == 0)
     }

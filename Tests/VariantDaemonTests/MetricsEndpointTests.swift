@@ -83,8 +83,8 @@ import VariantCore
         for (series, value) in expected {
             #expect(Self.value(of: series, in: body) == value, "\(series) in:\n\(body)")
         }
-        let version = try #require(try daemon.ask(#"{"op":"config"}"#)["version"]?.stringValue)
-        #expect(Self.value(of: #"variantd_config_info{version="\#(version)",source="file:\#(daemon.configPath)"}"#, in: body) == 1)
+        let version = try #require(try daemon.ask(#"{"op":"config"}"#)["config_version"]?.stringValue)
+        #expect(Self.value(of: #"variantd_config_info{config_version="\#(version)",source="file:\#(daemon.configPath)"}"#, in: body) == 1)
         #expect(body.split(separator: "\n").filter { $0.hasPrefix("variantd_config_info{") }.count == 1)
         #expect((Self.value(of: "variantd_config_polls_total", in: body) ?? 0) >= 1)
         let age = try #require(Self.value(of: "variantd_config_last_success_age_seconds", in: body))

@@ -38,7 +38,7 @@ import VariantCore
             ["render", "ticket-triage", "--socket", daemon.socketPath, "--var", "product=Acme",
              "--var", "ticket=Charged twice on 4111 1111 1111 1111"])
         #expect(blocked.status == 1)
-        #expect(blocked.stderr.contains("guardrail_blocked") && blocked.stderr.contains("'no-card-numbers'"), "\(blocked.stderr)")
+        #expect(blocked.stderr.contains("rule_blocked") && blocked.stderr.contains("'no-card-numbers'"), "\(blocked.stderr)")
         let missing = try runCommand("variantctl", ["render", "ticket-triage", "--socket", daemon.socketPath, "--var", "product=Acme"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("missing_variable") && missing.stderr.contains("'ticket'"), "\(missing.stderr)")
@@ -47,7 +47,7 @@ import VariantCore
     @Test func statsCountsALogRuleThatFiredOnRendersOverTheSocket() throws {
         let config = #"""
             {"schema_version":1,"prompts":{"p":{"versions":[{"version":1,"template":"Hello {{name}}","variables":{"required":["name"]},
-              "guardrails":[{"name":"mentions-refund","type":"keywords","action":"log","keywords":["refund"]}]}]}},
+              "rules":[{"name":"mentions-refund","type":"keywords","action":"log","keywords":["refund"]}]}]}},
              "experiments":[{"name":"e","salt":"s","status":"running","variants":[
                {"name":"a","control":true,"weight":50,"prompt":"p","prompt_version":1},
                {"name":"b","weight":50,"prompt":"p","prompt_version":1}]}]}
@@ -59,9 +59,9 @@ import VariantCore
         }
         let stats = try runCommand("variantctl", ["stats", "e", "--socket", daemon.socketPath])
         #expect(stats.status == 0, "\(stats.stderr)")
-        #expect(stats.stdout.contains("prompt guardrails\nPROMPT  VERSION  GUARDRAIL        ACTION  TRIGGERED\np       1        mentions-refund  log     30"), "\(stats.stdout)")
+        #expect(stats.stdout.contains("prompt rules\nPROMPT  VERSION  RULE             ACTION  TRIGGERED\np       1        mentions-refund  log     30"), "\(stats.stdout)")
         let events = try daemon.ask(#"{"op":"events"}"#)
-        let logged = (events["events"]?.arrayValue ?? []).compactMap(\.objectValue).filter { $0["kind"] == .string("prompt_guardrail") }
+        let logged = (events["events"]?.arrayValue ?? []).compactMap(\.objectValue).filter { $0["kind"] == .string("prompt_rule") }
         #expect(logged.count == 1, "one event per minute, not one per render")
     }
 }

@@ -303,8 +303,8 @@ def test_decision_vectors_cover_the_edges(decision_vectors: Any) -> None:
 
     assert any(at(c, "start") and c["expected"]["reason"] == "assigned" for c in cases)
     assert any(at(c, "end") and c["expected"]["reason"] == "ended" for c in cases)
-    assert any(c["expected"]["in_experiment"] for c in cases)
-    assert all(c["expected"]["in_experiment"] == (c["expected"]["reason"] in ("assigned", "shadow")) for c in cases)
+    assert any(c["expected"]["enrolled"] for c in cases)
+    assert all(c["expected"]["enrolled"] == (c["expected"]["reason"] in ("assigned", "shadow")) for c in cases)
     three = [e["name"] for e in experiments.values() if len(e["variants"]) == 3 and e.get("exposure", 100) < 100]
     assert three, "a 3-variant experiment with exposure < 100"
     assigned = {c["expected"]["variant"] for c in cases
@@ -412,20 +412,20 @@ BAD_DOCUMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "neither template nor messages": lambda d: d["prompts"]["checkout"]["versions"][0].pop("template"),
     "empty messages": lambda d: d["prompts"]["checkout"]["versions"][0].pop("template")
     and d["prompts"]["checkout"]["versions"][0].update(messages=[]),
-    "guardrail of unknown type": lambda d: d["prompts"]["checkout"].update(
-        guardrails=[{"name": "g", "type": "sentiment", "action": "block"}]
+    "prompt rule of unknown type": lambda d: d["prompts"]["checkout"].update(
+        rules=[{"name": "g", "type": "sentiment", "action": "block"}]
     ),
-    "regex guardrail without pattern": lambda d: d["prompts"]["checkout"].update(
-        guardrails=[{"name": "g", "type": "regex", "action": "block"}]
+    "regex prompt rule without pattern": lambda d: d["prompts"]["checkout"].update(
+        rules=[{"name": "g", "type": "regex", "action": "block"}]
     ),
-    "guardrail field of another type": lambda d: d["prompts"]["checkout"].update(
-        guardrails=[{"name": "g", "type": "regex", "action": "warn", "pattern": "x", "keywords": ["y"]}]
+    "prompt rule field of another type": lambda d: d["prompts"]["checkout"].update(
+        rules=[{"name": "g", "type": "regex", "action": "warn", "pattern": "x", "keywords": ["y"]}]
     ),
-    "model guardrail that only warns": lambda d: d["prompts"]["checkout"]["versions"][0].update(
-        guardrails=[{"name": "g", "type": "model", "action": "warn", "models": ["m"]}]
+    "model prompt rule that only warns": lambda d: d["prompts"]["checkout"]["versions"][0].update(
+        rules=[{"name": "g", "type": "model", "action": "warn", "models": ["m"]}]
     ),
     "max_length without a limit": lambda d: d["prompts"]["checkout"].update(
-        guardrails=[{"name": "g", "type": "max_length", "action": "log"}]
+        rules=[{"name": "g", "type": "max_length", "action": "log"}]
     ),
     "guardrail scope region": set_in("reply-judged", guardrails={"scope": "region"}),
     "disabled control": lambda d: experiment(d, "reply-judged")["variants"][0].update(
@@ -493,16 +493,16 @@ def test_params_are_free_form(validator: Draft202012Validator) -> None:
     assert errors(validator, document) == []
 
 
-def test_chat_versions_and_guardrails_are_schema_valid(validator: Draft202012Validator) -> None:
+def test_chat_versions_and_prompt_rules_are_schema_valid(validator: Draft202012Validator) -> None:
     def change(d: dict[str, Any]) -> None:
-        d["prompts"]["checkout"]["guardrails"] = [
+        d["prompts"]["checkout"]["rules"] = [
             {"name": "pii", "type": "regex", "action": "block", "target": "variables", "pattern": "\\d{9}"},
             {"name": "words", "type": "keywords", "action": "log", "keywords": ["password"]},
         ]
         version = d["prompts"]["checkout"]["versions"][0]
         version.pop("template")
         version["messages"] = [{"role": "system", "content": "Greet {{name}}."}, {"role": "user", "content": "hi"}]
-        version["guardrails"] = [
+        version["rules"] = [
             {"name": "short", "type": "max_length", "action": "warn", "max_tokens": 500},
             {"name": "models", "type": "model", "action": "block", "models": ["gpt-4o"]},
         ]
@@ -555,7 +555,7 @@ def test_a_disabled_treatment_sends_its_units_to_the_control_and_nothing_else_mo
         before = ref.decide(enabled, unit, attributes, ref.NOW)
         after = ref.decide(judged, unit, attributes, ref.NOW)
         if before.reason == "assigned" and before.variant == "terse":
-            assert (after.variant, after.in_experiment, after.reason) == ("control", False, "disabled")
+            assert (after.variant, after.enrolled, after.reason) == ("control", False, "disabled")
             changed += 1
         else:
             assert after == before

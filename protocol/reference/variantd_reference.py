@@ -16,7 +16,7 @@ Everything here follows PROTOCOL.md literally:
 * variant: first variant (document order) whose running sum of ``bp(weight)`` exceeds ``bucket("variant")``.
 * targeting: every rule must match; a missing attribute matches no rule; JSON types must agree
   (a boolean never equals a number, even though ``True == 1`` in Python).
-* the decision order: draft, paused, completed, not_started, ended, not_targeted, not_exposed, disabled (a
+* the decision order: draft, paused, completed, not_started, ended, not_targeted, outside_exposure, disabled (a
   treatment the document disables, with ``"disabled"`` on its variant), shadow, assigned.
 """
 
@@ -51,7 +51,7 @@ LIST_OPS = ("in", "not_in")
 ORDER_OPS = ("lt", "lte", "gt", "gte")
 # The reasons the decision order gives from the document alone ("disabled" also comes from the daemon's state: a
 # treatment an operator or a guardrail disabled on one host).
-REASONS = ("draft", "paused", "completed", "not_started", "ended", "not_targeted", "not_exposed", "disabled",
+REASONS = ("draft", "paused", "completed", "not_started", "ended", "not_targeted", "outside_exposure", "disabled",
            "assigned", "shadow")
 # The members of a variant's "disabled", and the limits of its strings (in bytes of UTF-8).
 DISABLED_FIELDS = ("at", "by", "reason", "evidence")
@@ -250,7 +250,7 @@ class Decision:
     variant: str
     prompt: str
     prompt_version: int
-    in_experiment: bool
+    enrolled: bool
     reason: str
     # Shadow mode only: whether the experiment is in shadow mode, and the treatment to run in the background.
     shadow_mode: bool = False
@@ -261,7 +261,7 @@ class Decision:
             "variant": self.variant,
             "prompt": self.prompt,
             "prompt_version": self.prompt_version,
-            "in_experiment": self.in_experiment,
+            "enrolled": self.enrolled,
             "reason": self.reason,
         }
         if self.shadow_mode:
@@ -269,9 +269,9 @@ class Decision:
         return result
 
 
-def _serve(variant: Mapping[str, Json], in_experiment: bool, reason: str, shadow_mode: bool = False,
+def _serve(variant: Mapping[str, Json], enrolled: bool, reason: str, shadow_mode: bool = False,
            shadow: Optional[str] = None) -> Decision:
-    return Decision(variant["name"], variant["prompt"], variant["prompt_version"], in_experiment, reason,
+    return Decision(variant["name"], variant["prompt"], variant["prompt_version"], enrolled, reason,
                     shadow_mode, shadow)
 
 
@@ -306,7 +306,7 @@ def decide(
         return _serve(control, False, "not_targeted")
     salt: str = experiment["salt"]
     if not is_enrolled(bucket(salt, EXPOSURE_LABEL, unit), experiment.get("exposure", 100)):
-        return _serve(control, False, "not_exposed")
+        return _serve(control, False, "outside_exposure")
     index = variant_index(bucket(salt, VARIANT_LABEL, unit), [v["weight"] for v in variants])
     hashed = variants[index]
     if experiment.get("mode", "live") == "shadow":
@@ -878,25 +878,25 @@ def generate_decision_vectors() -> dict[str, Json]:
     formal = c.unit_for("support-tone", "customer-", "formal", attributes=chat)
     control = c.unit_for("support-tone", "customer-", "control", attributes=chat)
     friendly = c.unit_for("support-tone", "customer-", "friendly", attributes=chat)
-    unexposed = c.unit_for("support-tone", "customer-", "control", "not_exposed", attributes=chat)
+    unexposed = c.unit_for("support-tone", "customer-", "control", "outside_exposure", attributes=chat)
     c.add("3 variants: first variant (formal, 20)", "support-tone", formal, chat, "assigned", want_variant="formal")
     c.add("3 variants: control is the second variant", "support-tone", control, chat, "assigned",
           want_variant="control")
     c.add("3 variants: last variant (friendly, 10)", "support-tone", friendly, chat, "assigned",
           want_variant="friendly")
-    unexposed_too = c.unit_for("support-tone", "session-", "control", "not_exposed", attributes=chat)
-    c.add("exposure 40: this unit's exposure bucket is >= 4000", "support-tone", unexposed, chat, "not_exposed")
+    unexposed_too = c.unit_for("support-tone", "session-", "control", "outside_exposure", attributes=chat)
+    c.add("exposure 40: this unit's exposure bucket is >= 4000", "support-tone", unexposed, chat, "outside_exposure")
     c.add("exposure 40: another unit not exposed, at exactly the start", "support-tone", unexposed_too, chat,
-          "not_exposed", now="2026-11-01T00:00:00Z")
+          "outside_exposure", now="2026-11-01T00:00:00Z")
     c.add("ne: email equals the rule value, no match", "support-tone", friendly, {"channel": "email"}, "not_targeted")
-    c.add("not_targeted comes before not_exposed", "support-tone", unexposed, {"channel": "email"}, "not_targeted")
+    c.add("not_targeted comes before outside_exposure", "support-tone", unexposed, {"channel": "email"}, "not_targeted")
     c.add("ne: missing attribute matches no rule", "support-tone", friendly, {"locale": "fr-FR"}, "not_targeted")
     c.add("ne: no attributes at all", "support-tone", friendly, None, "not_targeted")
     c.add("start given as 09:00+09:00; now equal to it in Z: enrolled", "support-tone", friendly, chat, "assigned",
           now="2026-11-01T00:00:00Z", want_variant="friendly")
     c.add("one second before the offset start", "support-tone", friendly, chat, "not_started",
           now="2026-10-31T23:59:59Z")
-    c.add("not_started comes before not_exposed", "support-tone", unexposed, chat, "not_started",
+    c.add("not_started comes before outside_exposure", "support-tone", unexposed, chat, "not_started",
           now="2026-10-31T08:00:00-05:00")
     c.add("end given as 19:00-05:00; now equal to it in Z: ended", "support-tone", friendly, chat, "ended",
           now="2027-01-01T00:00:00Z")
@@ -1026,8 +1026,8 @@ def generate_decision_vectors() -> dict[str, Json]:
           find_unit("member-", hashed_to("warm", True)), pro, "assigned", want_variant="warm")
     c.add("disabled by the document: the control still serves", "reply-judged",
           find_unit("member-", hashed_to("control", True)), pro, "assigned", want_variant="control")
-    c.add("not_exposed comes before disabled", "reply-judged", find_unit("member-", hashed_to("terse", False)), pro,
-          "not_exposed", want_variant="control")
+    c.add("outside_exposure comes before disabled", "reply-judged", find_unit("member-", hashed_to("terse", False)), pro,
+          "outside_exposure", want_variant="control")
     c.add("not_targeted comes before disabled", "reply-judged", terse, {"plan": "free"}, "not_targeted",
           want_variant="control")
 
@@ -1046,7 +1046,7 @@ def generate_decision_vectors() -> dict[str, Json]:
         "description": (
             "variantd decision vectors: decide(config.experiments[request.experiment], request.unit, "
             "request.attributes, now) must give expected (variant, the variant's prompt and prompt_version, "
-            "in_experiment, reason) following the decision order of PROTOCOL.md section 2 (a variant with "
+            "enrolled, reason) following the decision order of PROTOCOL.md section 2 (a variant with "
             "'disabled' is a treatment the document disables: reason 'disabled'). 'now' is the daemon's clock at "
             "the time of the request. A request without 'attributes' has none. "
             "'note' is for humans. Generated by protocol/reference/variantd_reference.py; do not edit by hand."

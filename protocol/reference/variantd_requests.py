@@ -276,20 +276,20 @@ def _operation(op: str, f: Fields) -> dict[str, Json]:
         f.only("id", "op", "experiment", "unit", "attributes")
         return {"experiment": f.required("experiment", "string"), "unit": f.unit(), "attributes": f.attributes()}
     if op == "prompt":
-        f.only("id", "op", "prompt", "version", "experiment", "unit", "attributes")
+        f.only("id", "op", "prompt", "prompt_version", "experiment", "unit", "attributes")
         experiment = f.optional("experiment", "string")
         if experiment is not None:
-            if f.has("version"):
+            if f.has("prompt_version"):
                 raise Refused("invalid_field")
             return {"form": "assigned", "experiment": experiment, "unit": f.unit(), "attributes": f.attributes(),
                     "prompt": f.optional("prompt", "string")}
         if f.has("unit") or f.has("attributes"):
             raise Refused("invalid_field")
         prompt = f.required("prompt", "string")
-        version = f.whole("version", 1)
+        version = f.whole("prompt_version", 1)
         if version is None:
             return {"form": "latest", "prompt": prompt}
-        return {"form": "version", "prompt": prompt, "version": version}
+        return {"form": "prompt_version", "prompt": prompt, "prompt_version": version}
     if op == "render":
         variables = _variables(f)
         experiment = f.optional("experiment", "string")
@@ -297,11 +297,11 @@ def _operation(op: str, f: Fields) -> dict[str, Json]:
             f.only("id", "op", "experiment", "unit", "attributes", "variables")
             return {"form": "assigned", "experiment": experiment, "unit": f.unit(), "attributes": f.attributes(),
                     "variables": variables}
-        f.only("id", "op", "prompt", "version", "variables", "unit", "attributes")
+        f.only("id", "op", "prompt", "prompt_version", "variables", "unit", "attributes")
         if f.has("unit") or f.has("attributes"):
             raise Refused("invalid_field")
-        return {"form": "prompt", "prompt": f.required("prompt", "string"), "version": f.whole("version", 1),
-                "variables": variables}
+        return {"form": "prompt", "prompt": f.required("prompt", "string"),
+                "prompt_version": f.whole("prompt_version", 1), "variables": variables}
     if op in ("config", "health", "reload"):
         f.only("id", "op")
         return {}
@@ -413,13 +413,14 @@ SEED_LINES: tuple[str, ...] = (
     '{"id":"a","op":"assign","experiment":"e","unit":"u"}',
     '{"op":"assign","unit":"u","experiment":"e"}',
     ' { "experiment" : "e" , "unit" : "u" , "op" : "assign" , "id" : "x-1" } ',
-    '{"id":2,"op":"prompt","prompt":"checkout","version":1}',
+    '{"id":2,"op":"prompt","prompt":"checkout","prompt_version":1}',
     '{"id":3,"op":"prompt","prompt":"checkout"}',
     '{"id":4,"op":"prompt","experiment":"checkout-prompt","unit":"user-42","attributes":{"country":"US"}}',
     '{"id":4,"op":"prompt","experiment":"e","unit":"u","prompt":"p"}',
     '{"id":20,"op":"render","experiment":"checkout-prompt","unit":"user-42","attributes":{"country":"US"},'
     '"variables":{"store_name":"Acme","customer_name":"Ada","tone":"warm"}}',
-    '{"id":21,"op":"render","prompt":"checkout","version":1,"variables":{"store_name":"Acme","n":3,"b":true}}',
+    '{"id":21,"op":"render","prompt":"checkout","prompt_version":1,'
+    '"variables":{"store_name":"Acme","n":3,"b":true}}',
     '{"id":22,"op":"render","experiment":"e","unit":"u","variables":{"a":"x","b":"y"}}',
     '{"id":5,"op":"config"}',
     '{"id":6,"op":"health"}',
@@ -450,7 +451,8 @@ VALUES = ('"e"', '"u"', '""', '"\\u0000"', '"caf\\u00e9"', '"café"', '"\\ud800"
           '"' + "r" * 1001 + '"', '"assign"', '"ASSIGN"', '"render"', '"new_phase"', '{"rating":1}', '{"a b":1}', '{"error":true}', '{"tokens":1.5}',
           '{"success":2}', '{"custom":{}}', '{"latency_ms":1,"bogus":1}', '[{"experiment":"e","variant":"v",'
           '"metrics":{"error":true}}]')
-KEYS = ("id", "op", "experiment", "unit", "attributes", "prompt", "version", "variables", "variant", "metrics", "ack",
+KEYS = ("id", "op", "experiment", "unit", "attributes", "prompt", "prompt_version", "version", "variables", "variant",
+        "metrics", "ack",
         "records", "shadow", "reason", "limit", "phase", "minimum_detectable_effect", "bogus", "ID", "\u212aey", "")
 SYNTAX = ('NaN', 'Infinity', '01', '1.', '.5', '+1', '-', '"\\x"', '"\\u12"', '{', '}', '[', ']', ',', ':', '"', '\\', ' ', '\t', '\r', '\x00', '\x7f', '\xe9', 'x', '{"op":"health",}')
 
@@ -541,15 +543,16 @@ PINNED_LINES: tuple[bytes, ...] = tuple(line.encode("utf-8") for line in SEED_LI
     b'{"id":1,"op":"assign","experiment":"e","unit":"u","attributes":{"n":1.5,"b":false,"s":"x"}}',
     b'{"id":1,"op":"assign","experiment":"e","unit":"u","bogus":1}',
     b'{"id":1,"op":"assign","bogus":1}',
-    b'{"id":1,"op":"prompt","prompt":"p","version":0}', b'{"id":1,"op":"prompt","prompt":"p","version":1.5}',
-    b'{"id":1,"op":"prompt","prompt":"p","version":1.0}', b'{"id":1,"op":"prompt","prompt":"p","version":"1"}',
-    b'{"id":1,"op":"prompt","prompt":"p","version":9007199254740993}',
-    b'{"id":1,"op":"prompt","prompt":"p","version":1e300}',
-    b'{"id":1,"op":"prompt","experiment":"e","unit":"u","version":1}',
+    b'{"id":1,"op":"prompt","prompt":"p","prompt_version":0}', b'{"id":1,"op":"prompt","prompt":"p","prompt_version":1.5}',
+    b'{"id":1,"op":"prompt","prompt":"p","prompt_version":1.0}', b'{"id":1,"op":"prompt","prompt":"p","prompt_version":"1"}',
+    b'{"id":1,"op":"prompt","prompt":"p","version":1}', b'{"id":1,"op":"render","prompt":"p","version":1}',
+    b'{"id":1,"op":"prompt","prompt":"p","prompt_version":9007199254740993}',
+    b'{"id":1,"op":"prompt","prompt":"p","prompt_version":1e300}',
+    b'{"id":1,"op":"prompt","experiment":"e","unit":"u","prompt_version":1}',
     b'{"id":1,"op":"prompt","prompt":"p","unit":"u"}', b'{"id":1,"op":"prompt"}',
     b'{"id":1,"op":"render","prompt":"p","variables":[]}', b'{"id":1,"op":"render","prompt":"p","variables":{"a":null}}',
     b'{"id":1,"op":"render","prompt":"p","variables":{"a":{}},"bogus":1}',
-    b'{"id":1,"op":"render","experiment":"e","unit":"u","version":1}',
+    b'{"id":1,"op":"render","experiment":"e","unit":"u","prompt_version":1}',
     b'{"id":1,"op":"render","prompt":"p","attributes":{}}', b'{"id":1,"op":"render"}',
     b'{"id":1,"op":"render","experiment":"e","unit":"u","variables":{"a":"x","a":"y"}}',
     b'{"id":1,"op":"render","experiment":"e","unit":"u","variables":{' +

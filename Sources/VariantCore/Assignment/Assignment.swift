@@ -7,7 +7,7 @@ public enum AssignmentReason: String, Sendable, CaseIterable {
     case notStarted = "not_started"
     case ended
     case notTargeted = "not_targeted"
-    case notExposed = "not_exposed"
+    case outsideExposure = "outside_exposure"
     /// The unit's variant is a treatment that a guardrail or an operator disabled; it gets the control.
     case disabled
     /// Shadow mode: the unit gets the control, and the client may run `shadow` in the background.
@@ -19,14 +19,14 @@ public enum AssignmentReason: String, Sendable, CaseIterable {
 /// The outcome of assigning one unit in one experiment.
 public struct Assignment: Sendable {
     public var variantIndex: Int
-    public var inExperiment: Bool
+    public var enrolled: Bool
     public var reason: AssignmentReason
     /// Shadow mode only: the treatment to run in the background (nil when the unit's variant is the control).
     public var shadowVariantIndex: Int?
 
-    public init(variantIndex: Int, inExperiment: Bool, reason: AssignmentReason, shadowVariantIndex: Int? = nil) {
+    public init(variantIndex: Int, enrolled: Bool, reason: AssignmentReason, shadowVariantIndex: Int? = nil) {
         self.variantIndex = variantIndex
-        self.inExperiment = inExperiment
+        self.enrolled = enrolled
         self.reason = reason
         self.shadowVariantIndex = shadowVariantIndex
     }
@@ -41,31 +41,31 @@ extension Experiment {
     /// Pure and deterministic: the same experiment, unit, attributes and time give the same answer anywhere.
     public func assign(unit: String, attributes: JSONObject, now: Timestamp) -> Assignment {
         switch status {
-        case .draft: return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .draft)
-        case .paused: return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .paused)
+        case .draft: return Assignment(variantIndex: controlIndex, enrolled: false, reason: .draft)
+        case .paused: return Assignment(variantIndex: controlIndex, enrolled: false, reason: .paused)
         case .completed:
-            return Assignment(variantIndex: winnerIndex ?? controlIndex, inExperiment: false, reason: .completed)
+            return Assignment(variantIndex: winnerIndex ?? controlIndex, enrolled: false, reason: .completed)
         case .running: break
         }
         if let start, now < start {
-            return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .notStarted)
+            return Assignment(variantIndex: controlIndex, enrolled: false, reason: .notStarted)
         }
         if let end, now >= end {
-            return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .ended)
+            return Assignment(variantIndex: controlIndex, enrolled: false, reason: .ended)
         }
         if !targeting.allSatisfy({ $0.matches(attributes) }) {
-            return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .notTargeted)
+            return Assignment(variantIndex: controlIndex, enrolled: false, reason: .notTargeted)
         }
         if !isExposed(unit: unit) {
-            return Assignment(variantIndex: controlIndex, inExperiment: false, reason: .notExposed)
+            return Assignment(variantIndex: controlIndex, enrolled: false, reason: .outsideExposure)
         }
         let hashed = hashedVariantIndex(unit: unit)
         if mode == .shadow {
             return Assignment(
-                variantIndex: controlIndex, inExperiment: true, reason: .shadow,
+                variantIndex: controlIndex, enrolled: true, reason: .shadow,
                 shadowVariantIndex: hashed == controlIndex ? nil : hashed)
         }
-        return Assignment(variantIndex: hashed, inExperiment: true, reason: .assigned)
+        return Assignment(variantIndex: hashed, enrolled: true, reason: .assigned)
     }
 
     /// Whether the experiment enrols units now: running, and inside its window.

@@ -204,9 +204,9 @@ struct DocumentValidator {
     }
 
     mutating func prompt(named name: String, _ value: JSONValue, at path: String) -> Prompt? {
-        guard let object = object(value, at: path, allowed: ["description", "versions", "guardrails"]) else { return nil }
+        guard let object = object(value, at: path, allowed: ["description", "versions", "rules"]) else { return nil }
         let description = string(object, "description", at: path, required: false)
-        let promptRules = guardrailRules(object, at: path) ?? []
+        let promptRules = promptRuleList(object, at: path) ?? []
         guard let elements = array(object, "versions", at: path) else { return nil }
         if elements.isEmpty { report("\(path).versions", .invalidValue, "a prompt needs at least one version") }
         var versions: [PromptVersion] = []
@@ -226,11 +226,11 @@ struct DocumentValidator {
     }
 
     mutating func promptVersion(
-        _ value: JSONValue, at path: String, promptRules: [(rule: PromptGuardrail, path: String)]
+        _ value: JSONValue, at path: String, promptRules: [(rule: PromptRule, path: String)]
     ) -> PromptVersion? {
         guard
             let object = object(
-                value, at: path, allowed: ["version", "template", "messages", "variables", "description", "guardrails"])
+                value, at: path, allowed: ["version", "template", "messages", "variables", "description", "rules"])
         else {
             return nil
         }
@@ -264,12 +264,12 @@ struct DocumentValidator {
                 }
             }
         }
-        let rules = versionGuardrails(object, at: path, inherited: promptRules)
-        let rendering = promptRendering(content, declared: required + optional, requiredCount: required.count, guardrails: rules, at: path)
+        let rules = versionRules(object, at: path, inherited: promptRules)
+        let rendering = promptRendering(content, declared: required + optional, requiredCount: required.count, rules: rules, at: path)
         guard let number, number >= 1, let content, let rules, let rendering else { return nil }
         return PromptVersion(
             number: number, template: content.template ?? "", messages: content.messages, requiredVariables: required,
-            optionalVariables: optional, description: description, guardrails: rules, rendering: rendering)
+            optionalVariables: optional, description: description, rules: rules, rendering: rendering)
     }
 
     // MARK: Experiments

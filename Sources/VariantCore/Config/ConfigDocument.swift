@@ -62,8 +62,8 @@ public struct PromptVersion: Sendable {
     public var requiredVariables: [String]
     public var optionalVariables: [String]
     public var description: String?
-    /// The prompt's guardrails, then the version's own.
-    public var guardrails: [PromptGuardrail] = []
+    /// The prompt's rules, then the version's own.
+    public var rules: [PromptRule] = []
     /// The templates, parsed, and the rules split by what they read, ready for `render`.
     var rendering: PromptRendering
 }

@@ -1,5 +1,5 @@
 /// Validation of what a prompt version renders: its template or messages (parsed here, once) and its
-/// guardrails (every pattern compiled here). PROTOCOL.md, "Prompt version" and "Prompt guardrails".
+/// rules (every pattern compiled here). PROTOCOL.md, "Prompt version" and "Prompt rules".
 extension DocumentValidator {
     /// A version's text template or chat messages, with the JSON path of each template.
     struct PromptContent {
@@ -47,7 +47,7 @@ extension DocumentValidator {
 
     /// Parses every template of a version (`invalid_template`, `unsupported_template`, `undeclared_variable`).
     mutating func promptRendering(
-        _ content: PromptContent?, declared: [String], requiredCount: Int, guardrails: [PromptGuardrail]?,
+        _ content: PromptContent?, declared: [String], requiredCount: Int, rules: [PromptRule]?,
         at path: String
     ) -> PromptRendering? {
         guard let content else { return nil }
@@ -68,23 +68,23 @@ extension DocumentValidator {
                 }
             }
         }
-        guard templates.count == content.templates.count, let guardrails else { return nil }
+        guard templates.count == content.templates.count, let rules else { return nil }
         return PromptRendering(
             declared: declared, requiredCount: requiredCount, templates: templates,
-            roles: content.messages?.map(\.role), guardrails: guardrails)
+            roles: content.messages?.map(\.role), rules: rules)
     }
 
     /// The prompt's rules and the version's own, names unique across both (`duplicate_name`); nil when one of the
     /// version's own rules is invalid.
-    mutating func versionGuardrails(
-        _ object: JSONObject, at path: String, inherited: [(rule: PromptGuardrail, path: String)]
-    ) -> [PromptGuardrail]? {
-        guard let own = guardrailRules(object, at: path) else { return nil }
+    mutating func versionRules(
+        _ object: JSONObject, at path: String, inherited: [(rule: PromptRule, path: String)]
+    ) -> [PromptRule]? {
+        guard let own = promptRuleList(object, at: path) else { return nil }
         var seen: [String: String] = [:]
         for (rule, rulePath) in inherited { seen[rule.name] = rulePath }
         for (rule, rulePath) in own {
             if let first = seen[rule.name] {
-                report("\(rulePath).name", .duplicateName, "guardrail '\(rule.name)' is also defined at \(first)")
+                report("\(rulePath).name", .duplicateName, "rule '\(rule.name)' is also defined at \(first)")
                 return nil
             }
             seen[rule.name] = rulePath
@@ -92,52 +92,52 @@ extension DocumentValidator {
         return inherited.map(\.rule) + own.map(\.rule)
     }
 
-    static let promptGuardrailFields: [PromptGuardrail.Kind: Set<String>] = [
+    static let promptRuleFields: [PromptRule.Kind: Set<String>] = [
         .regex: ["name", "type", "action", "target", "pattern", "must_match"],
         .keywords: ["name", "type", "action", "target", "keywords"],
         .maxLength: ["name", "type", "action", "target", "max_characters", "max_tokens"],
         .model: ["name", "type", "action", "models"],
     ]
 
-    /// The `guardrails` array of a prompt or a version, each rule with its path; nil when any rule is invalid.
-    mutating func guardrailRules(_ object: JSONObject, at path: String) -> [(rule: PromptGuardrail, path: String)]? {
-        guard object["guardrails"] != nil else { return [] }
-        guard let elements = array(object, "guardrails", at: path) else { return nil }
-        var rules: [(rule: PromptGuardrail, path: String)] = []
+    /// The `rules` array of a prompt or a version, each rule with its path; nil when any rule is invalid.
+    mutating func promptRuleList(_ object: JSONObject, at path: String) -> [(rule: PromptRule, path: String)]? {
+        guard object["rules"] != nil else { return [] }
+        guard let elements = array(object, "rules", at: path) else { return nil }
+        var rules: [(rule: PromptRule, path: String)] = []
         var seen: [String: Int] = [:]
         for (index, element) in elements.enumerated() {
-            let rulePath = "\(path).guardrails[\(index)]"
+            let rulePath = "\(path).rules[\(index)]"
             if let name = element.objectValue?["name"]?.stringValue {
                 if let first = seen[name] {
-                    report("\(rulePath).name", .duplicateName, "guardrail '\(name)' is also defined at \(path).guardrails[\(first)]")
+                    report("\(rulePath).name", .duplicateName, "rule '\(name)' is also defined at \(path).rules[\(first)]")
                 } else {
                     seen[name] = index
                 }
             }
-            if let rule = guardrailRule(element, at: rulePath) { rules.append((rule, rulePath)) }
+            if let rule = promptRule(element, at: rulePath) { rules.append((rule, rulePath)) }
         }
         return rules.count == elements.count && seen.count == elements.count ? rules : nil
     }
 
-    mutating func guardrailRule(_ value: JSONValue, at path: String) -> PromptGuardrail? {
+    mutating func promptRule(_ value: JSONValue, at path: String) -> PromptRule? {
         guard case .object(let raw) = value else {
             report(path, .wrongType, "expected an object, found \(value.typeName)")
             return nil
         }
-        var kind: PromptGuardrail.Kind?
+        var kind: PromptRule.Kind?
         if let typeText = string(raw, "type", at: path) {
-            kind = PromptGuardrail.Kind(rawValue: typeText)
+            kind = PromptRule.Kind(rawValue: typeText)
             if kind == nil {
-                let known = PromptGuardrail.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+                let known = PromptRule.Kind.allCases.map(\.rawValue).joined(separator: ", ")
                 report("\(path).type", .invalidValue, "type must be one of \(known); found '\(typeText)'")
             }
         }
-        let allowed = kind.map { Self.promptGuardrailFields[$0]! } ?? Self.promptGuardrailFields.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+        let allowed = kind.map { Self.promptRuleFields[$0]! } ?? Self.promptRuleFields.values.reduce(into: Set<String>()) { $0.formUnion($1) }
         guard let object = object(value, at: path, allowed: allowed) else { return nil }
         let name = self.name(object, "name", at: path)
-        var action: PromptGuardrail.Action?
+        var action: PromptRule.Action?
         if let actionText = string(object, "action", at: path) {
-            action = PromptGuardrail.Action(rawValue: actionText)
+            action = PromptRule.Action(rawValue: actionText)
             if action == nil {
                 report("\(path).action", .invalidValue, "action must be one of block, warn, log; found '\(actionText)'")
             } else if kind == .model, action != .block {
@@ -145,16 +145,16 @@ extension DocumentValidator {
                 action = nil
             }
         }
-        var target = PromptGuardrail.Target.output
+        var target = PromptRule.Target.output
         if let targetText = string(object, "target", at: path, required: false) {
-            if let parsed = PromptGuardrail.Target(rawValue: targetText) {
+            if let parsed = PromptRule.Target(rawValue: targetText) {
                 target = parsed
             } else {
                 report("\(path).target", .invalidValue, "target must be output or variables; found '\(targetText)'")
             }
         }
         guard let kind else { return nil }
-        let check: PromptGuardrail.Check?
+        let check: PromptRule.Check?
         switch kind {
         case .regex:
             let mustMatch = bool(object, "must_match", at: path) ?? false
@@ -187,7 +187,7 @@ extension DocumentValidator {
             check = nonEmptyStrings(object, "models", at: path, what: "model").map { .model($0) }
         }
         guard let name, let action, let check else { return nil }
-        return PromptGuardrail(name: name, action: action, target: target, check: check)
+        return PromptRule(name: name, action: action, target: target, check: check)
     }
 
     /// A required, non-empty array of non-empty strings.
@@ -215,14 +215,14 @@ extension DocumentValidator {
     /// Every `model` rule of the version a variant serves must allow the variant's `params.model`
     /// (`model_not_allowed`, also when the variant names no model).
     mutating func checkModelRules(of version: PromptVersion, prompt: String, params: JSONObject, at path: String) {
-        for rule in version.guardrails {
+        for rule in version.rules {
             guard let models = rule.allowedModels else { continue }
             guard case .string(let model)? = params["model"] else {
-                report("\(path).params.model", .modelNotAllowed, "guardrail '\(rule.name)' of prompt '\(prompt)' version \(version.number) allows only \(models.joined(separator: ", ")), and the variant names no model in params.model")
+                report("\(path).params.model", .modelNotAllowed, "rule '\(rule.name)' of prompt '\(prompt)' version \(version.number) allows only \(models.joined(separator: ", ")), and the variant names no model in params.model")
                 continue
             }
             if !models.contains(where: { $0.hasSameUTF8(as: model) }) {
-                report("\(path).params.model", .modelNotAllowed, "guardrail '\(rule.name)' of prompt '\(prompt)' version \(version.number) allows only \(models.joined(separator: ", ")), not '\(model)'")
+                report("\(path).params.model", .modelNotAllowed, "rule '\(rule.name)' of prompt '\(prompt)' version \(version.number) allows only \(models.joined(separator: ", ")), not '\(model)'")
             }
         }
     }

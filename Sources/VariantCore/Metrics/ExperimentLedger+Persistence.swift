@@ -89,10 +89,10 @@ extension ExperimentLedger {
             writer.string(treatment.reason)
             writer.raw("}")
         }
-        writer.raw("],\"prompt_guardrails\":[")
-        let guardrails = state.promptGuardrails.keys.sorted { ($0.prompt, $0.version, $0.rule) < ($1.prompt, $1.version, $1.rule) }
+        writer.raw("],\"prompt_rules\":[")
+        let guardrails = state.promptRules.keys.sorted { ($0.prompt, $0.version, $0.rule) < ($1.prompt, $1.version, $1.rule) }
         for (position, key) in guardrails.enumerated() {
-            let tally = state.promptGuardrails[key] ?? PromptGuardrailTally()
+            let tally = state.promptRules[key] ?? PromptRuleTally()
             if position > 0 { writer.raw(",") }
             writer.raw("{\"prompt\":")
             writer.string(key.prompt)
@@ -232,25 +232,25 @@ extension ExperimentLedger {
             guard let last = restored.experiments[experiment]?.indices.last else { continue }
             restored.experiments[experiment]![last].sequential[variant, default: [:]][metric] = test
         }
-        // Absent from state files written before prompt guardrails were counted.
-        for (position, entry) in Self.entries(root, "prompt_guardrails", salvage: &salvage).enumerated() {
+        // Absent from state files written before prompt rules were counted.
+        for (position, entry) in Self.entries(root, "prompt_rules", salvage: &salvage).enumerated() {
             guard let object = entry.objectValue, let prompt = object["prompt"]?.stringValue,
                 let version = object["version"]?.integerValue, let rule = object["rule"]?.stringValue,
                 let triggered = object["triggered"]?.integerValue, triggered >= 0,
                 let unreported = object["unreported"]?.integerValue, (0...triggered).contains(unreported)
             else {
-                salvage.report("prompt_guardrails[\(position)]", "is malformed; that rule's count starts afresh")
+                salvage.report("prompt_rules[\(position)]", "is malformed; that rule's count starts afresh")
                 continue
             }
             var lastEventAt: Timestamp?
             if let at = object["last_event_at"], at != .null {
                 lastEventAt = at.stringValue.flatMap(Timestamp.init(rfc3339:))
                 if lastEventAt == nil {
-                    salvage.report("prompt_guardrails[\(position)].last_event_at", "is not a timestamp; it is left out")
+                    salvage.report("prompt_rules[\(position)].last_event_at", "is not a timestamp; it is left out")
                 }
             }
-            restored.promptGuardrails[PromptGuardrailKey(prompt: prompt, version: version, rule: rule)] =
-                PromptGuardrailTally(triggered: triggered, unreported: unreported, lastEventAt: lastEventAt)
+            restored.promptRules[PromptRuleKey(prompt: prompt, version: version, rule: rule)] =
+                PromptRuleTally(triggered: triggered, unreported: unreported, lastEventAt: lastEventAt)
         }
         for (position, entry) in Self.entries(root, "events", salvage: &salvage).enumerated() {
             guard let object = entry.objectValue, let sequence = object["sequence"]?.integerValue,

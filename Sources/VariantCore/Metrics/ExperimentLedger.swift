@@ -16,8 +16,8 @@ public final class ExperimentLedger: Sendable {
         /// is logged once however often (and across however many restarts) the same document is applied.
         var configDisabled: [VariantKey: DisabledTreatment] = [:]
         var events: [LedgerEvent] = []
-        /// Prompt guardrail triggers, per prompt version and rule (ExperimentLedger+PromptGuardrails.swift).
-        var promptGuardrails: [PromptGuardrailKey: PromptGuardrailTally] = [:]
+        /// Prompt rule triggers, per prompt version and rule (ExperimentLedger+PromptRules.swift).
+        var promptRules: [PromptRuleKey: PromptRuleTally] = [:]
         var nextSequence = 1
         /// Bumped by every change, so a persister knows whether there is anything new to write.
         var generation: UInt64 = 0

@@ -86,11 +86,11 @@ extension ExperimentReport {
         writer.optionalString(recommendedVariant)
         writer.raw(",\"reason\":")
         writer.string(reason)
-        writer.raw("},\"prompt_guardrails\":[")
-        for (index, count) in promptGuardrails.enumerated() {
+        writer.raw("},\"prompt_rules\":[")
+        for (index, count) in promptRules.enumerated() {
             writer.raw(index == 0 ? "{\"prompt\":" : ",{\"prompt\":")
             writer.string(count.prompt)
-            writer.raw(",\"version\":")
+            writer.raw(",\"prompt_version\":")
             writer.integer(count.version)
             writer.raw(",\"rule\":")
             writer.string(count.rule)

@@ -65,14 +65,14 @@ public struct ExperimentReport: Sendable {
     public var recommendedVariant: String?
     public var reason: String
     /// The guardrails of the prompt versions the variants serve, with how often each fired.
-    public var promptGuardrails: [PromptGuardrailCount] = []
+    public var promptRules: [PromptRuleCount] = []
 
     /// One guardrail of a prompt version in the `stats` answer.
-    public struct PromptGuardrailCount: Sendable, Equatable {
+    public struct PromptRuleCount: Sendable, Equatable {
         public var prompt: String
         public var version: Int
         public var rule: String
-        public var action: PromptGuardrail.Action
+        public var action: PromptRule.Action
         public var triggered: Int
     }
 

@@ -44,7 +44,7 @@ public struct FleetState: Sendable {
     /// The labels that belong to variantd's series rather than to the host that exported them.
     static let seriesLabels: Set<String> = [
         "__name__", "experiment", "phase", "variant", "metric", "group", "le", "rank", "fingerprint", "mode",
-        "unit_sample", "by", "version", "source",
+        "unit_sample", "by", "version", "config_version", "source",
     ]
 
     /// The host labels of a sample (everything but variantd's own labels), sorted by name.
@@ -87,7 +87,7 @@ public struct FleetState: Sendable {
                 "no host exports experiment '\(experiment.name)' (no variantd_experiment_phase_info series): is Prometheus scraping the daemons' --metrics-address, and has the experiment any records?")
         }
         var versions: [String: String] = [:]
-        for sample in configInfo { versions[hostKey(hostLabels(of: sample))] = sample.labels["version"] }
+        for sample in configInfo { versions[hostKey(hostLabels(of: sample))] = sample.labels["config_version"] }
         let commonVersion = mostCommon(Array(versions.values))
 
         var hosts: [Host] = latest.sorted { $0.key < $1.key }.map { key, entry in

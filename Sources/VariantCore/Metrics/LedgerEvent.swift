@@ -13,9 +13,9 @@ public struct LedgerEvent: Sendable, Equatable {
         case configApplied = "config_applied"
         /// A configuration document was rejected or could not be fetched.
         case configRejected = "config_rejected"
-        /// A prompt guardrail with action `log` fired; `details.count` says how often since its previous event
+        /// A prompt rule with action `log` fired; `details.count` says how often since its previous event
         /// (at most one event per rule and prompt version per minute).
-        case promptGuardrail = "prompt_guardrail"
+        case promptRule = "prompt_rule"
         /// An experiment's statistics started afresh: its configuration changed (`details.changed` lists what), or
         /// an operator asked (`new_phase`). `details.phase` is the new phase's number.
         case phaseStarted = "phase_started"

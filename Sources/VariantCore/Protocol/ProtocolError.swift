@@ -39,7 +39,7 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
             case unavailable = "unavailable"
             case missingVariable = "missing_variable"
             case invalidVariables = "invalid_variables"
-            case guardrailBlocked = "guardrail_blocked"
+            case ruleBlocked = "rule_blocked"
             case stateNotDurable = "state_not_durable"
             case `internal` = "internal"
         }
@@ -81,7 +81,7 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         public static let unavailable = Code(.unavailable)
         public static let missingVariable = Code(.missingVariable)
         public static let invalidVariables = Code(.invalidVariables)
-        public static let guardrailBlocked = Code(.guardrailBlocked)
+        public static let ruleBlocked = Code(.ruleBlocked)
         /// An admin op took effect in memory, but the state file could not be written, so a restart would undo it.
         public static let stateNotDurable = Code(.stateNotDurable)
         public static let `internal` = Code(.internal)

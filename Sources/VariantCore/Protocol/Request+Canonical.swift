@@ -32,9 +32,9 @@ extension Request {
             add("unit", .string(unit))
             add("attributes", .object(attributes))
         case .prompt(.version(let prompt, let version)):
-            add("form", .string("version"))
+            add("form", .string("prompt_version"))
             add("prompt", .string(prompt))
-            add("version", .number(Double(version)))
+            add("prompt_version", .number(Double(version)))
         case .prompt(.latest(let prompt)):
             add("form", .string("latest"))
             add("prompt", .string(prompt))
@@ -84,7 +84,7 @@ extension Request {
         case .render(.prompt(let prompt, let version), let variables):
             add("form", .string("prompt"))
             add("prompt", .string(prompt))
-            add("version", optional(version))
+            add("prompt_version", optional(version))
             add("variables", .object(variables))
         }
         return .object(JSONObject(members))

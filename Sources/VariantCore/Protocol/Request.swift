@@ -97,7 +97,7 @@ public struct Request: Sendable {
     }
 
     private static let assignFields = ["id", "op", "experiment", "unit", "attributes"]
-    private static let promptFields = ["id", "op", "prompt", "version", "experiment", "unit", "attributes"]
+    private static let promptFields = ["id", "op", "prompt", "prompt_version", "experiment", "unit", "attributes"]
     private static let bareFields = ["id", "op"]
     private static let recordFields = ["experiment", "variant", "unit", "attributes", "shadow", "metrics"]
     private static let batchFields = ["id", "op", "records", "ack"]
@@ -125,8 +125,8 @@ public struct Request: Sendable {
         case "prompt":
             try fields.rejectUnknown(allowed: Self.promptFields)
             if let experiment = try fields.optionalString("experiment") {
-                if object["version"] != nil {
-                    throw ProtocolError(.invalidField, "'version' cannot be combined with 'experiment': the unit's assignment decides the version")
+                if object["prompt_version"] != nil {
+                    throw ProtocolError(.invalidField, "'prompt_version' cannot be combined with 'experiment': the unit's assignment decides the version")
                 }
                 return .prompt(.assigned(
                     experiment: experiment, unit: try fields.unit(), attributes: try fields.attributes(),
@@ -136,7 +136,7 @@ public struct Request: Sendable {
                 throw ProtocolError(.invalidField, "'\(key)' is only taken together with 'experiment'")
             }
             let prompt = try fields.string("prompt")
-            if let version = try fields.optionalVersion() {
+            if let version = try fields.optionalPromptVersion() {
                 return .prompt(.version(prompt: prompt, version: version))
             }
             return .prompt(.latest(prompt: prompt))
@@ -251,11 +251,11 @@ public struct Request: Sendable {
                 .assigned(experiment: experiment, unit: try fields.unit(), attributes: try fields.attributes()),
                 variables: variables)
         }
-        try fields.rejectUnknown(allowed: ["id", "op", "prompt", "version", "variables", "unit", "attributes"])
+        try fields.rejectUnknown(allowed: ["id", "op", "prompt", "prompt_version", "variables", "unit", "attributes"])
         for key in ["unit", "attributes"] where object[key] != nil {
             throw ProtocolError(.invalidField, "'\(key)' is only taken together with 'experiment'")
         }
-        return .render(.prompt(try fields.string("prompt"), version: try fields.optionalVersion()), variables: variables)
+        return .render(.prompt(try fields.string("prompt"), version: try fields.optionalPromptVersion()), variables: variables)
     }
 
     /// The fields of one record, in a `record` request or an entry of a `batch`.
@@ -362,10 +362,10 @@ private struct Fields {
         return flag
     }
 
-    func optionalVersion() throws(ProtocolError) -> Int? {
-        guard let value = object["version"] else { return nil }
+    func optionalPromptVersion() throws(ProtocolError) -> Int? {
+        guard let value = object["prompt_version"] else { return nil }
         guard let version = value.integerValue, version >= 1 else {
-            throw ProtocolError(.invalidField, "'version' must be an integer of 1 or more")
+            throw ProtocolError(.invalidField, "'prompt_version' must be an integer of 1 or more")
         }
         return version
     }

@@ -33,7 +33,7 @@ extension Responder {
             unitHash = UnitHash.of(unit)
             let assignment = snapshot.assignment(
                 experimentIndex: experimentIndex, unit: unit, attributes: attributes, now: now, in: config)
-            guard assignment.inExperiment else {
+            guard assignment.enrolled else {
                 throw ProtocolError(.notEnrolled, "unit is not enrolled in '\(experiment.name)' (reason \(assignment.reason.rawValue)); nothing to record")
             }
             // In shadow mode a unit's shadow results belong to its shadow variant, its live ones to the control.

@@ -1,8 +1,8 @@
 /// The `render` op (PROTOCOL.md, `render`): a prompt version rendered with the request's variables, checked by
-/// its guardrails; with an experiment, in the same answer as the unit's assignment.
+/// its prompt rules; with an experiment, in the same answer as the unit's assignment.
 extension Responder {
     /// - Throws: `no_config`, `unknown_experiment`, `unknown_prompt`, `unknown_prompt_version`,
-    ///   `invalid_variables`, `missing_variable`, `guardrail_blocked`.
+    ///   `invalid_variables`, `missing_variable`, `rule_blocked`.
     static func render(
         _ query: Request.RenderQuery, variables: JSONObject, snapshot: ServingSnapshot, now: Timestamp,
         context: RequestContext, id: RequestID, into writer: inout JSONWriter
@@ -44,39 +44,39 @@ extension Responder {
     }
 
     /// Renders and checks, counts every rule that fired (logging coalesced events for `log` rules), and throws
-    /// `guardrail_blocked` when a `block` rule fired.
+    /// `rule_blocked` when a `block` rule fired.
     private static func prepare(
         _ version: PromptVersion, of prompt: String, variables: JSONObject, experiment: String?, now: Timestamp,
         context: RequestContext
     ) throws(ProtocolError) -> PreparedRender {
         let prepared = try version.prepareRender(variables: variables)
         if !prepared.triggered.isEmpty {
-            context.ledger.countPromptGuardrails(
+            context.ledger.countPromptRules(
                 prepared.triggered, prompt: prompt, version: version.number, experiment: experiment, at: now)
         }
         if let blocked = prepared.blocked {
-            throw ProtocolError(.guardrailBlocked, "guardrail '\(blocked.rule)' blocked the render: \(blocked.reason)")
+            throw ProtocolError(.ruleBlocked, "rule '\(blocked.rule)' blocked the render: \(blocked.reason)")
         }
         return prepared
     }
 }
 
 extension Responder {
-    /// The guardrails of each prompt version the experiment's variants serve (each version once, in variant
+    /// The prompt rules of each prompt version the experiment's variants serve (each version once, in variant
     /// order), with how often each fired.
-    static func promptGuardrailCounts(of experiment: Experiment, in document: ConfigDocument, ledger: ExperimentLedger)
-        -> [ExperimentReport.PromptGuardrailCount]
+    static func promptRuleCounts(of experiment: Experiment, in document: ConfigDocument, ledger: ExperimentLedger)
+        -> [ExperimentReport.PromptRuleCount]
     {
-        var counts: [ExperimentReport.PromptGuardrailCount] = []
+        var counts: [ExperimentReport.PromptRuleCount] = []
         var seen: [(prompt: String, version: Int)] = []
         for variant in experiment.variants {
             guard !seen.contains(where: { $0.prompt == variant.prompt && $0.version == variant.promptVersion }),
                 let version = document.prompt(named: variant.prompt)?.version(variant.promptVersion)
             else { continue }
             seen.append((variant.prompt, variant.promptVersion))
-            let rules = version.guardrails.filter { $0.kind != .model }
+            let rules = version.rules.filter { $0.kind != .model }
             guard !rules.isEmpty else { continue }
-            let triggered = ledger.promptGuardrailCounts(prompt: variant.prompt, version: version.number, rules: rules.map(\.name))
+            let triggered = ledger.promptRuleCounts(prompt: variant.prompt, version: version.number, rules: rules.map(\.name))
             for (rule, count) in zip(rules, triggered) {
                 counts.append(
                     .init(prompt: variant.prompt, version: version.number, rule: rule.name, action: rule.action, triggered: count))

@@ -163,7 +163,7 @@ public enum Responder {
                     ? context.ledger.disabled.merging(experiment.configDisabledTreatments) { _, byConfig in byConfig }
                     : [:],
                 minimumDetectableEffect: effect)
-            report.promptGuardrails = promptGuardrailCounts(of: experiment, in: config.document, ledger: context.ledger)
+            report.promptRules = promptRuleCounts(of: experiment, in: config.document, ledger: context.ledger)
             report.write(id: request.id, configVersion: config.version, into: &writer)
         case .newPhase(let experimentName, let reason):
             try requireAdministrator(context.caller, op: "new_phase")
@@ -230,7 +230,7 @@ public enum Responder {
         _ assignment: Assignment, unit: String, experimentIndex index: Int, snapshot: ServingSnapshot,
         config: LoadedConfig, ledger: ExperimentLedger
     ) {
-        guard assignment.inExperiment else { return }
+        guard assignment.enrolled else { return }
         config.assignmentTally.countAssignment(
             experimentIndex: index, variantIndex: assignment.measuredVariantIndex,
             unitHash: snapshot.hasDisabledTreatment(experimentIndex: index) ? nil : UnitHash.of(unit), for: ledger)
@@ -270,7 +270,7 @@ public enum Responder {
         writer.raw("{\"id\":")
         writer.id(id)
         writer.append(parts.head)
-        writer.bool(assignment.inExperiment)
+        writer.bool(assignment.enrolled)
         writer.raw(",\"reason\":")
         writer.string(assignment.reason.rawValue)
         if config.document.experiments[experimentIndex].mode == .shadow {
@@ -289,7 +289,7 @@ public enum Responder {
         writer.id(id)
         writer.raw(",\"ok\":true,\"experiment\":")
         writer.string(experiment)
-        writer.raw(",\"variant\":null,\"prompt\":null,\"prompt_version\":null,\"params\":{},\"in_experiment\":false")
+        writer.raw(",\"variant\":null,\"prompt\":null,\"prompt_version\":null,\"params\":{},\"enrolled\":false")
         writer.raw(",\"reason\":\"no_config\",\"config_version\":null,\"metadata\":{\"experiment\":")
         writer.string(experiment)
         writer.raw(",\"variant\":null,\"prompt\":null,\"prompt_version\":null,\"config_version\":null}}\n")
@@ -325,7 +325,7 @@ public enum Responder {
         writer.id(id)
         writer.raw(",\"ok\":true,\"prompt\":")
         writer.string(prompt.name)
-        writer.raw(",\"version\":")
+        writer.raw(",\"prompt_version\":")
         writer.integer(version.number)
         if let messages = version.messages {
             writer.raw(",\"messages\":[")
@@ -364,7 +364,7 @@ public enum Responder {
         writer.id(id)
         writer.raw(",\"ok\":true,\"loaded\":")
         writer.bool(config != nil)
-        writer.raw(",\"version\":")
+        writer.raw(",\"config_version\":")
         writer.optionalString(config?.version)
         writer.raw(",\"source\":")
         writer.string(snapshot.source)
@@ -397,7 +397,7 @@ public enum Responder {
             writer.string(experiment.status.rawValue)
             writer.raw(",\"mode\":")
             writer.string(experiment.mode.rawValue)
-            writer.raw(",\"assigning\":")
+            writer.raw(",\"enrolling\":")
             writer.bool(experiment.isAssigning(at: now))
             writer.raw("}")
         }

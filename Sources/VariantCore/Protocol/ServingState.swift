@@ -349,16 +349,16 @@ public final class ServingSnapshot: Sendable {
         if let shadow = assignment.shadowVariantIndex, isDisabled(experimentIndex: experimentIndex, variantIndex: shadow) {
             assignment.shadowVariantIndex = nil  // a disabled treatment stops running in the shadow too
         }
-        guard assignment.inExperiment, isDisabled(experimentIndex: experimentIndex, variantIndex: assignment.variantIndex)
+        guard assignment.enrolled, isDisabled(experimentIndex: experimentIndex, variantIndex: assignment.variantIndex)
         else { return assignment }
-        return Assignment(variantIndex: experiment.controlIndex, inExperiment: false, reason: .disabled)
+        return Assignment(variantIndex: experiment.controlIndex, enrolled: false, reason: .disabled)
     }
 }
 
-/// An `assign` answer around its only per-request parts, the id, `in_experiment` and `reason`:
+/// An `assign` answer around its only per-request parts, the id, `enrolled` and `reason`:
 /// `{"id":ID` + `head` + `true|false,"reason":"R"` + `tail` (PROTOCOL.md, `assign`).
 struct AssignmentAnswerParts: Sendable {
-    /// From `,"ok":true` to `"in_experiment":`.
+    /// From `,"ok":true` to `"enrolled":`.
     let head: [UInt8]
     /// From `,"config_version":` to the closing braces and the newline.
     let tail: [UInt8]
@@ -384,7 +384,7 @@ struct AssignmentAnswerParts: Sendable {
         writeIdentity()
         writer.raw(",\"params\":")
         writer.value(.object(variant.params))
-        writer.raw(",\"in_experiment\":")
+        writer.raw(",\"enrolled\":")
         head = writer.bytes
         writer.reset()
         writer.raw(",\"config_version\":")

@@ -1,5 +1,5 @@
 /// How one prompt version renders: its templates parsed at validation time, its declared variables, and its
-/// guardrails split by what they read.
+/// prompt rules split by what they read.
 ///
 /// A class, immutable once validated, so that a render shares it instead of copying and retaining each field.
 final class PromptRendering: Sendable {
@@ -12,20 +12,20 @@ final class PromptRendering: Sendable {
     let templates: [PromptTemplate]
     /// The roles of a chat prompt's messages; nil for a text prompt.
     let roles: [String]?
-    let variableRules: [PromptGuardrail]
-    let outputRules: [PromptGuardrail]
+    let variableRules: [PromptRule]
+    let outputRules: [PromptRule]
     /// The output rules need each rendered text as a string (a `max_length`-only version does not, when every
     /// template has a plan: the lengths add up from the plan).
     let outputNeedsText: Bool
 
-    init(declared: [String], requiredCount: Int, templates: [PromptTemplate], roles: [String]?, guardrails: [PromptGuardrail]) {
+    init(declared: [String], requiredCount: Int, templates: [PromptTemplate], roles: [String]?, rules: [PromptRule]) {
         self.declared = declared
         self.declaredUTF8 = declared.map { Array($0.utf8) }
         self.requiredCount = requiredCount
         self.templates = templates
         self.roles = roles
-        self.variableRules = guardrails.filter { $0.kind != .model && $0.target == .variables }
-        let outputRules = guardrails.filter { $0.kind != .model && $0.target == .output }
+        self.variableRules = rules.filter { $0.kind != .model && $0.target == .variables }
+        let outputRules = rules.filter { $0.kind != .model && $0.target == .output }
         self.outputRules = outputRules
         self.outputNeedsText =
             outputRules.contains { $0.kind != .maxLength } || templates.contains { !$0.hasRenderPlan }
@@ -79,14 +79,14 @@ public struct RenderWarning: Sendable, Equatable {
     public enum Code: String, Sendable, CaseIterable {
         /// A variable the version does not declare was given; it is ignored.
         case extraVariable = "extra_variable"
-        /// A guardrail with action `warn` fired.
-        case guardrailWarning = "guardrail_warning"
+        /// A prompt rule with action `warn` fired.
+        case ruleWarning = "rule_warning"
     }
 
     public var code: Code
     /// The variable, for `extra_variable`.
     public var variable: String?
-    /// The rule and why it fired, for `guardrail_warning`.
+    /// The rule and why it fired, for `rule_warning`.
     public var rule: String?
     public var message: String?
 
@@ -114,12 +114,12 @@ public struct RenderWarning: Sendable, Equatable {
 public struct PreparedRender: Sendable {
     let rendering: PromptRendering
     let values: [TemplateValue?]
-    /// Each template's text, when a guardrail needed it; otherwise written straight from the plan.
+    /// Each template's text, when a prompt rule needed it; otherwise written straight from the plan.
     var texts: [String]?
     public var warnings: [RenderWarning]
     /// Every rule that fired, block ones included, for counting.
-    public var triggered: [PromptGuardrail]
-    /// The first `block` rule that fired and why; the answer is then a `guardrail_blocked` error.
+    public var triggered: [PromptRule]
+    /// The first `block` rule that fired and why; the answer is then a `rule_blocked` error.
     public var blocked: (rule: String, reason: String)?
 
     /// The rendered texts: the text prompt's, or each message's content.
@@ -129,7 +129,7 @@ public struct PreparedRender: Sendable {
 }
 
 extension PromptVersion {
-    /// Renders this version with a request's `variables`, checking its guardrails.
+    /// Renders this version with a request's `variables`, checking its prompt rules.
     /// - Throws: `invalid_variables` (a value that is not a string, number or boolean), `missing_variable` (every
     ///   missing required variable is named). A `block` rule that fires is reported in `blocked`, not thrown, so
     ///   that the caller can count it first.
@@ -168,25 +168,25 @@ extension PromptVersion {
         return prepared
     }
 
-    private func check(_ rules: [PromptGuardrail], on texts: [String], into prepared: inout PreparedRender) {
+    private func check(_ rules: [PromptRule], on texts: [String], into prepared: inout PreparedRender) {
         for rule in rules {
             guard let reason = rule.violation(in: texts) else { continue }
             record(rule, reason: reason, into: &prepared)
         }
     }
 
-    private func check(_ rules: [PromptGuardrail], onLength length: Int, into prepared: inout PreparedRender) {
+    private func check(_ rules: [PromptRule], onLength length: Int, into prepared: inout PreparedRender) {
         for rule in rules {
             guard let reason = rule.violation(ofLength: length) else { continue }
             record(rule, reason: reason, into: &prepared)
         }
     }
 
-    private func record(_ rule: PromptGuardrail, reason: String, into prepared: inout PreparedRender) {
+    private func record(_ rule: PromptRule, reason: String, into prepared: inout PreparedRender) {
         prepared.triggered.append(rule)
         switch rule.action {
         case .block: if prepared.blocked == nil { prepared.blocked = (rule.name, reason) }
-        case .warn: prepared.warnings.append(RenderWarning(code: .guardrailWarning, rule: rule.name, message: reason))
+        case .warn: prepared.warnings.append(RenderWarning(code: .ruleWarning, rule: rule.name, message: reason))
         case .log: break
         }
     }
@@ -230,7 +230,7 @@ extension PromptTemplate {
     }
 }
 
-extension PromptGuardrail {
+extension PromptRule {
     /// `violation(in:)` for a `max_length` rule on output whose length is known.
     func violation(ofLength length: Int) -> String? {
         guard case .maxLength(let maximumCharacters, let maximumTokens) = check else { return nil }

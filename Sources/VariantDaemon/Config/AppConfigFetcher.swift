@@ -180,7 +180,7 @@ public struct AppConfigFetcher: ConfigFetcher {
                 "StartConfigurationSession answered without InitialConfigurationToken"
             )
         }
-        logger.debug("config.appconfig.session_started", metadata: ["config.source": "\(sourceDescription)"])
+        logger.log(.debug, .configAppConfigSessionStarted, metadata: [.configSource: "\(sourceDescription)"])
         return token
     }
 

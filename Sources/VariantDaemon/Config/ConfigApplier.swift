@@ -66,12 +66,11 @@ final class ConfigApplier: Sendable {
         store.update { $0.polled(.failing, at: failure.at, lastError: failure) }
         guard fetchFailure.isNew(failure.code) || always else { return }
         hooks.rejected(failure)
-        logger.warning(
-            "config.fetch_failed: \(failure.message)",
+        logger.log(.warning, .configFetchFailed, "\(failure.message)",
             metadata: [
-                "config.source": "\(source)", "code": "\(failure.code)",
-                "config.version": "\(store.current.config?.version ?? "none")",
-                "retry_in": "\(delay)",
+                .configSource: "\(source)", .code: "\(failure.code)",
+                .configVersion: "\(store.current.config?.version ?? "none")",
+                .retryIn: "\(delay)",
             ]
         )
     }
@@ -106,9 +105,8 @@ final class ConfigApplier: Sendable {
             if supersedesPending { prompts.reset(appliedSourceVersion: version) }
             prompts.refreshPending(version: version, document: document, at: time)
             if config.fromCache {
-                logger.info(
-                    "config.confirmed: the source serves the cached document",
-                    metadata: ["config.version": "\(config.version)", "config.source": "\(source)"]
+                logger.log(.info, .configConfirmed, "the source serves the cached document",
+                    metadata: [.configVersion: "\(config.version)", .configSource: "\(source)"]
                 )
             }
             return
@@ -146,12 +144,12 @@ final class ConfigApplier: Sendable {
         noteServed(version)
         prompts.reset(appliedSourceVersion: version)
         hooks.applied(loaded)
-        var metadata: Logger.Metadata = [
-            "config.version": "\(version)", "config.source": "\(source)",
-            "config.experiments": "\(validated.experiments.count)", "config.prompts": "\(validated.prompts.count)",
+        var metadata: [LogMetadataKey: Logger.MetadataValue] = [
+            .configVersion: "\(version)", .configSource: "\(source)",
+            .configExperiments: "\(validated.experiments.count)", .configPrompts: "\(validated.prompts.count)",
         ]
-        if let sourceVersion = document.sourceVersion { metadata["config.source_version"] = "\(sourceVersion)" }
-        logger.info("config.applied", metadata: metadata)
+        if let sourceVersion = document.sourceVersion { metadata[.configSourceVersion] = "\(sourceVersion)" }
+        logger.log(.info, .configApplied, metadata: metadata)
         copy?.store(document, version: version, at: time)
     }
 
@@ -159,18 +157,16 @@ final class ConfigApplier: Sendable {
     func applyCachedCopy(maximumBytes: Int, at time: Timestamp, usesCache: Bool) async {
         guard let copy, let entry = copy.load(maximumBytes: maximumBytes) else {
             if usesCache {
-                logger.warning(
-                    "config.none: no cached copy either; serving no_config until the source answers",
-                    metadata: ["config.source": "\(source)"]
+                logger.log(.warning, .configNone, "no cached copy either; serving no_config until the source answers",
+                    metadata: [.configSource: "\(source)"]
                 )
             }
             return
         }
         let version = LoadedConfig.version(of: entry.bytes)
         guard let references = try? PromptReferences.parse(entry.bytes) else {
-            logger.warning(
-                "config.cache.invalid: the cached copy does not validate",
-                metadata: ["path": "\(copy.path)"]
+            logger.log(.warning, .configCacheInvalid, "the cached copy does not validate",
+                metadata: [.path: "\(copy.path)"]
             )
             return
         }
@@ -224,12 +220,11 @@ final class ConfigApplier: Sendable {
             state.lastDocumentFailure = failure
         }
         hooks.rejected(failure)
-        logger.error(
-            "config.rejected: \(failure.message)",
+        logger.log(.error, .configRejected, "\(failure.message)",
             metadata: [
-                "config.source": "\(source)", "code": "\(failure.code)",
-                "config.version": "\(store.current.config?.version ?? "none")",
-                "problems": .array(failure.problems.map { .string($0.description) }),
+                .configSource: "\(source)", .code: "\(failure.code)",
+                .configVersion: "\(store.current.config?.version ?? "none")",
+                .problems: .array(failure.problems.map { .string($0.description) }),
             ]
         )
     }

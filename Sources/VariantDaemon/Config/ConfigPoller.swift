@@ -52,11 +52,11 @@ public final class ConfigPoller: Service, Sendable {
         var waits: [Trigger: Duration] = [:]
     }
 
-    /// One timer's schedule: which trigger, its generation and when.
+    /// One timer's schedule: which trigger, its generation and how long after it was set it fires.
     struct Timer: Sendable {
         var trigger: Trigger
         var generation: UInt64
-        var deadline: ContinuousClock.Instant
+        var wait: Duration
     }
 
     private let configuration: Configuration
@@ -66,6 +66,8 @@ public final class ConfigPoller: Service, Sendable {
     private let hooks: ConfigSourceHooks
     private let now: @Sendable () -> Timestamp
     private let random: @Sendable () -> Double
+    /// What the timers sleep on: the continuous clock, or a test's clock that the test steps.
+    private let clock: any Clock<Duration>
     let state: SharedBox<LoopState>
     private let requests: AsyncStream<Trigger>
     private let requestContinuation: AsyncStream<Trigger>.Continuation
@@ -80,8 +82,10 @@ public final class ConfigPoller: Service, Sendable {
         hooks: ConfigSourceHooks = .init(),
         promptResolver: LangfusePromptResolver? = nil,
         now: @escaping @Sendable () -> Timestamp = SystemClock.now,
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        clock: any Clock<Duration> = ContinuousClock()
     ) {
+        self.clock = clock
         self.configuration = configuration
         self.fetcher = fetcher
         self.logger = logger
@@ -149,9 +153,7 @@ public final class ConfigPoller: Service, Sendable {
                     await withDiscardingTaskGroup { sleepers in
                         for await timer in self.timers {
                             sleepers.addTask {
-                                guard (try? await Task.sleep(until: timer.deadline, clock: .continuous)) != nil else {
-                                    return
-                                }
+                                guard (try? await Self.sleep(on: self.clock, for: timer.wait)) != nil else { return }
                                 if self.state.current.generations[timer.trigger] == timer.generation {
                                     continuation.yield(timer.trigger)
                                 }
@@ -177,7 +179,7 @@ public final class ConfigPoller: Service, Sendable {
             case .poll:
                 await poll(announced: false, force: false)
             case .reload:
-                logger.info("config.reload", metadata: ["config.source": "\(fetcher.sourceDescription)"])
+                logger.log(.info, .configReload, metadata: [.configSource: "\(fetcher.sourceDescription)"])
                 hooks.reloadStarted()
                 await poll(announced: true, force: true)
                 hooks.reloadFinished()
@@ -234,16 +236,20 @@ public final class ConfigPoller: Service, Sendable {
         schedule(.prompts, in: wait)
     }
 
+    /// Sleeps `wait` on `clock` (opened from the poller's existential, whose instants have no type here).
+    private static func sleep<C: Clock<Duration>>(on clock: C, for wait: Duration) async throws {
+        try await clock.sleep(until: clock.now.advanced(by: wait), tolerance: nil)
+    }
+
     /// Replaces `trigger`'s timer with one that fires after `wait`.
     private func schedule(_ trigger: Trigger, in wait: Duration) {
-        let deadline = ContinuousClock.now + wait
         let generation = state.withLock { state in
             let generation = (state.generations[trigger] ?? 0) &+ 1
             state.generations[trigger] = generation
             state.waits[trigger] = wait
             return generation
         }
-        timerContinuation.yield(Timer(trigger: trigger, generation: generation, deadline: deadline))
+        timerContinuation.yield(Timer(trigger: trigger, generation: generation, wait: wait))
     }
 
     private func log(_ transition: PollSchedule.Transition?, delay: Duration) {
@@ -253,14 +259,12 @@ public final class ConfigPoller: Service, Sendable {
             // A first failure is logged with its error, by the applier.
             break
         case .reachedCap:
-            logger.warning(
-                "config.source.backoff_at_cap: polling at the maximum backoff until the source recovers",
-                metadata: ["config.source": "\(source)", "retry_in": "\(delay)"]
+            logger.log(.warning, .configSourceBackoffAtCap, "polling at the maximum backoff until the source recovers",
+                metadata: [.configSource: "\(source)", .retryIn: "\(delay)"]
             )
         case .recovered(let failures):
-            logger.info(
-                "config.source.recovered",
-                metadata: ["config.source": "\(source)", "failed_attempts": "\(failures)"]
+            logger.log(.info, .configSourceRecovered,
+                metadata: [.configSource: "\(source)", .failedAttempts: "\(failures)"]
             )
         }
     }

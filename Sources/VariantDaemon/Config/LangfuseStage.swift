@@ -150,7 +150,7 @@ final class LangfuseStage: Sendable {
             }
             announce(
                 failure, key: "unresolved " + unresolved.map(\.description).joined(separator: ",") + " " + failure.code,
-                retryAt: retryAt, level: .error, message: "config.prompts_unresolved")
+                retryAt: retryAt, level: .error, event: .configPromptsUnresolved)
             return false
         }
 
@@ -185,9 +185,9 @@ final class LangfuseStage: Sendable {
         if let standing {
             announce(
                 standing, key: "copies " + failed.map(\.description).joined(separator: ",") + " " + standing.code,
-                retryAt: retryAt, level: .warning, message: "config.prompts.langfuse_failing")
+                retryAt: retryAt, level: .warning, event: .configPromptsLangfuseFailing)
         } else if announcement.clear() {
-            logger.info("config.prompts.langfuse_recovered", metadata: ["config.source": "\(source)"])
+            logger.log(.info, .configPromptsLangfuseRecovered, metadata: [.configSource: "\(source)"])
         }
         return true
     }
@@ -241,16 +241,16 @@ final class LangfuseStage: Sendable {
             copy.logServed(loaded)
             return standing
         }
-        var metadata: Logger.Metadata = [
-            "config.version": "\(version)", "config.source": "\(source)",
-            "config.experiments": "\(document.experiments.count)", "config.prompts": "\(document.prompts.count)",
-            "config.langfuse": .array(statuses.map { .string(Self.describe($0)) }),
+        var metadata: [LogMetadataKey: Logger.MetadataValue] = [
+            .configVersion: "\(version)", .configSource: "\(source)",
+            .configExperiments: "\(document.experiments.count)", .configPrompts: "\(document.prompts.count)",
+            .configLangfuse: .array(statuses.map { .string(Self.describe($0)) }),
         ]
         if let sourceVersion = pending.document.sourceVersion {
-            metadata["config.source_version"] = "\(sourceVersion)"
+            metadata[.configSourceVersion] = "\(sourceVersion)"
         }
-        if relabel { metadata["config.reason"] = "langfuse_label_moved" }
-        logger.info("config.applied", metadata: metadata)
+        if relabel { metadata[.configReason] = "langfuse_label_moved" }
+        logger.log(.info, .configApplied, metadata: metadata)
         if !relabel { copy?.store(pending.document, version: pending.sourceVersion, at: time) }
         return standing
     }
@@ -267,7 +267,7 @@ final class LangfuseStage: Sendable {
         }
         announce(
             failure, key: "content " + failure.code + " " + failure.problems.map(\.description).joined(),
-            retryAt: retryAt, level: .error, message: "config.rejected")
+            retryAt: retryAt, level: .error, event: .configRejected)
     }
 
     /// Counts resolutions that met a Langfuse failure and returns when to retry (nil after a clean one): 1 s,
@@ -291,20 +291,20 @@ final class LangfuseStage: Sendable {
     /// Logs and reports a failure once per state (`key`), not once per attempt.
     private func announce(
         _ failure: ConfigLoadFailure, key: String, retryAt: ContinuousClock.Instant?, level: Logger.Level,
-        message: String
+        event: LogEventName
     ) {
         guard announcement.isNew(key) else { return }
         hooks.rejected(failure)
-        var metadata: Logger.Metadata = [
-            "config.source": "\(source)", "code": "\(failure.code)",
-            "config.version": "\(store.current.config?.version ?? "none")",
-            "config.langfuse": .array(store.current.promptSources.map { .string(Self.describe($0)) }),
+        var metadata: [LogMetadataKey: Logger.MetadataValue] = [
+            .configSource: "\(source)", .code: "\(failure.code)",
+            .configVersion: "\(store.current.config?.version ?? "none")",
+            .configLangfuse: .array(store.current.promptSources.map { .string(Self.describe($0)) }),
         ]
         if !failure.problems.isEmpty {
-            metadata["problems"] = .array(failure.problems.map { .string($0.description) })
+            metadata[.problems] = .array(failure.problems.map { .string($0.description) })
         }
-        if let retryAt { metadata["retry_in"] = "\(retryAt - .now)" }
-        logger.log(level: level, "\(message): \(failure.message)", metadata: metadata)
+        if let retryAt { metadata[.retryIn] = "\(retryAt - .now)" }
+        logger.log(level, event, failure.message, metadata: metadata)
     }
 
     /// `critic=langfuse 'movie-critic' label 'production' -> 3 (langfuse)`, for logs.

@@ -20,12 +20,11 @@ final class LastKnownGoodCopy: Sendable {
     func store(_ document: FetchedDocument, version: String, at time: Timestamp) {
         do {
             try cache.store(document.bytes, version: version, sourceVersion: document.sourceVersion, fetchedAt: time)
-            if writeFailure.clear() { logger.info("config.cache.recovered", metadata: ["path": "\(path)"]) }
+            if writeFailure.clear() { logger.log(.info, .configCacheRecovered, metadata: [.path: "\(path)"]) }
         } catch {
             if writeFailure.isNew("write_failed") {
-                logger.warning(
-                    "config.cache.write_failed: \(error); serving goes on, but a restart during an outage will have no copy",
-                    metadata: ["path": "\(path)"]
+                logger.log(.warning, .configCacheWriteFailed, "\(error); serving goes on, but a restart during an outage will have no copy",
+                    metadata: [.path: "\(path)"]
                 )
             }
         }
@@ -38,11 +37,10 @@ final class LastKnownGoodCopy: Sendable {
 
     /// Says that a config from this copy is served, since the source gave nothing usable.
     func logServed(_ loaded: LoadedConfig) {
-        logger.warning(
-            "config.from_cache: the source gave no usable document; serving the last-known-good copy",
+        logger.log(.warning, .configFromCache, "the source gave no usable document; serving the last-known-good copy",
             metadata: [
-                "config.version": "\(loaded.version)", "config.source": "\(loaded.source)",
-                "path": "\(path)", "config.fetched_at": "\(loaded.fetchedAt.rfc3339)",
+                .configVersion: "\(loaded.version)", .configSource: "\(loaded.source)",
+                .path: "\(path)", .configFetchedAt: "\(loaded.fetchedAt.rfc3339)",
             ]
         )
     }

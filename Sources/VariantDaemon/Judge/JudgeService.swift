@@ -65,13 +65,11 @@ public final class JudgeService: Service, Sendable {
         if let bytes = try? FileIdentity.read(path: configuration.statePath, maximumBytes: 64 << 20) {
             do {
                 restored = try JSONDecoder().decode(FleetJudge.self, from: Data(bytes))
-                logger.info(
-                    "judge.state_restored",
-                    metadata: ["state.path": "\(configuration.statePath)", "decisions": "\(restored.decisions.count)"])
+                logger.log(.info, .judgeStateRestored,
+                    metadata: [.statePath: "\(configuration.statePath)", .decisions: "\(restored.decisions.count)"])
             } catch {
-                logger.error(
-                    "judge.state_unreadable: starting with no evidence; decisions already in the document are not made again",
-                    metadata: ["state.path": "\(configuration.statePath)", "error": "\(error)"])
+                logger.log(.error, .judgeStateUnreadable, "starting with no evidence; decisions already in the document are not made again",
+                    metadata: [.statePath: "\(configuration.statePath)", .error: "\(error)"])
             }
         }
         judge = Mutex(restored)
@@ -111,7 +109,7 @@ public final class JudgeService: Service, Sendable {
             document = try Self.validated(bytes)
             clearFailure("")
         } catch {
-            noteFailure("", code: error.code.rawValue, "judge.source_failed: deciding nothing until the document can be read and validated", error.message)
+            noteFailure("", code: error.code.rawValue, .judgeSourceFailed, "deciding nothing until the document can be read and validated", error.message)
             round.documentError = error
             return round
         }
@@ -125,17 +123,16 @@ public final class JudgeService: Service, Sendable {
                 }
                 round.judged.append(experiment.name)
                 for decision in decided {
-                    logger.notice(
-                        "judge.decided",
+                    logger.log(.notice, .judgeDecided,
                         metadata: [
-                            "experiment": "\(decision.experiment)", "variant": "\(decision.variant)",
-                            "reason": "\(decision.reason)", "evidence": "\(decision.evidence)",
-                            "config.fingerprint": "\(decision.fingerprint)",
+                            .experiment: "\(decision.experiment)", .variant: "\(decision.variant)",
+                            .reason: "\(decision.reason)", .evidence: "\(decision.evidence)",
+                            .configFingerprint: "\(decision.fingerprint)",
                         ])
                 }
             } catch {
                 round.failed[experiment.name] = error
-                noteFailure(experiment.name, code: error.code.rawValue, "judge.fleet_unreadable: no decision on this experiment this round", error.message)
+                noteFailure(experiment.name, code: error.code.rawValue, .judgeFleetUnreadable, "no decision on this experiment this round", error.message)
             }
         }
         let pending = judge.withLock { $0.unpublished }
@@ -148,9 +145,8 @@ public final class JudgeService: Service, Sendable {
                 continue
             }
             if configuration.dryRun {
-                logger.notice(
-                    "judge.dry_run: would publish",
-                    metadata: ["experiment": "\(decision.experiment)", "variant": "\(decision.variant)", "reason": "\(decision.reason)"])
+                logger.log(.notice, .judgeDryRun, "would publish",
+                    metadata: [.experiment: "\(decision.experiment)", .variant: "\(decision.variant)", .reason: "\(decision.reason)"])
                 print("would disable \(decision.experiment)/\(decision.variant) in \(source.sourceDescription): \(decision.reason)")
                 round.published.append(decision)
                 judge.withLock { $0.markPublished(decision) }
@@ -160,20 +156,18 @@ public final class JudgeService: Service, Sendable {
                 let version = try await publish(decision)
                 judge.withLock { $0.markPublished(decision) }
                 round.published.append(decision)
-                logger.notice(
-                    "judge.published",
+                logger.log(.notice, .judgePublished,
                     metadata: [
-                        "experiment": "\(decision.experiment)", "variant": "\(decision.variant)",
-                        "config.version": "\(version)", "config.source": "\(source.sourceDescription)",
+                        .experiment: "\(decision.experiment)", .variant: "\(decision.variant)",
+                        .configVersion: "\(version)", .configSource: "\(source.sourceDescription)",
                     ])
             } catch where error.code == .notWritable {
                 saveState()
-                logger.critical(
-                    "judge.not_writable: decided but cannot publish",
-                    metadata: ["experiment": "\(decision.experiment)", "variant": "\(decision.variant)", "reason": "\(decision.reason)"])
+                logger.log(.critical, .judgeNotWritable, "decided but cannot publish",
+                    metadata: [.experiment: "\(decision.experiment)", .variant: "\(decision.variant)", .reason: "\(decision.reason)"])
                 throw Fatal(description: "decided to disable \(decision.experiment)/\(decision.variant) (\(decision.reason)) but \(error.message)")
             } catch {
-                noteFailure("publish " + decision.experiment, code: error.code.rawValue, "judge.publish_failed: retrying next round", error.message)
+                noteFailure("publish " + decision.experiment, code: error.code.rawValue, .judgePublishFailed, "retrying next round", error.message)
             }
         }
         saveState()
@@ -197,7 +191,7 @@ public final class JudgeService: Service, Sendable {
             let bytes = try encoder.encode(judge.withLock { $0 })
             try AtomicFile.write(Array(bytes), to: configuration.statePath, mode: 0o640)
         } catch {
-            noteFailure("state", code: "state_write_failed", "judge.state_write_failed: decisions are kept in memory", "\(error)")
+            noteFailure("state", code: "state_write_failed", .judgeStateWriteFailed, "decisions are kept in memory", "\(error)")
         }
     }
 
@@ -232,17 +226,17 @@ public final class JudgeService: Service, Sendable {
         return found
     }
 
-    private func noteFailure(_ key: String, code: String, _ message: Logger.Message, _ detail: String) {
+    private func noteFailure(_ key: String, code: String, _ event: LogEventName, _ explanation: String, _ detail: String) {
         let changed = lastFailure.withLock { failures in
             defer { failures[key] = code }
             return failures[key] != code
         }
         guard changed else { return }
-        logger.warning(message, metadata: ["error.code": "\(code)", "error": "\(detail)", "about": "\(key)"])
+        logger.log(.warning, event, explanation, metadata: [.code: "\(code)", .error: "\(detail)", .about: "\(key)"])
     }
 
     private func clearFailure(_ key: String) {
         let had = lastFailure.withLock { $0.removeValue(forKey: key) }
-        if had != nil { logger.notice("judge.recovered", metadata: ["about": "\(key)"]) }
+        if had != nil { logger.log(.notice, .judgeRecovered, metadata: [.about: "\(key)"]) }
     }
 }

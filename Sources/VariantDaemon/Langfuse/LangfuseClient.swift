@@ -82,9 +82,8 @@ public struct LangfuseClient: Sendable {
             default: throw PromptSourceError(.langfuseUnreachable, "\(reference): \(error.message)")
             }
         }
-        logger.debug(
-            "langfuse.fetched",
-            metadata: ["langfuse.url": "\(url)", "http.status": "\(status.code)", "bytes": "\(body.count)"])
+        logger.log(.debug, .langfuseFetched,
+            metadata: [.langfuseURL: "\(url)", .httpStatus: "\(status.code)", .bytes: "\(body.count)"])
         switch status.code {
         case 200:
             break

@@ -185,13 +185,12 @@ public final class LangfusePromptResolver: Sendable {
             try AtomicFile.createDirectory(directory, mode: 0o755)
             try AtomicFile.write(writer.bytes, to: path, mode: 0o644)
             if state.withLock({ state in defer { state.cacheFailing = false }; return state.cacheFailing }) {
-                logger.info("langfuse.cache.recovered", metadata: ["path": "\(path)"])
+                logger.log(.info, .langfuseCacheRecovered, metadata: [.path: "\(path)"])
             }
         } catch {
             if state.withLock({ state in defer { state.cacheFailing = true }; return !state.cacheFailing }) {
-                logger.warning(
-                    "langfuse.cache.write_failed: \(error); serving goes on, but a restart during an outage will have no copy",
-                    metadata: ["path": "\(path)"])
+                logger.log(.warning, .langfuseCacheWriteFailed, "\(error); serving goes on, but a restart during an outage will have no copy",
+                    metadata: [.path: "\(path)"])
             }
         }
     }
@@ -203,7 +202,7 @@ public final class LangfusePromptResolver: Sendable {
         guard let object = (try? JSONParser.parse(bytes, maximumDepth: 64))?.objectValue,
             let raw = object["prompt"], let prompt = try? LangfusePrompt(raw, for: reference)
         else {
-            logger.warning("langfuse.cache.invalid: a cached prompt does not read; ignoring it", metadata: ["path": "\(path)"])
+            logger.log(.warning, .langfuseCacheInvalid, "a cached prompt does not read; ignoring it", metadata: [.path: "\(path)"])
             return nil
         }
         let fetchedAt = object["fetched_at"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }

@@ -221,7 +221,7 @@ public final class DaemonMetrics: Sendable {
             current = labels.map { labels in
                 let gauge = registry.makeGauge(
                     descriptor: Self.named("config", unit: "info", "The config in use: its version and source; always 1."),
-                    labels: [("version", labels[0]), ("source", labels[1])])
+                    labels: [("config_version", labels[0]), ("source", labels[1])])
                 gauge.set(to: 1)
                 return (labels: labels, gauge: gauge)
             }

@@ -107,9 +107,9 @@ public final class MetricsServer: Service, Sendable {
             throw MetricsServerError("cannot listen on \(address): \(error)")
         }
         let bound = server.channel.localAddress
-        var metadata: Logger.Metadata = ["metrics.address": "\(bound.map(Self.describe) ?? address.description)"]
-        metadata["metrics.path"] = "/metrics"
-        logger.info("metrics.listening", metadata: metadata)
+        var metadata: [LogMetadataKey: Logger.MetadataValue] = [.metricsAddress: "\(bound.map(Self.describe) ?? address.description)"]
+        metadata[.metricsPath] = "/metrics"
+        logger.log(.info, .metricsListening, metadata: metadata)
         if let bound { onListening(bound) }
 
         await withGracefulShutdownHandler {
@@ -121,13 +121,13 @@ public final class MetricsServer: Service, Sendable {
                         }
                     }
                 } catch {
-                    logger.debug("metrics.accept_failed", metadata: ["error": "\(error)"])
+                    logger.log(.debug, .metricsAcceptFailed, metadata: [.error: "\(error)"])
                 }
             }
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
         }
-        logger.info("metrics.stopped")
+        logger.log(.info, .metricsStopped)
     }
 
     /// `127.0.0.1:9464`, `[::1]:9464`.
@@ -162,7 +162,7 @@ public final class MetricsServer: Service, Sendable {
                     }
                 }
             } catch {
-                logger.debug("metrics.connection_error", metadata: ["error": "\(error)"])
+                logger.log(.debug, .metricsConnectionError, metadata: [.error: "\(error)"])
             }
         } onGracefulShutdown: {
             // Stop reading: the request in flight is answered, then the connection closes. A client that does not

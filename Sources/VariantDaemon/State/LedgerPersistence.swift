@@ -63,7 +63,7 @@ public final class LedgerPersistence: Service, Sendable {
         let path = configuration.statePath
         removeInterruptedWrites(of: path)
         guard access(path, F_OK) == 0 else {
-            logger.info("state.none", metadata: ["state.path": "\(path)"])
+            logger.log(.info, .stateNone, metadata: [.statePath: "\(path)"])
             return .noStateFile
         }
         let bytes: [UInt8]
@@ -80,17 +80,15 @@ public final class LedgerPersistence: Service, Sendable {
         }
         if !problems.isEmpty {
             // The rest of the file was restored (disabled treatments above all); the damaged parts start afresh.
-            logger.error(
-                "state.restored_in_part: damaged parts start afresh",
+            logger.log(.error, .stateRestoredInPart, "damaged parts start afresh",
                 metadata: [
-                    "state.path": "\(path)", "state.problems": "\(problems.count)",
-                    "state.first_problem": "\(problems[0])",
+                    .statePath: "\(path)", .stateProblems: "\(problems.count)",
+                    .stateFirstProblem: "\(problems[0])",
                 ])
         }
         written.withLock { $0.generation = ledger.generation }
-        logger.info(
-            "state.restored",
-            metadata: ["state.path": "\(path)", "state.disabled": "\(ledger.disabled.count)"])
+        logger.log(.info, .stateRestored,
+            metadata: [.statePath: "\(path)", .stateDisabled: "\(ledger.disabled.count)"])
         return .restored
     }
 
@@ -110,7 +108,7 @@ public final class LedgerPersistence: Service, Sendable {
             if unlink(directory + "/" + name) == 0 { removed += 1 }
         }
         if removed > 0 {
-            logger.info("state.staging_removed", metadata: ["state.path": "\(path)", "state.files": "\(removed)"])
+            logger.log(.info, .stateStagingRemoved, metadata: [.statePath: "\(path)", .stateFiles: "\(removed)"])
         }
     }
 
@@ -118,9 +116,8 @@ public final class LedgerPersistence: Service, Sendable {
         let path = configuration.statePath
         let preserved = path + ".unreadable-\(Int(SystemClock.now().secondsSinceEpoch))"
         rename(path, preserved)
-        logger.error(
-            "state.unreadable: starting with empty statistics",
-            metadata: ["state.path": "\(path)", "state.preserved": "\(preserved)", "reason": "\(reason)"])
+        logger.log(.error, .stateUnreadable, "starting with empty statistics",
+            metadata: [.statePath: "\(path)", .statePreserved: "\(preserved)", .reason: "\(reason)"])
         return .unreadable(reason: reason, preservedAt: preserved)
     }
 
@@ -131,7 +128,7 @@ public final class LedgerPersistence: Service, Sendable {
         do {
             try AtomicFile.createDirectory(configuration.stateDirectory)
         } catch {
-            logger.error("state.directory_failed", metadata: ["state.directory": "\(configuration.stateDirectory)", "reason": "\(error)"])
+            logger.log(.error, .stateDirectoryFailed, metadata: [.stateDirectory: "\(configuration.stateDirectory)", .reason: "\(error)"])
         }
         let interval = configuration.flushInterval
         await cancelWhenGracefulShutdown {
@@ -141,12 +138,11 @@ public final class LedgerPersistence: Service, Sendable {
         }
         // The server stops before this service (reverse start order), so this write holds every answered record.
         if let failure = flush() {
-            logger.critical(
-                "state.save_failed: the final write failed; what changed since the last good write is lost",
-                metadata: ["state.path": "\(configuration.statePath)", "reason": "\(failure)"])
+            logger.log(.critical, .stateSaveFailed, "the final write failed; what changed since the last good write is lost",
+                metadata: [.statePath: "\(configuration.statePath)", .reason: "\(failure)"])
             throw FinalWriteError(path: configuration.statePath, reason: failure)
         }
-        logger.info("state.saved", metadata: ["state.path": "\(configuration.statePath)"])
+        logger.log(.info, .stateSaved, metadata: [.statePath: "\(configuration.statePath)"])
     }
 
     /// The state could not be written at graceful shutdown.
@@ -171,10 +167,9 @@ public final class LedgerPersistence: Service, Sendable {
                 written.generation = generation
                 guard let failure = written.failure else { return (nil, nil) }
                 written.failure = nil
-                logger.notice(
-                    "state.write_recovered: the state file holds the state again",
+                logger.log(.notice, .stateWriteRecovered, "the state file holds the state again",
                     metadata: [
-                        "state.path": "\(configuration.statePath)", "state.failing_since": "\(failure.since.rfc3339)",
+                        .statePath: "\(configuration.statePath)", .stateFailingSince: "\(failure.since.rfc3339)",
                     ])
                 return (nil, .some(nil))
             } catch {
@@ -182,9 +177,8 @@ public final class LedgerPersistence: Service, Sendable {
                 let message = "\(error)"
                 if written.failure == nil {
                     written.failure = StateWriteFailure(message: message, since: SystemClock.now())
-                    logger.error(
-                        "state.write_failed: changes are kept in memory only until a write succeeds",
-                        metadata: ["state.path": "\(configuration.statePath)", "reason": "\(message)"])
+                    logger.log(.error, .stateWriteFailed, "changes are kept in memory only until a write succeeds",
+                        metadata: [.statePath: "\(configuration.statePath)", .reason: "\(message)"])
                     return (message, .some(written.failure))
                 }
                 written.failure?.message = message

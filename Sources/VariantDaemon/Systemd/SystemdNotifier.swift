@@ -89,7 +89,7 @@ public final class SystemdNotifier: Service, Sendable {
         }
         let watchdog = Self.watchdogTimeout()
         if let watchdog {
-            logger.info("systemd.watchdog", metadata: ["watchdog.interval": "\(watchdog / 2)"])
+            logger.log(.info, .systemdWatchdog, metadata: [.watchdogInterval: "\(watchdog / 2)"])
         }
         let continuation = continuation
         let logger = logger
@@ -141,7 +141,7 @@ public final class SystemdNotifier: Service, Sendable {
                 ready = true
                 let text = status()
                 Self.notify("READY=1\nSTATUS=\(text)", logger: logger)
-                logger.info("systemd.ready", metadata: ["status": "\(text)"])
+                logger.log(.info, .systemdReady, metadata: [.status: "\(text)"])
             } else if ready {
                 Self.notify("STATUS=\(status())", logger: logger)
             }
@@ -163,9 +163,9 @@ public final class SystemdNotifier: Service, Sendable {
             if responsive != healthy {
                 healthy = responsive
                 if responsive {
-                    logger.notice("systemd.watchdog.resumed")
+                    logger.log(.notice, .systemdWatchdogResumed)
                 } else {
-                    logger.error("systemd.watchdog.missed: an event loop did not answer; not pinging the watchdog")
+                    logger.log(.error, .systemdWatchdogMissed, "an event loop did not answer; not pinging the watchdog")
                 }
             }
         }
@@ -187,9 +187,8 @@ public final class SystemdNotifier: Service, Sendable {
     private static func notify(_ state: String, logger: Logger) {
         let result = sd_notify(0, state)
         if result < 0 {
-            logger.debug(
-                "systemd.notify_failed",
-                metadata: ["error": "\(String(cString: strerror(-result)))", "state": "\(state.prefix(40))"])
+            logger.log(.debug, .systemdNotifyFailed,
+                metadata: [.error: "\(String(cString: strerror(-result)))", .state: "\(state.prefix(40))"])
         }
     }
 }

@@ -26,7 +26,7 @@ import Testing
             let shadowAnswer = try answer(line, shadow)
             #expect(shadowAnswer["variant"] == .string("control"))
             #expect(shadowAnswer["prompt_version"] == .number(1))
-            #expect(shadowAnswer["in_experiment"] == .bool(true))
+            #expect(shadowAnswer["enrolled"] == .bool(true))
             #expect(shadowAnswer["reason"] == .string("shadow"))
             #expect(liveAnswer["shadow"] == nil)
             if liveAnswer["variant"] == .string("treatment") {

@@ -22,7 +22,7 @@ import Testing
     @Test func theExampleConfigurationStillValidates() throws {
         let document = try ConfigDocument.validate(try repositoryFile("examples/variantd.json"))
         #expect(document.prompts.values.contains { $0.versions.contains { $0.messages != nil } })
-        #expect(document.prompts.values.contains { $0.versions.contains { !$0.guardrails.isEmpty } })
+        #expect(document.prompts.values.contains { $0.versions.contains { !$0.rules.isEmpty } })
     }
 
     @Test func aChatVersionKeepsItsMessagesInOrder() throws {
@@ -58,8 +58,8 @@ import Testing
 
     @Test func everyGuardrailProblemIsReportedAtOnce() {
         let text = Self.document(prompt: #"""
-            "guardrails":[{"name":"dup","type":"keywords","action":"warn","keywords":["x"]}],
-            "versions":[{"version":1,"template":"x","guardrails":[
+            "rules":[{"name":"dup","type":"keywords","action":"warn","keywords":["x"]}],
+            "versions":[{"version":1,"template":"x","rules":[
               {"name":"bad-regex","type":"regex","action":"block","pattern":"(unclosed"},
               {"name":"kind","type":"sentiment","action":"block"},
               {"name":"act","type":"keywords","action":"shout","keywords":["a"]},
@@ -74,42 +74,42 @@ import Testing
             """#)
         #expect(
             codes(text) == [
-                "$.prompts.p.versions[0].guardrails[0].pattern invalid_pattern",
-                "$.prompts.p.versions[0].guardrails[1].type invalid_value",
-                "$.prompts.p.versions[0].guardrails[2].action invalid_value",
-                "$.prompts.p.versions[0].guardrails[3].keywords invalid_value",
-                "$.prompts.p.versions[0].guardrails[4].max_characters missing_field",
-                "$.prompts.p.versions[0].guardrails[5].max_tokens invalid_value",
-                "$.prompts.p.versions[0].guardrails[6].keywords unknown_field",
-                "$.prompts.p.versions[0].guardrails[7].target invalid_value",
-                "$.prompts.p.versions[0].guardrails[8].action invalid_value",
-                "$.prompts.p.versions[0].guardrails[10].name duplicate_name",
+                "$.prompts.p.versions[0].rules[0].pattern invalid_pattern",
+                "$.prompts.p.versions[0].rules[1].type invalid_value",
+                "$.prompts.p.versions[0].rules[2].action invalid_value",
+                "$.prompts.p.versions[0].rules[3].keywords invalid_value",
+                "$.prompts.p.versions[0].rules[4].max_characters missing_field",
+                "$.prompts.p.versions[0].rules[5].max_tokens invalid_value",
+                "$.prompts.p.versions[0].rules[6].keywords unknown_field",
+                "$.prompts.p.versions[0].rules[7].target invalid_value",
+                "$.prompts.p.versions[0].rules[8].action invalid_value",
+                "$.prompts.p.versions[0].rules[10].name duplicate_name",
             ])
     }
 
     @Test func aVersionRuleMayNotReuseTheNameOfAPromptRule() {
         let text = Self.document(prompt: #"""
-            "guardrails":[{"name":"dup","type":"keywords","action":"warn","keywords":["x"]}],
-            "versions":[{"version":1,"template":"x","guardrails":[{"name":"dup","type":"max_length","action":"log","max_characters":9}]}]
+            "rules":[{"name":"dup","type":"keywords","action":"warn","keywords":["x"]}],
+            "versions":[{"version":1,"template":"x","rules":[{"name":"dup","type":"max_length","action":"log","max_characters":9}]}]
             """#)
-        #expect(codes(text) == ["$.prompts.p.versions[0].guardrails[0].name duplicate_name"])
+        #expect(codes(text) == ["$.prompts.p.versions[0].rules[0].name duplicate_name"])
     }
 
     @Test func aPromptRuleAppliesToEveryVersionBeforeTheVersionsOwn() throws {
         let document = try validDocument(Self.document(prompt: #"""
-            "guardrails":[{"name":"short","type":"max_length","action":"warn","max_characters":100}],
-            "versions":[{"version":1,"template":"x","guardrails":[{"name":"pii","type":"regex","action":"block","pattern":"\\d{3}-\\d{2}-\\d{4}","target":"variables"}]},
+            "rules":[{"name":"short","type":"max_length","action":"warn","max_characters":100}],
+            "versions":[{"version":1,"template":"x","rules":[{"name":"pii","type":"regex","action":"block","pattern":"\\d{3}-\\d{2}-\\d{4}","target":"variables"}]},
                         {"version":2,"template":"y"}]
             """#))
         let prompt = try #require(document.prompt(named: "p"))
-        #expect(prompt.version(1)?.guardrails.map(\.name) == ["short", "pii"])
-        #expect(prompt.version(2)?.guardrails.map(\.name) == ["short"])
-        #expect(prompt.version(1)?.guardrails.map(\.target) == [.output, .variables])
+        #expect(prompt.version(1)?.rules.map(\.name) == ["short", "pii"])
+        #expect(prompt.version(2)?.rules.map(\.name) == ["short"])
+        #expect(prompt.version(1)?.rules.map(\.target) == [.output, .variables])
     }
 
     @Test func aModelRuleIsCheckedAgainstEveryVariantServingTheVersion() {
         let prompt = #"""
-            "versions":[{"version":1,"template":"x","guardrails":[{"name":"models","type":"model","action":"block","models":["gpt-4o","claude-sonnet"]}]}]
+            "versions":[{"version":1,"template":"x","rules":[{"name":"models","type":"model","action":"block","models":["gpt-4o","claude-sonnet"]}]}]
             """#
         // Variant "t" names no model: a problem too.
         #expect(codes(Self.document(prompt: prompt), experiments: true) == ["$.experiments[0].variants[1].params.model model_not_allowed"])

@@ -5,11 +5,11 @@ import Testing
     static let document = #"""
         {"schema_version":1,
          "prompts":{
-          "p":{"guardrails":[{"name":"no-ssn","type":"regex","action":"block","target":"variables","pattern":"\\d{3}-\\d{2}-\\d{4}"}],
+          "p":{"rules":[{"name":"no-ssn","type":"regex","action":"block","target":"variables","pattern":"\\d{3}-\\d{2}-\\d{4}"}],
                "versions":[
             {"version":1,"template":"Hello {{name}}","variables":{"required":["name"]}},
             {"version":2,"template":"Hi {{name}}, <b>{{tone}}</b> & \"{{count}}\" {{flag}}\n","variables":{"required":["name"],"optional":["tone","count","flag"]},
-             "guardrails":[{"name":"long","type":"max_length","action":"warn","max_characters":40},
+             "rules":[{"name":"long","type":"max_length","action":"warn","max_characters":40},
                            {"name":"secret","type":"keywords","action":"log","keywords":["Password"]},
                            {"name":"rude","type":"keywords","action":"block","keywords":["idiot"]}]}]},
           "chat":{"versions":[{"version":3,"messages":[{"role":"system","content":"You are {{persona}}.{{#strict}} Be strict.{{/strict}}"},{"role":"user","content":"{{question}}"}],
@@ -71,14 +71,14 @@ import Testing
     @Test func renderByPromptTakesTheVersionOrTheLatest() throws {
         let version = LoadedConfig.version(of: Array(Self.document.utf8))
         #expect(
-            answer(#"{"id":"a","op":"render","prompt":"p","version":1,"variables":{"name":"Bo"}}"#)
+            answer(#"{"id":"a","op":"render","prompt":"p","prompt_version":1,"variables":{"name":"Bo"}}"#)
                 == #"{"id":"a","ok":true,"prompt":"p","prompt_version":1,"config_version":"\#(version)","type":"text","text":"Hello Bo","warnings":[]}"#)
         #expect(try object(#"{"op":"render","prompt":"p","variables":{"name":"Bo"}}"#)["prompt_version"] == .number(2))
         #expect(try errorCode(#"{"op":"render","prompt":"nope"}"#) == "unknown_prompt")
-        #expect(try errorCode(#"{"op":"render","prompt":"p","version":9,"variables":{"name":"x"}}"#) == "unknown_prompt_version")
+        #expect(try errorCode(#"{"op":"render","prompt":"p","prompt_version":9,"variables":{"name":"x"}}"#) == "unknown_prompt_version")
         #expect(try errorCode(#"{"op":"render","experiment":"nope","unit":"u"}"#) == "unknown_experiment")
         #expect(try errorCode(#"{"op":"render","prompt":"p","unit":"u"}"#) == "invalid_field")
-        #expect(try errorCode(#"{"op":"render","experiment":"e","unit":"u","version":1}"#) == "unknown_field")
+        #expect(try errorCode(#"{"op":"render","experiment":"e","unit":"u","prompt_version":1}"#) == "unknown_field")
     }
 
     @Test func numbersAndBooleansRenderAsTheirJSONText() throws {
@@ -107,7 +107,7 @@ import Testing
     }
 
     @Test func anExtraVariableIsAWarningAndIsNotRendered() throws {
-        let answer = try object(#"{"op":"render","prompt":"p","version":1,"variables":{"name":"A","nickname":"B","name2":"C"}}"#)
+        let answer = try object(#"{"op":"render","prompt":"p","prompt_version":1,"variables":{"name":"A","nickname":"B","name2":"C"}}"#)
         #expect(answer["text"] == .string("Hello A"))
         #expect(
             answer["warnings"]
@@ -118,7 +118,7 @@ import Testing
         let answer = try object(#"{"op":"render","prompt":"p","variables":{"name":"a name long enough to pass forty"}}"#)
         let warnings = try #require(answer["warnings"]?.arrayValue)
         #expect(warnings.count == 1)
-        #expect(warnings.first?.objectValue?["code"] == .string("guardrail_warning"))
+        #expect(warnings.first?.objectValue?["code"] == .string("rule_warning"))
         #expect(warnings.first?.objectValue?["rule"] == .string("long"))
         #expect(answer["text"]?.stringValue?.hasPrefix("Hi a name") == true)
     }
@@ -129,11 +129,11 @@ import Testing
             (#"{"op":"render","experiment":"e","unit":"u1","variables":{"name":"123-45-6789"}}"#, "no-ssn"),
         ] {
             let error = try #require(try object(line)["error"]?.objectValue)
-            #expect(error["code"] == .string("guardrail_blocked"))
+            #expect(error["code"] == .string("rule_blocked"))
             #expect(error["message"]?.stringValue?.contains("'\(rule)'") == true)
         }
         #expect(ledger.aggregates(experiment: "e").isEmpty)
-        #expect(ledger.promptGuardrailCounts(prompt: "p", version: 2, rules: ["rude", "no-ssn"]) == [1, 1])
+        #expect(ledger.promptRuleCounts(prompt: "p", version: 2, rules: ["rude", "no-ssn"]) == [1, 1])
     }
 
     @Test func aLogRuleIsCountedInStatsAndLoggedAtMostOncePerMinute() throws {
@@ -143,22 +143,22 @@ import Testing
             let now = Timestamp(secondsSinceEpoch: someInstant.secondsSinceEpoch + Double(second))
             #expect(try object(line, at: now)["ok"] == .bool(true))
         }
-        let events = ledger.events(limit: 1000).filter { $0.kind == .promptGuardrail }
+        let events = ledger.events(limit: 1000).filter { $0.kind == .promptRule }
         #expect(events.count == 25)
         #expect(events.first?.details["count"] == .number(1))
         #expect(events.dropFirst().allSatisfy { $0.details["count"] == .number(60) })
         #expect(events.first?.details["rule"] == .string("secret") && events.first?.experiment == "e")
 
         let stats = try object(#"{"op":"stats","experiment":"e"}"#)
-        let counts = try #require(stats["prompt_guardrails"])
+        let counts = try #require(stats["prompt_rules"])
         #expect(
             counts
                 == (try parseJSON(#"""
-                    [{"prompt":"p","version":1,"rule":"no-ssn","action":"block","triggered":0},
-                     {"prompt":"p","version":2,"rule":"no-ssn","action":"block","triggered":0},
-                     {"prompt":"p","version":2,"rule":"long","action":"warn","triggered":0},
-                     {"prompt":"p","version":2,"rule":"secret","action":"log","triggered":1500},
-                     {"prompt":"p","version":2,"rule":"rude","action":"block","triggered":0}]
+                    [{"prompt":"p","prompt_version":1,"rule":"no-ssn","action":"block","triggered":0},
+                     {"prompt":"p","prompt_version":2,"rule":"no-ssn","action":"block","triggered":0},
+                     {"prompt":"p","prompt_version":2,"rule":"long","action":"warn","triggered":0},
+                     {"prompt":"p","prompt_version":2,"rule":"secret","action":"log","triggered":1500},
+                     {"prompt":"p","prompt_version":2,"rule":"rude","action":"block","triggered":0}]
                     """#)))
     }
 
@@ -167,9 +167,9 @@ import Testing
         let disabled = small.disable(
             DisabledTreatment(experiment: "e", variant: "treatment", at: someInstant, automatic: true, reason: "errors"),
             actor: "guardrail")
-        let rule = try #require(snapshot.config?.document.prompt(named: "p")?.version(2)?.guardrails.first { $0.name == "secret" })
+        let rule = try #require(snapshot.config?.document.prompt(named: "p")?.version(2)?.rules.first { $0.name == "secret" })
         for request in 0..<100_000 {
-            small.countPromptGuardrails(
+            small.countPromptRules(
                 [rule], prompt: "p", version: 2, experiment: nil,
                 at: Timestamp(secondsSinceEpoch: someInstant.secondsSinceEpoch + Double(request) / 1000))
         }
@@ -178,17 +178,17 @@ import Testing
 
     @Test func guardrailCountsAndTheirCoalescedEventsSurviveARestart() throws {
         let ledger = ExperimentLedger()
-        let rule = try #require(snapshot.config?.document.prompt(named: "p")?.version(2)?.guardrails.first { $0.name == "secret" })
+        let rule = try #require(snapshot.config?.document.prompt(named: "p")?.version(2)?.rules.first { $0.name == "secret" })
         for second in 0..<5 {
-            ledger.countPromptGuardrails(
+            ledger.countPromptRules(
                 [rule], prompt: "p", version: 2, experiment: nil,
                 at: Timestamp(secondsSinceEpoch: someInstant.secondsSinceEpoch + Double(second)))
         }
         let restored = ExperimentLedger()
         try restored.restore(from: ledger.encodedState(savedAt: someInstant).bytes)
-        #expect(restored.promptGuardrailCounts(prompt: "p", version: 2, rules: ["secret", "rude"]) == [5, 0])
+        #expect(restored.promptRuleCounts(prompt: "p", version: 2, rules: ["secret", "rude"]) == [5, 0])
         // The four firings after the first event are still owed to the next one, a minute later.
-        let next = restored.countPromptGuardrails(
+        let next = restored.countPromptRules(
             [rule], prompt: "p", version: 2, experiment: nil,
             at: Timestamp(secondsSinceEpoch: someInstant.secondsSinceEpoch + 61))
         #expect(next.first?.details["count"] == .number(5))
@@ -201,7 +201,7 @@ import Testing
         #expect(
             answer["messages"]
                 == (try parseJSON(#"[{"role":"system","content":"You are {{persona}}.{{#strict}} Be strict.{{/strict}}"},{"role":"user","content":"{{question}}"}]"#)))
-        #expect(try object(#"{"op":"prompt","prompt":"p","version":1}"#)["template"] == .string("Hello {{name}}"))
+        #expect(try object(#"{"op":"prompt","prompt":"p","prompt_version":1}"#)["template"] == .string("Hello {{name}}"))
     }
 
     @Test func renderWithoutAConfigurationIsNoConfig() {

@@ -48,7 +48,7 @@ def test_a_thousand_tasks_assign_at_once_over_one_connection(start_daemon) -> No
                 local = expected(experiment, unit, attributes)
                 assert (answer.experiment, answer.variant, answer.prompt_version, answer.reason) == (
                     experiment, local.variant, local.prompt_version, local.reason), unit
-            assert {a.reason for a in answers} == {"assigned", "not_targeted", "not_exposed"}
+            assert {a.reason for a in answers} == {"assigned", "not_targeted", "outside_exposure"}
             assert {a.variant for a in answers} == {"control", "concise", "engineer", "localised"}
             assert client.fallbacks == 0
         finally:
@@ -77,7 +77,7 @@ def test_answers_equal_the_blocking_clients(start_daemon) -> None:
             chat = {"product": "Widgets", "ticket": "It broke.", "language": "de"}
             assert await client.render_prompt("ticket-triage", chat) == blocking.render_prompt("ticket-triage", chat)
             blocked = await client.render_prompt("ticket-triage", {"product": "W", "ticket": "card 4111 1111 1111 1111"})
-            assert blocked.error == "guardrail_blocked" and not blocked.ok
+            assert blocked.error == "rule_blocked" and not blocked.ok
             assert (await client.health())["status"] == "serving"
             assert (await client.assign("no-such-experiment", "u")).error == "unknown_experiment"
         finally:

@@ -23,7 +23,7 @@ def test_assign_prompt_record_and_events_against_the_daemon(start_daemon) -> Non
         units = [f"user-{i}" for i in range(40)]
         answers = [client.assign("checkout-prompt", unit) for unit in units]
         for unit, answer in zip(units, answers):
-            assert answer.reason == "assigned" and answer.in_experiment
+            assert answer.reason == "assigned" and answer.enrolled
             assert answer.config_version == health["config_version"]
             local = assign_locally(CONFIG, "checkout-prompt", unit)
             assert (answer.variant, answer.prompt_version) == (local.variant, local.prompt_version)

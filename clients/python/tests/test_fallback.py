@@ -28,7 +28,7 @@ def check_fallback(answer: Assignment, error: str) -> None:
     assert answer.prompt == "checkout" and answer.prompt_version == 1
     assert answer.template == "You are a friendly checkout assistant."
     assert answer.params == {"model": "local-default"}
-    assert answer.in_experiment is False and answer.config_version is None
+    assert answer.enrolled is False and answer.config_version is None
 
 
 def test_missing_socket_gives_the_fallback_at_once(short_dir: Path) -> None:
@@ -155,7 +155,7 @@ def test_fallback_from_a_config_document_serves_each_control_and_its_template(sh
         client.close()
 
 
-def test_fallback_file_in_experiments_shape(short_dir: Path) -> None:
+def test_fallback_file_enrolleds_shape(short_dir: Path) -> None:
     path = short_dir / "fallback.json"
     path.write_text(json.dumps(FALLBACK))
     client = VariantClient(str(short_dir / "nothing.sock"), fallback=str(path))
@@ -182,11 +182,11 @@ def test_metadata_for_langfuse_and_opentelemetry(short_dir: Path) -> None:
         client.close()
     assert metadata(answer) == {
         "experiment": "checkout-prompt", "variant": "control", "prompt": "checkout", "prompt_version": 1,
-        "config_version": None, "reason": "fallback", "in_experiment": False,
+        "config_version": None, "reason": "fallback", "enrolled": False,
     }
     assert trace_attributes(answer) == {
         "variantd.experiment": "checkout-prompt", "variantd.variant": "control", "variantd.prompt": "checkout",
-        "variantd.prompt_version": 1, "variantd.reason": "fallback", "variantd.in_experiment": False,
+        "variantd.prompt_version": 1, "variantd.reason": "fallback", "variantd.enrolled": False,
     }
 
 

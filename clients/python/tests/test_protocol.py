@@ -23,7 +23,7 @@ from variantd_client.protocol import (
 )
 
 ANSWER = (b'{"id":7,"ok":true,"experiment":"checkout-prompt","variant":"concise","prompt":"checkout","prompt_version":2,'
-          b'"params":{"model":"gpt-4o-mini","temperature":0.2},"in_experiment":true,"reason":"assigned",'
+          b'"params":{"model":"gpt-4o-mini","temperature":0.2},"enrolled":true,"reason":"assigned",'
           b'"config_version":"sha256:0123456789abcdef","metadata":{"experiment":"checkout-prompt","variant":"concise",'
           b'"prompt":"checkout","prompt_version":2,"config_version":"sha256:0123456789abcdef"}}')
 SHADOW = ANSWER.replace(b'"reason":"assigned"', b'"reason":"shadow","shadow":{"variant":"concise","prompt":"checkout","prompt_version":2,"params":{"t":1}}')
@@ -34,7 +34,7 @@ RENDER = ANSWER[:-1] + b',"type":"text","text":"You help Ada.","warnings":[{"cod
 def by_init(answer: dict) -> Assignment:
     return Assignment(
         experiment=answer["experiment"], variant=answer["variant"], prompt=answer["prompt"],
-        prompt_version=answer["prompt_version"], params=answer["params"], in_experiment=answer["in_experiment"],
+        prompt_version=answer["prompt_version"], params=answer["params"], enrolled=answer["enrolled"],
         reason=answer["reason"], config_version=answer["config_version"], metadata=answer["metadata"],
         shadow=answer.get("shadow"),
     )
@@ -112,7 +112,7 @@ TEXTS = [
 WARNINGS = [
     [],
     [{"code": "extra_variable", "variable": "tone"}],
-    [{"code": "extra_variable", "variable": "a"}, {"code": "guardrail_warning", "rule": "budget", "message": "122 characters, \"over\" 100"}],
+    [{"code": "extra_variable", "variable": "a"}, {"code": "rule_warning", "rule": "budget", "message": "122 characters, \"over\" 100"}],
 ]
 
 
@@ -146,7 +146,7 @@ ODD_ANSWERS = [
     ANSWER.replace(b'"reason":"assigned",', b"")[:-1] + b',"type":"text","text":"x","warnings":[]}',  # an assignment without its reason
     ANSWER.replace(b'"ok":true', b'"ok":1')[:-1] + b',"type":"text","text":"x","warnings":[]}',
     b'{"id":9,"ok":false,"error":{"code":"missing_variable","message":"missing \\"type\\""}}',
-    b'{"id":9,"ok":false,"error":{"code":"guardrail_blocked","message":"guardrail \'no-card-numbers\' blocked the render: a variable matches /x/"}}',
+    b'{"id":9,"ok":false,"error":{"code":"rule_blocked","message":"rule \'no-card-numbers\' blocked the render: a variable matches /x/"}}',
     b'{"id":9,"ok":false,"error":{"code":"invalid_variables","message":"\'a\' is not a string, number or boolean"}}',
     b'{"id":9,"ok":false,"error":{"code":"unknown_experiment","message":"no experiment named \'x\'"},"type":"text","text":"x","warnings":[]}',
     b'{"id":9,"ok":false,"error":{"message":"no code"}}',
@@ -197,7 +197,7 @@ def test_a_new_text_answer_of_a_known_assignment_is_read_without_the_json_decode
         (fields, dict(values, text="You help Bob.")) for fields, values in expected]
 
 
-PROMPT = (b'{"id":8,"ok":true,"prompt":"checkout","version":2,"template":"You help {{customer_name}}.",'
+PROMPT = (b'{"id":8,"ok":true,"prompt":"checkout","prompt_version":2,"template":"You help {{customer_name}}.",'
           b'"variables":{"required":["customer_name"],"optional":["tone"]},"config_version":"sha256:0123456789abcdef"}')
 
 

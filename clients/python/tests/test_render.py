@@ -66,7 +66,7 @@ def test_render_text_and_chat_against_the_daemon(start_daemon) -> None:
 
         # Refusals are answered, not replaced by the fallback.
         blocked = client.render_prompt("ticket-triage", {"product": "Widgets", "ticket": "card 4111 1111 1111 1111"})
-        assert not blocked.ok and blocked.error == "guardrail_blocked" and "no-card-numbers" in blocked.message
+        assert not blocked.ok and blocked.error == "rule_blocked" and "no-card-numbers" in blocked.message
         missing = client.render("checkout-prompt", "user-1", {"store_name": "Acme"})
         assert not missing.ok and missing.error == "missing_variable" and "customer_name" in missing.message
         assert client.fallbacks == 0
@@ -96,14 +96,14 @@ def test_a_down_daemon_renders_the_fallbacks_control_here(short_dir: Path) -> No
 
 
 def decoder_config() -> dict:
-    """Every shared render vector as an experiment's prompt, a text prompt with a block and a warn guardrail, a chat
+    """Every shared render vector as an experiment's prompt, a text prompt with a block and a warn prompt rule, a chat
     prompt and a shadow experiment: every kind of render answer the daemon writes."""
     prompts = {
         f"vector-{i}": {"versions": [{"version": 1, "template": case["template"], "variables": {"required": [], "optional": case["declared"]}}]}
         for i, case in enumerate(VECTORS["cases"])
     }
     prompts["guarded"] = {
-        "guardrails": [
+        "rules": [
             {"name": "no-card-numbers", "type": "regex", "action": "block", "target": "variables", "pattern": "\\b(?:\\d[ -]?){13,16}\\b"},
             {"name": "budget", "type": "max_length", "action": "warn", "max_characters": 30},
         ],
@@ -133,8 +133,8 @@ def test_the_render_decoder_reads_the_daemons_answers_as_decoding_them_whole_doe
             requests.append((f"vector-{i}", unit, {**case["variables"], "undeclared": "x"}))  # an extra_variable warning
     requests += [
         ("guarded", "user-1", {"name": "Ada"}),
-        ("guarded", "user-2", {"name": "Ada Lovelace, Countess of Lovelace"}),  # a guardrail_warning
-        ("guarded", "user-3", {"name": "4111 1111 1111 1111"}),  # guardrail_blocked
+        ("guarded", "user-2", {"name": "Ada Lovelace, Countess of Lovelace"}),  # a rule_warning
+        ("guarded", "user-3", {"name": "4111 1111 1111 1111"}),  # rule_blocked
         ("guarded", "user-1", {}),  # missing_variable
         ("guarded", "user-1", {"name": {"first": "Ada"}}),  # invalid_variables
         ("triage", "user-1", {"product": "Widgets", "ticket": "It \"broke\"\nGrüße"}),
@@ -172,7 +172,7 @@ def test_the_render_decoder_reads_the_daemons_answers_as_decoding_them_whole_doe
             seen.update([values["type"], fields["reason"]] + [warning["code"] for warning in values["warnings"]])
             if experiment.startswith("vector-"):
                 assert values["text"] == VECTORS["cases"][int(experiment.split("-")[1])]["expected"]
-        assert seen == {"text", "chat", "assigned", "shadow", "extra_variable", "guardrail_warning", "guardrail_blocked",
+        assert seen == {"text", "chat", "assigned", "shadow", "extra_variable", "rule_warning", "rule_blocked",
                         "missing_variable", "invalid_variables", "unknown_experiment"}
         assert client.fallbacks == 1  # the unknown experiment
     finally:

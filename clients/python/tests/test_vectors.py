@@ -41,7 +41,7 @@ def test_decision_vector(case: Any) -> None:
         "variant": answer.variant,
         "prompt": answer.prompt,
         "prompt_version": answer.prompt_version,
-        "in_experiment": answer.in_experiment,
+        "enrolled": answer.enrolled,
         "reason": answer.reason,
     }
     if "shadow" in case["expected"]:  # shadow mode: the treatment to run in the background, by name

@@ -27,7 +27,7 @@ class VariantdError(Exception):
 class Assignment:
     """Which variant and prompt version a unit gets, as the daemon (or the fallback) decided.
 
-    ``reason`` is the daemon's (``assigned``, ``not_exposed``, ``disabled``, ``shadow``, ``no_config``, ...) or
+    ``reason`` is the daemon's (``assigned``, ``outside_exposure``, ``disabled``, ``shadow``, ``no_config``, ...) or
     ``"fallback"`` when the client could not get an answer; ``error`` then says why (``"unreachable"``,
     ``"timeout"``, ``"closed"``, ``"invalid_answer"`` or the daemon's error code). ``template`` and
     ``variables`` are filled by ``prompt`` (and by the fallback), not by ``assign``. ``shadow`` is the treatment
@@ -39,7 +39,7 @@ class Assignment:
     prompt: Optional[str]
     prompt_version: Optional[int]
     params: Dict[str, Json]
-    in_experiment: bool
+    enrolled: bool
     reason: str
     config_version: Optional[str]
     metadata: Dict[str, Json]
@@ -73,7 +73,7 @@ class PromptVersion:
         """The version a ``prompt`` answer describes."""
         return PromptVersion(
             prompt=answer["prompt"],
-            version=answer["version"],
+            version=answer["prompt_version"],
             template=answer.get("template"),
             variables=answer.get("variables") or {"required": [], "optional": []},
             config_version=answer.get("config_version"),
@@ -87,12 +87,12 @@ class Rendering:
 
     ``type`` is ``"text"`` (``text`` is the prompt) or ``"chat"`` (``messages``, each ``{"role", "content"}``), or
     None when nothing could be rendered: ``error`` then says why. The daemon refuses a render with
-    ``guardrail_blocked``, ``missing_variable`` or ``invalid_variables`` (``message`` explains): those are never
-    replaced by the fallback, since serving the control instead would hide the problem or go around a guardrail.
+    ``rule_blocked``, ``missing_variable`` or ``invalid_variables`` (``message`` explains): those are never
+    replaced by the fallback, since serving the control instead would hide the problem or go around a prompt rule.
     When the daemon cannot answer, the fallback's control version is rendered here with the daemon's template rules
     (``assignment.reason == "fallback"``, ``error`` says why), or, if the fallback has no template for it,
     ``type`` is None and the service uses its own default text. ``warnings`` are the daemon's
-    (``extra_variable``, ``guardrail_warning``).
+    (``extra_variable``, ``rule_warning``).
     """
 
     assignment: Optional[Assignment]
@@ -118,7 +118,7 @@ def metadata(assignment: Assignment) -> Dict[str, Json]:
     """Experiment fields for a trace, as Langfuse-style metadata (plain keys, None kept).
 
     The daemon's ``metadata`` object (experiment, variant, prompt, prompt_version, config_version) plus
-    ``reason`` and ``in_experiment``, so traces can be filtered by experiment, variant, prompt version and by
+    ``reason`` and ``enrolled``, so traces can be filtered by experiment, variant, prompt version and by
     whether the client fell back.
     """
     fields: Dict[str, Json] = {
@@ -130,7 +130,7 @@ def metadata(assignment: Assignment) -> Dict[str, Json]:
     }
     fields.update(assignment.metadata)
     fields["reason"] = assignment.reason
-    fields["in_experiment"] = assignment.in_experiment
+    fields["enrolled"] = assignment.enrolled
     if assignment.shadow is not None:
         fields["shadow_variant"] = assignment.shadow.get("variant")
     return fields

@@ -75,7 +75,7 @@ class VariantClient(Operations):
         attributes: Optional[Mapping[str, Scalar]] = None,
     ) -> Rendering:
         """The prompt version ``unit`` gets in ``experiment``, rendered with ``variables`` by the daemon and checked
-        by the version's guardrails, in one round trip; never raises (see :class:`Rendering` for refusals and the
+        by the version's prompt rules, in one round trip; never raises (see :class:`Rendering` for refusals and the
         fallback)."""
         return self._rendered(experiment, variables, self._ask(render_body, experiment, unit, variables, attributes))
 

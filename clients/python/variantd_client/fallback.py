@@ -117,7 +117,7 @@ class Fallback:
             prompt=entry.prompt,
             prompt_version=entry.prompt_version,
             params=dict(entry.params),
-            in_experiment=False,
+            enrolled=False,
             reason=reason,
             config_version=None,
             metadata={

@@ -116,7 +116,7 @@ def assign_locally(
     instant = _instant(now if now is not None else datetime.now(timezone.utc))
     variants = found["variants"]
     control = next(i for i, v in enumerate(variants) if v.get("control") is True)
-    index, in_experiment, reason, shadow_index = control, False, "assigned", None
+    index, enrolled, reason, shadow_index = control, False, "assigned", None
     status = found["status"]
     if status in ("draft", "paused"):
         reason = status
@@ -130,15 +130,15 @@ def assign_locally(
     elif not all(_rule_matches(rule, attributes) for rule in found.get("targeting", [])):
         reason = "not_targeted"
     elif not bucket(found["salt"], "exposure", unit) < basis_points(found.get("exposure", 100)):
-        reason = "not_exposed"
+        reason = "outside_exposure"
     else:
         hashed = variant_index(bucket(found["salt"], "variant", unit), [v["weight"] for v in variants])
         disabled = "disabled" in variants[hashed]  # never the control
-        in_experiment = True
+        enrolled = True
         if found.get("mode") == "shadow":
             reason, shadow_index = "shadow", (None if hashed == control or disabled else hashed)
         elif disabled:
-            in_experiment, reason = False, "disabled"
+            enrolled, reason = False, "disabled"
         else:
             index = hashed
     variant = variants[index]
@@ -152,7 +152,7 @@ def assign_locally(
         prompt=variant["prompt"],
         prompt_version=variant["prompt_version"],
         params=dict(variant.get("params") or {}),
-        in_experiment=in_experiment,
+        enrolled=enrolled,
         reason=reason,
         config_version=None,
         metadata={"experiment": experiment, "variant": variant["name"], "prompt": variant["prompt"], "prompt_version": variant["prompt_version"], "config_version": None},

@@ -81,14 +81,14 @@ def assign_bodies(requests: Sequence[Tuple[str, str, Optional[Mapping[str, Scala
 
 def version_body(prompt: str, version: Optional[int]) -> bytes:
     """The body of a ``prompt`` request for a version (the latest without one)."""
-    return request_body({"op": "prompt", "prompt": prompt} if version is None else {"op": "prompt", "prompt": prompt, "version": version})
+    return request_body({"op": "prompt", "prompt": prompt} if version is None else {"op": "prompt", "prompt": prompt, "prompt_version": version})
 
 
 def render_prompt_body(prompt: str, variables: Optional[Mapping[str, Scalar]], version: Optional[int]) -> bytes:
     """The body of a ``render`` request without an experiment."""
     request: Dict[str, Json] = {"op": "render", "prompt": prompt, "variables": dict(variables or {})}
     if version is not None:
-        request["version"] = version
+        request["prompt_version"] = version
     return request_body(request)
 
 
@@ -141,7 +141,7 @@ def ok_answer(raw: bytes) -> Dict[str, Json]:
     return answer
 
 
-_ASSIGNMENT_FIELDS = ("experiment", "variant", "prompt", "prompt_version", "in_experiment", "reason")
+_ASSIGNMENT_FIELDS = ("experiment", "variant", "prompt", "prompt_version", "enrolled", "reason")
 
 
 def assignment_fields(answer: Mapping[str, Json]) -> Dict[str, Json]:
@@ -149,7 +149,7 @@ def assignment_fields(answer: Mapping[str, Json]) -> Dict[str, Json]:
     lacks one."""
     try:
         fields = {name: answer[name] for name in _ASSIGNMENT_FIELDS}
-        fields["in_experiment"] = bool(fields["in_experiment"])
+        fields["enrolled"] = bool(fields["enrolled"])
         fields["params"] = dict(answer.get("params") or {})
         fields["config_version"] = answer.get("config_version")
         fields["metadata"] = dict(answer.get("metadata") or {})
@@ -358,7 +358,7 @@ def refusal(answer: Mapping[str, Json]) -> Optional[Rendering]:
     return refused(error_code(answer), error_message(answer))
 
 
-REFUSALS = ("guardrail_blocked", "missing_variable", "invalid_variables")
+REFUSALS = ("rule_blocked", "missing_variable", "invalid_variables")
 
 
 def refused(code: str, message: str) -> Rendering:

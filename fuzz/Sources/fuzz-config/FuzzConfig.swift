@@ -162,8 +162,8 @@ func checkAssignment(_ assignment: Assignment, experiment: Experiment, now: Time
     guard experiment.variants.indices.contains(assignment.variantIndex) else {
         fuzzFail("\(context): variant index out of range", input: input)
     }
-    guard assignment.inExperiment == (assignment.reason == .assigned) else {
-        fuzzFail("\(context): in_experiment does not match the reason", input: input)
+    guard assignment.enrolled == (assignment.reason == .assigned) else {
+        fuzzFail("\(context): enrolled does not match the reason", input: input)
     }
     let expectedReason: AssignmentReason? =
         switch experiment.status {

@@ -1,15 +1,15 @@
 import Synchronization
 
 /// A check on a prompt version's rendered text or on the variables it is rendered with (PROTOCOL.md,
-/// "Prompt guardrails"). Built when the configuration is validated: every pattern is compiled then.
-public struct PromptGuardrail: Sendable {
+/// "Prompt rules"). Built when the configuration is validated: every pattern is compiled then.
+public struct PromptRule: Sendable {
     /// What a triggered rule does.
     public enum Action: String, Sendable, CaseIterable {
-        /// The render is refused with `guardrail_blocked`.
+        /// The render is refused with `rule_blocked`.
         case block
-        /// The answer carries a `guardrail_warning`.
+        /// The answer carries a `rule_warning`.
         case warn
-        /// The trigger is counted in `stats` and logged as a `prompt_guardrail` event (coalesced).
+        /// The trigger is counted in `stats` and logged as a `prompt_rule` event (coalesced).
         case log
     }
 
@@ -101,7 +101,7 @@ public struct PromptGuardrail: Sendable {
     private var describeTarget: String { target == .output ? "the rendered prompt" : "a variable" }
 }
 
-/// Compiled guardrail patterns, shared by every configuration this process validates.
+/// Compiled prompt rule patterns, shared by every configuration this process validates.
 ///
 /// Swift's `Regex(String)` leaks a few hundred bytes per compilation (reference cycles in
 /// `_StringProcessing`'s AST conversion, found by LeakSanitizer under `fuzz-request`); a daemon that re-validates its
