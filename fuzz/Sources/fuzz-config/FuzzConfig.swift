@@ -104,7 +104,7 @@ func checkDocument(_ document: ConfigDocument, input: [UInt8]) {
             line.raw("{\"op\":\"prompt\",\"prompt\":")
             line.string(prompt.name)
             if let number {
-                line.raw(",\"version\":")
+                line.raw(",\"prompt_version\":")
                 line.integer(number)
             }
             line.raw("}")
