@@ -8,6 +8,7 @@ public enum LogEventName: String, CaseIterable, Sendable {
     // The daemon's life.
     case variantdReady = "variantd.ready"
     case adminGroupUnmapped = "admin.group_unmapped"
+    case descriptorsRaised = "descriptors.raised"
     case serverListening = "server.listening"
     case serverStopped = "server.stopped"
     case metricsListening = "metrics.listening"
@@ -123,7 +124,6 @@ public enum LogMetadataKey: String, CaseIterable, Sendable {
     case connectionsRefused = "connections.refused"
     case decisions
     case descriptorsHardLimit = "descriptors.hard_limit"
-    case descriptorsRaised = "descriptors.raised"
     case descriptorsReserved = "descriptors.reserved"
     case descriptorsSoftLimit = "descriptors.soft_limit"
     case descriptorsWas = "descriptors.was"

@@ -3,9 +3,10 @@ import NIOCore
 import NIOExtras
 import NIOPosix
 
-/// The least a SwiftNIO server costs per request on this machine: variantd's connection pipeline (a
-/// `BackPressureHandler`, then one handler that frames lines with NIOExtras' `LineBasedFrameDecoder` and writes the
-/// answers to one read with one flush) answering every line with udsfloor's fixed answer and parsing nothing.
+/// The least a SwiftNIO server costs per request on this machine: a connection pipeline like variantd's (NIO's
+/// `BackPressureHandler`, where variantd's one handler pauses reading itself, then one handler that frames lines
+/// with NIOExtras' `LineBasedFrameDecoder` and writes the answers to one read with one flush) answering every line
+/// with udsfloor's fixed answer and parsing nothing.
 ///
 /// The benchmark runs it in a child process, as it runs variantd, and measures it with the same client. Its
 /// figures split the distance from the floor in two: what any NIO server pays for a round trip (event loop,

@@ -221,7 +221,8 @@ struct Variantd: AsyncParsableCommand {
         if let group = effectiveAdminGroup, let gid = AdminPolicy.groupID(named: group), !AdminPolicy.isMapped(groupID: gid) {
             // PrivateUsers=yes (the shipped unit) maps only root and the daemon's own group: members of the admin
             // group would get forbidden with no hint why.
-            logger.log(.error, .adminGroupUnmapped, "the admin group is not mapped in this user namespace, so its members are refused admin ops; run without PrivateUsers=yes (systemd/README.md)",
+            logger.log(
+                .error, .adminGroupUnmapped, "the admin group is not mapped in this user namespace, so its members are refused admin ops; run without PrivateUsers=yes (systemd/README.md)",
                 metadata: [.adminGroup: "\(group)", .adminGid: "\(gid)"])
         }
 

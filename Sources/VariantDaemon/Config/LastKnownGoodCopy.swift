@@ -23,7 +23,8 @@ final class LastKnownGoodCopy: Sendable {
             if writeFailure.clear() { logger.log(.info, .configCacheRecovered, metadata: [.path: "\(path)"]) }
         } catch {
             if writeFailure.isNew("write_failed") {
-                logger.log(.warning, .configCacheWriteFailed, "\(error); serving goes on, but a restart during an outage will have no copy",
+                logger.log(
+                    .warning, .configCacheWriteFailed, "\(error); serving goes on, but a restart during an outage will have no copy",
                     metadata: [.path: "\(path)"]
                 )
             }

@@ -68,7 +68,8 @@ public final class JudgeService: Service, Sendable {
                 logger.log(.info, .judgeStateRestored,
                     metadata: [.statePath: "\(configuration.statePath)", .decisions: "\(restored.decisions.count)"])
             } catch {
-                logger.log(.error, .judgeStateUnreadable, "starting with no evidence; decisions already in the document are not made again",
+                logger.log(
+                    .error, .judgeStateUnreadable, "starting with no evidence; decisions already in the document are not made again",
                     metadata: [.statePath: "\(configuration.statePath)", .error: "\(error)"])
             }
         }

@@ -189,7 +189,8 @@ public final class LangfusePromptResolver: Sendable {
             }
         } catch {
             if state.withLock({ state in defer { state.cacheFailing = true }; return !state.cacheFailing }) {
-                logger.log(.warning, .langfuseCacheWriteFailed, "\(error); serving goes on, but a restart during an outage will have no copy",
+                logger.log(
+                    .warning, .langfuseCacheWriteFailed, "\(error); serving goes on, but a restart during an outage will have no copy",
                     metadata: [.path: "\(path)"])
             }
         }
@@ -202,7 +203,8 @@ public final class LangfusePromptResolver: Sendable {
         guard let object = (try? JSONParser.parse(bytes, maximumDepth: 64))?.objectValue,
             let raw = object["prompt"], let prompt = try? LangfusePrompt(raw, for: reference)
         else {
-            logger.log(.warning, .langfuseCacheInvalid, "a cached prompt does not read; ignoring it", metadata: [.path: "\(path)"])
+            logger.log(
+                .warning, .langfuseCacheInvalid, "a cached prompt does not read; ignoring it", metadata: [.path: "\(path)"])
             return nil
         }
         let fetchedAt = object["fetched_at"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }

@@ -109,9 +109,9 @@ final class AcceptBackoff: ChannelInboundHandler, RemovableChannelHandler {
         failures += 1
         lastFailure = .now()
         if failures == 1 {
-            logger.error(
-                "connection.accept_failed: out of descriptors; new connections wait in the backlog, accepted again every 100 ms",
-                metadata: ["error": "\(failure)"])
+            logger.log(
+                .error, .connectionAcceptFailed, "out of descriptors; new connections wait in the backlog, accepted again every 100 ms",
+                metadata: [.error: "\(failure)"])
         }
         guard resume == nil else { return }
         try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
@@ -153,7 +153,7 @@ final class AcceptBackoff: ChannelInboundHandler, RemovableChannelHandler {
             guard NIODeadline.now() >= last + Self.quietPeriod else {
                 return handler.scheduleEndCheck(context: context, at: last + Self.quietPeriod)
             }
-            handler.logger.notice("connection.accept_resumed", metadata: ["accept.failures": "\(handler.failures)"])
+            handler.logger.log(.notice, .connectionAcceptResumed, metadata: [.acceptFailures: "\(handler.failures)"])
             handler.failures = 0
             handler.lastFailure = nil
         }

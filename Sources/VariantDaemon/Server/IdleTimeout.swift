@@ -1,8 +1,6 @@
-import Logging
-import NIOCore
-
 /// When an idle connection is closed: after `timeout` with nothing read from it and nothing written to it. The
-/// clock is passed in, so tests step time instead of sleeping (hummingbird's `HTTPConnectionStateHandler`).
+/// clock is passed in, so tests step time instead of sleeping (hummingbird's `HTTPConnectionStateHandler`); part of
+/// `ConnectionStateMachine`.
 struct IdleTimeoutStateMachine<C: Clock> where C.Duration == Duration {
     let timeout: Duration
     let clock: C
@@ -46,73 +44,5 @@ struct IdleTimeoutStateMachine<C: Clock> where C.Duration == Duration {
 
     mutating func deactivated() {
         isActive = false
-    }
-}
-
-/// Closes a connection idle for the daemon's `--idle-timeout`, so idle clients cannot hold every connection
-/// slot; a thin handler over `IdleTimeoutStateMachine`. It sits first in the pipeline and sees every read and
-/// write, whatever its type.
-final class IdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    typealias InboundOut = NIOAny
-    typealias OutboundIn = NIOAny
-    typealias OutboundOut = NIOAny
-
-    private var state: IdleTimeoutStateMachine<ContinuousClock>
-    private var scheduled: Scheduled<Void>?
-    private let logger: Logger
-
-    init(timeout: Duration, logger: Logger) {
-        self.state = IdleTimeoutStateMachine(timeout: timeout, clock: ContinuousClock())
-        self.logger = logger
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { perform(state.activated(), context: context) }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        scheduled?.cancel()
-        scheduled = nil
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        perform(state.activated(), context: context)
-        context.fireChannelActive()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        state.deactivated()
-        scheduled?.cancel()
-        scheduled = nil
-        context.fireChannelInactive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        state.activity()
-        context.fireChannelRead(data)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        state.activity()
-        context.write(data, promise: promise)
-    }
-
-    private func perform(_ action: IdleTimeoutStateMachine<ContinuousClock>.Action, context: ChannelHandlerContext) {
-        switch action {
-        case .schedule(let deadline):
-            scheduled?.cancel()
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            scheduled = context.eventLoop.scheduleTask(in: TimeAmount(deadline - ContinuousClock.now)) {
-                let (handler, context) = bound.value
-                handler.scheduled = nil
-                handler.perform(handler.state.checkDue(), context: context)
-            }
-        case .close:
-            logger.debug("connection.idle_closed", metadata: ["idle.timeout": "\(state.timeout)"])
-            context.close(promise: nil)
-        case .none:
-            break
-        }
     }
 }

@@ -5,20 +5,23 @@ import NIOPosix
 import VariantCore
 
 /// Splits the bytes of one connection into request lines and answers each through the core's `Responder`, in
-/// order.
+/// order; a thin handler over `ConnectionStateMachine`, which decides when lines wait, when reading pauses, when
+/// the connection closes and when its timers are due.
 ///
 /// Lines are framed here, by NIOExtras' `LineBasedFrameDecoder` driven through a
 /// `NIOSingleStepByteToMessageProcessor`, rather than by a `ByteToMessageHandler` in front of this handler: that
 /// saves a pipeline hop, an `NIOAny` and a dynamic cast for every line, which is measurable at one request in
 /// flight. Lines are answered synchronously on the connection's event loop (the core is pure and fast, and a hop
 /// to another executor would double the round trip), and the answers to one read are written with one flush, so a
-/// pipelining client gets batched writes.
+/// pipelining client gets batched writes. Every read of the connection comes to it and every write is its own, so
+/// the idle timeout and back-pressure need no handler of their own.
 ///
 /// The exception is a request whose answer waits for the state file to be written (`disable`, `enable`,
 /// `new_phase`: an `fsync` or two): it is answered on `threadPool`, and the lines read meanwhile wait for it, so
 /// that the connection's answers stay in order and its event loop keeps serving every other connection.
-final class RequestLineHandler: ChannelInboundHandler {
+final class RequestLineHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let store: ServingStateStore
@@ -34,35 +37,22 @@ final class RequestLineHandler: ChannelInboundHandler {
     /// (as `pending` is: one large answer, such as a long `events` list, does not pin its memory to the connection).
     private var outbound: ByteBuffer?
     static let reusedBufferCapacity = 64 * 1024
-    /// Set once a line was too long: the rest of the connection's input is dropped.
-    private var discardingInput = false
-    /// Set by graceful shutdown: the connection closes once every answer written so far has been sent.
-    private var quiescing = false
-    /// Writes not yet sent while quiescing; the connection closes when this reaches zero.
-    private var writesInFlight = 0
     /// Where requests that write the state file are answered.
     private let threadPool: NIOThreadPool
-    /// Set while such a request is answered on `threadPool`; the input read meanwhile waits in `held`, in order.
-    private var durableInFlight = false
-    private var held = CircularBuffer<HeldInput>()
-    /// Set when the connection was to close while a request was answered on `threadPool`: it closes after that
-    /// answer and those to the lines held.
-    private var closeWhenDurableDone = false
-    /// Set once the channel is inactive: an answer from `threadPool` then has nowhere to go.
-    private var ended = false
+    private var state: ConnectionStateMachine<ContinuousClock, ByteBuffer>
+    private var idleCheck: Scheduled<Void>?
+    private var stopCheck: Scheduled<Void>?
 
-    /// Input read while a request is answered on `threadPool`.
-    private enum HeldInput {
-        case line(ByteBuffer)
-        case tooLong
-    }
+    /// How long a closing connection waits for its client to read the last answers (the stop timeout).
+    static let stopTimeout: Duration = .seconds(5)
 
     /// - Parameter maximumLineBytes: the most bytes of an unfinished line kept; a longer line is answered with
     ///   `line_too_long` and the connection closed.
+    /// - Parameter idleTimeout: a connection with nothing read or written for this long is closed; nil keeps it.
     /// - Parameter metrics: where each answered line is counted and timed; nil counts nothing.
     init(
         store: ServingStateStore, context: RequestContext, maximumLineBytes: Int, logger: Logger,
-        metrics: DaemonMetrics? = nil, threadPool: NIOThreadPool = .singleton
+        idleTimeout: Duration? = nil, metrics: DaemonMetrics? = nil, threadPool: NIOThreadPool = .singleton
     ) {
         self.store = store
         self.threadPool = threadPool
@@ -73,10 +63,32 @@ final class RequestLineHandler: ChannelInboundHandler {
         self.maximumLineBytes = maximumLineBytes
         self.logger = logger
         self.metrics = metrics
+        self.state = ConnectionStateMachine(idleTimeout: idleTimeout, stopTimeout: Self.stopTimeout, clock: ContinuousClock())
+    }
+
+    // MARK: Events, handed to the state machine
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { perform(state.activated(), context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimers()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        perform(state.activated(), context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        state.deactivated()
+        cancelTimers()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !discardingInput else { return }
+        guard state.bytesRead() else { return }
         do {
             try lines.process(buffer: unwrapInboundIn(data)) { line in
                 // The processor bounds only the unfinished tail; a whole line read at once is bounded here, so
@@ -85,13 +97,13 @@ final class RequestLineHandler: ChannelInboundHandler {
                 answer(line, context: context)
             }
         } catch is ByteToMessageDecoderError.PayloadTooLargeError {
-            discardingInput = true
-            if durableInFlight {
-                held.append(.tooLong)
-            } else {
+            switch state.lineTooLong() {
+            case .answer(let then):
                 answerLineTooLong()
+                perform(then, context: context)
+            case .hold(let then):
+                perform(then, context: context)
             }
-            closeAfterPendingAnswers(context: context)
         } catch {
             // LineBasedFrameDecoder throws nothing else; should that change, the connection closes like on any
             // other error.
@@ -99,18 +111,54 @@ final class RequestLineHandler: ChannelInboundHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushPending(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if state.readRequested() { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if state.writabilityChanged(isWritable: context.channel.isWritable) { context.read() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Every line read so far has been answered: stop reading, and hang up once those answers are sent.
+            perform(state.closeRequested(), context: context)
+            return
+        }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client half-closed (shutdown(SHUT_WR)): every line it sent has been answered; send those answers,
+            // then close. (Without half-closure NIO would close at once and cut the answers still queued.)
+            perform(state.closeRequested(), context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.log(.debug, .connectionError, metadata: [.error: "\(error)"])
+        perform(state.closeRequested(), context: context)
+    }
+
+    // MARK: Answering
+
     private func answerLineTooLong() {
         Responder.writeError(
             ProtocolError(.lineTooLong, "request line longer than the limit; closing the connection"), id: .null,
             into: &pending)
         metrics?.count(RequestOutcome(op: .unknown, error: .lineTooLong))
-        logger.notice("connection.line_too_long")
+        logger.log(.notice, .connectionLineTooLong)
     }
 
     /// Answers one request line (without its `\n`; a `\r` before it is dropped too) into `pending`, or starts
     /// answering it on `threadPool` when its answer waits for the state file; holds it while another does.
     private func answer(_ line: ByteBuffer, context: ChannelHandlerContext) {
-        guard !durableInFlight else { return held.append(.line(line)) }
+        guard state.lineRead(line) == .answer else { return }
         let snapshot = store.current
         let now = SystemClock.now()
         let started = metrics == nil ? nil : ContinuousClock.now
@@ -132,7 +180,7 @@ final class RequestLineHandler: ChannelInboundHandler {
     private func answerOnThreadPool(
         _ request: Request, snapshot: ServingSnapshot, now: Timestamp, context: ChannelHandlerContext
     ) {
-        durableInFlight = true
+        state.durableStarted()
         flushPending(context: context)
         let requestContext = self.requestContext
         let started = ContinuousClock.now
@@ -152,8 +200,7 @@ final class RequestLineHandler: ChannelInboundHandler {
         _ result: Result<([UInt8], RequestOutcome), any Error>, request: Request, started: ContinuousClock.Instant,
         context: ChannelHandlerContext
     ) {
-        durableInFlight = false
-        guard !ended else { return }
+        guard state.durableFinished() else { return }
         switch result {
         case .success(let (answer, outcome)):
             pending.append(answer)
@@ -164,75 +211,85 @@ final class RequestLineHandler: ChannelInboundHandler {
                 ProtocolError(.unavailable, "the daemon is stopping and did not make the change; repeat the request once it is back"),
                 id: request.id, into: &pending)
             metrics?.count(RequestOutcome(op: request.operation.op, error: .unavailable))
-            logger.notice("connection.durable_request_failed", metadata: ["error": "\(error)"])
+            logger.log(.notice, .connectionDurableRequestFailed, metadata: [.error: "\(error)"])
         }
-        while !durableInFlight, let input = held.popFirst() {
+        while let input = state.nextHeld() {
             switch input {
             case .line(let line): answer(line, context: context)
             case .tooLong: answerLineTooLong()
             }
         }
         flushPending(context: context)
-        if !durableInFlight, closeWhenDurableDone {
-            closeWhenDurableDone = false
-            closeAfterPendingAnswers(context: context)
+        switch state.heldAnswered() {
+        case .none: break
+        case .read: context.read()
+        case .close(let action): perform(action, context: context)
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        ended = true
-        context.fireChannelInactive()
-    }
+    // MARK: Actions
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        flushPending(context: context)
-        context.fireChannelReadComplete()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            // Every line read so far has been answered: stop reading, and hang up once those answers are sent.
-            closeAfterPendingAnswers(context: context)
-            return
-        }
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            // The client half-closed (shutdown(SHUT_WR)): every line it sent has been answered; send those answers,
-            // then close. (Without half-closure NIO would close at once and cut the answers still queued.)
-            closeAfterPendingAnswers(context: context)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("connection.error", metadata: ["error": "\(error)"])
-        closeAfterPendingAnswers(context: context)
-    }
-
-    /// Stops reading and closes the connection once every answer written so far has been sent. A close with
-    /// writes still queued (a client reading slower than it writes) would cut them off, so this waits for the last
-    /// write, but no longer than `quiesceGracePeriod` for a client that stopped reading.
-    private func closeAfterPendingAnswers(context: ChannelHandlerContext) {
-        guard !quiescing else { return }
-        if durableInFlight {
-            // Its answer, and those to the lines held, go out first.
-            closeWhenDurableDone = true
+    private func perform(_ action: ConnectionStateMachine<ContinuousClock, ByteBuffer>.CloseAction, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .stopReading:
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-            return
+        case .drain(let stopDeadline):
+            // A close with writes still queued (a client reading slower than it writes) would cut them off, so the
+            // connection closes after the last write, but no later than the stop timeout for a client that
+            // stopped reading; the empty write gives it a write to wait for.
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            flushPending(context: context)
+            write(context.channel.allocator.buffer(capacity: 0), context: context)
+            schedule(.stop, at: stopDeadline, context: context)
         }
-        quiescing = true
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-        flushPending(context: context)
-        track(context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))), context)
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: Self.quiesceGracePeriod) {
-            let (handler, context) = bound.value
-            guard handler.writesInFlight > 0 else { return }
-            handler.logger.notice(
-                "connection.stop_timeout: the client did not read its last answers; closing",
-                metadata: ["writes.pending": "\(handler.writesInFlight)"])
+    }
+
+    private func perform(_ action: ConnectionStateMachine<ContinuousClock, ByteBuffer>.TimerAction, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .schedule(let timer, let deadline):
+            schedule(timer, at: deadline, context: context)
+        case .closeIdle:
+            logger.log(.debug, .connectionIdleClosed, metadata: [.idleTimeout: "\(state.idleTimeout ?? .zero)"])
+            context.close(promise: nil)
+        case .closeUnread(let writesPending):
+            logger.log(.notice, .connectionStopTimeout, "the client did not read its last answers; closing",
+                metadata: [.writesPending: "\(writesPending)"])
             context.close(promise: nil)
         }
+    }
+
+    private func schedule(
+        _ timer: ConnectionStateMachine<ContinuousClock, ByteBuffer>.Timer, at deadline: ContinuousClock.Instant,
+        context: ChannelHandlerContext
+    ) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(in: TimeAmount(deadline - ContinuousClock.now)) {
+            let (handler, context) = bound.value
+            switch timer {
+            case .idle: handler.idleCheck = nil
+            case .stop: handler.stopCheck = nil
+            }
+            handler.perform(handler.state.timerDue(timer), context: context)
+        }
+        switch timer {
+        case .idle:
+            idleCheck?.cancel()
+            idleCheck = task
+        case .stop:
+            stopCheck?.cancel()
+            stopCheck = task
+        }
+    }
+
+    private func cancelTimers() {
+        idleCheck?.cancel()
+        idleCheck = nil
+        stopCheck?.cancel()
+        stopCheck = nil
     }
 
     private func flushPending(context: ChannelHandlerContext) {
@@ -248,24 +305,20 @@ final class RequestLineHandler: ChannelInboundHandler {
         } else {
             pending = JSONWriter(reservingCapacity: 4096)
         }
-        if quiescing {
-            track(context.writeAndFlush(wrapOutboundOut(buffer)), context)
-        } else {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        }
+        write(buffer, context: context)
     }
 
-    /// How long a quiescing connection waits for its client to read the last answers.
-    static let quiesceGracePeriod: TimeAmount = .seconds(5)
-
-    /// Counts a write made while quiescing and closes the connection when the last one is done.
-    private func track(_ write: EventLoopFuture<Void>, _ context: ChannelHandlerContext) {
-        writesInFlight += 1
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        write.whenComplete { _ in
-            let (handler, context) = bound.value
-            handler.writesInFlight -= 1
-            if handler.writesInFlight == 0 { context.close(promise: nil) }
+    /// Writes and flushes `buffer`; while closing, the connection closes when the last such write is done.
+    private func write(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        switch state.answersWritten() {
+        case .write:
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        case .writeTracked:
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
+                let (handler, context) = bound.value
+                if handler.state.writeCompleted() { context.close(promise: nil) }
+            }
         }
     }
 }

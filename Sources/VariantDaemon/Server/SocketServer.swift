@@ -100,7 +100,7 @@ public final class SocketServer: Service, Sendable {
         case .inheritedDescriptor(let descriptor):
             channel = try await bootstrap.withBoundSocket(descriptor).get()
             socketPath = nil
-            logger.info("server.listening", metadata: ["socket.fd": "\(descriptor)", "socket.activated": "true"])
+            logger.log(.info, .serverListening, metadata: [.socketFD: "\(descriptor)", .socketActivated: "true"])
         }
         defer { if let socketPath { unlink(socketPath) } }
         onListening()
@@ -120,7 +120,7 @@ public final class SocketServer: Service, Sendable {
         } else {
             drained.succeed()
         }
-        logger.info("server.stopped", metadata: ["socket": "\(socketPath ?? "inherited")"])
+        logger.log(.info, .serverStopped, metadata: [.socket: "\(socketPath ?? "inherited")"])
     }
 
     /// Keeps the connection limit (and the admin slot) below the descriptor limit: raises the soft limit up to the
@@ -132,20 +132,20 @@ public final class SocketServer: Service, Sendable {
         var budget = DescriptorBudget.plan(connections: asked, reserve: reserve, soft: soft, hard: hard)
         if let raised = budget.softLimit {
             if DescriptorBudget.setSoftLimit(raised, hard: hard) {
-                logger.info(
-                    "descriptors.raised", metadata: ["descriptors.soft_limit": "\(raised)", "descriptors.was": "\(soft)"])
+                logger.log(
+                    .info, .descriptorsRaised, metadata: [.descriptorsSoftLimit: "\(raised)", .descriptorsWas: "\(soft)"])
             } else {
                 // Not allowed here (systemd's SystemCallFilter=~@resources): make do with the soft limit.
                 budget = DescriptorBudget.plan(connections: asked, reserve: reserve, soft: soft, hard: soft)
             }
         }
         if budget.maximumConnections < asked {
-            logger.warning(
-                "connection.limit_lowered: the descriptor limit leaves room for fewer connections than --max-connections; raise LimitNOFILE (ulimit -n)",
+            logger.log(
+                .warning, .connectionLimitLowered, "the descriptor limit leaves room for fewer connections than --max-connections; raise LimitNOFILE (ulimit -n)",
                 metadata: [
-                    "connections.limit": "\(budget.maximumConnections)", "connections.asked": "\(asked)",
-                    "descriptors.soft_limit": "\(budget.softLimit ?? soft)", "descriptors.hard_limit": "\(hard)",
-                    "descriptors.reserved": "\(reserve)",
+                    .connectionsLimit: "\(budget.maximumConnections)", .connectionsAsked: "\(asked)",
+                    .descriptorsSoftLimit: "\(budget.softLimit ?? soft)", .descriptorsHardLimit: "\(hard)",
+                    .descriptorsReserved: "\(reserve)",
                 ])
         }
         admission.withLock { $0.limit = budget.maximumConnections }
@@ -178,7 +178,7 @@ public final class SocketServer: Service, Sendable {
             unlink(staging + "/s")
             throw SocketSetupError(description: "cannot put the socket at \(path): \(reason)")
         }
-        logger.info("server.listening", metadata: ["socket": "\(path)", "socket.mode": "\(String(mode, radix: 8))"])
+        logger.log(.info, .serverListening, metadata: [.socket: "\(path)", .socketMode: "\(String(mode, radix: 8))"])
         return channel
     }
 
@@ -204,12 +204,12 @@ public final class SocketServer: Service, Sendable {
         case .refuse(let startsEpisode, let endedEpisode):
             metrics?.connectionRefused()
             if let endedEpisode {
-                logger.notice("connection.refusals_ended", metadata: ["connections.refused": "\(endedEpisode)"])
+                logger.log(.notice, .connectionRefusalsEnded, metadata: [.connectionsRefused: "\(endedEpisode)"])
             }
             if startsEpisode {
-                logger.warning(
-                    "connection.refused: the connection limit is reached; new connections are refused (counted, logged again when it ends)",
-                    metadata: ["connections.limit": "\(limit)"])
+                logger.log(
+                    .warning, .connectionRefused, "the connection limit is reached; new connections are refused (counted, logged again when it ends)",
+                    metadata: [.connectionsLimit: "\(limit)"])
             }
             try handlers.addHandler(ConnectionRefusalHandler(limit: limit))
             return
@@ -218,10 +218,10 @@ public final class SocketServer: Service, Sendable {
             return
         case .serve(let endedEpisode):
             if let endedEpisode {
-                logger.notice("connection.refusals_ended", metadata: ["connections.refused": "\(endedEpisode)"])
+                logger.log(.notice, .connectionRefusalsEnded, metadata: [.connectionsRefused: "\(endedEpisode)"])
             }
         case .serveInAdminSlot:
-            logger.info("connection.admin_slot", metadata: ["peer": "\(context.caller)"])
+            logger.log(.info, .connectionAdminSlot, metadata: [.peer: "\(context.caller)"])
         }
         channel.closeFuture.whenComplete { [self] _ in
             self.admission.withLock { $0.closed() }
@@ -230,14 +230,11 @@ public final class SocketServer: Service, Sendable {
             metrics.connectionOpened()
             channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
         }
-        if let idleTimeout = configuration.idleTimeout {
-            try handlers.addHandler(IdleTimeoutHandler(timeout: idleTimeout, logger: logger))
-        }
-        try handlers.addHandler(BackPressureHandler())
+        // One handler: framing, answering, the idle timeout, back-pressure and closing (ConnectionStateMachine).
         try handlers.addHandler(
             RequestLineHandler(
                 store: store, context: context, maximumLineBytes: configuration.maximumLineBytes,
-                logger: logger, metrics: metrics))
+                logger: logger, idleTimeout: configuration.idleTimeout, metrics: metrics))
     }
 }
 

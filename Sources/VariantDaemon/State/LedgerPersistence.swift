@@ -128,7 +128,8 @@ public final class LedgerPersistence: Service, Sendable {
         do {
             try AtomicFile.createDirectory(configuration.stateDirectory)
         } catch {
-            logger.log(.error, .stateDirectoryFailed, metadata: [.stateDirectory: "\(configuration.stateDirectory)", .reason: "\(error)"])
+            logger.log(
+                .error, .stateDirectoryFailed, metadata: [.stateDirectory: "\(configuration.stateDirectory)", .reason: "\(error)"])
         }
         let interval = configuration.flushInterval
         await cancelWhenGracefulShutdown {
@@ -138,7 +139,8 @@ public final class LedgerPersistence: Service, Sendable {
         }
         // The server stops before this service (reverse start order), so this write holds every answered record.
         if let failure = flush() {
-            logger.log(.critical, .stateSaveFailed, "the final write failed; what changed since the last good write is lost",
+            logger.log(
+                .critical, .stateSaveFailed, "the final write failed; what changed since the last good write is lost",
                 metadata: [.statePath: "\(configuration.statePath)", .reason: "\(failure)"])
             throw FinalWriteError(path: configuration.statePath, reason: failure)
         }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
 from .operations import Operations, Outcome, Outcomes
@@ -30,6 +30,8 @@ from .protocol import (
     version_body,
 )
 from .records import SEND_TIMEOUT
+
+_running_loop = asyncio.get_running_loop
 
 MAX_WRITE_BUFFER = 1 << 20
 """Bytes written but not yet taken by the daemon beyond which it is taken to be stuck: calls fail with ``timeout``
@@ -54,7 +56,8 @@ class _Wire(asyncio.Protocol):
     def __init__(self, on_answers: Optional[Callable[[List[bytes]], None]] = None) -> None:
         self.transport: Optional[asyncio.Transport] = None
         self.buffer = b""
-        self.waiting: Dict[int, _Waiting] = {}
+        self.waiting: Dict[int, Union[_Waiting, "asyncio.Future[bytes]"]] = {}
+        """What waits for each id: an exchange of several requests, or one request's future."""
         self.lost: Optional[Failure] = None
         self.on_answers = on_answers
 
@@ -64,8 +67,9 @@ class _Wire(asyncio.Protocol):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.lost = Failure("closed", f"the daemon closed the connection{f': {exc}' if exc else ''}")
         for waiting in set(self.waiting.values()):
-            if not waiting.future.done():
-                waiting.future.set_exception(self.lost)
+            future = waiting.future if waiting.__class__ is _Waiting else waiting
+            if not future.done():
+                future.set_exception(self.lost)
         self.waiting.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -96,6 +100,10 @@ class _Wire(asyncio.Protocol):
         waiting = self.waiting.pop(request_id, None)  # type: ignore[arg-type]
         if waiting is None:
             return  # its caller timed out or was cancelled
+        if waiting.__class__ is not _Waiting:  # one request's own future (AsyncVariantClient._send_one)
+            if not waiting.done():
+                waiting.set_result(raw)
+            return
         waiting.answers[request_id - waiting.first] = raw  # type: ignore[operator]
         waiting.missing -= 1
         if waiting.missing == 0 and not waiting.future.done():
@@ -104,8 +112,9 @@ class _Wire(asyncio.Protocol):
     def _fail_oldest(self, failure: Failure) -> None:
         for request_id, waiting in self.waiting.items():
             del self.waiting[request_id]
-            if not waiting.future.done():
-                waiting.future.set_exception(failure)
+            future = waiting.future if waiting.__class__ is _Waiting else waiting
+            if not future.done():
+                future.set_exception(failure)
             return
 
     def forget(self, waiting: _Waiting) -> None:
@@ -247,9 +256,23 @@ class AsyncVariantClient(Operations):
 
     async def _ask(self, body: Callable[..., bytes], *args: Json) -> Outcome:
         """Sends the request ``body(*args)`` makes and returns its answer line, or the failure; raises nothing
-        but the caller's own cancellation."""
+        but the caller's own cancellation. On a live connection of a client that has had no failure since its last
+        answer, the request waits on a future of its own (:meth:`_send_one`), with no coroutine, list or
+        ``_Waiting`` made for it; anything else goes the general way (:meth:`_attempts`), a failure on the live
+        connection included, so the connection, retry and back-off rules are written once."""
         try:
-            return (await self._exchange([body(*args)], self.timeout, False))[0]
+            request = body(*args)
+            loop = _running_loop()
+            wire = self._wire
+            if wire is None or wire.lost is not None or self._loop is not loop or self._down_until or self._fallback_log.outage:
+                return (await self._exchange([request], self.timeout, False))[0]
+            deadline = loop.time() + self.timeout
+            try:
+                return await self._send_one(loop, wire, request, deadline)
+            except Failure as failure:
+                if not self._try_again(failure, False, 0, loop.time() < deadline):
+                    raise
+            return (await self._attempts(loop, [request], deadline, 1))[0]
         except Failure as failure:
             return failure
         except Exception as problem:  # noqa: BLE001 - a bug here must still end in the call's fallback
@@ -269,7 +292,12 @@ class AsyncVariantClient(Operations):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         self._refuse_while_down(admin)
-        for attempt in (0, 1):
+        return await self._attempts(loop, bodies, deadline, 0)
+
+    async def _attempts(self, loop: asyncio.AbstractEventLoop, bodies: List[bytes], deadline: float, attempt: int) -> List[bytes]:
+        """The exchange from try ``attempt`` (0 or 1) on: connecting when there is no live connection, and once more
+        on a new one when the daemon closed a kept one."""
+        while attempt < 2:
             fresh = self._wire is None or self._wire.lost is not None
             try:
                 answers = await self._send(loop, await self._connection(loop, deadline), bodies, deadline)
@@ -278,7 +306,31 @@ class AsyncVariantClient(Operations):
             except Failure as failure:
                 if not self._try_again(failure, fresh, attempt, loop.time() < deadline):
                     raise
+            attempt += 1
         raise Failure("closed", "the daemon closed the connection")
+
+    async def _send_one(self, loop: asyncio.AbstractEventLoop, wire: _Wire, body: bytes, deadline: float) -> bytes:
+        """:meth:`_send` for one request: its answer line, waited for until ``deadline`` on a future of its own; on a
+        timeout or cancellation the answer is forgotten and the connection stays."""
+        request_id = self._next_id
+        self._next_id = request_id + 1
+        future = loop.create_future()
+        waiting = wire.waiting
+        waiting[request_id] = future
+        transport = wire.transport
+        transport.write(line(request_id, body))  # type: ignore[union-attr]
+        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:  # type: ignore[union-attr]
+            waiting.pop(request_id, None)
+            transport.abort()  # type: ignore[union-attr]
+            raise Failure("timeout", "the daemon does not read its requests")
+        timer = loop.call_at(deadline, _expire, future)
+        try:
+            return await future
+        except BaseException:
+            waiting.pop(request_id, None)
+            raise
+        finally:
+            timer.cancel()
 
     async def _send(self, loop: asyncio.AbstractEventLoop, wire: _Wire, bodies: List[bytes], deadline: float) -> List[bytes]:
         """Writes the requests and waits for their answers until ``deadline``; on a timeout or cancellation the

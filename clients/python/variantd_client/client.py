@@ -44,7 +44,13 @@ class VariantClient(Operations):
 
     def assign(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]] = None) -> Assignment:
         """The variant ``unit`` gets in ``experiment``; the fallback's control if the daemon cannot say."""
-        return self._assigned(experiment, self._ask(assign_body, experiment, unit, attributes))
+        try:
+            outcome = self._ask_one(assign_body(experiment, unit, attributes))
+        except Failure as failure:
+            outcome = failure
+        except Exception as problem:  # noqa: BLE001 - a bug here must still end in the call's fallback
+            outcome = Failure("client_error", repr(problem))
+        return self._assigned(experiment, outcome)
 
     def prompt(self, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]] = None) -> Assignment:
         """Like ``assign``, with the assigned prompt version's ``template`` and ``variables`` filled in.
@@ -52,7 +58,13 @@ class VariantClient(Operations):
         Templates are cached per config version, so after the first request for a version this costs one round
         trip. When the daemon cannot answer, the fallback's control and template are returned.
         """
-        assignment, complete = self._prompt_assigned(experiment, self._ask(assign_body, experiment, unit, attributes))
+        try:
+            outcome = self._ask_one(assign_body(experiment, unit, attributes))
+        except Failure as failure:
+            outcome = failure
+        except Exception as problem:  # noqa: BLE001
+            outcome = Failure("client_error", repr(problem))
+        assignment, complete = self._prompt_assigned(experiment, outcome)
         if complete:
             return assignment
         return self._prompted(assignment, self._ask(version_body, assignment.prompt, assignment.prompt_version))
@@ -77,7 +89,13 @@ class VariantClient(Operations):
         """The prompt version ``unit`` gets in ``experiment``, rendered with ``variables`` by the daemon and checked
         by the version's prompt rules, in one round trip; never raises (see :class:`Rendering` for refusals and the
         fallback)."""
-        return self._rendered(experiment, variables, self._ask(render_body, experiment, unit, variables, attributes))
+        try:
+            outcome = self._ask_one(render_body(experiment, unit, variables, attributes))
+        except Failure as failure:
+            outcome = failure
+        except Exception as problem:  # noqa: BLE001
+            outcome = Failure("client_error", repr(problem))
+        return self._rendered(experiment, variables, outcome)
 
     def render_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]] = None, version: Optional[int] = None) -> Rendering:
         """A prompt version (the latest without ``version``) rendered by the daemon, without an experiment; the
@@ -150,37 +168,68 @@ class VariantClient(Operations):
         except Exception as problem:  # noqa: BLE001
             return Failure("client_error", repr(problem))
 
+    def _ask_one(self, body: bytes) -> bytes:
+        """The answer line to one request (``assign``, ``prompt``, ``render``: their hot path, written out with no
+        call it can do without); a :class:`Failure` is raised. On the kept connection of a client that has had no
+        failure since its last answer, this is one ``round_trip``; anything else goes the general way
+        (:meth:`_attempts`), a failure of the kept connection included, so the connection, retry and back-off
+        rules are written once."""
+        deadline = _monotonic() + self.timeout
+        with self._lock:
+            connection = self._connection
+            if connection is None or self._down_until or self._fallback_log.outage:
+                if self._down_until:
+                    self._refuse_while_down(False)
+                first = self._next_id
+                self._next_id = first + 1
+                return self._attempts(body, first, deadline, 0)  # type: ignore[return-value]
+            first = self._next_id
+            self._next_id = first + 1
+            try:
+                return connection.round_trip(first, body, deadline)
+            except Failure as failure:
+                self._failed(failure, False, 0, deadline)
+                return self._attempts(body, first, deadline, 1)  # type: ignore[return-value]
+
     def _exchange(self, bodies: Union[bytes, List[bytes]], timeout: float, admin: bool) -> Union[bytes, List[bytes]]:
         """Writes the requests in one go and reads their answers in order, within ``timeout`` seconds: a call's one
-        body and its answer line (no list made for them on the hot path), or a list of bodies and theirs."""
+        body and its answer line, or a list of bodies and theirs."""
         deadline = _monotonic() + timeout
-        one = bodies.__class__ is bytes
         with self._lock:
             if self._down_until:
                 self._refuse_while_down(admin)
             first = self._next_id
-            self._next_id += 1 if one else len(bodies)
-            for attempt in (0, 1):
-                connection = self._connection
-                fresh = connection is None
-                try:
-                    if connection is None:
-                        connection = self._connection = Connection(self.socket_path, deadline)
-                        self.connections += 1
-                    if one:
-                        answers = connection.round_trip(first, bodies, deadline)  # type: ignore[arg-type]
-                    elif len(bodies) == 1:
-                        answers = [connection.round_trip(first, bodies[0], deadline)]
-                    else:
-                        answers = connection.exchange(first, bodies, deadline)
-                    if self._down_until or self._fallback_log.outage:
-                        self._exchanged()
-                    return answers
-                except Failure as failure:
-                    # Thrown away after any failure, so that a late answer is never read as the next one's.
-                    if self._connection is not None:
-                        self._connection.close()
-                        self._connection = None
-                    if not self._try_again(failure, fresh, attempt, _monotonic() < deadline):
-                        raise
-            raise Failure("closed", "the daemon closed the connection")
+            self._next_id += 1 if bodies.__class__ is bytes else len(bodies)
+            return self._attempts(bodies, first, deadline, 0)
+
+    def _attempts(self, bodies: Union[bytes, List[bytes]], first: int, deadline: float, attempt: int) -> Union[bytes, List[bytes]]:
+        """The exchange of the requests from id ``first`` on, from try ``attempt`` (0 or 1) on, under the lock:
+        connecting when there is no connection, and once more on a new one when the daemon closed a kept one."""
+        one = bodies.__class__ is bytes
+        while attempt < 2:
+            connection = self._connection
+            fresh = connection is None
+            try:
+                if connection is None:
+                    connection = self._connection = Connection(self.socket_path, deadline)
+                    self.connections += 1
+                if one:
+                    answers = connection.round_trip(first, bodies, deadline)  # type: ignore[arg-type]
+                else:
+                    answers = connection.exchange(first, bodies, deadline)  # type: ignore[arg-type]
+                if self._down_until or self._fallback_log.outage:
+                    self._exchanged()
+                return answers
+            except Failure as failure:
+                self._failed(failure, fresh, attempt, deadline)
+            attempt += 1
+        raise Failure("closed", "the daemon closed the connection")
+
+    def _failed(self, failure: Failure, fresh: bool, attempt: int, deadline: float) -> None:
+        """After a failed try: the connection is thrown away, so that a late answer is never read as the next
+        one's; ``failure`` is raised again unless the exchange is tried again (:meth:`_try_again`)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if not self._try_again(failure, fresh, attempt, _monotonic() < deadline):
+            raise failure

@@ -81,6 +81,8 @@ class Operations:
         self._counter_lock = threading.Lock()
         self._templates: Dict[Tuple[str, str, int], PromptVersion] = {}
         self._answers = AssignAnswers()
+        self._known = self._answers.known
+        self._known_renderings = self._answers.known_renderings
         self._records = RecordBuffer(record_buffer, max_line_bytes)
         self._fallback_log = CauseLog(
             "client.fallback",
@@ -170,7 +172,8 @@ class Operations:
         """``assign``: the daemon's decision, else the fallback's control."""
         if outcome.__class__ is bytes:
             try:
-                fields = self._answers.fields(outcome)  # type: ignore[arg-type]
+                assigned = self._known.get(outcome[outcome.find(b",") :])  # type: ignore[index]  # AssignAnswers.fields, written out
+                fields = assigned.fields if assigned is not None else self._answers.fields(outcome)  # type: ignore[arg-type]
                 if fields["reason"] != "no_config":
                     return new_assignment(fields)
                 # The daemon has no configuration: the client serves its own control, keeping the daemon's reason.
@@ -189,7 +192,10 @@ class Operations:
         :meth:`_prompted`)."""
         if outcome.__class__ is bytes:
             try:
-                prompted = self._answers.prompted(outcome, self._cached_template)  # type: ignore[arg-type]
+                assigned = self._known.get(outcome[outcome.find(b",") :])  # type: ignore[index]  # as in _assigned
+                prompted = assigned.prompted if assigned is not None else None
+                if prompted is None:
+                    prompted = self._answers.prompted(outcome, self._cached_template)  # type: ignore[arg-type]
                 if prompted is not None:
                     return new_assignment(prompted), True
             except Exception:  # noqa: BLE001 - not an assignment: decoded again below, which gives the fallback
@@ -243,7 +249,8 @@ class Operations:
             if outcome.__class__ is not bytes:
                 raise outcome  # type: ignore[misc]
             try:
-                fields, values = self._answers.rendering(outcome)  # type: ignore[arg-type]
+                key = outcome[outcome.find(b",") :]  # type: ignore[index]  # AssignAnswers.rendering's lookup, written out
+                fields, values = self._known_renderings.get(key) or self._answers.rendering(outcome, key)  # type: ignore[arg-type]
             except Failure as failure:
                 if failure.code in REFUSALS:
                     return refused(failure.code, failure.message)

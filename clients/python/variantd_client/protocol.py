@@ -1,7 +1,8 @@
 """The wire without I/O (PROTOCOL.md section 3): request lines, answer ids, and what each answer means.
 
-Both clients use these: a request is encoded once as its *body* (the object's members after ``id``), the transport
-puts the id in front; an answer is handed over as the raw line and decoded here.
+Both clients use these: a request is encoded once as its *body* (the object's members after ``id``, its closing
+brace and the newline), the transport puts ``{"id":N,`` in front (:func:`line`), the prefix its answer starts with;
+an answer is handed over as the raw line and decoded here.
 """
 
 from __future__ import annotations
@@ -46,28 +47,80 @@ def encode_object(values: Mapping[str, Json]) -> str:
 
 
 def request_body(fields: Mapping[str, Json]) -> bytes:
-    """Any request's body: ``,"op":...}`` (the line is ``{"id":N`` + body + newline)."""
+    """Any request's body: ``"op":...}`` and the newline (the line is ``{"id":N,`` + body; :func:`line`)."""
     encoded = _encode(dict(fields))
-    return b"," + encoded[1:].encode("utf-8") if len(encoded) > 2 else b"}"
+    return encoded[1:].encode("utf-8") + b"\n" if len(encoded) > 2 else _NO_MEMBERS
 
 
-def _assignment_members(op: str, experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]]) -> str:
-    # Written directly: this is the hot path, and a general encoder costs a good part of what the client may take.
-    members = ',"op":"%s","experiment":%s,"unit":%s' % (op, encode_basestring(experiment), encode_basestring(unit))
-    if attributes:
-        members += ',"attributes":' + encode_object(attributes)
-    return members
+_HEADS_KEPT = 256
+"""How many experiments' request heads each table keeps (a service asks about a handful)."""
+_assign_heads: Dict[str, bytes] = {}
+_render_heads: Dict[str, bytes] = {}
+
+
+def _head(heads: Dict[str, bytes], op: str, experiment: str) -> bytes:
+    """``"op":OP,"experiment":...,"unit":`` for ``experiment``, made once and kept in ``heads``."""
+    head = ('"op":"%s","experiment":%s,"unit":' % (op, encode_basestring(experiment))).encode("utf-8")
+    if len(heads) >= _HEADS_KEPT:
+        heads.clear()
+    heads[experiment] = head
+    return head
 
 
 def assign_body(experiment: str, unit: str, attributes: Optional[Mapping[str, Scalar]]) -> bytes:
-    """The body of an ``assign`` request."""
-    return (_assignment_members("assign", experiment, unit, attributes) + "}").encode("utf-8")
+    """The body of an ``assign`` request: the experiment's part made once (the hot path: a general encoder costs a
+    good part of what the client may take), the unit (and attributes) written here."""
+    head = _assign_heads.get(experiment) or _head(_assign_heads, "assign", experiment)
+    if attributes:
+        return head + (encode_basestring(unit) + ',"attributes":' + encode_object(attributes) + "}\n").encode("utf-8")
+    return head + encode_basestring(unit).encode("utf-8") + b"}\n"
+
+
+_VARIABLES_KEPT = 256
+_variables_members: Dict[Tuple[Tuple[str, str], ...], bytes] = {}
+
+
+def variables_member(variables: Optional[Mapping[str, Scalar]], key: Optional[Tuple[Tuple[str, str], ...]] = None) -> bytes:
+    """``,"variables":{...}}`` and the newline, the end of a ``render`` request (``key``: the variables' items, when
+    the caller made them). The encoding of string-only variables is kept by their items in order (a service renders
+    the same variables again and again): a string equals only a string, so items equal to kept ones are string-only
+    too and encode the same (``1``, ``1.0`` and ``True`` equal each other, not a string). Others are encoded every
+    time."""
+    if not variables:
+        return b',"variables":{}}\n'
+    if key is None:
+        try:
+            key = tuple(variables.items())
+            kept = _variables_members.get(key)
+        except TypeError:  # a value that cannot be hashed; the encoder decides what to make of it
+            return (',"variables":' + encode_object(variables) + "}\n").encode("utf-8")
+        if kept is not None:
+            return kept
+    members = []
+    for name, value in key:
+        if value.__class__ is not str or name.__class__ is not str:
+            return (',"variables":' + _encode(dict(variables)) + "}\n").encode("utf-8")
+        members.append(encode_basestring(name) + ":" + encode_basestring(value))
+    kept = (',"variables":{' + ",".join(members) + "}}\n").encode("utf-8")
+    if len(_variables_members) >= _VARIABLES_KEPT:
+        _variables_members.clear()
+    _variables_members[key] = kept
+    return kept
 
 
 def render_body(experiment: str, unit: str, variables: Optional[Mapping[str, Scalar]], attributes: Optional[Mapping[str, Scalar]]) -> bytes:
     """The body of a ``render`` request with an experiment."""
-    members = _assignment_members("render", experiment, unit, attributes)
-    return (members + ',"variables":' + encode_object(variables or {}) + "}").encode("utf-8")
+    head = _render_heads.get(experiment) or _head(_render_heads, "render", experiment)
+    try:  # variables_member's lookup, written out
+        key = tuple(variables.items()) if variables else None
+        tail = _variables_members.get(key)
+    except (TypeError, AttributeError):  # not a mapping, or a value that cannot be hashed: encoded (or refused) there
+        key = tail = None
+    if tail is None:
+        tail = variables_member(variables, key)
+    if attributes:
+        return head + (encode_basestring(unit) + ',"attributes":' + encode_object(attributes)).encode("utf-8") + tail
+    return head + encode_basestring(unit).encode("utf-8") + tail
 
 
 def request_bodies(requests: Sequence[Mapping[str, Json]]) -> List[bytes]:
@@ -92,8 +145,13 @@ def render_prompt_body(prompt: str, variables: Optional[Mapping[str, Scalar]], v
     return request_body(request)
 
 
+_NO_MEMBERS = b"}\n"
+"""The body of a request without members (no request the shims make; ``request({})``): its line is ``{"id":N}``."""
+
+
 def line(request_id: int, body: bytes) -> bytes:
-    return b'{"id":%d%s\n' % (request_id, body)
+    """A request's line: ``{"id":N,`` and its body."""
+    return b'{"id":%d,%s' % (request_id, body) if body is not _NO_MEMBERS else b'{"id":%d}\n' % request_id
 
 
 # ---------------------------------------------------------------------------------------------- answers
@@ -171,15 +229,19 @@ def new_assignment(fields: Mapping[str, Json]) -> Assignment:
     sets each field through ``object.__setattr__``: that was a fifth of the client's own time per assign, and a
     quarter per render. Every field is set (``tests/test_protocol.py`` pins that this gives what ``__init__``
     gives); :func:`with_template` and :func:`new_rendering` build theirs the same way."""
-    instance = object.__new__(Assignment)
+    instance = _new(Assignment)
     values = instance.__dict__
     values.update(fields)
-    values["params"] = dict(values["params"])
-    values["metadata"] = dict(values["metadata"])
-    shadow = values["shadow"]
+    values["params"] = dict(fields["params"])
+    values["metadata"] = dict(fields["metadata"])
+    shadow = fields["shadow"]
     if shadow is not None:
         values["shadow"] = {**shadow, "params": dict(shadow.get("params") or {})}
     return instance
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def with_template(assignment: Assignment, version: PromptVersion) -> Assignment:
@@ -267,16 +329,20 @@ class AssignAnswers:
             self.known[key] = assigned
         return assigned
 
-    def rendering(self, raw: bytes) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
+    def rendering(self, raw: bytes, key: Optional[bytes] = None) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
         """A render answer with an experiment: its assignment fields, and its :class:`Rendering` fields other than
         ``assignment`` (None when an ``ok`` answer has no rendering), both possibly kept here, so not to be changed
         (:func:`new_rendering` gives a rendering its own warnings); a :class:`Failure` with the daemon's code for an
         error answer (a refusal among them), ``invalid_answer`` for one that is not JSON.
 
         A text rendering is kept by its bytes after the id, or else read quickly (:meth:`_text_answer`); any other
-        answer is decoded (:meth:`_decoded_rendering`)."""
-        key = raw[raw.find(b",") :]
-        kept = self.known_renderings.get(key)
+        answer is decoded (:meth:`_decoded_rendering`). ``key``: ``raw`` from its first comma on, when the caller
+        has made it (and not found it in :attr:`known_renderings`)."""
+        if key is None:
+            key = raw[raw.find(b",") :]
+            kept = self.known_renderings.get(key)
+        else:
+            kept = None
         if kept is None:
             kept = self._text_answer(raw)
             if kept is None:
@@ -393,12 +459,12 @@ def new_rendering(assignment: Optional[Assignment], values: Optional[Mapping[str
     rendering."""
     if values is None:
         return Rendering(assignment, None, None, None, error="invalid_answer", message="a render answer without its rendering")
-    instance = object.__new__(Rendering)
-    fields = instance.__dict__
+    fields = values.copy()  # a copy of a whole dictionary costs less than filling the instance's one by one
     fields["assignment"] = assignment
-    fields.update(values)
     warnings = values["warnings"]
     fields["warnings"] = [w.copy() if w.__class__ is dict else w for w in warnings] if warnings else []
+    instance = _new(Rendering)
+    _set(instance, "__dict__", fields)
     return instance
 
 

@@ -75,11 +75,14 @@ class Connection:
             raise Failure("closed", f"sending: {error}") from error
 
     def round_trip(self, request_id: int, body: bytes, deadline: float) -> bytes:
-        """One request and its answer line: the hot path, one ``send`` and (nearly always) one ``recv``."""
+        """One request and its answer line: the hot path, one ``send`` and (nearly always) one ``recv``. ``body`` is
+        one the shims make (never :func:`protocol.line`'s empty one): the line is ``{"id":N,`` and the body, and that
+        prefix is the one the answer must start with."""
         if not self._armed_low <= deadline - _monotonic() <= self._armed:
             self._arm(deadline)
+        head = b'{"id":%d,' % request_id
         try:
-            self.sock.sendall(b'{"id":%d%s\n' % (request_id, body))
+            self.sock.sendall(head + body)
         except BlockingIOError as error:
             raise Failure("timeout", "sending") from error
         except OSError as error:
@@ -91,7 +94,7 @@ class Connection:
                 raise Failure("timeout", "waiting for the answer") from error
             except OSError as error:
                 raise Failure("closed", f"reading: {error}") from error
-            if chunk.endswith(b"\n") and chunk.find(b"\n") == len(chunk) - 1 and chunk.startswith(b'{"id":%d,' % request_id):
+            if chunk.find(b"\n") == len(chunk) - 1 and chunk.startswith(head):  # one line (it ends there), ours
                 return chunk[:-1]
             if not chunk:
                 raise Failure("closed", "the daemon closed the connection")
