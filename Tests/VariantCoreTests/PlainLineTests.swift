@@ -74,13 +74,13 @@ import Testing
         #"{"id":1,"op":"assign","experiment":"e","unit":"u","attributes":{"plan":"pro"}}"#,
         #"{"id":1,"op":"assign","experiment":"e","unit":"u","variables":{}}"#,
         #"{"id":1,"op":"render","prompt":"p","variables":{}}"#,
-        #"{"id":1,"op":"render","prompt":"p","version":2}"#,
+        #"{"id":1,"op":"render","prompt":"p","prompt_version":2}"#,
         #"{"id":"h","op":"health"}"#,
         #"{"id":1,"op":"assign","experiment":"e","unit":""}"#,
     ])
     func theCommonShapesTakeTheShortcut(line: String) {
         let bytes = Array(line.utf8)
-        #expect(bytes.withUnsafeBufferPointer { PlainLine.members($0) } != nil)
+        #expect(bytes.withUnsafeBufferPointer { PlainLine.isPlain($0) })
         let (fast, general) = bytes.withUnsafeBufferPointer {
             (Request.canonicalDecode($0, fastPath: true), Request.canonicalDecode($0, fastPath: false))
         }
@@ -99,10 +99,11 @@ import Testing
         #"{"id":1,"op":"render","experiment":"e","unit":"u","variables":{"a":"x\"y"}}"#,
         #"{"id":1,"op":"render","experiment":"e","unit":"u","attributes":{"a":{}}}"#,
         #"{"id":1,"op":"record","experiment":"e","variant":"v","metrics":{"error":true}}"#,
+        #"{"id":1,"op":"render","prompt":"p","version":2}"#,
     ])
     func anythingElseTakesTheGeneralPath(line: String) {
         let bytes = Array(line.utf8)
-        #expect(bytes.withUnsafeBufferPointer { PlainLine.members($0) } == nil)
+        #expect(bytes.withUnsafeBufferPointer { !PlainLine.isPlain($0) })
     }
 
     @Test func variablesBeyondTheScannersLimitTakeTheGeneralPath() {
@@ -112,7 +113,7 @@ import Testing
         }
         let atTheLimit = line(variables: PlainLine.maximumNestedMembers)
         let overTheLimit = line(variables: PlainLine.maximumNestedMembers + 1)
-        #expect(atTheLimit.withUnsafeBufferPointer { PlainLine.members($0) } != nil)
-        #expect(overTheLimit.withUnsafeBufferPointer { PlainLine.members($0) } == nil)
+        #expect(atTheLimit.withUnsafeBufferPointer { PlainLine.isPlain($0) })
+        #expect(overTheLimit.withUnsafeBufferPointer { !PlainLine.isPlain($0) })
     }
 }

@@ -2,24 +2,33 @@
 /// parser, for `Request.decode` to check like any other line.
 ///
 /// A plain line is an object whose members are strings, integers of at most 15 digits, or objects of at most 32
-/// strings (`attributes`, `variables`), with no key twice; every key and string printable ASCII without escapes.
+/// strings (`attributes`, `variables`), with no key twice and every top-level key one the protocol knows; every
+/// key and string printable ASCII without escapes.
 /// That covers a client's `assign` and `render` (and `health`, `config`, ...). The general parser costs about a
 /// third of answering an `assign` and half of a `render` (profiled); this reader a small part of that. It reads
 /// nothing the general parser would reject or read differently: any line it does not fully recognise gives nil
-/// and goes to the general parser, and either way the same `Request.fields` checks run on the same members, so
+/// and goes to the general parser, and either way the same checks run on the same `RequestMembers`, so
 /// both paths decode every line the same (pinned by a property test and the differential check, docs/testing.md).
 enum PlainLine {
     /// More members than this in a nested object take the general path, whose parser finds duplicate keys by
     /// hashing; this reader compares every pair.
     static let maximumNestedMembers = 32
 
-    /// The line's members, or nil when it is not a plain line.
-    static func members(_ line: UnsafeBufferPointer<UInt8>) -> JSONObject? {
+    /// Reads the line's members into `members` (empty when called) and returns true, or returns false when it is
+    /// not a plain line, with `members` partly filled. Filled in place: the members are a few hundred bytes, and
+    /// returning them cost a copy per request.
+    static func read(_ line: UnsafeBufferPointer<UInt8>, into members: inout RequestMembers) -> Bool {
         var scanner = Scanner(bytes: line)
         scanner.skipWhitespace()
-        guard let object = scanner.plainObject(nested: false) else { return nil }
+        guard scanner.plainRequest(into: &members) else { return false }
         scanner.skipWhitespace()
-        return scanner.atEnd ? object : nil
+        return scanner.atEnd
+    }
+
+    /// Whether the line is a plain line (what the tests ask).
+    static func isPlain(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        var members = RequestMembers()
+        return read(line, into: &members)
     }
 
     private struct Scanner {
@@ -42,16 +51,51 @@ enum PlainLine {
             return true
         }
 
-        /// An object of plain members (top level: strings, small integers and nested plain objects; nested: strings
-        /// only, at most `maximumNestedMembers`) with no key twice; nil otherwise.
-        mutating func plainObject(nested: Bool) -> JSONObject? {
+        /// The request object: members whose keys the protocol knows, each once, with plain values (strings,
+        /// small integers, nested plain objects); nil otherwise (a key the protocol does not know is left to the
+        /// general parser, which reports it).
+        mutating func plainRequest(into members: inout RequestMembers) -> Bool {
+            guard consume(UInt8(ascii: "{")) else { return false }
+            skipWhitespace()
+            if consume(UInt8(ascii: "}")) { return true }
+            repeat {
+                skipWhitespace()
+                guard let keyRange = plainStringRange(),
+                    let key = RequestMembers.Key(utf8: UnsafeBufferPointer(rebasing: bytes[keyRange])),
+                    !members.present.contains(key)
+                else { return false }
+                skipWhitespace()
+                guard consume(UInt8(ascii: ":")) else { return false }
+                skipWhitespace()
+                let value: JSONValue
+                if let text = plainStringRange() {
+                    let textBytes = UnsafeBufferPointer(rebasing: bytes[text])
+                    // A known op's name is a literal: no string to make and check for it.
+                    let op = key == .op ? Request.Op(utf8: textBytes) : .unknown
+                    value = .string(op != .unknown ? op.name : String(decoding: textBytes, as: UTF8.self))
+                } else if let number = smallInteger() {
+                    value = .number(Double(number))
+                } else if let object = plainNestedObject() {
+                    value = .object(object)
+                } else {
+                    return false
+                }
+                members.add(key, value)
+                skipWhitespace()
+            } while consume(UInt8(ascii: ","))
+            return consume(UInt8(ascii: "}"))
+        }
+
+        /// An object of at most `maximumNestedMembers` strings (`attributes`, `variables`) with no key twice; nil
+        /// otherwise.
+        mutating func plainNestedObject() -> JSONObject? {
             guard consume(UInt8(ascii: "{")) else { return nil }
             var members: [(key: String, value: JSONValue)] = []
             skipWhitespace()
             if consume(UInt8(ascii: "}")) { return JSONObject(members) }
-            members.reserveCapacity(nested ? 8 : 5)
+            members.reserveCapacity(8)
             var keys: [Range<Int>] = []
-            keys.reserveCapacity(nested ? 8 : 5)
+            keys.reserveCapacity(8)
             repeat {
                 skipWhitespace()
                 guard let key = plainStringRange() else { return nil }
@@ -62,20 +106,10 @@ enum PlainLine {
                 skipWhitespace()
                 guard consume(UInt8(ascii: ":")) else { return nil }
                 skipWhitespace()
-                let value: JSONValue
-                if let text = plainStringRange() {
-                    value = .string(String(decoding: UnsafeBufferPointer(rebasing: bytes[text]), as: UTF8.self))
-                } else if nested {
-                    return nil
-                } else if let number = smallInteger() {
-                    value = .number(Double(number))
-                } else if let object = plainObject(nested: true) {
-                    value = .object(object)
-                } else {
-                    return nil
-                }
-                if nested, members.count == PlainLine.maximumNestedMembers { return nil }
-                members.append((String(decoding: keyBytes, as: UTF8.self), value))
+                guard let text = plainStringRange(), members.count < PlainLine.maximumNestedMembers else { return nil }
+                members.append(
+                    (String(decoding: keyBytes, as: UTF8.self),
+                     .string(String(decoding: UnsafeBufferPointer(rebasing: bytes[text]), as: UTF8.self))))
                 skipWhitespace()
             } while consume(UInt8(ascii: ","))
             guard consume(UInt8(ascii: "}")) else { return nil }
@@ -117,7 +151,9 @@ enum PlainLine {
             }
             let digits = end - digitsStart
             guard (1...15).contains(digits), !(digits > 1 && bytes[digitsStart] == UInt8(ascii: "0")) else { return nil }
-            if end < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[end]) {
+            if end < bytes.count,
+                bytes[end] == UInt8(ascii: ".") || bytes[end] == UInt8(ascii: "e") || bytes[end] == UInt8(ascii: "E")
+            {
                 return nil
             }
             // `-0` reads as 0, which is not how the request wrote it: left to the general parser.

@@ -58,11 +58,10 @@ public struct Request: Sendable {
     }
 
     static func decode(_ line: UnsafeBufferPointer<UInt8>, fastPath: Bool) throws(Failure) -> Request {
-        let object: JSONObject
+        var members = RequestMembers()
         var idNumberText: [UInt8]?
-        if fastPath, let plain = PlainLine.members(line) {
-            object = plain
-        } else {
+        if !(fastPath && PlainLine.read(line, into: &members)) {
+            members = RequestMembers()
             let root: JSONValue
             do {
                 (root, idNumberText) = try JSONParser.parseRequest(buffer: line)
@@ -72,15 +71,14 @@ public struct Request: Sendable {
             guard case .object(let parsed) = root else {
                 throw Failure(id: .null, error: ProtocolError(.invalidRequest, "a request is a JSON object, found \(root.typeName)"))
             }
-            object = parsed
+            members.add(membersOf: parsed)
         }
-        let id = RequestID(object["id"] ?? .null, numberText: idNumberText)
+        let id = RequestID(members[.id] ?? .null, numberText: idNumberText)
         do {
-            return Request(id: id, operation: try operation(object))
+            return Request(id: id, operation: try operation(members))
         } catch {
-            // Ops are ASCII, as `operation` reads them.
             var op = Op.unknown
-            if case .string(let name)? = object["op"], name.utf8.allSatisfy({ $0 < 0x80 }) { op = Op(name: name) }
+            if case .string(let name)? = members[.op] { op = Op(name: name) }
             switch id.value {
             case .null, .string, .number: throw Failure(id: id, error: error, op: op)
             default: throw Failure(id: .null, error: error, op: op)
@@ -96,11 +94,19 @@ public struct Request: Sendable {
         public var op: Op = .unknown
     }
 
-    private static let assignFields = ["id", "op", "experiment", "unit", "attributes"]
-    private static let promptFields = ["id", "op", "prompt", "prompt_version", "experiment", "unit", "attributes"]
-    private static let bareFields = ["id", "op"]
-    private static let recordFields = ["experiment", "variant", "unit", "attributes", "shadow", "metrics"]
-    private static let batchFields = ["id", "op", "records", "ack"]
+    private typealias Keys = RequestMembers.Keys
+    private static let assignFields = Keys([.id, .op, .experiment, .unit, .attributes])
+    private static let promptFields = Keys([.id, .op, .prompt, .promptVersion, .experiment, .unit, .attributes])
+    private static let bareFields = Keys([.id, .op])
+    private static let recordFields = Keys([.experiment, .variant, .unit, .attributes, .shadow, .metrics])
+    private static let batchFields = Keys([.id, .op, .records, .ack])
+    private static let statsFields = Keys([.id, .op, .experiment, .minimumDetectableEffect, .phase])
+    private static let eventsFields = Keys([.id, .op, .limit])
+    private static let disableFields = Keys([.id, .op, .experiment, .variant, .reason])
+    private static let enableFields = Keys([.id, .op, .experiment, .variant])
+    private static let newPhaseFields = Keys([.id, .op, .experiment, .reason])
+    private static let assignedRenderFields = Keys([.id, .op, .experiment, .unit, .attributes, .variables])
+    private static let namedRenderFields = Keys([.id, .op, .prompt, .promptVersion, .variables, .unit, .attributes])
     /// The most records one `batch` line may carry.
     public static let maximumBatchRecords = 1000
     /// The longest `reason` of `disable` and `new_phase`, in UTF-8 bytes.
@@ -108,50 +114,47 @@ public struct Request: Sendable {
     /// The most events one `events` answer lists, and the default.
     public static let maximumEventsListed = 1000
 
-    private static func operation(_ object: JSONObject) throws(ProtocolError) -> Operation {
-        switch object["id"] {
+    private static func operation(_ members: borrowing RequestMembers) throws(ProtocolError) -> Operation {
+        switch members[.id] {
         case nil, .null?, .string?, .number?: break
         case let other?: throw ProtocolError(.invalidField, "'id' must be a string, a number or null, found \(other.typeName)")
         }
-        let fields = Fields(object)
-        let op = try fields.string("op")
-        // Ops are ASCII, and a non-ASCII op must not match one by canonical equivalence.
-        switch op.utf8.allSatisfy({ $0 < 0x80 }) ? op : "" {
-        case "assign":
-            try fields.rejectUnknown(allowed: Self.assignFields)
+        let op = try members.string(.op)
+        // By its bytes: a string canonically equivalent to an op's name is not that op.
+        switch Op(name: op) {
+        case .assign:
+            try members.rejectUnknown(allowed: Self.assignFields)
             return .assign(
-                experiment: try fields.string("experiment"), unit: try fields.unit(),
-                attributes: try fields.attributes())
-        case "prompt":
-            try fields.rejectUnknown(allowed: Self.promptFields)
-            if let experiment = try fields.optionalString("experiment") {
-                if object["prompt_version"] != nil {
+                experiment: try members.string(.experiment), unit: try members.unit(),
+                attributes: try members.attributes())
+        case .prompt:
+            try members.rejectUnknown(allowed: Self.promptFields)
+            if let experiment = try members.optionalString(.experiment) {
+                if members[.promptVersion] != nil {
                     throw ProtocolError(.invalidField, "'prompt_version' cannot be combined with 'experiment': the unit's assignment decides the version")
                 }
                 return .prompt(.assigned(
-                    experiment: experiment, unit: try fields.unit(), attributes: try fields.attributes(),
-                    prompt: try fields.optionalString("prompt")))
+                    experiment: experiment, unit: try members.unit(), attributes: try members.attributes(),
+                    prompt: try members.optionalString(.prompt)))
             }
-            for key in ["unit", "attributes"] where object[key] != nil {
-                throw ProtocolError(.invalidField, "'\(key)' is only taken together with 'experiment'")
-            }
-            let prompt = try fields.string("prompt")
-            if let version = try fields.optionalPromptVersion() {
+            try members.refuseUnitWithoutExperiment()
+            let prompt = try members.string(.prompt)
+            if let version = try members.optionalPromptVersion() {
                 return .prompt(.version(prompt: prompt, version: version))
             }
             return .prompt(.latest(prompt: prompt))
-        case "config":
-            try fields.rejectUnknown(allowed: Self.bareFields)
+        case .config:
+            try members.rejectUnknown(allowed: Self.bareFields)
             return .config
-        case "health":
-            try fields.rejectUnknown(allowed: Self.bareFields)
+        case .health:
+            try members.rejectUnknown(allowed: Self.bareFields)
             return .health
-        case "record":
-            try fields.rejectUnknown(allowed: ["id", "op", "ack"] + Self.recordFields)
-            return .record(try record(fields), acknowledge: try fields.optionalBool("ack") ?? true)
-        case "batch":
-            try fields.rejectUnknown(allowed: Self.batchFields)
-            guard let value = object["records"] else { throw ProtocolError(.missingField, "'records' is required") }
+        case .record:
+            try members.rejectUnknown(allowed: Self.recordFields.union(Keys([.id, .op, .ack])))
+            return .record(try record(members), acknowledge: try members.optionalBool(.ack) ?? true)
+        case .batch:
+            try members.rejectUnknown(allowed: Self.batchFields)
+            guard let value = members[.records] else { throw ProtocolError(.missingField, "'records' is required") }
             guard case .array(let entries) = value else {
                 throw ProtocolError(.invalidField, "'records' must be an array, found \(value.typeName)")
             }
@@ -162,57 +165,57 @@ public struct Request: Sendable {
                 guard case .object(let recordObject) = entry else {
                     return .failure(ProtocolError(.invalidField, "a record is an object, found \(entry.typeName)"))
                 }
-                let recordFields = Fields(recordObject)
+                let recordMembers = RequestMembers(recordObject)
                 return Result { () throws(ProtocolError) in
-                    try recordFields.rejectUnknown(allowed: Self.recordFields)
-                    return try record(recordFields)
+                    try recordMembers.rejectUnknown(allowed: Self.recordFields)
+                    return try record(recordMembers)
                 }
             }
-            return .batch(records, acknowledge: try fields.optionalBool("ack") ?? true)
-        case "stats":
-            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "minimum_detectable_effect", "phase"])
+            return .batch(records, acknowledge: try members.optionalBool(.ack) ?? true)
+        case .stats:
+            try members.rejectUnknown(allowed: Self.statsFields)
             var effect: Double?
-            if let value = object["minimum_detectable_effect"] {
+            if let value = members[.minimumDetectableEffect] {
                 guard case .number(let number) = value, number > 0, number < 1 else {
                     throw ProtocolError(.invalidField, "'minimum_detectable_effect' must be a number between 0 and 1 (an absolute change of the primary rate)")
                 }
                 effect = number
             }
             var phase: Int?
-            if let value = object["phase"] {
+            if let value = members[.phase] {
                 guard let number = value.integerValue, number >= 1 else {
                     throw ProtocolError(.invalidField, "'phase' must be a whole number, 1 or more")
                 }
                 phase = number
             }
-            return .stats(experiment: try fields.string("experiment"), minimumDetectableEffect: effect, phase: phase)
-        case "events":
-            try fields.rejectUnknown(allowed: ["id", "op", "limit"])
+            return .stats(experiment: try members.string(.experiment), minimumDetectableEffect: effect, phase: phase)
+        case .events:
+            try members.rejectUnknown(allowed: Self.eventsFields)
             var limit = Self.maximumEventsListed
-            if let value = object["limit"] {
+            if let value = members[.limit] {
                 guard let requested = value.integerValue, requested >= 1, requested <= Self.maximumEventsListed else {
                     throw ProtocolError(.invalidField, "'limit' must be a whole number from 1 to \(Self.maximumEventsListed)")
                 }
                 limit = requested
             }
             return .events(limit: limit)
-        case "disable":
-            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "variant", "reason"])
+        case .disable:
+            try members.rejectUnknown(allowed: Self.disableFields)
             return .disable(
-                experiment: try fields.string("experiment"), variant: try fields.string("variant"),
-                reason: try reason(fields))
-        case "enable":
-            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "variant"])
-            return .enable(experiment: try fields.string("experiment"), variant: try fields.string("variant"))
-        case "reload":
-            try fields.rejectUnknown(allowed: Self.bareFields)
+                experiment: try members.string(.experiment), variant: try members.string(.variant),
+                reason: try reason(members))
+        case .enable:
+            try members.rejectUnknown(allowed: Self.enableFields)
+            return .enable(experiment: try members.string(.experiment), variant: try members.string(.variant))
+        case .reload:
+            try members.rejectUnknown(allowed: Self.bareFields)
             return .reload
-        case "new_phase":
-            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "reason"])
-            return .newPhase(experiment: try fields.string("experiment"), reason: try reason(fields))
-        case "render":
-            return try render(fields)
-        default:
+        case .newPhase:
+            try members.rejectUnknown(allowed: Self.newPhaseFields)
+            return .newPhase(experiment: try members.string(.experiment), reason: try reason(members))
+        case .render:
+            return try render(members)
+        case .unknown:
             throw ProtocolError(
                 .unknownOp,
                 "unknown op '\(op)' (known: assign, prompt, render, config, health, record, batch, stats, events, disable, enable, new_phase, reload)")
@@ -222,8 +225,8 @@ public struct Request: Sendable {
     /// The `reason` of an admin op, which is kept in the state file and the event log for good: bounded, so one
     /// request cannot grow them by megabytes.
     /// - Throws: `invalid_field` for a reason longer than `maximumReasonBytes`.
-    private static func reason(_ fields: Fields) throws(ProtocolError) -> String? {
-        guard let reason = try fields.optionalString("reason") else { return nil }
+    private static func reason(_ members: borrowing RequestMembers) throws(ProtocolError) -> String? {
+        guard let reason = try members.optionalString(.reason) else { return nil }
         guard reason.utf8.count <= maximumReasonBytes else {
             throw ProtocolError(.invalidField, "'reason' is \(reason.utf8.count) bytes long; at most \(maximumReasonBytes) are kept")
         }
@@ -231,10 +234,9 @@ public struct Request: Sendable {
     }
 
     /// A `render` request: with `experiment` and `unit`, or with `prompt` and an optional `version`.
-    private static func render(_ fields: Fields) throws(ProtocolError) -> Operation {
-        let object = fields.object
+    private static func render(_ members: borrowing RequestMembers) throws(ProtocolError) -> Operation {
         var variables = JSONObject()
-        if let value = object["variables"] {
+        if let value = members[.variables] {
             guard case .object(let given) = value else {
                 throw ProtocolError(.invalidVariables, "'variables' must be an object, found \(value.typeName)")
             }
@@ -245,40 +247,38 @@ public struct Request: Sendable {
             }
             variables = given
         }
-        if let experiment = try fields.optionalString("experiment") {
-            try fields.rejectUnknown(allowed: ["id", "op", "experiment", "unit", "attributes", "variables"])
+        if let experiment = try members.optionalString(.experiment) {
+            try members.rejectUnknown(allowed: Self.assignedRenderFields)
             return .render(
-                .assigned(experiment: experiment, unit: try fields.unit(), attributes: try fields.attributes()),
+                .assigned(experiment: experiment, unit: try members.unit(), attributes: try members.attributes()),
                 variables: variables)
         }
-        try fields.rejectUnknown(allowed: ["id", "op", "prompt", "prompt_version", "variables", "unit", "attributes"])
-        for key in ["unit", "attributes"] where object[key] != nil {
-            throw ProtocolError(.invalidField, "'\(key)' is only taken together with 'experiment'")
-        }
-        return .render(.prompt(try fields.string("prompt"), version: try fields.optionalPromptVersion()), variables: variables)
+        try members.rejectUnknown(allowed: Self.namedRenderFields)
+        try members.refuseUnitWithoutExperiment()
+        return .render(.prompt(try members.string(.prompt), version: try members.optionalPromptVersion()), variables: variables)
     }
 
     /// The fields of one record, in a `record` request or an entry of a `batch`.
-    private static func record(_ fields: Fields) throws(ProtocolError) -> RecordRequest {
-        let experiment = try fields.string("experiment")
+    private static func record(_ members: borrowing RequestMembers) throws(ProtocolError) -> RecordRequest {
+        let experiment = try members.string(.experiment)
         let subject: RecordRequest.Subject
-        switch (fields.object["variant"], fields.object["unit"]) {
+        switch (members[.variant], members[.unit]) {
         case (.some, let unit):
-            if fields.object["attributes"] != nil {
+            if members[.attributes] != nil {
                 throw ProtocolError(.invalidField, "'attributes' is only taken with 'unit' alone (the daemon recomputes the variant from them); with 'variant' the unit only groups the record")
             }
-            subject = .variant(try fields.string("variant"), unit: unit == nil ? nil : try fields.unit())
+            subject = .variant(try members.string(.variant), unit: unit == nil ? nil : try members.unit())
         case (nil, .some):
-            subject = .unit(try fields.unit(), attributes: try fields.attributes())
+            subject = .unit(try members.unit(), attributes: try members.attributes())
         case (nil, nil):
             throw ProtocolError(.missingField, "'variant' or 'unit' is required")
         }
-        guard let metricsValue = fields.object["metrics"] else { throw ProtocolError(.missingField, "'metrics' is required") }
+        guard let metricsValue = members[.metrics] else { throw ProtocolError(.missingField, "'metrics' is required") }
         guard case .object(let metrics) = metricsValue else {
             throw ProtocolError(.invalidField, "'metrics' must be an object, found \(metricsValue.typeName)")
         }
         return RecordRequest(
-            experiment: experiment, subject: subject, shadow: try fields.optionalBool("shadow") ?? false,
+            experiment: experiment, subject: subject, shadow: try members.optionalBool(.shadow) ?? false,
             measurements: try Measurements.parse(metrics))
     }
 }
@@ -309,42 +309,46 @@ public struct RecordRequest: Sendable, Equatable {
 }
 
 /// Typed access to a request's fields, with the protocol's error codes.
-private struct Fields {
-    let object: JSONObject
+extension RequestMembers {
+    fileprivate func rejectUnknown(allowed: Keys) throws(ProtocolError) {
+        if let name = firstMember(notIn: allowed) { throw ProtocolError(.unknownField, "unknown field '\(name)'") }
+    }
 
-    init(_ object: JSONObject) { self.object = object }
-
-    func rejectUnknown(allowed: [String]) throws(ProtocolError) {
-        for member in object.members where !allowed.contains(where: { $0.hasSameUTF8(as: member.key) }) {
-            throw ProtocolError(.unknownField, "unknown field '\(member.key)'")
+    /// `unit` and `attributes` name whose assignment is asked for, which only an `experiment` decides.
+    fileprivate func refuseUnitWithoutExperiment() throws(ProtocolError) {
+        for key in [Key.unit, .attributes] where self[key] != nil {
+            throw ProtocolError(.invalidField, "'\(key.name)' is only taken together with 'experiment'")
         }
     }
 
-    func optionalString(_ key: String) throws(ProtocolError) -> String? {
-        guard let value = object[key] else { return nil }
+    fileprivate func optionalString(_ key: Key) throws(ProtocolError) -> String? {
+        guard let value = self[key] else { return nil }
         guard case .string(let text) = value else {
-            throw ProtocolError(.invalidField, "'\(key)' must be a string, found \(value.typeName)")
+            throw ProtocolError(.invalidField, "'\(key.name)' must be a string, found \(value.typeName)")
         }
         return text
     }
 
-    func string(_ key: String) throws(ProtocolError) -> String {
-        guard let text = try optionalString(key) else { throw ProtocolError(.missingField, "'\(key)' is required") }
+    fileprivate func string(_ key: Key) throws(ProtocolError) -> String {
+        guard let text = try optionalString(key) else { throw ProtocolError(.missingField, "'\(key.name)' is required") }
         return text
     }
 
-    func unit() throws(ProtocolError) -> String {
-        let unit = try string("unit")
+    fileprivate func unit() throws(ProtocolError) -> String {
+        let unit = try string(.unit)
         let length = unit.utf8.count
         guard length >= 1, length <= Request.maximumUnitBytes else {
             throw ProtocolError(.invalidField, "'unit' must be 1 to \(Request.maximumUnitBytes) bytes, found \(length)")
         }
-        guard !unit.utf8.contains(0) else { throw ProtocolError(.invalidField, "'unit' must not contain NUL") }
+        // Through the bytes: the UTF-8 view's iterator is several times slower (profiled).
+        guard unit.utf8.withContiguousStorageIfAvailable({ !$0.contains(0) }) ?? !unit.utf8.contains(0) else {
+            throw ProtocolError(.invalidField, "'unit' must not contain NUL")
+        }
         return unit
     }
 
-    func attributes() throws(ProtocolError) -> JSONObject {
-        guard let value = object["attributes"] else { return JSONObject() }
+    fileprivate func attributes() throws(ProtocolError) -> JSONObject {
+        guard let value = self[.attributes] else { return JSONObject() }
         guard case .object(let attributes) = value else {
             throw ProtocolError(.invalidField, "'attributes' must be an object, found \(value.typeName)")
         }
@@ -354,16 +358,16 @@ private struct Fields {
         return attributes
     }
 
-    func optionalBool(_ key: String) throws(ProtocolError) -> Bool? {
-        guard let value = object[key] else { return nil }
+    fileprivate func optionalBool(_ key: Key) throws(ProtocolError) -> Bool? {
+        guard let value = self[key] else { return nil }
         guard case .bool(let flag) = value else {
-            throw ProtocolError(.invalidField, "'\(key)' must be a boolean, found \(value.typeName)")
+            throw ProtocolError(.invalidField, "'\(key.name)' must be a boolean, found \(value.typeName)")
         }
         return flag
     }
 
-    func optionalPromptVersion() throws(ProtocolError) -> Int? {
-        guard let value = object["prompt_version"] else { return nil }
+    fileprivate func optionalPromptVersion() throws(ProtocolError) -> Int? {
+        guard let value = self[.promptVersion] else { return nil }
         guard let version = value.integerValue, version >= 1 else {
             throw ProtocolError(.invalidField, "'prompt_version' must be an integer of 1 or more")
         }
