@@ -17,6 +17,11 @@ public struct JSONWriter: Sendable {
         bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
+    /// Appends one byte of JSON syntax.
+    public mutating func byte(_ byte: UInt8) {
+        bytes.append(byte)
+    }
+
     public mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
         stringContents(value)
@@ -136,14 +141,12 @@ public struct JSONWriter: Sendable {
     /// Writes a dictionary as a JSON object, keys sorted (so the bytes are the same for the same contents), each
     /// value written by `write`.
     public mutating func object<Value>(sortedBy members: [String: Value], _ write: (Value, inout JSONWriter) -> Void) {
-        bytes.append(UInt8(ascii: "{"))
-        for (index, key) in members.keys.sorted().enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            string(key)
-            bytes.append(UInt8(ascii: ":"))
-            write(members[key]!, &self)
+        object { object in
+            for key in members.keys.sorted() {
+                object.key(named: key)
+                write(members[key]!, &object.json)
+            }
         }
-        bytes.append(UInt8(ascii: "}"))
     }
 
     /// Writes a JSON array of strings.

@@ -37,83 +37,50 @@ extension ExperimentLedger {
         foldTallies()
         let state = state.withLock { $0 }
         var writer = JSONWriter(reservingCapacity: 4096)
-        writer.raw("{\"format\":")
-        writer.string(Self.stateFormat)
-        writer.raw(",\"version\":")
-        writer.integer(Self.stateFormatVersion)
-        writer.raw(",\"saved_at\":")
-        writer.string(savedAt.rfc3339)
-        writer.raw(",\"next_sequence\":")
-        writer.integer(state.nextSequence)
-        writer.raw(",\"experiments\":")
-        writer.object(sortedBy: state.experiments) { phases, writer in
-            writer.raw("[")
-            for (position, phase) in phases.enumerated() {
-                if position > 0 { writer.raw(",") }
-                Self.write(phase, into: &writer)
+        writer.object { file in
+            file.field("format", Self.stateFormat)
+            file.field("version", Self.stateFormatVersion)
+            file.field("saved_at", savedAt.rfc3339)
+            file.field("next_sequence", state.nextSequence)
+            file.field("experiments", writing: { writer in
+                writer.object(sortedBy: state.experiments) { phases, writer in
+                    writer.array { array in phases.forEach { phase in array.object { Self.write(phase, into: &$0) } } }
+                }
+            })
+            let disabled = state.disabled.values.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
+            file.objects("disabled", disabled) { treatment, object in
+                object.field("experiment", treatment.experiment)
+                object.field("variant", treatment.variant)
+                object.field("at", treatment.at.rfc3339)
+                object.field("automatic", treatment.automatic)
+                object.field("reason", treatment.reason)
             }
-            writer.raw("]")
+            // The document's disables already logged, so that a restart on the same document logs none again.
+            let configDisabled = state.configDisabled.values.sorted {
+                ($0.experiment, $0.variant) < ($1.experiment, $1.variant)
+            }
+            file.objects("config_disabled", configDisabled) { treatment, object in
+                object.field("experiment", treatment.experiment)
+                object.field("variant", treatment.variant)
+                object.field("at", treatment.at.rfc3339)
+                object.field("by", treatment.configuredBy ?? "")
+                object.field("reason", treatment.reason)
+            }
+            let guardrails = state.promptRules.keys.sorted {
+                ($0.prompt, $0.version, $0.rule) < ($1.prompt, $1.version, $1.rule)
+            }
+            file.objects("prompt_rules", guardrails) { key, object in
+                let tally = state.promptRules[key] ?? PromptRuleTally()
+                object.field("prompt", key.prompt)
+                object.field("version", key.version)
+                object.field("rule", key.rule)
+                object.field("triggered", tally.triggered)
+                object.field("unreported", tally.unreported)
+                object.field("last_event_at", tally.lastEventAt?.rfc3339)
+            }
+            file.objects("events", state.events) { event, object in event.writeMembers(into: &object) }
         }
-        writer.raw(",\"disabled\":[")
-        let disabled = state.disabled.values.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
-        for (position, treatment) in disabled.enumerated() {
-            if position > 0 { writer.raw(",") }
-            writer.raw("{\"experiment\":")
-            writer.string(treatment.experiment)
-            writer.raw(",\"variant\":")
-            writer.string(treatment.variant)
-            writer.raw(",\"at\":")
-            writer.string(treatment.at.rfc3339)
-            writer.raw(",\"automatic\":")
-            writer.bool(treatment.automatic)
-            writer.raw(",\"reason\":")
-            writer.string(treatment.reason)
-            writer.raw("}")
-        }
-        // The document's disables already logged, so that a restart on the same document logs none again.
-        writer.raw("],\"config_disabled\":[")
-        let configDisabled = state.configDisabled.values.sorted {
-            ($0.experiment, $0.variant) < ($1.experiment, $1.variant)
-        }
-        for (position, treatment) in configDisabled.enumerated() {
-            if position > 0 { writer.raw(",") }
-            writer.raw("{\"experiment\":")
-            writer.string(treatment.experiment)
-            writer.raw(",\"variant\":")
-            writer.string(treatment.variant)
-            writer.raw(",\"at\":")
-            writer.string(treatment.at.rfc3339)
-            writer.raw(",\"by\":")
-            writer.string(treatment.configuredBy ?? "")
-            writer.raw(",\"reason\":")
-            writer.string(treatment.reason)
-            writer.raw("}")
-        }
-        writer.raw("],\"prompt_rules\":[")
-        let guardrails = state.promptRules.keys.sorted { ($0.prompt, $0.version, $0.rule) < ($1.prompt, $1.version, $1.rule) }
-        for (position, key) in guardrails.enumerated() {
-            let tally = state.promptRules[key] ?? PromptRuleTally()
-            if position > 0 { writer.raw(",") }
-            writer.raw("{\"prompt\":")
-            writer.string(key.prompt)
-            writer.raw(",\"version\":")
-            writer.integer(key.version)
-            writer.raw(",\"rule\":")
-            writer.string(key.rule)
-            writer.raw(",\"triggered\":")
-            writer.integer(tally.triggered)
-            writer.raw(",\"unreported\":")
-            writer.integer(tally.unreported)
-            writer.raw(",\"last_event_at\":")
-            if let at = tally.lastEventAt { writer.string(at.rfc3339) } else { writer.null() }
-            writer.raw("}")
-        }
-        writer.raw("],\"events\":[")
-        for (position, event) in state.events.enumerated() {
-            if position > 0 { writer.raw(",") }
-            event.write(into: &writer)
-        }
-        writer.raw("]}\n")
+        writer.newline()
         return (writer.bytes, state.generation)
     }
 
@@ -336,51 +303,38 @@ extension ExperimentLedger {
 
     // MARK: - One phase
 
-    private static func write(_ phase: ExperimentPhase, into writer: inout JSONWriter) {
-        writer.raw("{\"number\":")
-        writer.integer(phase.number)
-        writer.raw(",\"started_at\":")
-        writer.string(phase.startedAt.rfc3339)
-        writer.raw(",\"reason\":")
-        writer.string(phase.reason)
-        writer.raw(",\"definition\":")
-        if let definition = phase.definition {
-            writer.value(.array(definition.lines.map(JSONValue.string)))
-        } else {
-            writer.null()
-        }
-        writer.raw(",\"variants\":")
-        writer.object(sortedBy: phase.variants) { aggregate, writer in write(aggregate, into: &writer) }
-        writer.raw(",\"sequential\":[")
-        var first = true
-        for variant in phase.sequential.keys.sorted() {
-            for (metric, test) in (phase.sequential[variant] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                if !first { writer.raw(",") }
-                first = false
-                writer.raw("{\"variant\":")
-                writer.string(variant)
-                writer.raw(",\"metric\":")
-                writer.string(metric)
-                writer.raw(",\"p_value\":")
-                writer.number(test.alwaysValidPValue)
-                writer.raw(",\"evaluations\":")
-                writer.integer(test.evaluations)
-                writer.raw("}")
+    private static func write(_ phase: ExperimentPhase, into object: inout JSONObjectWriter) {
+        object.field("number", phase.number)
+        object.field("started_at", phase.startedAt.rfc3339)
+        object.field("reason", phase.reason)
+        object.field("definition", phase.definition.map { JSONValue.array($0.lines.map(JSONValue.string)) } ?? .null)
+        object.field("variants", writing: { writer in
+            writer.object(sortedBy: phase.variants) { aggregate, writer in writer.object { write(aggregate, into: &$0) } }
+        })
+        object.array("sequential") { array in
+            for variant in phase.sequential.keys.sorted() {
+                for (metric, test) in (phase.sequential[variant] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    array.object { object in
+                        object.field("variant", variant)
+                        object.field("metric", metric)
+                        object.field("p_value", test.alwaysValidPValue)
+                        object.field("evaluations", test.evaluations)
+                    }
+                }
             }
         }
-        writer.raw("],\"units\":{\"variants\":")
-        writer.value(.array(phase.unitVariants.map(JSONValue.string)))
-        // Each sampled unit as 18 hex digits: its 16-digit hash, then its variant index.
-        writer.raw(",\"sample\":")
-        var sample: [UInt8] = []
-        sample.reserveCapacity(phase.units.hashes.count * 18)
-        for (hash, variant) in zip(phase.units.hashes, phase.units.variants) {
-            for shift in stride(from: 60, through: 0, by: -4) { sample.append(hexDigit(UInt8((hash >> UInt64(shift)) & 0xF))) }
-            sample.append(hexDigit(variant >> 4))
-            sample.append(hexDigit(variant & 0xF))
+        object.object("units") { units in
+            units.strings("variants", phase.unitVariants)
+            // Each sampled unit as 18 hex digits: its 16-digit hash, then its variant index.
+            var sample: [UInt8] = []
+            sample.reserveCapacity(phase.units.hashes.count * 18)
+            for (hash, variant) in zip(phase.units.hashes, phase.units.variants) {
+                for shift in stride(from: 60, through: 0, by: -4) { sample.append(hexDigit(UInt8((hash >> UInt64(shift)) & 0xF))) }
+                sample.append(hexDigit(variant >> 4))
+                sample.append(hexDigit(variant & 0xF))
+            }
+            units.field("sample", String(decoding: sample, as: UTF8.self))
         }
-        writer.string(String(decoding: sample, as: UTF8.self))
-        writer.raw("}}")
     }
 
     private static func hexDigit(_ value: UInt8) -> UInt8 {
@@ -461,84 +415,55 @@ extension ExperimentLedger {
 
     // MARK: - One variant
 
-    private static func write(_ aggregate: VariantAggregate, into writer: inout JSONWriter) {
-        writer.raw("{\"assignments\":")
-        writer.integer(aggregate.assignments)
-        writer.raw(",\"records\":")
-        writer.integer(aggregate.records)
-        writer.raw(",\"shadow_records\":")
-        writer.integer(aggregate.shadowRecords)
-        writer.raw(",\"out_of_range\":")
-        writer.integer(aggregate.outOfRange)
-        writer.raw(",\"errors\":")
-        write(aggregate.errors, into: &writer)
-        writer.raw(",\"success\":")
-        write(aggregate.success, into: &writer)
-        writer.raw(",\"latency_ms\":")
-        write(aggregate.latencyMilliseconds, into: &writer)
-        writer.raw(",\"latency_histogram_us\":[")
-        for (position, bucket) in aggregate.latencyHistogram.recordedValues().enumerated() {
-            if position > 0 { writer.raw(",") }
-            writer.raw("[")
-            writer.integer(Int(bucket.value))
-            writer.raw(",")
-            writer.integer(Int(bucket.count))
-            writer.raw("]")
+    private static func write(_ aggregate: VariantAggregate, into object: inout JSONObjectWriter) {
+        object.field("assignments", aggregate.assignments)
+        object.field("records", aggregate.records)
+        object.field("shadow_records", aggregate.shadowRecords)
+        object.field("out_of_range", aggregate.outOfRange)
+        object.object("errors", aggregate.errors, members: write)
+        object.object("success", aggregate.success, members: write)
+        object.object("latency_ms", aggregate.latencyMilliseconds, members: write)
+        object.array("latency_histogram_us") { buckets in
+            for bucket in aggregate.latencyHistogram.recordedValues() {
+                buckets.array { pair in
+                    pair.element(Int(bucket.value))
+                    pair.element(Int(bucket.count))
+                }
+            }
         }
-        writer.raw("],\"cost_usd\":")
-        write(aggregate.costUSD, into: &writer)
-        writer.raw(",\"tokens\":")
-        write(aggregate.tokens, into: &writer)
-        writer.raw(",\"custom\":")
-        writer.object(sortedBy: aggregate.custom) { moments, writer in write(moments, into: &writer) }
-        writer.raw(",\"unit_records\":")
-        writer.integer(aggregate.unitRecords)
-        writer.raw(",\"groups\":{")
+        object.object("cost_usd", aggregate.costUSD, members: write)
+        object.object("tokens", aggregate.tokens, members: write)
+        object.field("custom", writing: { writer in
+            writer.object(sortedBy: aggregate.custom) { moments, writer in writer.object { write(moments, into: &$0) } }
+        })
+        object.field("unit_records", aggregate.unitRecords)
         var groups: [(String, UnitGroupTotals)] = [
             ("error_rate", aggregate.errorGroups), ("success", aggregate.successGroups),
             ("latency_ms", aggregate.latencyGroups), ("cost_usd", aggregate.costGroups), ("tokens", aggregate.tokenGroups),
         ]
         groups += aggregate.customGroups.keys.sorted().map { ("custom." + $0, aggregate.customGroups[$0]!) }
-        var first = true
-        for (name, totals) in groups where !totals.isEmpty {
-            if !first { writer.raw(",") }
-            first = false
-            writer.string(name)
-            writer.raw(":{\"n\":[")
-            for (index, count) in totals.counts.enumerated() {
-                if index > 0 { writer.raw(",") }
-                writer.integer(count)
+        object.object("groups") { object in
+            for (name, totals) in groups where !totals.isEmpty {
+                object.key(named: name)
+                object.json.object { group in
+                    group.array("n") { array in totals.counts.forEach { array.element($0) } }
+                    group.array("sum") { array in totals.sums.forEach { array.element($0) } }
+                }
             }
-            writer.raw("],\"sum\":[")
-            for (index, sum) in totals.sums.enumerated() {
-                if index > 0 { writer.raw(",") }
-                writer.number(sum)
-            }
-            writer.raw("]}")
         }
-        writer.raw("}}")
     }
 
-    private static func write(_ counts: ProportionCounts, into writer: inout JSONWriter) {
-        writer.raw("{\"trials\":")
-        writer.integer(counts.trials)
-        writer.raw(",\"successes\":")
-        writer.number(counts.successes)
-        writer.raw("}")
+    private static func write(_ counts: ProportionCounts, into object: inout JSONObjectWriter) {
+        object.field("trials", counts.trials)
+        object.field("successes", counts.successes)
     }
 
-    private static func write(_ moments: RunningMoments, into writer: inout JSONWriter) {
-        writer.raw("{\"count\":")
-        writer.integer(moments.count)
-        writer.raw(",\"mean\":")
-        writer.number(moments.mean)
-        writer.raw(",\"m2\":")
-        writer.number(moments.m2)
-        writer.raw(",\"min\":")
-        writer.number(moments.min)
-        writer.raw(",\"max\":")
-        writer.number(moments.max)
-        writer.raw("}")
+    private static func write(_ moments: RunningMoments, into object: inout JSONObjectWriter) {
+        object.field("count", moments.count)
+        object.field("mean", moments.mean)
+        object.field("m2", moments.m2)
+        object.field("min", moments.min)
+        object.field("max", moments.max)
     }
 
     /// A variant's aggregate: its counts must be sound (else the variant starts afresh, reported); a malformed

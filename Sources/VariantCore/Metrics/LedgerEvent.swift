@@ -50,24 +50,16 @@ public struct LedgerEvent: Sendable, Equatable {
         self.details = details
     }
 
-    func write(into writer: inout JSONWriter) {
-        writer.raw("{\"sequence\":")
-        writer.integer(sequence)
-        writer.raw(",\"at\":")
-        writer.string(at.rfc3339)
-        writer.raw(",\"kind\":")
-        writer.string(kind.rawValue)
-        writer.raw(",\"experiment\":")
-        writer.optionalString(experiment)
-        writer.raw(",\"variant\":")
-        writer.optionalString(variant)
-        writer.raw(",\"actor\":")
-        writer.string(actor)
-        writer.raw(",\"message\":")
-        writer.string(message)
-        writer.raw(",\"details\":")
-        writer.value(.object(details))
-        writer.raw("}")
+    /// The event as `events` answers it and the state file keeps it.
+    func writeMembers(into object: inout JSONObjectWriter) {
+        object.field("sequence", sequence)
+        object.field("at", at.rfc3339)
+        object.field("kind", kind.rawValue)
+        object.field("experiment", experiment)
+        object.field("variant", variant)
+        object.field("actor", actor)
+        object.field("message", message)
+        object.field("details", .object(details))
     }
 }
 

@@ -34,29 +34,15 @@ public struct PromptSourceStatus: Sendable, Equatable {
         self.lastError = lastError
     }
 
-    /// Writes `,"prompt_sources":[...]`, the member the `config` answer ends with.
-    static func write(_ statuses: [PromptSourceStatus], into writer: inout JSONWriter) {
-        writer.raw(",\"prompt_sources\":[")
-        for (index, status) in statuses.enumerated() {
-            if index > 0 { writer.raw(",") }
-            writer.raw("{\"prompt\":")
-            writer.string(status.prompt)
-            writer.raw(",\"langfuse_name\":")
-            writer.string(status.reference.name)
-            writer.raw(",\"version\":")
-            if case .version(let number) = status.reference.selector { writer.integer(number) } else { writer.null() }
-            writer.raw(",\"label\":")
-            if case .label(let label) = status.reference.selector { writer.string(label) } else { writer.null() }
-            writer.raw(",\"resolved_version\":")
-            if let version = status.resolvedVersion { writer.integer(version) } else { writer.null() }
-            writer.raw(",\"from\":")
-            writer.optionalString(status.origin?.rawValue)
-            writer.raw(",\"fetched_at\":")
-            writer.optionalString(status.fetchedAt?.rfc3339)
-            writer.raw(",\"last_error\":")
-            if let failure = status.lastError { failure.write(into: &writer, withProblems: false) } else { writer.null() }
-            writer.raw("}")
-        }
-        writer.raw("]")
+    /// One element of the `config` answer's `prompt_sources`.
+    func writeMembers(into object: inout JSONObjectWriter) {
+        object.field("prompt", prompt)
+        object.field("langfuse_name", reference.name)
+        if case .version(let number) = reference.selector { object.field("version", number) } else { object.field("version", nil as Int?) }
+        if case .label(let label) = reference.selector { object.field("label", label) } else { object.field("label", nil as String?) }
+        object.field("resolved_version", resolvedVersion)
+        object.field("from", origin?.rawValue)
+        object.field("fetched_at", fetchedAt?.rfc3339)
+        object.object("last_error", lastError) { failure, object in failure.writeMembers(into: &object, withProblems: false) }
     }
 }

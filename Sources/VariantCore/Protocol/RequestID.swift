@@ -28,3 +28,11 @@ extension JSONWriter {
         }
     }
 }
+
+extension JSONObjectWriter {
+    /// A request's id, as the request wrote it.
+    public mutating func field(_ key: StaticString, _ id: RequestID) {
+        self.key(key)
+        json.id(id)
+    }
+}

@@ -92,33 +92,7 @@ extension Responder {
         for rejection in rejected { context.recordsRefused(rejection.error.code, 1) }
         let recorded = records.count - rejected.count
         guard acknowledge || !rejected.isEmpty else { return }
-        writer.raw("{\"id\":")
-        writer.id(id)
-        writer.raw(",\"ok\":true,\"recorded\":")
-        writer.integer(recorded)
-        writer.raw(",\"rejected\":[")
-        for (position, rejection) in rejected.enumerated() {
-            if position > 0 { writer.raw(",") }
-            writer.raw("{\"index\":")
-            writer.integer(rejection.index)
-            writer.raw(",\"code\":")
-            writer.string(rejection.error.code.rawValue)
-            writer.raw(",\"message\":")
-            writer.string(rejection.error.message)
-            writer.raw("}")
-        }
-        writer.raw("]}\n")
-    }
-
-    static func writeEvents(_ events: [LedgerEvent], id: RequestID, into writer: inout JSONWriter) {
-        writer.raw("{\"id\":")
-        writer.id(id)
-        writer.raw(",\"ok\":true,\"events\":[")
-        for (position, event) in events.enumerated() {
-            if position > 0 { writer.raw(",") }
-            event.write(into: &writer)
-        }
-        writer.raw("]}\n")
+        BatchAnswer(id: id, recorded: recorded, rejected: rejected).write(to: &writer)
     }
 
     /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `control_cannot_be_disabled`,
@@ -143,7 +117,8 @@ extension Responder {
         try requireDurable(
             context, change: "'\(variant.name)' of '\(experiment.name)' is disabled on this host now (its units get the control)",
             undone: "serve it again")
-        writeTreatmentState(experiment: experiment.name, variant: variant.name, disabled: true, changed: event != nil, id: id, into: &writer)
+        TreatmentStateAnswer(id: id, experiment: experiment.name, variant: variant.name, disabled: true, changed: event != nil)
+            .write(to: &writer)
     }
 
     /// - Throws: `forbidden`, `no_config`, `unknown_experiment`, `unknown_variant`, `disabled_by_config`,
@@ -174,7 +149,8 @@ extension Responder {
         if let event { context.treatmentsChanged(event) }
         try requireDurable(
             context, change: "'\(variantName)' of '\(experimentName)' is served on this host now", undone: "disable it again")
-        writeTreatmentState(experiment: experimentName, variant: variantName, disabled: false, changed: event != nil, id: id, into: &writer)
+        TreatmentStateAnswer(id: id, experiment: experimentName, variant: variantName, disabled: false, changed: event != nil)
+            .write(to: &writer)
     }
 
     /// Writes the state before an admin op's answer (PROTOCOL.md: the change is on disk when the answer goes out).
@@ -204,21 +180,5 @@ extension Responder {
                 "experiment '\(experiment.name)' has no variant '\(name)' (variants: \(experiment.variants.map(\.name).joined(separator: ", ")))")
         }
         return index
-    }
-
-    private static func writeTreatmentState(
-        experiment: String, variant: String, disabled: Bool, changed: Bool, id: RequestID, into writer: inout JSONWriter
-    ) {
-        writer.raw("{\"id\":")
-        writer.id(id)
-        writer.raw(",\"ok\":true,\"experiment\":")
-        writer.string(experiment)
-        writer.raw(",\"variant\":")
-        writer.string(variant)
-        writer.raw(",\"disabled\":")
-        writer.bool(disabled)
-        writer.raw(",\"changed\":")
-        writer.bool(changed)
-        writer.raw("}\n")
     }
 }

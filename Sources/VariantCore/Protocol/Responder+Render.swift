@@ -24,22 +24,17 @@ extension Responder {
             // Counted only when the unit is served its prompt: a refused render enrols no one.
             countAssignment(
                 assignment, unit: unit, experimentIndex: index, snapshot: snapshot, config: config, ledger: context.ledger)
-            writeAssignment(assignment, experimentIndex: index, config: config, id: id, open: true, into: &writer)
-            prepared.write(into: &writer)
-            writer.raw("}\n")
+            RenderAnswer(
+                id: id, source: .assigned(assignAnswer(assignment, experimentIndex: index, config: config, id: id)),
+                rendering: prepared
+            ).write(to: &writer)
         case .prompt(let promptName, let number):
             let (prompt, version) = try promptVersion(named: promptName, number: number, in: config)
             let prepared = try prepare(version, of: prompt.name, variables: variables, experiment: nil, now: now, context: context)
-            writer.raw("{\"id\":")
-            writer.id(id)
-            writer.raw(",\"ok\":true,\"prompt\":")
-            writer.string(prompt.name)
-            writer.raw(",\"prompt_version\":")
-            writer.integer(version.number)
-            writer.raw(",\"config_version\":")
-            writer.string(config.version)
-            prepared.write(into: &writer)
-            writer.raw("}\n")
+            RenderAnswer(
+                id: id, source: .prompt(name: prompt.name, version: version.number, configVersion: config.version),
+                rendering: prepared
+            ).write(to: &writer)
         }
     }
 

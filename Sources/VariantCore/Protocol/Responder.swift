@@ -96,13 +96,7 @@ public enum Responder {
 
     /// Appends `{"id":ID,"ok":false,"error":{"code":..,"message":..}}` and a newline.
     public static func writeError(_ error: ProtocolError, id: RequestID, into writer: inout JSONWriter) {
-        writer.raw("{\"id\":")
-        writer.id(id)
-        writer.raw(",\"ok\":false,\"error\":{\"code\":")
-        writer.string(error.code.rawValue)
-        writer.raw(",\"message\":")
-        writer.string(error.message)
-        writer.raw("}}\n")
+        ErrorAnswer(id: id, error: error).write(to: &writer)
     }
 
     private static func answer(
@@ -112,7 +106,7 @@ public enum Responder {
         switch request.operation {
         case .assign(let experimentName, let unit, let attributes):
             guard let config = snapshot.config else {
-                return writeUnconfiguredAssignment(id: request.id, experiment: experimentName, into: &writer)
+                return AssignAnswer.unconfigured(id: request.id, experiment: experimentName).write(to: &writer)
             }
             try assign(
                 experiment: experimentName, unit: unit, attributes: attributes, snapshot: snapshot, config: config,
@@ -120,27 +114,13 @@ public enum Responder {
         case .prompt(let query):
             try writePrompt(query, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, id: request.id, into: &writer)
         case .config:
-            writeConfigStatus(snapshot, now: now, id: request.id, into: &writer)
+            ConfigAnswer(id: request.id, snapshot: snapshot, now: now).write(to: &writer)
         case .health:
-            writer.raw("{\"id\":")
-            writer.id(request.id)
-            writer.raw(",\"ok\":true,\"status\":")
-            writer.string(snapshot.config == nil ? "no_config" : "serving")
-            writer.raw(",\"config_version\":")
-            writer.optionalString(snapshot.config?.version)
-            writer.raw(",\"uptime_seconds\":")
-            writer.number(roundedToMilliseconds(now.seconds(since: snapshot.startedAt)))
-            writer.raw(",\"state_error\":")
-            writer.stateError(snapshot.stateFailure)
-            writer.raw("}\n")
+            HealthAnswer(id: request.id, snapshot: snapshot, now: now).write(to: &writer)
         case .record(let record, let acknowledge):
             let variant = try self.record(record, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, context: context)
             guard acknowledge else { return }
-            writer.raw("{\"id\":")
-            writer.id(request.id)
-            writer.raw(",\"ok\":true,\"recorded\":1,\"variant\":")
-            writer.string(variant)
-            writer.raw("}\n")
+            RecordAnswer(id: request.id, variant: variant).write(to: &writer)
         case .batch(let records, let acknowledge):
             try writeBatch(records, acknowledge: acknowledge, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
         case .stats(let experimentName, let effect, let phaseNumber):
@@ -164,7 +144,7 @@ public enum Responder {
                     : [:],
                 minimumDetectableEffect: effect)
             report.promptRules = promptRuleCounts(of: experiment, in: config.document, ledger: context.ledger)
-            report.write(id: request.id, configVersion: config.version, into: &writer)
+            StatsAnswer(id: request.id, report: report, configVersion: config.version).write(to: &writer)
         case .newPhase(let experimentName, let reason):
             try requireAdministrator(context.caller, op: "new_phase")
             let config = try loadedConfig(snapshot)
@@ -176,15 +156,10 @@ public enum Responder {
             try requireDurable(
                 context, change: "phase \(event.details["phase"]?.integerValue ?? 0) of '\(experimentName)' started on this host now",
                 undone: "go back to the phase before")
-            writer.raw("{\"id\":")
-            writer.id(request.id)
-            writer.raw(",\"ok\":true,\"experiment\":")
-            writer.string(experimentName)
-            writer.raw(",\"phase\":")
-            writer.integer(event.details["phase"]?.integerValue ?? 0)
-            writer.raw("}\n")
+            NewPhaseAnswer(id: request.id, experiment: experimentName, phase: event.details["phase"]?.integerValue ?? 0)
+                .write(to: &writer)
         case .events(let limit):
-            writeEvents(context.ledger.events(limit: limit), id: request.id, into: &writer)
+            EventsAnswer(id: request.id, events: context.ledger.events(limit: limit)).write(to: &writer)
         case .disable(let experiment, let variant, let reason):
             try disable(
                 experiment: experiment, variant: variant, reason: reason, snapshot: snapshot, now: now, context: context,
@@ -198,9 +173,7 @@ public enum Responder {
             guard context.reload() else {
                 throw ProtocolError(.unavailable, "this daemon's config source cannot be reloaded")
             }
-            writer.raw("{\"id\":")
-            writer.id(request.id)
-            writer.raw(",\"ok\":true,\"reloading\":true}\n")
+            ReloadAnswer(id: request.id).write(to: &writer)
         }
     }
 
@@ -220,7 +193,7 @@ public enum Responder {
         let assignment = snapshot.assignment(experimentIndex: index, unit: unit, attributes: attributes, now: now, in: config)
         countAssignment(
             assignment, unit: unit, experimentIndex: index, snapshot: snapshot, config: config, ledger: ledger)
-        writeAssignment(assignment, experimentIndex: index, config: config, id: id, into: &writer)
+        assignAnswer(assignment, experimentIndex: index, config: config, id: id).write(to: &writer)
     }
 
     /// Counts an answer that enrols the unit (`stats` "assignments") and the unit among the experiment's distinct
@@ -261,38 +234,18 @@ public enum Responder {
         return index
     }
 
-    /// - Parameter open: leaves the answer open after `metadata`, for an answer that goes on (`render`).
-    static func writeAssignment(
-        _ assignment: Assignment, experimentIndex: Int, config: LoadedConfig, id: RequestID, open: Bool = false,
-        into writer: inout JSONWriter
-    ) {
-        let parts = config.assignmentAnswers[experimentIndex][assignment.variantIndex]
-        writer.raw("{\"id\":")
-        writer.id(id)
-        writer.append(parts.head)
-        writer.bool(assignment.enrolled)
-        writer.raw(",\"reason\":")
-        writer.string(assignment.reason.rawValue)
+    /// The answer for a unit's assignment, from the encoded parts of its variant (and of its shadow variant).
+    static func assignAnswer(_ assignment: Assignment, experimentIndex: Int, config: LoadedConfig, id: RequestID)
+        -> AssignAnswer
+    {
+        let answers = config.assignmentAnswers[experimentIndex]
+        var shadow = AssignAnswer.Shadow.absent
         if config.document.experiments[experimentIndex].mode == .shadow {
-            writer.raw(",\"shadow\":")
-            if let shadow = assignment.shadowVariantIndex {
-                writer.append(config.assignmentAnswers[experimentIndex][shadow].asShadow)
-            } else {
-                writer.null()
-            }
+            shadow = assignment.shadowVariantIndex.map { .variant(answers[$0]) } ?? .none
         }
-        writer.append(open ? parts.openTail : parts.tail)
-    }
-
-    private static func writeUnconfiguredAssignment(id: RequestID, experiment: String, into writer: inout JSONWriter) {
-        writer.raw("{\"id\":")
-        writer.id(id)
-        writer.raw(",\"ok\":true,\"experiment\":")
-        writer.string(experiment)
-        writer.raw(",\"variant\":null,\"prompt\":null,\"prompt_version\":null,\"params\":{},\"enrolled\":false")
-        writer.raw(",\"reason\":\"no_config\",\"config_version\":null,\"metadata\":{\"experiment\":")
-        writer.string(experiment)
-        writer.raw(",\"variant\":null,\"prompt\":null,\"prompt_version\":null,\"config_version\":null}}\n")
+        return AssignAnswer(
+            id: id, parts: answers[assignment.variantIndex], enrolled: assignment.enrolled, reason: assignment.reason,
+            shadow: shadow)
     }
 
     private static func writePrompt(
@@ -321,103 +274,13 @@ public enum Responder {
             decision = (experiment, assignment)
         }
         let (prompt, version) = try promptVersion(named: promptName, number: requestedVersion, in: config)
-        writer.raw("{\"id\":")
-        writer.id(id)
-        writer.raw(",\"ok\":true,\"prompt\":")
-        writer.string(prompt.name)
-        writer.raw(",\"prompt_version\":")
-        writer.integer(version.number)
-        if let messages = version.messages {
-            writer.raw(",\"messages\":[")
-            for (index, message) in messages.enumerated() {
-                writer.raw(index == 0 ? "{\"role\":" : ",{\"role\":")
-                writer.string(message.role)
-                writer.raw(",\"content\":")
-                writer.string(message.content)
-                writer.raw("}")
+        PromptAnswer(
+            id: id, prompt: prompt.name, version: version, configVersion: config.version,
+            decision: decision.map {
+                PromptAnswer.Decision(
+                    experiment: $0.experiment.name, variant: $0.experiment.variants[$0.assignment.variantIndex].name,
+                    reason: $0.assignment.reason)
             }
-            writer.raw("]")
-        } else {
-            writer.raw(",\"template\":")
-            writer.string(version.template)
-        }
-        writer.raw(",\"variables\":{\"required\":")
-        writer.strings(version.requiredVariables)
-        writer.raw(",\"optional\":")
-        writer.strings(version.optionalVariables)
-        writer.raw("},\"config_version\":")
-        writer.string(config.version)
-        if let decision {
-            writer.raw(",\"experiment\":")
-            writer.string(decision.experiment.name)
-            writer.raw(",\"variant\":")
-            writer.string(decision.experiment.variants[decision.assignment.variantIndex].name)
-            writer.raw(",\"reason\":")
-            writer.string(decision.assignment.reason.rawValue)
-        }
-        writer.raw("}\n")
-    }
-
-    private static func writeConfigStatus(_ snapshot: ServingSnapshot, now: Timestamp, id: RequestID, into writer: inout JSONWriter) {
-        let config = snapshot.config
-        writer.raw("{\"id\":")
-        writer.id(id)
-        writer.raw(",\"ok\":true,\"loaded\":")
-        writer.bool(config != nil)
-        writer.raw(",\"config_version\":")
-        writer.optionalString(config?.version)
-        writer.raw(",\"source\":")
-        writer.string(snapshot.source)
-        writer.raw(",\"loaded_at\":")
-        writer.optionalString(config?.loadedAt.rfc3339)
-        writer.raw(",\"age_seconds\":")
-        if let config { writer.number(roundedToMilliseconds(now.seconds(since: config.loadedAt))) } else { writer.null() }
-        writer.raw(",\"experiments\":")
-        writer.integer(config?.document.experiments.count ?? 0)
-        writer.raw(",\"prompts\":")
-        writer.integer(config?.document.prompts.count ?? 0)
-        writer.raw(",\"last_error\":")
-        if let failure = snapshot.lastError { failure.write(into: &writer, withProblems: true) } else { writer.null() }
-        writer.raw(",\"source_version\":")
-        writer.optionalString(config?.sourceVersion)
-        writer.raw(",\"fetched_at\":")
-        writer.optionalString(config?.fetchedAt.rfc3339)
-        writer.raw(",\"from_cache\":")
-        writer.bool(config?.fromCache ?? false)
-        writer.raw(",\"source_state\":")
-        writer.string(snapshot.sourceState.rawValue)
-        writer.raw(",\"last_success_at\":")
-        writer.optionalString(snapshot.lastSuccessAt?.rfc3339)
-        writer.raw(",\"experiment_states\":[")
-        for (index, experiment) in (config?.document.experiments ?? []).enumerated() {
-            if index > 0 { writer.raw(",") }
-            writer.raw("{\"name\":")
-            writer.string(experiment.name)
-            writer.raw(",\"status\":")
-            writer.string(experiment.status.rawValue)
-            writer.raw(",\"mode\":")
-            writer.string(experiment.mode.rawValue)
-            writer.raw(",\"enrolling\":")
-            writer.bool(experiment.isAssigning(at: now))
-            writer.raw("}")
-        }
-        writer.raw("],\"disabled_treatments\":[")
-        let disabled = snapshot.disabledTreatments.sorted { ($0.experiment, $0.variant) < ($1.experiment, $1.variant) }
-        for (index, treatment) in disabled.enumerated() {
-            if index > 0 { writer.raw(",") }
-            writer.raw("{\"experiment\":")
-            writer.string(treatment.experiment)
-            writer.raw(",\"variant\":")
-            writer.string(treatment.variant)
-            writer.raw("}")
-        }
-        writer.raw("],\"state_error\":")
-        writer.stateError(snapshot.stateFailure)
-        PromptSourceStatus.write(snapshot.promptSources, into: &writer)
-        writer.raw("}\n")
-    }
-
-    private static func roundedToMilliseconds(_ seconds: Double) -> Double {
-        (seconds * 1000).rounded() / 1000
+        ).write(to: &writer)
     }
 }

@@ -59,7 +59,9 @@ public final class LoadedConfig: Sendable {
         self.fetchedAt = fetchedAt ?? loadedAt
         self.fromCache = fromCache
         self.assignmentAnswers = document.experiments.map { experiment in
-            experiment.variants.map { AssignmentAnswerParts(experiment: experiment, variant: $0, configVersion: version) }
+            experiment.variants.map {
+                AssignmentAnswerParts(AssignedVariant(experiment: experiment.name, variant: $0, configVersion: version))
+            }
         }
         self.servedPromptVersions = document.experiments.map { experiment in
             experiment.variants.map { variant in
@@ -186,28 +188,17 @@ public struct ConfigLoadFailure: Sendable, Equatable {
 extension ConfigLoadFailure {
     /// `{"code":..,"message":..,"at":..}`, with `"problems":[{"path","code","message"},..]` when asked (the
     /// `config` op's `last_error`; a prompt source's `last_error` has no problems to list).
-    func write(into writer: inout JSONWriter, withProblems: Bool) {
-        writer.raw("{\"code\":")
-        writer.string(code)
-        writer.raw(",\"message\":")
-        writer.string(message)
-        writer.raw(",\"at\":")
-        writer.string(at.rfc3339)
+    func writeMembers(into object: inout JSONObjectWriter, withProblems: Bool) {
+        object.field("code", code)
+        object.field("message", message)
+        object.field("at", at.rfc3339)
         if withProblems {
-            writer.raw(",\"problems\":[")
-            for (index, problem) in problems.enumerated() {
-                if index > 0 { writer.raw(",") }
-                writer.raw("{\"path\":")
-                writer.string(problem.path)
-                writer.raw(",\"code\":")
-                writer.string(problem.code.rawValue)
-                writer.raw(",\"message\":")
-                writer.string(problem.message)
-                writer.raw("}")
+            object.objects("problems", problems) { problem, object in
+                object.field("path", problem.path)
+                object.field("code", problem.code.rawValue)
+                object.field("message", problem.message)
             }
-            writer.raw("]")
         }
-        writer.raw("}")
     }
 }
 
@@ -355,57 +346,3 @@ public final class ServingSnapshot: Sendable {
     }
 }
 
-/// An `assign` answer around its only per-request parts, the id, `enrolled` and `reason`:
-/// `{"id":ID` + `head` + `true|false,"reason":"R"` + `tail` (PROTOCOL.md, `assign`).
-struct AssignmentAnswerParts: Sendable {
-    /// From `,"ok":true` to `"enrolled":`.
-    let head: [UInt8]
-    /// From `,"config_version":` to the closing braces and the newline.
-    let tail: [UInt8]
-    /// `tail` without the answer's closing brace and newline, for answers that go on (`render`).
-    let openTail: [UInt8]
-    /// `{"variant":..,"prompt":..,"prompt_version":..,"params":{..}}`: this variant as a shadow to run.
-    let asShadow: [UInt8]
-
-    init(experiment: Experiment, variant: Variant, configVersion: String) {
-        var writer = JSONWriter()
-        // The same four fields open the answer and its trace metadata.
-        func writeIdentity() {
-            writer.raw("\"experiment\":")
-            writer.string(experiment.name)
-            writer.raw(",\"variant\":")
-            writer.string(variant.name)
-            writer.raw(",\"prompt\":")
-            writer.string(variant.prompt)
-            writer.raw(",\"prompt_version\":")
-            writer.integer(variant.promptVersion)
-        }
-        writer.raw(",\"ok\":true,")
-        writeIdentity()
-        writer.raw(",\"params\":")
-        writer.value(.object(variant.params))
-        writer.raw(",\"enrolled\":")
-        head = writer.bytes
-        writer.reset()
-        writer.raw(",\"config_version\":")
-        writer.string(configVersion)
-        writer.raw(",\"metadata\":{")
-        writeIdentity()
-        writer.raw(",\"config_version\":")
-        writer.string(configVersion)
-        writer.raw("}}\n")
-        tail = writer.bytes
-        openTail = Array(tail.dropLast(2))
-        writer.reset()
-        writer.raw("{\"variant\":")
-        writer.string(variant.name)
-        writer.raw(",\"prompt\":")
-        writer.string(variant.prompt)
-        writer.raw(",\"prompt_version\":")
-        writer.integer(variant.promptVersion)
-        writer.raw(",\"params\":")
-        writer.value(.object(variant.params))
-        writer.raw("}")
-        asShadow = writer.bytes
-    }
-}

@@ -1,7 +1,7 @@
 /// Why the daemon's state (statistics, disabled treatments, events) is not on disk as it is in memory: the last
 /// write of the state file failed, and every one since. Shown by `health`, `config` and systemd's `STATUS=` until a
 /// write succeeds (PROTOCOL.md, "State file").
-public struct StateWriteFailure: Sendable, Equatable {
+public struct StateWriteFailure: Sendable, Equatable, JSONObjectWritable {
     /// The system's reason for the last failed write (`cannot rename …: Read-only file system`).
     public var message: String
     /// When the first write of this run of failures failed.
@@ -13,18 +13,9 @@ public struct StateWriteFailure: Sendable, Equatable {
     }
 
     /// `{"message":..,"since":..}`, the `state_error` of `health` and `config`.
-    func write(into writer: inout JSONWriter) {
-        writer.raw("{\"message\":")
-        writer.string(message)
-        writer.raw(",\"since\":")
-        writer.string(since.rfc3339)
-        writer.raw("}")
+    public func writeMembers(into object: inout JSONObjectWriter) {
+        object.field("message", message)
+        object.field("since", since.rfc3339)
     }
 }
 
-extension JSONWriter {
-    /// A `state_error` value: the failure, or `null` while the state on disk is current.
-    mutating func stateError(_ failure: StateWriteFailure?) {
-        if let failure { failure.write(into: &self) } else { null() }
-    }
-}

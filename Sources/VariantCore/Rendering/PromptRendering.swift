@@ -75,7 +75,7 @@ extension PromptRendering {
 }
 
 /// A warning in a `render` answer (PROTOCOL.md, `render`).
-public struct RenderWarning: Sendable, Equatable {
+public struct RenderWarning: Sendable, Equatable, JSONObjectWritable {
     public enum Code: String, Sendable, CaseIterable {
         /// A variable the version does not declare was given; it is ignored.
         case extraVariable = "extra_variable"
@@ -90,22 +90,11 @@ public struct RenderWarning: Sendable, Equatable {
     public var rule: String?
     public var message: String?
 
-    func write(into writer: inout JSONWriter) {
-        writer.raw("{\"code\":")
-        writer.string(code.rawValue)
-        if let variable {
-            writer.raw(",\"variable\":")
-            writer.string(variable)
-        }
-        if let rule {
-            writer.raw(",\"rule\":")
-            writer.string(rule)
-        }
-        if let message {
-            writer.raw(",\"message\":")
-            writer.string(message)
-        }
-        writer.raw("}")
+    public func writeMembers(into object: inout JSONObjectWriter) {
+        object.field("code", code.rawValue)
+        if let variable { object.field("variable", variable) }
+        if let rule { object.field("rule", rule) }
+        if let message { object.field("message", message) }
     }
 }
 
@@ -246,9 +235,9 @@ extension PromptRule {
 }
 
 extension PreparedRender {
-    /// Writes `,"type":"text","text":".."` or `,"type":"chat","messages":[..]`, then `,"warnings":[..]`.
-    func write(into writer: inout JSONWriter) {
-        func writeText(_ index: Int) {
+    /// The rendering's members of a `render` answer: `type`, then `text` or `messages`, then `warnings`.
+    func writeMembers(into answer: inout JSONObjectWriter) {
+        func writeText(_ index: Int, into writer: inout JSONWriter) {
             if let texts {
                 writer.string(texts[index])
             } else {
@@ -256,24 +245,15 @@ extension PreparedRender {
             }
         }
         if let roles = rendering.roles {
-            writer.raw(",\"type\":\"chat\",\"messages\":[")
-            for (index, role) in roles.enumerated() {
-                writer.raw(index == 0 ? "{\"role\":" : ",{\"role\":")
-                writer.string(role)
-                writer.raw(",\"content\":")
-                writeText(index)
-                writer.raw("}")
+            answer.field("type", "chat")
+            answer.objects("messages", roles.indices) { index, message in
+                message.field("role", roles[index])
+                message.field("content", writing: { writeText(index, into: &$0) })
             }
-            writer.raw("]")
         } else {
-            writer.raw(",\"type\":\"text\",\"text\":")
-            writeText(0)
+            answer.field("type", "text")
+            answer.field("text", writing: { writeText(0, into: &$0) })
         }
-        writer.raw(",\"warnings\":[")
-        for (index, warning) in warnings.enumerated() {
-            if index > 0 { writer.raw(",") }
-            warning.write(into: &writer)
-        }
-        writer.raw("]")
+        answer.array("warnings") { array in warnings.forEach { array.element($0) } }
     }
 }
