@@ -16,10 +16,8 @@ public struct JSONObjectWriter {
 
     /// Writes the next member's key and colon, after a comma unless it is the first member.
     public mutating func key(_ key: StaticString) {
-        if isEmpty { isEmpty = false } else { json.byte(UInt8(ascii: ",")) }
-        json.byte(UInt8(ascii: "\""))
-        json.raw(key)
-        json.raw("\":")
+        json.memberKey(key, afterComma: !isEmpty)
+        isEmpty = false
     }
 
     /// A key that is data (a metric's or a label's name), escaped as a string.
