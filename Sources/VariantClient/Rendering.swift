@@ -114,9 +114,103 @@ extension VariantClient {
             assignAnswers.keep(decided, for: key)
             assignment = decided
         }
-        guard let assignment, case .object(let rendering)? = try? JSONParser.parse([UInt8(ascii: "{")] + line.bytes[(start + 1)...])
+        guard let assignment else { return nil }
+        if let prompt = assignment.prompt, let version = assignment.promptVersion,
+            let (text, warnings) = Self.textRendering(in: line.bytes, from: start)
+        {
+            return Rendering(
+                assignment: assignment, prompt: prompt, promptVersion: version, kind: .text, text: text, warnings: warnings)
+        }
+        guard case .object(let rendering)? = try? JSONParser.parse([UInt8(ascii: "{")] + line.bytes[(start + 1)...])
         else { return nil }
         return Self.rendering(from: rendering, prompt: assignment.prompt, version: assignment.promptVersion, assignment: assignment)
+    }
+
+    /// A text rendering read where it lies in the answer line: the members from `start` to the line's end exactly
+    /// `,"type":"text","text":"…","warnings":[…]}`, the text decoded from the line straight into the `String`'s
+    /// storage (parsing the members copied the line's tail, then the text's runs into a buffer, then into the
+    /// `String`: a third of a render's cost in the shim). Nil for anything else (a chat rendering, other spacing or
+    /// members, a `\u` escape, a control character, bytes that are not UTF-8, warnings that are not objects), which
+    /// the parser then reads and refuses or accepts as before: both ways give the same rendering
+    /// (`AssignAnswersTests`).
+    static func textRendering(in bytes: [UInt8], from start: Int) -> (text: String, warnings: [JSONObject])? {
+        let head: StaticString = #","type":"text","text":""#
+        let tail: StaticString = #","warnings":"#
+        return bytes.withUnsafeBufferPointer { buffer -> (text: String, warnings: [JSONObject])? in
+            guard let base = buffer.baseAddress, buffer.count - start > head.utf8CodeUnitCount,
+                memcmp(base + start, head.utf8Start, head.utf8CodeUnitCount) == 0
+            else { return nil }
+            guard let (text, end) = decodedString(buffer, from: start + head.utf8CodeUnitCount) else { return nil }
+            let arrayStart = end + tail.utf8CodeUnitCount
+            guard buffer.count - arrayStart >= 3, memcmp(base + end, tail.utf8Start, tail.utf8CodeUnitCount) == 0,
+                base[buffer.count - 1] == UInt8(ascii: "}")
+            else { return nil }
+            if buffer.count - arrayStart == 3, base[arrayStart] == UInt8(ascii: "["), base[arrayStart + 1] == UInt8(ascii: "]") {
+                return (text, [])
+            }
+            guard case .array(let items)? = try? JSONParser.parse(
+                buffer: UnsafeBufferPointer(rebasing: buffer[arrayStart..<(buffer.count - 1)]))
+            else { return nil }
+            var warnings: [JSONObject] = []
+            warnings.reserveCapacity(items.count)
+            for item in items {
+                guard case .object(let warning) = item else { return nil }
+                warnings.append(warning)
+            }
+            return (text, warnings)
+        }
+    }
+
+    /// The JSON string whose contents start at `start` (after its opening quote), decoded into a `String`'s own
+    /// storage in one pass, and where it ends (after its closing quote). Only what the daemon writes in a rendered
+    /// text is read here: runs of bytes copied whole (found 8 bytes at a time) and the two-character escapes; nil at a
+    /// `\u` escape, a control character or an unterminated string (the parser then decides). Bytes of 0x80 and
+    /// above are copied and the result checked as UTF-8, as the parser checks it: nil if it is not.
+    private static func decodedString(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int) -> (String, Int)? {
+        let base = buffer.baseAddress!
+        let count = buffer.count
+        var end: Int?
+        var isASCII = true
+        let text = String(unsafeUninitializedCapacity: count - start) { output -> Int in
+            var written = 0
+            var index = start
+            while true {
+                let runStart = index
+                index = JSONStringBytes.endOfPlainASCIIWords(base, from: index, count: count)
+                while index < count {
+                    let byte = base[index]
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                    if byte >= 0x80 { isASCII = false }
+                    index += 1
+                }
+                if index > runStart {
+                    (output.baseAddress! + written).update(from: base + runStart, count: index - runStart)
+                    written += index - runStart
+                }
+                guard index + 1 < count else { return 0 }  // unterminated: the line ends with the member's `}`
+                switch base[index] {
+                case UInt8(ascii: "\""):
+                    end = index + 1
+                    // Checked as the parser checks it (the escapes read here write ASCII, so they cannot make bytes
+                    // that are not UTF-8 valid): `String` would repair them instead.
+                    if !isASCII, String(validating: UnsafeBufferPointer(rebasing: output[..<written]), as: UTF8.self) == nil {
+                        end = nil
+                        return 0
+                    }
+                    return written
+                case UInt8(ascii: "\\"):
+                    // `\u` (the parser reads it) or an invalid escape (the parser refuses it): left to the parser.
+                    guard let decoded = JSONStringBytes.shortEscape(base[index + 1]) else { return 0 }
+                    output[written] = decoded
+                    written += 1
+                    index += 2
+                default:
+                    return 0  // a control character: the parser refuses it
+                }
+            }
+        }
+        guard let end else { return nil }
+        return (text, end)
     }
 
     /// Where the rendering starts in an `ok` render answer (the `,` of its last `,"type":"`), if it has one.

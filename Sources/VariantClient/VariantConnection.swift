@@ -173,15 +173,22 @@ public final class VariantConnection {
                 throw ioFailure("read")  // EAGAIN: the receive timeout passed
             }
             if count == 0 { throw Failure(kind: .closed, description: "the daemon closed the connection") }
+            if buffered.isEmpty, let newline = Self.newline(in: chunk, from: 0, to: count) {
+                // The usual case, an answer read whole: copied once, into its line, not through `buffered`.
+                if newline + 1 < count { buffered.append(contentsOf: chunk[(newline + 1)..<count]) }
+                return Array(chunk[..<newline])
+            }
             buffered.append(contentsOf: chunk[0..<count])
         }
     }
 
-    /// The index of the first newline in `bytes` at or after `start` (`memchr`: a render answer is kilobytes).
-    private static func newline(in bytes: [UInt8], from start: Int) -> Int? {
-        guard start < bytes.count else { return nil }
+    /// The index of the first newline in `bytes` from `start` up to `end` (all of them without it; `memchr`: a
+    /// render answer is kilobytes).
+    private static func newline(in bytes: [UInt8], from start: Int, to end: Int? = nil) -> Int? {
+        let end = end ?? bytes.count
+        guard start < end else { return nil }
         return bytes.withUnsafeBufferPointer { buffer in
-            memchr(buffer.baseAddress! + start, Int32(UInt8(ascii: "\n")), buffer.count - start).map { found in
+            memchr(buffer.baseAddress! + start, Int32(UInt8(ascii: "\n")), end - start).map { found in
                 UnsafeRawPointer(buffer.baseAddress!).distance(to: UnsafeRawPointer(found))
             }
         }

@@ -58,6 +58,16 @@ struct VariantdBench: ParsableCommand {
     @Option(help: ArgumentHelp("The C source of the floor; if it is missing, the floor is skipped.", valueName: "path"))
     var floorSource = "../shared/bench/udsfloor.c"
 
+    @Flag(
+        help: """
+            Measure only the Swift shim against a raw Swift round trip (--shim-calls, --rounds), on a variantd started \
+            here or on --socket's, whose --config must then have the render case (--write-render-config writes one).
+            """)
+    var shimOnly = false
+
+    @Option(help: ArgumentHelp("Write --config with the render case added to this path, and exit.", valueName: "path"))
+    var writeRenderConfig: String?
+
     @Flag(help: "Measure only the core's cost per assign, render and record (--latency-requests each), in process.")
     var coreOnly = false
 
@@ -170,6 +180,7 @@ struct VariantdBench: ParsableCommand {
         ChildProcesses.terminateOnInterrupt()
         let workDirectory = try makeWorkDirectory()
         defer { try? FileManager.default.removeItem(atPath: workDirectory) }
+        if let writeRenderConfig { return try RenderBench.writeConfig(from: config, to: writeRenderConfig) }
         if coreOnly { return try measureCoreOnly(in: workDirectory) }
         if metrics { return try measureMetrics(in: workDirectory) }
 
@@ -189,6 +200,7 @@ struct VariantdBench: ParsableCommand {
         }
 
         do {
+            if shimOnly { return try measureShimOnly(socketPath: socketPath, benchConfig: socket == nil ? benchConfig : config) }
             let report = try measure(socketPath: socketPath, benchConfig: benchConfig, in: workDirectory)
             print(try json ? report.json() : report.table())
         } catch {
@@ -324,6 +336,34 @@ struct VariantdBench: ParsableCommand {
                     pairs: SwiftShimBench.pairs)
             },
             pythonShim: pythonShim, pythonShimSkipped: pythonShimSkipped)
+    }
+
+    /// `--shim-only`: the Swift shim against a raw round trip and nothing else; with `--socket`, what
+    /// `valgrind --tool=callgrind` should run to count the shim's instructions per call (a daemon this benchmark
+    /// starts cannot be started under valgrind).
+    private func measureShimOnly(socketPath: String, benchConfig: String) throws {
+        let shim = try SwiftShimBench(
+            socketPath: socketPath, configPath: benchConfig, experiment: experiment, unitPrefix: unitPrefix,
+            calls: max(shimCalls, 1))
+        progress("warming up the Swift shim")
+        _ = try shim.round(0)
+        var medians: [String: [Double]] = [:]
+        for round in 0..<rounds {
+            progress("round \(round + 1) of \(rounds): the Swift shim against a raw round trip")
+            for (name, median) in try shim.round(round) { medians[name, default: []].append(median) }
+        }
+        let figures = ShimFigures(
+            method: "\(rounds) rounds of \(shimCalls) sequential calls each, one connection, order rotating",
+            medians: SwiftShimBench.measurements.map { ($0, medians[$0] ?? []) }, pairs: SwiftShimBench.pairs)
+        if json {
+            print(String(decoding: try JSONEncoder().encode(figures), as: UTF8.self))
+            return
+        }
+        print("Swift shim against a raw Swift round trip: \(figures.method)")
+        for figure in figures.figures + figures.ratios {
+            let value = figure.value
+            print("\(figure.name): \(value.median) (\(value.low) - \(value.high))")
+        }
     }
 
     /// The requests `--core-only` measures, by name (`--core-only-case`).

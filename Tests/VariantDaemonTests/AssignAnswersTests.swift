@@ -31,6 +31,61 @@ import VariantCore
         }
     }
 
+    /// The members of a rendering, each read in place and by the parser: the same text and warnings, or refused
+    /// in place (nil) and left to the parser.
+    @Test(arguments: [
+        #","type":"text","text":"plain","warnings":[]}"#,
+        #","type":"text","text":"","warnings":[]}"#,
+        #","type":"text","text":"line one\nline \"two\"\tand \\ \/ \b\f\r, twelve bytes or more","warnings":[]}"#,
+        #","type":"text","text":"Grüße, 日本, 🙂 and a \n","warnings":[]}"#,
+        #","type":"text","text":"a \u00e9 and \ud83d\ude42","warnings":[]}"#,
+        #","type":"text","text":"say \",\"type\":\"chat\" here","warnings":[{"code":"extra_variable","variable":"tone"}]}"#,
+        #","type":"text","text":"x","warnings":[{"code":"extra_variable","variable":"a"},{"code":"rule_warning","rule":"r"}]}"#,
+        #","type":"text","text":"x","warnings":[1]}"#,
+        #","type":"text","text":"x","warnings":[] }"#,
+        #","type":"text","text":"x","warnings": []}"#,
+        #","type":"text","text":"x","warnings":[]}}"#,
+        #","type":"text","text":"x","warnings":[],"more":1}"#,
+        #","type":"text","text":"x","text":"y","warnings":[]}"#,
+        #","type":"text","text":"x"}"#,
+        #","type":"text","text":"cut short"#,
+        #","type":"text","text":"a raw\#ttab","warnings":[]}"#,
+        #","type":"text","text":"a bad \x escape","warnings":[]}"#,
+        #","type":"chat","messages":[{"role":"user","content":"hi"}],"warnings":[]}"#,
+    ])
+    func aTextRenderingReadInPlaceIsWhatTheParserReads(members: String) throws {
+        let line = Array(#"{"id":1,"ok":true,"prompt":"p""#.utf8) + Array(members.utf8)
+        let start = try #require(VariantClient.renderingStart(in: line, after: 7))
+        let parsed = (try? JSONParser.parse([UInt8(ascii: "{")] + line[(start + 1)...]))?.objectValue
+        guard let inPlace = VariantClient.textRendering(in: line, from: start) else {
+            // Refused in place: the parser reads it (a chat rendering, another shape) or refuses it.
+            return
+        }
+        let answer = try #require(parsed, "read in place but refused by the parser: \(members)")
+        #expect(answer["type"]?.stringValue == "text")
+        #expect(inPlace.text == answer["text"]?.stringValue)
+        #expect(inPlace.warnings == (answer["warnings"]?.arrayValue ?? []).compactMap(\.objectValue))
+    }
+
+    @Test func textsTheDaemonWritesAreReadInPlaceAndInvalidUTF8IsNot() throws {
+        // Every length around the 8-byte words, with escapes and non-ASCII at every position.
+        for length in 0...24 {
+            for filler in ["a", #"\n"#, #"\""#, "é", #"\\"#] {
+                let text = String(repeating: filler, count: length)
+                let line = Array((#"{"id":1,"ok":true,"type":"text","text":""# + text + #"","warnings":[]}"#).utf8)
+                let start = try #require(VariantClient.renderingStart(in: line, after: 7))
+                let parsed = try #require((try JSONParser.parse([UInt8(ascii: "{")] + line[(start + 1)...])).objectValue)
+                #expect(VariantClient.textRendering(in: line, from: start)?.text == parsed["text"]?.stringValue, "\(length) × \(filler)")
+            }
+        }
+        for bytes: [UInt8] in [[0xC3], [0xFF, 0x41], [0xE6, 0x97], [0xC3, 0x5C, 0x6E, 0xA9]] {  // the last: é cut by \n
+            let line = Array(#"{"id":1,"ok":true,"type":"text","text":"ab"#.utf8) + bytes + Array(#"cd","warnings":[]}"#.utf8)
+            let start = try #require(VariantClient.renderingStart(in: line, after: 7))
+            #expect(VariantClient.textRendering(in: line, from: start) == nil, "\(bytes)")
+            #expect((try? JSONParser.parse([UInt8(ascii: "{")] + line[(start + 1)...])) == nil, "\(bytes)")
+        }
+    }
+
     @Test func aFullTableIsEmptiedBeforeTheNextIsKept() {
         let answers = AssignAnswers(limit: 2)
         let assignment = VariantClient.Assignment(

@@ -267,17 +267,12 @@ public struct JSONParser {
                 guard position < bytes.count else { throw error("unexpected end of input") }
                 let escape = bytes[position]
                 position += 1
-                switch escape {
-                case UInt8(ascii: "\""): utf8.append(UInt8(ascii: "\""))
-                case UInt8(ascii: "\\"): utf8.append(UInt8(ascii: "\\"))
-                case UInt8(ascii: "/"): utf8.append(UInt8(ascii: "/"))
-                case UInt8(ascii: "b"): utf8.append(0x08)
-                case UInt8(ascii: "f"): utf8.append(0x0C)
-                case UInt8(ascii: "n"): utf8.append(0x0A)
-                case UInt8(ascii: "r"): utf8.append(0x0D)
-                case UInt8(ascii: "t"): utf8.append(0x09)
-                case UInt8(ascii: "u"): try appendUnicodeEscape(to: &utf8)
-                default: throw error("invalid escape")
+                if let decoded = JSONStringBytes.shortEscape(escape) {
+                    utf8.append(decoded)
+                } else if escape == UInt8(ascii: "u") {
+                    try appendUnicodeEscape(to: &utf8)
+                } else {
+                    throw error("invalid escape")
                 }
             default:
                 throw error("control character in string")
@@ -286,24 +281,11 @@ public struct JSONParser {
         throw error("unterminated string")
     }
 
-    /// Moves `position` past whole 8-byte words of plain ASCII in a string: no quote, backslash, control character
-    /// or byte of 0x80 and above (each found with the usual bit tricks on the word). A string's bytes are mostly
-    /// such words; the byte-by-byte loops take over at the first word that is not.
+    /// Moves `position` past whole 8-byte words of plain ASCII in a string (`JSONStringBytes`).
     @inline(__always)
     private mutating func skipPlainASCII() {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highBits: UInt64 = 0x8080_8080_8080_8080
         guard let base = bytes.baseAddress else { return }
-        while position + 8 <= bytes.count {
-            let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
-            let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-            let hasQuote = (quote &- ones) & ~quote
-            let hasBackslash = (backslash &- ones) & ~backslash
-            let hasControl = (word &- ones &* 0x20) & ~word
-            guard (hasQuote | hasBackslash | hasControl | word) & highBits == 0 else { return }
-            position += 8
-        }
+        position = JSONStringBytes.endOfPlainASCIIWords(base, from: position, count: bytes.count)
     }
 
     private mutating func readHex4() throws(SyntaxError) -> UInt32 {

@@ -220,3 +220,40 @@ def test_records_are_buffered_without_waiting_and_reach_the_daemon(start_daemon)
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_one_timer_per_connection_keeps_each_requests_deadline(line_server) -> None:
+    server = line_server(lambda line: None)  # accepts, reads, never answers
+
+    async def scenario() -> None:
+        client = AsyncVariantClient(server.path, fallback=FALLBACK, timeout=5, retry_after=0)
+        try:
+            slow = asyncio.ensure_future(client.assign("checkout-prompt", "user-1"))
+            await until(lambda: len(server.received) == 1, "the first request reached the server")
+            # A later request with an earlier deadline: the connection's one timer is armed for it.
+            client.timeout = 0.05
+            started = time.monotonic()
+            check_fallback(await client.assign("checkout-prompt", "user-2"), "timeout")
+            assert time.monotonic() - started < 0.5
+            assert not slow.done() and client.connections == 1
+            slow.cancel()
+            await asyncio.gather(slow, return_exceptions=True)
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_answered_requests_do_not_pile_up_in_the_connections_deadlines(start_daemon) -> None:
+    daemon = start_daemon()
+
+    async def scenario() -> None:
+        client = AsyncVariantClient(daemon.socket_path, timeout=60)
+        try:
+            for i in range(500):
+                assert not (await client.assign("checkout-prompt", f"user-{i}")).is_fallback
+            assert len(client._wire.deadlines) <= 2 * len(client._wire.waiting) + 65
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())

@@ -10,6 +10,7 @@ sent by a task on the loop.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -60,6 +61,10 @@ class _Wire(asyncio.Protocol):
         """What waits for each id: an exchange of several requests, or one request's future."""
         self.lost: Optional[Failure] = None
         self.on_answers = on_answers
+        self.deadlines: List[Tuple[float, int, "asyncio.Future[object]"]] = []
+        """The futures waited for on this connection, by deadline (done ones are dropped as they come up)."""
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -71,6 +76,10 @@ class _Wire(asyncio.Protocol):
             if not future.done():
                 future.set_exception(self.lost)
         self.waiting.clear()
+        self.deadlines.clear()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def data_received(self, data: bytes) -> None:
         if self.buffer:
@@ -116,6 +125,41 @@ class _Wire(asyncio.Protocol):
             if not future.done():
                 future.set_exception(failure)
             return
+
+    def expire_at(self, loop: asyncio.AbstractEventLoop, deadline: float, request_id: int, future: "asyncio.Future[object]") -> None:
+        """Fails ``future`` with ``timeout`` at ``deadline`` unless it is done by then. The connection's deadlines are
+        kept in a heap watched by one timer, armed for the earliest: a timer per request cost a handle, a push onto
+        the loop's heap (comparing handles in Python) and a cancellation each. ``request_id`` (unique on the
+        connection) orders equal deadlines, so futures are never compared."""
+        deadlines = self.deadlines
+        heapq.heappush(deadlines, (deadline, request_id, future))
+        if self.timer is None:
+            self._arm(loop, deadline)
+        elif deadline < self.timer_at:
+            self.timer.cancel()
+            self._arm(loop, deadline)
+        elif len(deadlines) > 2 * len(self.waiting) + 64:
+            # Answered requests wait in the heap until their deadline comes up; with a long timeout they would pile
+            # up, so they are dropped once they outnumber the waiting ones (at most once per as many requests).
+            deadlines[:] = [entry for entry in deadlines if not entry[2].done()]
+            heapq.heapify(deadlines)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self.timer = loop.call_at(deadline, self._expire, loop)
+        self.timer_at = deadline
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer: fails the futures whose deadline has come, drops the done ones in front, and is armed again for
+        the next deadline."""
+        self.timer = None
+        deadlines = self.deadlines
+        due = max(loop.time(), self.timer_at)  # a loop runs a timer up to its clock's resolution early
+        while deadlines and (deadlines[0][0] <= due or deadlines[0][2].done()):
+            future = heapq.heappop(deadlines)[2]
+            if not future.done():
+                future.set_exception(Failure("timeout", "waiting for the answer"))
+        if deadlines:
+            self._arm(loop, deadlines[0][0])
 
     def forget(self, waiting: _Waiting) -> None:
         """Stops waiting for an exchange's answers (timed out or cancelled); they are dropped when they come."""
@@ -323,14 +367,12 @@ class AsyncVariantClient(Operations):
             waiting.pop(request_id, None)
             transport.abort()  # type: ignore[union-attr]
             raise Failure("timeout", "the daemon does not read its requests")
-        timer = loop.call_at(deadline, _expire, future)
+        wire.expire_at(loop, deadline, request_id, future)
         try:
             return await future
         except BaseException:
             waiting.pop(request_id, None)
             raise
-        finally:
-            timer.cancel()
 
     async def _send(self, loop: asyncio.AbstractEventLoop, wire: _Wire, bodies: List[bytes], deadline: float) -> List[bytes]:
         """Writes the requests and waits for their answers until ``deadline``; on a timeout or cancellation the
@@ -349,11 +391,10 @@ class AsyncVariantClient(Operations):
             wire.forget(waiting)
             wire.transport.abort()
             raise Failure("timeout", "the daemon does not read its requests")
-        timer = loop.call_at(deadline, _expire, waiting.future)
+        wire.expire_at(loop, deadline, first, waiting.future)
         try:
             return await waiting.future
         finally:
-            timer.cancel()
             if waiting.missing:
                 wire.forget(waiting)
 
@@ -459,7 +500,3 @@ def _retrieve(task: "asyncio.Task[_Wire]") -> None:
     if not task.cancelled():
         task.exception()
 
-
-def _expire(future: "asyncio.Future[List[bytes]]") -> None:
-    if not future.done():
-        future.set_exception(Failure("timeout", "waiting for the answer"))
