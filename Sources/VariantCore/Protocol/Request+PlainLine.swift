@@ -1,24 +1,23 @@
 /// The request decoder's fast path: reads the members of the most common request lines without the general JSON
 /// parser, for `Request.decode` to check like any other line.
 ///
-/// A plain line is an object whose members are strings, integers of at most 15 digits, or objects of at most 32
-/// strings (`attributes`, `variables`), with no key twice and every top-level key one the protocol knows; every
-/// key and string printable ASCII without escapes.
+/// A plain line is an object whose members' values are strings, integers of at most 15
+/// digits, or objects of at most 32 strings (`attributes`, `variables`), with no key twice and every top-level key
+/// one the protocol knows; every key and string printable ASCII without escapes.
 /// That covers a client's `assign` and `render` (and `health`, `config`, ...). The general parser costs about a
 /// third of answering an `assign` and half of a `render` (profiled); this reader a small part of that. It reads
 /// nothing the general parser would reject or read differently: any line it does not fully recognise gives nil
-/// and goes to the general parser, and either way the same checks run on the same `RequestMembers`, so
+/// and goes to the general parser, and either way the same checks (`RequestFields`) run on the same members, so
 /// both paths decode every line the same (pinned by a property test and the differential check, docs/testing.md).
 enum PlainLine {
     /// More members than this in a nested object take the general path, whose parser finds duplicate keys by
     /// hashing; this reader compares every pair.
     static let maximumNestedMembers = 32
 
-    /// Reads the line's members into `members` (empty when called) and returns true, or returns false when it is
-    /// not a plain line, with `members` partly filled. Filled in place: the members are a few hundred bytes, and
-    /// returning them cost a copy per request.
-    static func read(_ line: UnsafeBufferPointer<UInt8>, into members: inout RequestMembers) -> Bool {
-        var scanner = Scanner(bytes: line)
+    /// Reads the members of `members`' line into it and returns true, or returns false when it is not a plain
+    /// line. Filled in place: returning the members cost a copy of their few hundred bytes per request.
+    static func read(into members: inout Members) -> Bool {
+        var scanner = Scanner(bytes: members.line)
         scanner.skipWhitespace()
         guard scanner.plainRequest(into: &members) else { return false }
         scanner.skipWhitespace()
@@ -27,8 +26,64 @@ enum PlainLine {
 
     /// Whether the line is a plain line (what the tests ask).
     static func isPlain(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
-        var members = RequestMembers()
-        return read(line, into: &members)
+        var members = Members(line: line)
+        return read(into: &members)
+    }
+
+    /// A plain line's members as where each lies in the line: a value is made only when the checks ask for it,
+    /// and nothing here needs releasing. Not copyable, so that its few hundred bytes are never copied.
+    struct Members: RequestFields, ~Copyable {
+        fileprivate enum Kind: UInt8 { case string, integer, object }
+
+        /// Where a member's value lies: a string's bytes without the quotes, an object's with its braces; an
+        /// integer's value.
+        fileprivate struct Member {
+            var kind: Kind
+            var start: Int32
+            var end: Int32
+            var integer: Int
+        }
+
+        let line: UnsafeBufferPointer<UInt8>
+        private var members = KeyedMembers<Member>()
+
+        init(line: UnsafeBufferPointer<UInt8>) { self.line = line }
+
+        var present: RequestMembers.Keys { members.present }
+        /// No: a line with a key the protocol does not know goes to the general parser.
+        var hasUnknownMember: Bool { false }
+
+        fileprivate mutating func add(_ key: RequestMembers.Key, _ member: Member) { members.add(key, member) }
+
+        subscript(key: RequestMembers.Key) -> JSONValue? {
+            guard let member = members[key] else { return nil }
+            return value(of: member, key: key)
+        }
+
+        func firstMember(notIn allowed: RequestMembers.Keys) -> String? { members.firstMember(notIn: allowed) }
+
+        private func value(of member: Member, key: RequestMembers.Key) -> JSONValue {
+            let bytes = UnsafeBufferPointer(rebasing: line[Int(member.start)..<Int(member.end)])
+            switch member.kind {
+            case .string:
+                // A known op's name is a literal: no string to make and check for it.
+                let op = key == .op ? Request.Op(utf8: bytes) : .unknown
+                return .string(op != .unknown ? op.name : String(decoding: bytes, as: UTF8.self))
+            case .integer:
+                return .number(Double(member.integer))
+            case .object:
+                // Read once already, so known to be plain.
+                var members: [(key: String, value: JSONValue)] = []
+                var scanner = Scanner(bytes: line, position: Int(member.start))
+                _ = scanner.plainNestedObject { key, value in
+                    if members.isEmpty { members.reserveCapacity(8) }
+                    members.append(
+                        (String(decoding: UnsafeBufferPointer(rebasing: line[key]), as: UTF8.self),
+                         .string(String(decoding: UnsafeBufferPointer(rebasing: line[value]), as: UTF8.self))))
+                }
+                return .object(JSONObject(members))
+            }
+        }
     }
 
     private struct Scanner {
@@ -52,9 +107,9 @@ enum PlainLine {
         }
 
         /// The request object: members whose keys the protocol knows, each once, with plain values (strings,
-        /// small integers, nested plain objects); nil otherwise (a key the protocol does not know is left to the
+        /// small integers, nested plain objects); false otherwise (a key the protocol does not know is left to the
         /// general parser, which reports it).
-        mutating func plainRequest(into members: inout RequestMembers) -> Bool {
+        mutating func plainRequest(into members: inout Members) -> Bool {
             guard consume(UInt8(ascii: "{")) else { return false }
             skipWhitespace()
             if consume(UInt8(ascii: "}")) { return true }
@@ -67,53 +122,52 @@ enum PlainLine {
                 skipWhitespace()
                 guard consume(UInt8(ascii: ":")) else { return false }
                 skipWhitespace()
-                let value: JSONValue
+                let start = position
+                var member = Members.Member(kind: .string, start: 0, end: 0, integer: 0)
                 if let text = plainStringRange() {
-                    let textBytes = UnsafeBufferPointer(rebasing: bytes[text])
-                    // A known op's name is a literal: no string to make and check for it.
-                    let op = key == .op ? Request.Op(utf8: textBytes) : .unknown
-                    value = .string(op != .unknown ? op.name : String(decoding: textBytes, as: UTF8.self))
+                    (member.start, member.end) = (Int32(text.lowerBound), Int32(text.upperBound))
                 } else if let number = smallInteger() {
-                    value = .number(Double(number))
-                } else if let object = plainNestedObject() {
-                    value = .object(object)
+                    member.kind = .integer
+                    member.integer = number
+                } else if plainNestedObject(eachMember: { _, _ in }) {
+                    member.kind = .object
+                    (member.start, member.end) = (Int32(start), Int32(position))
                 } else {
                     return false
                 }
-                members.add(key, value)
+                members.add(key, member)
                 skipWhitespace()
             } while consume(UInt8(ascii: ","))
             return consume(UInt8(ascii: "}"))
         }
 
-        /// An object of at most `maximumNestedMembers` strings (`attributes`, `variables`) with no key twice; nil
-        /// otherwise.
-        mutating func plainNestedObject() -> JSONObject? {
-            guard consume(UInt8(ascii: "{")) else { return nil }
-            var members: [(key: String, value: JSONValue)] = []
+        /// An object of at most `maximumNestedMembers` strings (`attributes`, `variables`) with no key twice, each
+        /// member's key and value handed to `eachMember` as ranges of `bytes`; false otherwise.
+        mutating func plainNestedObject(eachMember: (Range<Int>, Range<Int>) -> Void) -> Bool {
+            guard consume(UInt8(ascii: "{")) else { return false }
             skipWhitespace()
-            if consume(UInt8(ascii: "}")) { return JSONObject(members) }
-            members.reserveCapacity(8)
-            var keys: [Range<Int>] = []
-            keys.reserveCapacity(8)
-            repeat {
-                skipWhitespace()
-                guard let key = plainStringRange() else { return nil }
-                let keyBytes = UnsafeBufferPointer(rebasing: bytes[key])
-                guard !keys.contains(where: { UnsafeBufferPointer.sameBytes(UnsafeBufferPointer(rebasing: bytes[$0]), keyBytes) })
-                else { return nil }
-                keys.append(key)
-                skipWhitespace()
-                guard consume(UInt8(ascii: ":")) else { return nil }
-                skipWhitespace()
-                guard let text = plainStringRange(), members.count < PlainLine.maximumNestedMembers else { return nil }
-                members.append(
-                    (String(decoding: keyBytes, as: UTF8.self),
-                     .string(String(decoding: UnsafeBufferPointer(rebasing: bytes[text]), as: UTF8.self))))
-                skipWhitespace()
-            } while consume(UInt8(ascii: ","))
-            guard consume(UInt8(ascii: "}")) else { return nil }
-            return JSONObject(members)
+            if consume(UInt8(ascii: "}")) { return true }
+            return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: PlainLine.maximumNestedMembers) { keys in
+                var count = 0
+                repeat {
+                    skipWhitespace()
+                    guard count < PlainLine.maximumNestedMembers, let key = plainStringRange() else { return false }
+                    let keyBytes = UnsafeBufferPointer(rebasing: bytes[key])
+                    for earlier in keys[..<count]
+                    where UnsafeBufferPointer.sameBytes(UnsafeBufferPointer(rebasing: bytes[earlier]), keyBytes) {
+                        return false
+                    }
+                    keys.initializeElement(at: count, to: key)
+                    count += 1
+                    skipWhitespace()
+                    guard consume(UInt8(ascii: ":")) else { return false }
+                    skipWhitespace()
+                    guard let text = plainStringRange() else { return false }
+                    eachMember(key, text)
+                    skipWhitespace()
+                } while consume(UInt8(ascii: ","))
+                return consume(UInt8(ascii: "}"))
+            }
         }
 
         /// A string of printable ASCII without escapes, as the range of `bytes` its contents occupy (without the

@@ -58,21 +58,28 @@ public struct Request: Sendable {
     }
 
     static func decode(_ line: UnsafeBufferPointer<UInt8>, fastPath: Bool) throws(Failure) -> Request {
-        var members = RequestMembers()
-        var idNumberText: [UInt8]?
-        if !(fastPath && PlainLine.read(line, into: &members)) {
-            members = RequestMembers()
-            let root: JSONValue
-            do {
-                (root, idNumberText) = try JSONParser.parseRequest(buffer: line)
-            } catch {
-                throw Failure(id: .null, error: ProtocolError(.invalidJSON, "the line is not valid JSON: \(error)"))
-            }
-            guard case .object(let parsed) = root else {
-                throw Failure(id: .null, error: ProtocolError(.invalidRequest, "a request is a JSON object, found \(root.typeName)"))
-            }
-            members.add(membersOf: parsed)
+        if fastPath {
+            var plain = PlainLine.Members(line: line)
+            if PlainLine.read(into: &plain) { return try request(plain, idNumberText: nil) }
         }
+        let root: JSONValue
+        let idNumberText: [UInt8]?
+        do {
+            (root, idNumberText) = try JSONParser.parseRequest(buffer: line)
+        } catch {
+            throw Failure(id: .null, error: ProtocolError(.invalidJSON, "the line is not valid JSON: \(error)"))
+        }
+        guard case .object(let parsed) = root else {
+            throw Failure(id: .null, error: ProtocolError(.invalidRequest, "a request is a JSON object, found \(root.typeName)"))
+        }
+        return try request(RequestMembers(parsed), idNumberText: idNumberText)
+    }
+
+    /// The request of a line's members, checked; the one place a request's fields are checked.
+    ///
+    private static func request<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields, idNumberText: [UInt8]?)
+        throws(Failure) -> Request
+    {
         let id = RequestID(members[.id] ?? .null, numberText: idNumberText)
         do {
             return Request(id: id, operation: try operation(members))
@@ -114,7 +121,7 @@ public struct Request: Sendable {
     /// The most events one `events` answer lists, and the default.
     public static let maximumEventsListed = 1000
 
-    private static func operation(_ members: borrowing RequestMembers) throws(ProtocolError) -> Operation {
+    private static func operation<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields) throws(ProtocolError) -> Operation {
         switch members[.id] {
         case nil, .null?, .string?, .number?: break
         case let other?: throw ProtocolError(.invalidField, "'id' must be a string, a number or null, found \(other.typeName)")
@@ -225,7 +232,7 @@ public struct Request: Sendable {
     /// The `reason` of an admin op, which is kept in the state file and the event log for good: bounded, so one
     /// request cannot grow them by megabytes.
     /// - Throws: `invalid_field` for a reason longer than `maximumReasonBytes`.
-    private static func reason(_ members: borrowing RequestMembers) throws(ProtocolError) -> String? {
+    private static func reason<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields) throws(ProtocolError) -> String? {
         guard let reason = try members.optionalString(.reason) else { return nil }
         guard reason.utf8.count <= maximumReasonBytes else {
             throw ProtocolError(.invalidField, "'reason' is \(reason.utf8.count) bytes long; at most \(maximumReasonBytes) are kept")
@@ -234,7 +241,7 @@ public struct Request: Sendable {
     }
 
     /// A `render` request: with `experiment` and `unit`, or with `prompt` and an optional `version`.
-    private static func render(_ members: borrowing RequestMembers) throws(ProtocolError) -> Operation {
+    private static func render<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields) throws(ProtocolError) -> Operation {
         var variables = JSONObject()
         if let value = members[.variables] {
             guard case .object(let given) = value else {
@@ -259,7 +266,7 @@ public struct Request: Sendable {
     }
 
     /// The fields of one record, in a `record` request or an entry of a `batch`.
-    private static func record(_ members: borrowing RequestMembers) throws(ProtocolError) -> RecordRequest {
+    private static func record<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields) throws(ProtocolError) -> RecordRequest {
         let experiment = try members.string(.experiment)
         let subject: RecordRequest.Subject
         switch (members[.variant], members[.unit]) {
@@ -309,19 +316,28 @@ public struct RecordRequest: Sendable, Equatable {
 }
 
 /// Typed access to a request's fields, with the protocol's error codes.
-extension RequestMembers {
-    fileprivate func rejectUnknown(allowed: Keys) throws(ProtocolError) {
+extension RequestFields where Self: ~Copyable {
+
+    fileprivate func rejectUnknown(allowed: RequestMembers.Keys) throws(ProtocolError) {
+        // The bit sets here, the rest out of line: with `firstMember` called here, the members were copied whole
+        // on every call, needed or not (release build).
+        guard present.rawValue & ~allowed.rawValue != 0 || hasUnknownMember else { return }
+        try refuseMember(notIn: allowed)
+    }
+
+    @inline(never)
+    private func refuseMember(notIn allowed: RequestMembers.Keys) throws(ProtocolError) {
         if let name = firstMember(notIn: allowed) { throw ProtocolError(.unknownField, "unknown field '\(name)'") }
     }
 
     /// `unit` and `attributes` name whose assignment is asked for, which only an `experiment` decides.
     fileprivate func refuseUnitWithoutExperiment() throws(ProtocolError) {
-        for key in [Key.unit, .attributes] where self[key] != nil {
+        for key in [RequestMembers.Key.unit, .attributes] where self[key] != nil {
             throw ProtocolError(.invalidField, "'\(key.name)' is only taken together with 'experiment'")
         }
     }
 
-    fileprivate func optionalString(_ key: Key) throws(ProtocolError) -> String? {
+    fileprivate func optionalString(_ key: RequestMembers.Key) throws(ProtocolError) -> String? {
         guard let value = self[key] else { return nil }
         guard case .string(let text) = value else {
             throw ProtocolError(.invalidField, "'\(key.name)' must be a string, found \(value.typeName)")
@@ -329,7 +345,7 @@ extension RequestMembers {
         return text
     }
 
-    fileprivate func string(_ key: Key) throws(ProtocolError) -> String {
+    fileprivate func string(_ key: RequestMembers.Key) throws(ProtocolError) -> String {
         guard let text = try optionalString(key) else { throw ProtocolError(.missingField, "'\(key.name)' is required") }
         return text
     }
@@ -358,7 +374,7 @@ extension RequestMembers {
         return attributes
     }
 
-    fileprivate func optionalBool(_ key: Key) throws(ProtocolError) -> Bool? {
+    fileprivate func optionalBool(_ key: RequestMembers.Key) throws(ProtocolError) -> Bool? {
         guard let value = self[key] else { return nil }
         guard case .bool(let flag) = value else {
             throw ProtocolError(.invalidField, "'\(key.name)' must be a boolean, found \(value.typeName)")

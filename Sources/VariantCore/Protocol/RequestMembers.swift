@@ -1,13 +1,25 @@
-/// A request object's members, each under the protocol key it names: what `Request.decode`'s checks read.
+/// A request object's members by key: what `Request.decode`'s checks read, whichever reader read the line.
 ///
-/// Both readers of a line fill it (the plain-line reader straight from the bytes, the general parser's object
-/// member by member), so the checks look a field up by its key's index and find a field the op does not take by
-/// comparing two bit sets, instead of comparing key strings once per lookup. A key the protocol does not know is
-/// kept only as the first one seen, for the error that names it.
+/// Two readers provide them: `RequestMembers` (the members of an object the general JSON parser made) and
+/// `PlainLine.Members` (where a plain line's members lie in the line, values made only when asked). The checks
+/// are written once, over this protocol, and compiled for each.
+protocol RequestFields: ~Copyable {
+    /// The member under `key`, if the object has it.
+    subscript(key: RequestMembers.Key) -> JSONValue? { get }
+    /// The keys the object has.
+    var present: RequestMembers.Keys { get }
+    /// The object has a member whose key the protocol does not know.
+    var hasUnknownMember: Bool { get }
+    /// The name of the first member (in the line's order) whose key is not among `allowed`, if any (a key the
+    /// protocol does not know included).
+    func firstMember(notIn allowed: RequestMembers.Keys) -> String?
+}
+
+/// The members of an object the general parser made, each under the protocol key it names.
 ///
-/// Not copyable: it is a few hundred bytes, and each implicit copy (passing it on, reading a field) cost a
-/// `memcpy` of all of them in the release build; borrowed, it is filled once and read in place.
-struct RequestMembers: ~Copyable {
+/// The checks look a field up by its key's index and find a field the op does not take by comparing two bit sets,
+/// instead of comparing key strings once per lookup.
+struct RequestMembers: RequestFields, ~Copyable {
     /// Every key a request or a batch's record may carry.
     enum Key: Int, CaseIterable {
         case id, op, experiment, unit, attributes, prompt, promptVersion, variables, variant, reason, records, ack
@@ -70,34 +82,62 @@ struct RequestMembers: ~Copyable {
 
         init(rawValue: UInt32) { self.rawValue = rawValue }
 
+        @inline(__always)
         init(_ key: Key) { rawValue = 1 << UInt32(key.rawValue) }
 
         init(_ keys: [Key]) {
             rawValue = keys.reduce(0) { $0 | 1 << UInt32($1.rawValue) }
         }
 
+        @inline(__always)
         func contains(_ key: Key) -> Bool { rawValue & 1 << UInt32(key.rawValue) != 0 }
     }
 
-    // One stored property per key, reached through a switch (an `InlineArray` of the values was copied whole at
-    // each read in the release build).
-    private var idValue: JSONValue?
-    private var opValue: JSONValue?
-    private var experimentValue: JSONValue?
-    private var unitValue: JSONValue?
-    private var attributesValue: JSONValue?
-    private var promptValue: JSONValue?
-    private var promptVersionValue: JSONValue?
-    private var variablesValue: JSONValue?
-    private var variantValue: JSONValue?
-    private var reasonValue: JSONValue?
-    private var recordsValue: JSONValue?
-    private var ackValue: JSONValue?
-    private var shadowValue: JSONValue?
-    private var metricsValue: JSONValue?
-    private var minimumDetectableEffectValue: JSONValue?
-    private var phaseValue: JSONValue?
-    private var limitValue: JSONValue?
+    private var members = KeyedMembers<JSONValue>()
+
+    /// The members of a parsed object. The parser has refused duplicate keys, so each key is here at most once.
+    init(_ object: JSONObject) {
+        for member in object.members {
+            var key = member.key
+            let known = key.withUTF8 { Key(utf8: $0) }
+            if let known { members.add(known, member.value) } else { members.addUnknown(member.key) }
+        }
+    }
+
+    subscript(key: Key) -> JSONValue? { members[key] }
+    var present: Keys { members.present }
+    var hasUnknownMember: Bool { members.hasUnknownMember }
+    func firstMember(notIn allowed: Keys) -> String? { members.firstMember(notIn: allowed) }
+}
+
+/// Values stored by protocol key (one stored property each, reached through a switch), with which keys are
+/// present, in what order, and the first member whose key the protocol does not know (kept for the error that
+/// names it).
+///
+/// Not copyable: it is a few hundred bytes, and each implicit copy (passing it on, reading a field) cost a
+/// `memcpy` of all of them in the release build; borrowed, it is filled once and read in place. (An
+/// `InlineArray` of the values was copied whole at each read.)
+struct KeyedMembers<Value>: ~Copyable {
+    typealias Key = RequestMembers.Key
+    typealias Keys = RequestMembers.Keys
+
+    private var idValue: Value?
+    private var opValue: Value?
+    private var experimentValue: Value?
+    private var unitValue: Value?
+    private var attributesValue: Value?
+    private var promptValue: Value?
+    private var promptVersionValue: Value?
+    private var variablesValue: Value?
+    private var variantValue: Value?
+    private var reasonValue: Value?
+    private var recordsValue: Value?
+    private var ackValue: Value?
+    private var shadowValue: Value?
+    private var metricsValue: Value?
+    private var minimumDetectableEffectValue: Value?
+    private var phaseValue: Value?
+    private var limitValue: Value?
     /// Where each key stood among the members (for the error naming the first field not taken).
     private var positions = InlineArray<17, Int32>(repeating: 0)
     private(set) var present = Keys(rawValue: 0)
@@ -107,21 +147,9 @@ struct RequestMembers: ~Copyable {
 
     init() {}
 
-    /// The members of a parsed object.
-    init(_ object: JSONObject) {
-        add(membersOf: object)
-    }
+    var hasUnknownMember: Bool { firstUnknown != nil }
 
-    /// Adds the members of a parsed object. The parser has refused duplicate keys, so each key is here at most once.
-    mutating func add(membersOf object: JSONObject) {
-        for member in object.members {
-            var key = member.key
-            let known = key.withUTF8 { Key(utf8: $0) }
-            if let known { add(known, member.value) } else { addUnknown(member.key) }
-        }
-    }
-
-    subscript(key: Key) -> JSONValue? {
+    subscript(key: Key) -> Value? {
         get {
             switch key {
             case .id: idValue
@@ -167,7 +195,7 @@ struct RequestMembers: ~Copyable {
     }
 
     /// Adds a member under a key not seen before in this object (the readers refuse duplicates).
-    mutating func add(_ key: Key, _ value: JSONValue) {
+    mutating func add(_ key: Key, _ value: Value) {
         self[key] = value
         positions[key.rawValue] = memberCount
         present.insert(Keys(key))
@@ -179,12 +207,19 @@ struct RequestMembers: ~Copyable {
         memberCount += 1
     }
 
-    /// The name of the first member (in the line's order) whose key is not among `allowed`, if any.
+    @inline(__always)
     func firstMember(notIn allowed: Keys) -> String? {
         let notAllowed = present.rawValue & ~allowed.rawValue
         guard notAllowed != 0 || firstUnknown != nil else { return nil }
+        return firstMember(among: Keys(rawValue: notAllowed))
+    }
+
+    /// The first, in line order, of the unknown member and the members under `notAllowed`. Apart from the check
+    /// above, which every request makes: it copied the positions even when it had nothing to find.
+    @inline(never)
+    private func firstMember(among notAllowed: Keys) -> String? {
         var first = firstUnknown
-        for key in Key.allCases where notAllowed & 1 << UInt32(key.rawValue) != 0 {
+        for key in Key.allCases where notAllowed.contains(key) {
             let position = positions[key.rawValue]
             if first == nil || position < first!.position { first = (key.name, position) }
         }

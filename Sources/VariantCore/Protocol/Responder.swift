@@ -74,7 +74,7 @@ public enum Responder {
     ) -> RequestOutcome {
         let op = request.operation.op
         do {
-            try answer(request, snapshot: snapshot, now: now, context: context, into: &writer)
+            try answer(request.operation, id: request.id, snapshot: snapshot, now: now, context: context, into: &writer)
             return RequestOutcome(op: op)
         } catch {
             writeError(error, id: request.id, into: &writer)
@@ -100,29 +100,29 @@ public enum Responder {
     }
 
     private static func answer(
-        _ request: Request, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
+        _ operation: consuming Request.Operation, id: RequestID, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) throws(ProtocolError) {
-        switch request.operation {
+        switch consume operation {
         case .assign(let experimentName, let unit, let attributes):
             guard let config = snapshot.config else {
-                return AssignAnswer.unconfigured(id: request.id, experiment: experimentName).write(to: &writer)
+                return AssignAnswer.unconfigured(id: id, experiment: experimentName).write(to: &writer)
             }
             try assign(
                 experiment: experimentName, unit: unit, attributes: attributes, snapshot: snapshot, config: config,
-                now: now, ledger: context.ledger, id: request.id, into: &writer)
+                now: now, ledger: context.ledger, id: id, into: &writer)
         case .prompt(let query):
-            try writePrompt(query, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, id: request.id, into: &writer)
+            try writePrompt(query, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, id: id, into: &writer)
         case .config:
-            ConfigAnswer(id: request.id, snapshot: snapshot, now: now).write(to: &writer)
+            ConfigAnswer(id: id, snapshot: snapshot, now: now).write(to: &writer)
         case .health:
-            HealthAnswer(id: request.id, snapshot: snapshot, now: now).write(to: &writer)
+            HealthAnswer(id: id, snapshot: snapshot, now: now).write(to: &writer)
         case .record(let record, let acknowledge):
             let variant = try self.record(record, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, context: context)
             guard acknowledge else { return }
-            RecordAnswer(id: request.id, variant: variant).write(to: &writer)
+            RecordAnswer(id: id, variant: variant).write(to: &writer)
         case .batch(let records, let acknowledge):
-            try writeBatch(records, acknowledge: acknowledge, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+            try writeBatch(records, acknowledge: acknowledge, snapshot: snapshot, now: now, context: context, id: id, into: &writer)
         case .stats(let experimentName, let effect, let phaseNumber):
             let config = try loadedConfig(snapshot)
             let index = try experimentIndex(named: experimentName, in: config)
@@ -144,7 +144,7 @@ public enum Responder {
                     : [:],
                 minimumDetectableEffect: effect)
             report.promptRules = promptRuleCounts(of: experiment, in: config.document, ledger: context.ledger)
-            StatsAnswer(id: request.id, report: report, configVersion: config.version).write(to: &writer)
+            StatsAnswer(id: id, report: report, configVersion: config.version).write(to: &writer)
         case .newPhase(let experimentName, let reason):
             try requireAdministrator(context.caller, op: "new_phase")
             let config = try loadedConfig(snapshot)
@@ -156,24 +156,24 @@ public enum Responder {
             try requireDurable(
                 context, change: "phase \(event.details["phase"]?.integerValue ?? 0) of '\(experimentName)' started on this host now",
                 undone: "go back to the phase before")
-            NewPhaseAnswer(id: request.id, experiment: experimentName, phase: event.details["phase"]?.integerValue ?? 0)
+            NewPhaseAnswer(id: id, experiment: experimentName, phase: event.details["phase"]?.integerValue ?? 0)
                 .write(to: &writer)
         case .events(let limit):
-            EventsAnswer(id: request.id, events: context.ledger.events(limit: limit)).write(to: &writer)
+            EventsAnswer(id: id, events: context.ledger.events(limit: limit)).write(to: &writer)
         case .disable(let experiment, let variant, let reason):
             try disable(
                 experiment: experiment, variant: variant, reason: reason, snapshot: snapshot, now: now, context: context,
-                id: request.id, into: &writer)
+                id: id, into: &writer)
         case .enable(let experiment, let variant):
-            try enable(experiment: experiment, variant: variant, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+            try enable(experiment: experiment, variant: variant, snapshot: snapshot, now: now, context: context, id: id, into: &writer)
         case .render(let query, let variables):
-            try render(query, variables: variables, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+            try render(query, variables: variables, snapshot: snapshot, now: now, context: context, id: id, into: &writer)
         case .reload:
             try requireAdministrator(context.caller, op: "reload")
             guard context.reload() else {
                 throw ProtocolError(.unavailable, "this daemon's config source cannot be reloaded")
             }
-            ReloadAnswer(id: request.id).write(to: &writer)
+            ReloadAnswer(id: id).write(to: &writer)
         }
     }
 
