@@ -1,9 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The request decoder's fast path: reads the members of the most common request lines without the general JSON
 /// parser, for `Request.decode` to check like any other line.
 ///
 /// A plain line is an object whose members' values are strings, integers of at most 15
 /// digits, or objects of at most 32 strings (`attributes`, `variables`), with no key twice and every top-level key
-/// one the protocol knows; every key and string printable ASCII without escapes.
+/// one the protocol knows; every key and string ASCII without escapes or control characters.
 /// That covers a client's `assign` and `render` (and `health`, `config`, ...). The general parser costs about a
 /// third of answering an `assign` and half of a `render` (profiled); this reader a small part of that. It reads
 /// nothing the general parser would reject or read differently: any line it does not fully recognise gives nil
@@ -14,21 +18,8 @@ enum PlainLine {
     /// hashing; this reader compares every pair.
     static let maximumNestedMembers = 32
 
-    /// Reads the members of `members`' line into it and returns true, or returns false when it is not a plain
-    /// line. Filled in place: returning the members cost a copy of their few hundred bytes per request.
-    static func read(into members: inout Members) -> Bool {
-        var scanner = Scanner(bytes: members.line)
-        scanner.skipWhitespace()
-        guard scanner.plainRequest(into: &members) else { return false }
-        scanner.skipWhitespace()
-        return scanner.atEnd
-    }
-
     /// Whether the line is a plain line (what the tests ask).
-    static func isPlain(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
-        var members = Members(line: line)
-        return read(into: &members)
-    }
+    static func isPlain(_ line: UnsafeBufferPointer<UInt8>) -> Bool { Members(reading: line).isPlain }
 
     /// A plain line's members as where each lies in the line: a value is made only when the checks ask for it,
     /// and nothing here needs releasing. Not copyable, so that its few hundred bytes are never copied.
@@ -47,7 +38,20 @@ enum PlainLine {
         let line: UnsafeBufferPointer<UInt8>
         private var members = KeyedMembers<Member>()
 
-        init(line: UnsafeBufferPointer<UInt8>) { self.line = line }
+        /// Whether the whole line was read (else the members are partly read, and the line is for the general
+        /// parser).
+        private(set) var isPlain = false
+
+        /// Reads the line's members. An initializer, so that the decoder binds the result to a constant: a
+        /// variable was copied whole (its few hundred bytes) when its members were checked, in the release build.
+        init(reading line: UnsafeBufferPointer<UInt8>) {
+            self.line = line
+            var scanner = Scanner(bytes: line)
+            scanner.skipWhitespace()
+            guard scanner.plainRequest(into: &self) else { return }
+            scanner.skipWhitespace()
+            isPlain = scanner.atEnd
+        }
 
         var present: RequestMembers.Keys { members.present }
         /// No: a line with a key the protocol does not know goes to the general parser.
@@ -72,16 +76,8 @@ enum PlainLine {
             case .integer:
                 return .number(Double(member.integer))
             case .object:
-                // Read once already, so known to be plain.
-                var members: [(key: String, value: JSONValue)] = []
                 var scanner = Scanner(bytes: line, position: Int(member.start))
-                _ = scanner.plainNestedObject { key, value in
-                    if members.isEmpty { members.reserveCapacity(8) }
-                    members.append(
-                        (String(decoding: UnsafeBufferPointer(rebasing: line[key]), as: UTF8.self),
-                         .string(String(decoding: UnsafeBufferPointer(rebasing: line[value]), as: UTF8.self))))
-                }
-                return .object(JSONObject(members))
+                return .object(scanner.acceptedNestedObject())
             }
         }
     }
@@ -129,7 +125,7 @@ enum PlainLine {
                 } else if let number = smallInteger() {
                     member.kind = .integer
                     member.integer = number
-                } else if plainNestedObject(eachMember: { _, _ in }) {
+                } else if plainNestedObject() {
                     member.kind = .object
                     (member.start, member.end) = (Int32(start), Int32(position))
                 } else {
@@ -141,40 +137,83 @@ enum PlainLine {
             return consume(UInt8(ascii: "}"))
         }
 
-        /// An object of at most `maximumNestedMembers` strings (`attributes`, `variables`) with no key twice, each
-        /// member's key and value handed to `eachMember` as ranges of `bytes`; false otherwise.
-        mutating func plainNestedObject(eachMember: (Range<Int>, Range<Int>) -> Void) -> Bool {
+        /// An object of at most `maximumNestedMembers` strings (`attributes`, `variables`) with no key twice;
+        /// false otherwise.
+        mutating func plainNestedObject() -> Bool {
             guard consume(UInt8(ascii: "{")) else { return false }
             skipWhitespace()
             if consume(UInt8(ascii: "}")) { return true }
             return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: PlainLine.maximumNestedMembers) { keys in
                 var count = 0
+                // One bit per key from its length and its first and last bytes: keys are compared only when
+                // their bits collide.
+                var signatures: UInt64 = 0
                 repeat {
                     skipWhitespace()
                     guard count < PlainLine.maximumNestedMembers, let key = plainStringRange() else { return false }
-                    let keyBytes = UnsafeBufferPointer(rebasing: bytes[key])
-                    for earlier in keys[..<count]
-                    where UnsafeBufferPointer.sameBytes(UnsafeBufferPointer(rebasing: bytes[earlier]), keyBytes) {
-                        return false
+                    let signature: UInt64 = key.isEmpty ? 1 : 1 << ((UInt64(key.count) &* 31 &+ UInt64(bytes[key.lowerBound]) &+ UInt64(bytes[key.upperBound - 1])) & 63)
+                    if signatures & signature != 0 {
+                        let keyBytes = UnsafeBufferPointer(rebasing: bytes[key])
+                        for earlier in keys[..<count]
+                        where UnsafeBufferPointer.sameBytes(UnsafeBufferPointer(rebasing: bytes[earlier]), keyBytes) {
+                            return false
+                        }
                     }
+                    signatures |= signature
                     keys.initializeElement(at: count, to: key)
                     count += 1
                     skipWhitespace()
                     guard consume(UInt8(ascii: ":")) else { return false }
                     skipWhitespace()
-                    guard let text = plainStringRange() else { return false }
-                    eachMember(key, text)
+                    guard plainStringRange() != nil else { return false }
                     skipWhitespace()
                 } while consume(UInt8(ascii: ","))
                 return consume(UInt8(ascii: "}"))
             }
         }
 
-        /// A string of printable ASCII without escapes, as the range of `bytes` its contents occupy (without the
-        /// quotes); nil (position unchanged) otherwise.
+        /// The members of the nested object at `position`, which `plainNestedObject` has accepted: every key and
+        /// value a string without escapes, so each ends at the next quote.
+        mutating func acceptedNestedObject() -> JSONObject {
+            var members: [(key: String, value: JSONValue)] = []
+            position += 1
+            skipWhitespace()
+            while position < bytes.count, bytes[position] == UInt8(ascii: "\"") {
+                if members.isEmpty { members.reserveCapacity(8) }
+                let key = acceptedString()
+                skipWhitespace()
+                position += 1  // the colon
+                skipWhitespace()
+                members.append((key, .string(acceptedString())))
+                skipWhitespace()
+                if position < bytes.count, bytes[position] == UInt8(ascii: ",") {
+                    position += 1
+                    skipWhitespace()
+                }
+            }
+            return JSONObject(members)
+        }
+
+        /// The string at `position` (its opening quote), accepted already: it ends at the next quote.
+        private mutating func acceptedString() -> String {
+            let start = position + 1
+            var end = start
+            if let base = bytes.baseAddress, let quote = memchr(base + start, Int32(UInt8(ascii: "\"")), bytes.count - start) {
+                end = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(quote))
+            }
+            position = end + 1
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        }
+
+        /// A string of ASCII without escapes or control characters, as the range of `bytes` its contents occupy
+        /// (without the quotes); nil (position unchanged) otherwise. Inlined: most of a line's strings are short,
+        /// and a call cost as much as reading one.
+        @inline(__always)
         mutating func plainStringRange() -> Range<Int>? {
-            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
-            var end = position + 1
+            guard position < bytes.count, bytes[position] == UInt8(ascii: "\""), let base = bytes.baseAddress else {
+                return nil
+            }
+            var end = JSONStringBytes.endOfPlainASCIIWords(base, from: position + 1, count: bytes.count)
             while end < bytes.count {
                 let byte = bytes[end]
                 if byte == UInt8(ascii: "\"") {
@@ -182,7 +221,7 @@ enum PlainLine {
                     position = end + 1
                     return contents
                 }
-                guard byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "\\") else { return nil }
+                guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\\") else { return nil }
                 end += 1
             }
             return nil

@@ -59,8 +59,8 @@ public struct Request: Sendable {
 
     static func decode(_ line: UnsafeBufferPointer<UInt8>, fastPath: Bool) throws(Failure) -> Request {
         if fastPath {
-            var plain = PlainLine.Members(line: line)
-            if PlainLine.read(into: &plain) { return try request(plain, idNumberText: nil) }
+            let plain = PlainLine.Members(reading: line)
+            if plain.isPlain { return try plain.request(idNumberText: nil) }
         }
         let root: JSONValue
         let idNumberText: [UInt8]?
@@ -72,25 +72,7 @@ public struct Request: Sendable {
         guard case .object(let parsed) = root else {
             throw Failure(id: .null, error: ProtocolError(.invalidRequest, "a request is a JSON object, found \(root.typeName)"))
         }
-        return try request(RequestMembers(parsed), idNumberText: idNumberText)
-    }
-
-    /// The request of a line's members, checked; the one place a request's fields are checked.
-    ///
-    private static func request<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields, idNumberText: [UInt8]?)
-        throws(Failure) -> Request
-    {
-        let id = RequestID(members[.id] ?? .null, numberText: idNumberText)
-        do {
-            return Request(id: id, operation: try operation(members))
-        } catch {
-            var op = Op.unknown
-            if case .string(let name)? = members[.op] { op = Op(name: name) }
-            switch id.value {
-            case .null, .string, .number: throw Failure(id: id, error: error, op: op)
-            default: throw Failure(id: .null, error: error, op: op)
-            }
-        }
+        return try RequestMembers(parsed).request(idNumberText: idNumberText)
     }
 
     /// A request that could not be parsed, with the id to echo.
@@ -101,193 +83,25 @@ public struct Request: Sendable {
         public var op: Op = .unknown
     }
 
-    private typealias Keys = RequestMembers.Keys
-    private static let assignFields = Keys([.id, .op, .experiment, .unit, .attributes])
-    private static let promptFields = Keys([.id, .op, .prompt, .promptVersion, .experiment, .unit, .attributes])
-    private static let bareFields = Keys([.id, .op])
-    private static let recordFields = Keys([.experiment, .variant, .unit, .attributes, .shadow, .metrics])
-    private static let batchFields = Keys([.id, .op, .records, .ack])
-    private static let statsFields = Keys([.id, .op, .experiment, .minimumDetectableEffect, .phase])
-    private static let eventsFields = Keys([.id, .op, .limit])
-    private static let disableFields = Keys([.id, .op, .experiment, .variant, .reason])
-    private static let enableFields = Keys([.id, .op, .experiment, .variant])
-    private static let newPhaseFields = Keys([.id, .op, .experiment, .reason])
-    private static let assignedRenderFields = Keys([.id, .op, .experiment, .unit, .attributes, .variables])
-    private static let namedRenderFields = Keys([.id, .op, .prompt, .promptVersion, .variables, .unit, .attributes])
+    fileprivate typealias Keys = RequestMembers.Keys
+    fileprivate static let assignFields = Keys([.id, .op, .experiment, .unit, .attributes])
+    fileprivate static let promptFields = Keys([.id, .op, .prompt, .promptVersion, .experiment, .unit, .attributes])
+    fileprivate static let bareFields = Keys([.id, .op])
+    fileprivate static let recordFields = Keys([.experiment, .variant, .unit, .attributes, .shadow, .metrics])
+    fileprivate static let batchFields = Keys([.id, .op, .records, .ack])
+    fileprivate static let statsFields = Keys([.id, .op, .experiment, .minimumDetectableEffect, .phase])
+    fileprivate static let eventsFields = Keys([.id, .op, .limit])
+    fileprivate static let disableFields = Keys([.id, .op, .experiment, .variant, .reason])
+    fileprivate static let enableFields = Keys([.id, .op, .experiment, .variant])
+    fileprivate static let newPhaseFields = Keys([.id, .op, .experiment, .reason])
+    fileprivate static let assignedRenderFields = Keys([.id, .op, .experiment, .unit, .attributes, .variables])
+    fileprivate static let namedRenderFields = Keys([.id, .op, .prompt, .promptVersion, .variables, .unit, .attributes])
     /// The most records one `batch` line may carry.
     public static let maximumBatchRecords = 1000
     /// The longest `reason` of `disable` and `new_phase`, in UTF-8 bytes.
     public static let maximumReasonBytes = 1000
     /// The most events one `events` answer lists, and the default.
     public static let maximumEventsListed = 1000
-
-    private static func operation<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields) throws(ProtocolError) -> Operation {
-        switch members[.id] {
-        case nil, .null?, .string?, .number?: break
-        case let other?: throw ProtocolError(.invalidField, "'id' must be a string, a number or null, found \(other.typeName)")
-        }
-        let op = try members.string(.op)
-        // By its bytes: a string canonically equivalent to an op's name is not that op.
-        switch Op(name: op) {
-        case .assign:
-            try members.rejectUnknown(allowed: Self.assignFields)
-            return .assign(
-                experiment: try members.string(.experiment), unit: try members.unit(),
-                attributes: try members.attributes())
-        case .prompt:
-            try members.rejectUnknown(allowed: Self.promptFields)
-            if let experiment = try members.optionalString(.experiment) {
-                if members[.promptVersion] != nil {
-                    throw ProtocolError(.invalidField, "'prompt_version' cannot be combined with 'experiment': the unit's assignment decides the version")
-                }
-                return .prompt(.assigned(
-                    experiment: experiment, unit: try members.unit(), attributes: try members.attributes(),
-                    prompt: try members.optionalString(.prompt)))
-            }
-            try members.refuseUnitWithoutExperiment()
-            let prompt = try members.string(.prompt)
-            if let version = try members.optionalPromptVersion() {
-                return .prompt(.version(prompt: prompt, version: version))
-            }
-            return .prompt(.latest(prompt: prompt))
-        case .config:
-            try members.rejectUnknown(allowed: Self.bareFields)
-            return .config
-        case .health:
-            try members.rejectUnknown(allowed: Self.bareFields)
-            return .health
-        case .record:
-            try members.rejectUnknown(allowed: Self.recordFields.union(Keys([.id, .op, .ack])))
-            return .record(try record(members), acknowledge: try members.optionalBool(.ack) ?? true)
-        case .batch:
-            try members.rejectUnknown(allowed: Self.batchFields)
-            guard let value = members[.records] else { throw ProtocolError(.missingField, "'records' is required") }
-            guard case .array(let entries) = value else {
-                throw ProtocolError(.invalidField, "'records' must be an array, found \(value.typeName)")
-            }
-            guard entries.count <= Self.maximumBatchRecords else {
-                throw ProtocolError(.invalidField, "'records' holds \(entries.count) records, more than the \(Self.maximumBatchRecords) allowed in one batch")
-            }
-            let records = entries.map { entry -> Result<RecordRequest, ProtocolError> in
-                guard case .object(let recordObject) = entry else {
-                    return .failure(ProtocolError(.invalidField, "a record is an object, found \(entry.typeName)"))
-                }
-                let recordMembers = RequestMembers(recordObject)
-                return Result { () throws(ProtocolError) in
-                    try recordMembers.rejectUnknown(allowed: Self.recordFields)
-                    return try record(recordMembers)
-                }
-            }
-            return .batch(records, acknowledge: try members.optionalBool(.ack) ?? true)
-        case .stats:
-            try members.rejectUnknown(allowed: Self.statsFields)
-            var effect: Double?
-            if let value = members[.minimumDetectableEffect] {
-                guard case .number(let number) = value, number > 0, number < 1 else {
-                    throw ProtocolError(.invalidField, "'minimum_detectable_effect' must be a number between 0 and 1 (an absolute change of the primary rate)")
-                }
-                effect = number
-            }
-            var phase: Int?
-            if let value = members[.phase] {
-                guard let number = value.integerValue, number >= 1 else {
-                    throw ProtocolError(.invalidField, "'phase' must be a whole number, 1 or more")
-                }
-                phase = number
-            }
-            return .stats(experiment: try members.string(.experiment), minimumDetectableEffect: effect, phase: phase)
-        case .events:
-            try members.rejectUnknown(allowed: Self.eventsFields)
-            var limit = Self.maximumEventsListed
-            if let value = members[.limit] {
-                guard let requested = value.integerValue, requested >= 1, requested <= Self.maximumEventsListed else {
-                    throw ProtocolError(.invalidField, "'limit' must be a whole number from 1 to \(Self.maximumEventsListed)")
-                }
-                limit = requested
-            }
-            return .events(limit: limit)
-        case .disable:
-            try members.rejectUnknown(allowed: Self.disableFields)
-            return .disable(
-                experiment: try members.string(.experiment), variant: try members.string(.variant),
-                reason: try reason(members))
-        case .enable:
-            try members.rejectUnknown(allowed: Self.enableFields)
-            return .enable(experiment: try members.string(.experiment), variant: try members.string(.variant))
-        case .reload:
-            try members.rejectUnknown(allowed: Self.bareFields)
-            return .reload
-        case .newPhase:
-            try members.rejectUnknown(allowed: Self.newPhaseFields)
-            return .newPhase(experiment: try members.string(.experiment), reason: try reason(members))
-        case .render:
-            return try render(members)
-        case .unknown:
-            throw ProtocolError(
-                .unknownOp,
-                "unknown op '\(op)' (known: assign, prompt, render, config, health, record, batch, stats, events, disable, enable, new_phase, reload)")
-        }
-    }
-
-    /// The `reason` of an admin op, which is kept in the state file and the event log for good: bounded, so one
-    /// request cannot grow them by megabytes.
-    /// - Throws: `invalid_field` for a reason longer than `maximumReasonBytes`.
-    private static func reason<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields) throws(ProtocolError) -> String? {
-        guard let reason = try members.optionalString(.reason) else { return nil }
-        guard reason.utf8.count <= maximumReasonBytes else {
-            throw ProtocolError(.invalidField, "'reason' is \(reason.utf8.count) bytes long; at most \(maximumReasonBytes) are kept")
-        }
-        return reason
-    }
-
-    /// A `render` request: with `experiment` and `unit`, or with `prompt` and an optional `version`.
-    private static func render<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields) throws(ProtocolError) -> Operation {
-        var variables = JSONObject()
-        if let value = members[.variables] {
-            guard case .object(let given) = value else {
-                throw ProtocolError(.invalidVariables, "'variables' must be an object, found \(value.typeName)")
-            }
-            for member in given.members where !member.value.isScalar {
-                throw ProtocolError(
-                    .invalidVariables,
-                    "variable '\(member.key)' must be a string, a number or a boolean, found \(member.value.typeName)")
-            }
-            variables = given
-        }
-        if let experiment = try members.optionalString(.experiment) {
-            try members.rejectUnknown(allowed: Self.assignedRenderFields)
-            return .render(
-                .assigned(experiment: experiment, unit: try members.unit(), attributes: try members.attributes()),
-                variables: variables)
-        }
-        try members.rejectUnknown(allowed: Self.namedRenderFields)
-        try members.refuseUnitWithoutExperiment()
-        return .render(.prompt(try members.string(.prompt), version: try members.optionalPromptVersion()), variables: variables)
-    }
-
-    /// The fields of one record, in a `record` request or an entry of a `batch`.
-    private static func record<Fields: RequestFields & ~Copyable>(_ members: borrowing Fields) throws(ProtocolError) -> RecordRequest {
-        let experiment = try members.string(.experiment)
-        let subject: RecordRequest.Subject
-        switch (members[.variant], members[.unit]) {
-        case (.some, let unit):
-            if members[.attributes] != nil {
-                throw ProtocolError(.invalidField, "'attributes' is only taken with 'unit' alone (the daemon recomputes the variant from them); with 'variant' the unit only groups the record")
-            }
-            subject = .variant(try members.string(.variant), unit: unit == nil ? nil : try members.unit())
-        case (nil, .some):
-            subject = .unit(try members.unit(), attributes: try members.attributes())
-        case (nil, nil):
-            throw ProtocolError(.missingField, "'variant' or 'unit' is required")
-        }
-        guard let metricsValue = members[.metrics] else { throw ProtocolError(.missingField, "'metrics' is required") }
-        guard case .object(let metrics) = metricsValue else {
-            throw ProtocolError(.invalidField, "'metrics' must be an object, found \(metricsValue.typeName)")
-        }
-        return RecordRequest(
-            experiment: experiment, subject: subject, shadow: try members.optionalBool(.shadow) ?? false,
-            measurements: try Measurements.parse(metrics))
-    }
 }
 
 /// A `record` request, or one entry of a `batch`: what was measured for which variant of which experiment.
@@ -312,6 +126,199 @@ public struct RecordRequest: Sendable, Equatable {
         self.subject = subject
         self.shadow = shadow
         self.measurements = measurements
+    }
+}
+
+/// The checks, once for both readers' members.
+///
+/// Methods rather than functions taking the members: passed as an argument, the members were copied whole (their few
+/// hundred bytes) on the way in, in the release build; as `self` they are read where they lie.
+extension RequestFields where Self: ~Copyable {
+    /// The request of a line's members, checked; the one place a request's fields are checked.
+    fileprivate func request(idNumberText: [UInt8]?) throws(Request.Failure) -> Request {
+        let id = RequestID(self[.id] ?? .null, numberText: idNumberText)
+        do {
+            return Request(id: id, operation: try operation())
+        } catch {
+            var op = Request.Op.unknown
+            if case .string(let name)? = self[.op] { op = Request.Op(name: name) }
+            switch id.value {
+            case .null, .string, .number: throw Request.Failure(id: id, error: error, op: op)
+            default: throw Request.Failure(id: .null, error: error, op: op)
+            }
+        }
+    }
+
+
+    fileprivate func operation() throws(ProtocolError) -> Request.Operation {
+        switch self[.id] {
+        case nil, .null?, .string?, .number?: break
+        case let other?: throw ProtocolError(.invalidField, "'id' must be a string, a number or null, found \(other.typeName)")
+        }
+        let op = try self.string(.op)
+        // By its bytes: a string canonically equivalent to an op's name is not that op.
+        switch Request.Op(name: op) {
+        case .assign:
+            try self.rejectUnknown(allowed: Request.assignFields)
+            return .assign(
+                experiment: try self.string(.experiment), unit: try self.unit(),
+                attributes: try self.attributes())
+        case .prompt:
+            try self.rejectUnknown(allowed: Request.promptFields)
+            if let experiment = try self.optionalString(.experiment) {
+                if self[.promptVersion] != nil {
+                    throw ProtocolError(.invalidField, "'prompt_version' cannot be combined with 'experiment': the unit's assignment decides the version")
+                }
+                return .prompt(.assigned(
+                    experiment: experiment, unit: try self.unit(), attributes: try self.attributes(),
+                    prompt: try self.optionalString(.prompt)))
+            }
+            try self.refuseUnitWithoutExperiment()
+            let prompt = try self.string(.prompt)
+            if let version = try self.optionalPromptVersion() {
+                return .prompt(.version(prompt: prompt, version: version))
+            }
+            return .prompt(.latest(prompt: prompt))
+        case .config:
+            try self.rejectUnknown(allowed: Request.bareFields)
+            return .config
+        case .health:
+            try self.rejectUnknown(allowed: Request.bareFields)
+            return .health
+        case .record:
+            try self.rejectUnknown(allowed: Request.recordFields.union(RequestMembers.Keys([.id, .op, .ack])))
+            return .record(try record(), acknowledge: try self.optionalBool(.ack) ?? true)
+        case .batch:
+            try self.rejectUnknown(allowed: Request.batchFields)
+            guard let value = self[.records] else { throw ProtocolError(.missingField, "'records' is required") }
+            guard case .array(let entries) = value else {
+                throw ProtocolError(.invalidField, "'records' must be an array, found \(value.typeName)")
+            }
+            guard entries.count <= Request.maximumBatchRecords else {
+                throw ProtocolError(.invalidField, "'records' holds \(entries.count) records, more than the \(Request.maximumBatchRecords) allowed in one batch")
+            }
+            let records = entries.map { entry -> Result<RecordRequest, ProtocolError> in
+                guard case .object(let recordObject) = entry else {
+                    return .failure(ProtocolError(.invalidField, "a record is an object, found \(entry.typeName)"))
+                }
+                let recordMembers = RequestMembers(recordObject)
+                return Result { () throws(ProtocolError) in
+                    try recordMembers.rejectUnknown(allowed: Request.recordFields)
+                    return try recordMembers.record()
+                }
+            }
+            return .batch(records, acknowledge: try self.optionalBool(.ack) ?? true)
+        case .stats:
+            try self.rejectUnknown(allowed: Request.statsFields)
+            var effect: Double?
+            if let value = self[.minimumDetectableEffect] {
+                guard case .number(let number) = value, number > 0, number < 1 else {
+                    throw ProtocolError(.invalidField, "'minimum_detectable_effect' must be a number between 0 and 1 (an absolute change of the primary rate)")
+                }
+                effect = number
+            }
+            var phase: Int?
+            if let value = self[.phase] {
+                guard let number = value.integerValue, number >= 1 else {
+                    throw ProtocolError(.invalidField, "'phase' must be a whole number, 1 or more")
+                }
+                phase = number
+            }
+            return .stats(experiment: try self.string(.experiment), minimumDetectableEffect: effect, phase: phase)
+        case .events:
+            try self.rejectUnknown(allowed: Request.eventsFields)
+            var limit = Request.maximumEventsListed
+            if let value = self[.limit] {
+                guard let requested = value.integerValue, requested >= 1, requested <= Request.maximumEventsListed else {
+                    throw ProtocolError(.invalidField, "'limit' must be a whole number from 1 to \(Request.maximumEventsListed)")
+                }
+                limit = requested
+            }
+            return .events(limit: limit)
+        case .disable:
+            try self.rejectUnknown(allowed: Request.disableFields)
+            return .disable(
+                experiment: try self.string(.experiment), variant: try self.string(.variant),
+                reason: try reason())
+        case .enable:
+            try self.rejectUnknown(allowed: Request.enableFields)
+            return .enable(experiment: try self.string(.experiment), variant: try self.string(.variant))
+        case .reload:
+            try self.rejectUnknown(allowed: Request.bareFields)
+            return .reload
+        case .newPhase:
+            try self.rejectUnknown(allowed: Request.newPhaseFields)
+            return .newPhase(experiment: try self.string(.experiment), reason: try reason())
+        case .render:
+            return try render()
+        case .unknown:
+            throw ProtocolError(
+                .unknownOp,
+                "unknown op '\(op)' (known: assign, prompt, render, config, health, record, batch, stats, events, disable, enable, new_phase, reload)")
+        }
+    }
+
+
+    /// The `reason` of an admin op, which is kept in the state file and the event log for good: bounded, so one
+    /// request cannot grow them by megabytes.
+    /// - Throws: `invalid_field` for a reason longer than `Request.maximumReasonBytes`.
+    fileprivate func reason() throws(ProtocolError) -> String? {
+        guard let reason = try self.optionalString(.reason) else { return nil }
+        guard reason.utf8.count <= Request.maximumReasonBytes else {
+            throw ProtocolError(.invalidField, "'reason' is \(reason.utf8.count) bytes long; at most \(Request.maximumReasonBytes) are kept")
+        }
+        return reason
+    }
+
+
+    /// A `render` request: with `experiment` and `unit`, or with `prompt` and an optional `version`.
+    fileprivate func render() throws(ProtocolError) -> Request.Operation {
+        var variables = JSONObject()
+        if let value = self[.variables] {
+            guard case .object(let given) = value else {
+                throw ProtocolError(.invalidVariables, "'variables' must be an object, found \(value.typeName)")
+            }
+            for member in given.members where !member.value.isScalar {
+                throw ProtocolError(
+                    .invalidVariables,
+                    "variable '\(member.key)' must be a string, a number or a boolean, found \(member.value.typeName)")
+            }
+            variables = given
+        }
+        if let experiment = try self.optionalString(.experiment) {
+            try self.rejectUnknown(allowed: Request.assignedRenderFields)
+            return .render(
+                .assigned(experiment: experiment, unit: try self.unit(), attributes: try self.attributes()),
+                variables: variables)
+        }
+        try self.rejectUnknown(allowed: Request.namedRenderFields)
+        try self.refuseUnitWithoutExperiment()
+        return .render(.prompt(try self.string(.prompt), version: try self.optionalPromptVersion()), variables: variables)
+    }
+
+
+    /// The fields of one record, in a `record` request or an entry of a `batch`.
+    fileprivate func record() throws(ProtocolError) -> RecordRequest {
+        let experiment = try self.string(.experiment)
+        let subject: RecordRequest.Subject
+        switch (self[.variant], self[.unit]) {
+        case (.some, let unit):
+            if self[.attributes] != nil {
+                throw ProtocolError(.invalidField, "'attributes' is only taken with 'unit' alone (the daemon recomputes the variant from them); with 'variant' the unit only groups the record")
+            }
+            subject = .variant(try self.string(.variant), unit: unit == nil ? nil : try self.unit())
+        case (nil, .some):
+            subject = .unit(try self.unit(), attributes: try self.attributes())
+        case (nil, nil):
+            throw ProtocolError(.missingField, "'variant' or 'unit' is required")
+        }
+        guard let metricsValue = self[.metrics] else { throw ProtocolError(.missingField, "'metrics' is required") }
+        guard case .object(let metrics) = metricsValue else {
+            throw ProtocolError(.invalidField, "'metrics' must be an object, found \(metricsValue.typeName)")
+        }
+        return RecordRequest(
+            experiment: experiment, subject: subject, shadow: try self.optionalBool(.shadow) ?? false,
+            measurements: try Measurements.parse(metrics))
     }
 }
 

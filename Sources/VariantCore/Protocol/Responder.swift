@@ -18,10 +18,13 @@ public enum Responder {
         to line: UnsafeBufferPointer<UInt8>, fastPath: Bool, snapshot: ServingSnapshot, now: Timestamp,
         context: RequestContext, into writer: inout JSONWriter
     ) -> RequestOutcome {
-        switch decode(line, fastPath: fastPath, context: context, into: &writer) {
-        case .failure(let refusal): refusal.outcome
-        case .success(let request): respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer)
+        let request: Request
+        do {
+            request = try decode(line, fastPath: fastPath, context: context, into: &writer)
+        } catch {
+            return error.outcome
         }
+        return respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer)
     }
 
     /// What `respondUnlessDurable` did with a line.
@@ -40,9 +43,10 @@ public enum Responder {
         into writer: inout JSONWriter
     ) -> LineDisposition {
         let request: Request
-        switch decode(line, fastPath: true, context: context, into: &writer) {
-        case .failure(let refusal): return .answered(refusal.outcome)
-        case .success(let decoded): request = decoded
+        do {
+            request = try decode(line, fastPath: true, context: context, into: &writer)
+        } catch {
+            return .answered(error.outcome)
         }
         if request.operation.writesStateBeforeAnswer { return .durable(request) }
         return .answered(respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer))
@@ -51,13 +55,13 @@ public enum Responder {
     /// Decodes a line, answering the error of one that does not decode (the failure is that answer's outcome).
     private static func decode(
         _ line: UnsafeBufferPointer<UInt8>, fastPath: Bool, context: RequestContext, into writer: inout JSONWriter
-    ) -> Result<Request, ParseRefusal> {
+    ) throws(ParseRefusal) -> Request {
         do {
-            return .success(try Request.decode(line, fastPath: fastPath))
+            return try Request.decode(line, fastPath: fastPath)
         } catch {
             writeError(error.error, id: error.id, into: &writer)
             if error.op == .record { context.recordsRefused(error.error.code, 1) }
-            return .failure(ParseRefusal(outcome: RequestOutcome(op: error.op, error: error.error.code)))
+            throw ParseRefusal(outcome: RequestOutcome(op: error.op, error: error.error.code))
         }
     }
 
