@@ -141,6 +141,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "variantd-decode",
+            dependencies: ["VariantCore"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "VariantCoreTests",
             dependencies: [

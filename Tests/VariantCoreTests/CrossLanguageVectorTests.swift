@@ -8,6 +8,28 @@ import Testing
         try #require(try JSONParser.parse(try repositoryFile("protocol/test-vectors/\(name)"), maximumDepth: 64).objectValue)
     }
 
+    /// Every line of `requests.json` decodes, through the daemon's decoder (its fast path included), to what the
+    /// reference decoder (`protocol/reference/variantd_requests.py`) gives: the id echoed, the op and its fields,
+    /// or the error code.
+    @Test func requestLinesDecodeAsTheReferenceDecodesThem() throws {
+        let cases = try #require(try Self.load("requests.json")["cases"]?.arrayValue).compactMap(\.objectValue)
+        #expect(cases.count >= 400)
+        for (index, vector) in cases.enumerated() {
+            let line: [UInt8]
+            if let text = vector["line"]?.stringValue {
+                line = Array(text.utf8)
+            } else {
+                let hex = Array(try #require(vector["line_hex"]?.stringValue).utf8)
+                line = stride(from: 0, to: hex.count, by: 2).map { UInt8(String(decoding: hex[$0...$0 + 1], as: UTF8.self), radix: 16)! }
+            }
+            let expected = try #require(vector["decoded"])
+            let decoded = line.withUnsafeBufferPointer { Request.canonicalDecode($0) }
+            let general = line.withUnsafeBufferPointer { Request.canonicalDecode($0, fastPath: false) }
+            #expect(decoded == expected, "case \(index): \(String(decoding: line.prefix(300), as: UTF8.self))")
+            #expect(general == decoded, "case \(index): the general parser alone decodes it otherwise")
+        }
+    }
+
     @Test func bucketsAndVariantsMatchTheReference() throws {
         let cases = try #require(try Self.load("assignment.json")["cases"]?.arrayValue)
         #expect(cases.count >= 200)

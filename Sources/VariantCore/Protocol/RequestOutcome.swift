@@ -41,9 +41,31 @@ extension Request {
             }
         }
 
-        /// The op named `name` on the wire; `unknown` for any other string.
+        /// The op named exactly `name` (byte for byte: no string canonically equivalent to a name is that op) on
+        /// the wire; `unknown` for any other string.
         public init(name: String) {
-            self = Self.allCases.first { $0 != .unknown && $0.name == name } ?? .unknown
+            var name = name
+            self = name.withUTF8 { Self(utf8: $0) }
+        }
+
+        /// The op spelled by exactly these bytes, read on every request: one comparison per op of the same length.
+        init(utf8 name: UnsafeBufferPointer<UInt8>) {
+            func spelled(_ spelling: StaticString) -> Bool {
+                UnsafeBufferPointer.sameBytes(
+                    name, UnsafeBufferPointer(start: spelling.utf8Start, count: spelling.utf8CodeUnitCount))
+            }
+            switch name.count {
+            case 5: self = spelled("stats") ? .stats : spelled("batch") ? .batch : .unknown
+            case 6:
+                self =
+                    spelled("assign") ? .assign : spelled("prompt") ? .prompt : spelled("render") ? .render
+                    : spelled("config") ? .config : spelled("health") ? .health : spelled("record") ? .record
+                    : spelled("events") ? .events : spelled("enable") ? .enable : spelled("reload") ? .reload
+                    : .unknown
+            case 7: self = spelled("disable") ? .disable : .unknown
+            case 9: self = spelled("new_phase") ? .newPhase : .unknown
+            default: self = .unknown
+            }
         }
     }
 }

@@ -1,17 +1,10 @@
-/// A `render` request's variables: the object the general parser built, or where a plain request's variables lie
-/// in its line. The line is the one `Responder.respond` is answering, and this lives no longer than that call.
-enum RenderVariables {
-    case object(JSONObject)
-    case plain([PlainRequest.Variable], line: UnsafeBufferPointer<UInt8>)
-}
-
 /// The `render` op (PROTOCOL.md, `render`): a prompt version rendered with the request's variables, checked by
 /// its prompt rules; with an experiment, in the same answer as the unit's assignment.
 extension Responder {
     /// - Throws: `no_config`, `unknown_experiment`, `unknown_prompt`, `unknown_prompt_version`,
     ///   `invalid_variables`, `missing_variable`, `rule_blocked`.
     static func render(
-        _ query: Request.RenderQuery, variables: RenderVariables, snapshot: ServingSnapshot, now: Timestamp,
+        _ query: Request.RenderQuery, variables: JSONObject, snapshot: ServingSnapshot, now: Timestamp,
         context: RequestContext, id: RequestID, into writer: inout JSONWriter
     ) throws(ProtocolError) {
         let config = try loadedConfig(snapshot)
@@ -48,17 +41,10 @@ extension Responder {
     /// Renders and checks, counts every rule that fired (logging coalesced events for `log` rules), and throws
     /// `rule_blocked` when a `block` rule fired.
     private static func prepare(
-        _ version: PromptVersion, of prompt: String, variables: RenderVariables, experiment: String?, now: Timestamp,
+        _ version: PromptVersion, of prompt: String, variables: JSONObject, experiment: String?, now: Timestamp,
         context: RequestContext
     ) throws(ProtocolError) -> PreparedRender {
-        let prepared: PreparedRender
-        switch variables {
-        case .object(let object):
-            prepared = try version.prepareRender(variables: object)
-        case .plain(let plain, let line):
-            let (values, warnings) = version.rendering.templateValues(plain, in: line)
-            prepared = try version.prepareRender(values: values, warnings: warnings)
-        }
+        let prepared = try version.prepareRender(variables: variables)
         if !prepared.triggered.isEmpty {
             context.ledger.countPromptRules(
                 prepared.triggered, prompt: prompt, version: version.number, experiment: experiment, at: now)

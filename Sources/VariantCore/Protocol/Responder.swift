@@ -9,38 +9,22 @@ public enum Responder {
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) -> RequestOutcome {
-        if let outcome = respondIfPlain(to: line, snapshot: snapshot, now: now, context: context, into: &writer) {
-            return outcome
-        }
-        return respondThroughTheGeneralParser(to: line, snapshot: snapshot, now: now, context: context, into: &writer)
+        respond(to: line, fastPath: true, snapshot: snapshot, now: now, context: context, into: &writer)
     }
 
-    /// Answers a plain `assign` or `render` line (the fast scanner's), or nil for any other line.
-    private static func respondIfPlain(
-        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
-        into writer: inout JSONWriter
-    ) -> RequestOutcome? {
-        if let config = snapshot.config, let plain = PlainRequest.parse(line) {
-            do {
-                switch plain.operation {
-                case .assign:
-                    try assign(
-                        experiment: plain.experiment, unit: plain.unit, attributes: JSONObject(), snapshot: snapshot,
-                        config: config, now: now, ledger: context.ledger, id: plain.id, into: &writer)
-                    return RequestOutcome(op: .assign)
-                case .render(let variables):
-                    try render(
-                        .assigned(experiment: plain.experiment, unit: plain.unit, attributes: JSONObject()),
-                        variables: .plain(variables, line: line), snapshot: snapshot, now: now, context: context,
-                        id: plain.id, into: &writer)
-                    return RequestOutcome(op: .render)
-                }
-            } catch {
-                writeError(error, id: plain.id, into: &writer)
-                return RequestOutcome(op: plain.operation == .assign ? .assign : .render, error: error.code)
-            }
+    /// `respond`, with the decoder's fast path on or off (tests compare both).
+    @discardableResult
+    static func respond(
+        to line: UnsafeBufferPointer<UInt8>, fastPath: Bool, snapshot: ServingSnapshot, now: Timestamp,
+        context: RequestContext, into writer: inout JSONWriter
+    ) -> RequestOutcome {
+        let request: Request
+        do {
+            request = try decode(line, fastPath: fastPath, context: context, into: &writer)
+        } catch {
+            return error.outcome
         }
-        return nil
+        return respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer)
     }
 
     /// What `respondUnlessDurable` did with a line.
@@ -52,48 +36,32 @@ public enum Responder {
         case durable(Request)
     }
 
-    /// Like `respond`, except that a request that writes the state file before its answer is parsed and handed
-    /// back unanswered, so the daemon can write the file without holding up the connection's event loop. Plain
-    /// `assign` and `render` lines take exactly `respond`'s path.
+    /// Like `respond`, except that a request that writes the state file before its answer is decoded and handed
+    /// back unanswered, so the daemon can write the file without holding up the connection's event loop.
     public static func respondUnlessDurable(
         to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) -> LineDisposition {
-        if let outcome = respondIfPlain(to: line, snapshot: snapshot, now: now, context: context, into: &writer) {
-            return .answered(outcome)
-        }
         let request: Request
-        switch parse(line, context: context, into: &writer) {
-        case .failure(let refusal): return .answered(refusal.outcome)
-        case .success(let parsed): request = parsed
+        do {
+            request = try decode(line, fastPath: true, context: context, into: &writer)
+        } catch {
+            return .answered(error.outcome)
         }
         if request.operation.writesStateBeforeAnswer { return .durable(request) }
         return .answered(respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer))
     }
 
-    /// Answers any line through the full JSON parser; `respond` uses it for every line that is not a plain
-    /// `assign` or `render`, and tests compare both paths through it.
-    @discardableResult
-    static func respondThroughTheGeneralParser(
-        to line: UnsafeBufferPointer<UInt8>, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
-        into writer: inout JSONWriter
-    ) -> RequestOutcome {
-        switch parse(line, context: context, into: &writer) {
-        case .failure(let refusal): refusal.outcome
-        case .success(let request): respond(durable: request, snapshot: snapshot, now: now, context: context, into: &writer)
-        }
-    }
-
-    /// Parses a line, answering the error of one that does not parse (the failure is that answer's outcome).
-    private static func parse(
-        _ line: UnsafeBufferPointer<UInt8>, context: RequestContext, into writer: inout JSONWriter
-    ) -> Result<Request, ParseRefusal> {
+    /// Decodes a line, answering the error of one that does not decode (the failure is that answer's outcome).
+    private static func decode(
+        _ line: UnsafeBufferPointer<UInt8>, fastPath: Bool, context: RequestContext, into writer: inout JSONWriter
+    ) throws(ParseRefusal) -> Request {
         do {
-            return .success(try Request.parse(line))
+            return try Request.decode(line, fastPath: fastPath)
         } catch {
             writeError(error.error, id: error.id, into: &writer)
             if error.op == .record { context.recordsRefused(error.error.code, 1) }
-            return .failure(ParseRefusal(outcome: RequestOutcome(op: error.op, error: error.error.code)))
+            throw ParseRefusal(outcome: RequestOutcome(op: error.op, error: error.error.code))
         }
     }
 
@@ -110,7 +78,7 @@ public enum Responder {
     ) -> RequestOutcome {
         let op = request.operation.op
         do {
-            try answer(request, snapshot: snapshot, now: now, context: context, into: &writer)
+            try answer(request.operation, id: request.id, snapshot: snapshot, now: now, context: context, into: &writer)
             return RequestOutcome(op: op)
         } catch {
             writeError(error, id: request.id, into: &writer)
@@ -136,29 +104,29 @@ public enum Responder {
     }
 
     private static func answer(
-        _ request: Request, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
+        _ operation: consuming Request.Operation, id: RequestID, snapshot: ServingSnapshot, now: Timestamp, context: RequestContext,
         into writer: inout JSONWriter
     ) throws(ProtocolError) {
-        switch request.operation {
+        switch consume operation {
         case .assign(let experimentName, let unit, let attributes):
             guard let config = snapshot.config else {
-                return AssignAnswer.unconfigured(id: request.id, experiment: experimentName).write(to: &writer)
+                return AssignAnswer.unconfigured(id: id, experiment: experimentName).write(to: &writer)
             }
             try assign(
                 experiment: experimentName, unit: unit, attributes: attributes, snapshot: snapshot, config: config,
-                now: now, ledger: context.ledger, id: request.id, into: &writer)
+                now: now, ledger: context.ledger, id: id, into: &writer)
         case .prompt(let query):
-            try writePrompt(query, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, id: request.id, into: &writer)
+            try writePrompt(query, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, id: id, into: &writer)
         case .config:
-            ConfigAnswer(id: request.id, snapshot: snapshot, now: now).write(to: &writer)
+            ConfigAnswer(id: id, snapshot: snapshot, now: now).write(to: &writer)
         case .health:
-            HealthAnswer(id: request.id, snapshot: snapshot, now: now).write(to: &writer)
+            HealthAnswer(id: id, snapshot: snapshot, now: now).write(to: &writer)
         case .record(let record, let acknowledge):
             let variant = try self.record(record, snapshot: snapshot, config: try loadedConfig(snapshot), now: now, context: context)
             guard acknowledge else { return }
-            RecordAnswer(id: request.id, variant: variant).write(to: &writer)
+            RecordAnswer(id: id, variant: variant).write(to: &writer)
         case .batch(let records, let acknowledge):
-            try writeBatch(records, acknowledge: acknowledge, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+            try writeBatch(records, acknowledge: acknowledge, snapshot: snapshot, now: now, context: context, id: id, into: &writer)
         case .stats(let experimentName, let effect, let phaseNumber):
             let config = try loadedConfig(snapshot)
             let index = try experimentIndex(named: experimentName, in: config)
@@ -180,7 +148,7 @@ public enum Responder {
                     : [:],
                 minimumDetectableEffect: effect)
             report.promptRules = promptRuleCounts(of: experiment, in: config.document, ledger: context.ledger)
-            StatsAnswer(id: request.id, report: report, configVersion: config.version).write(to: &writer)
+            StatsAnswer(id: id, report: report, configVersion: config.version).write(to: &writer)
         case .newPhase(let experimentName, let reason):
             try requireAdministrator(context.caller, op: "new_phase")
             let config = try loadedConfig(snapshot)
@@ -192,24 +160,24 @@ public enum Responder {
             try requireDurable(
                 context, change: "phase \(event.details["phase"]?.integerValue ?? 0) of '\(experimentName)' started on this host now",
                 undone: "go back to the phase before")
-            NewPhaseAnswer(id: request.id, experiment: experimentName, phase: event.details["phase"]?.integerValue ?? 0)
+            NewPhaseAnswer(id: id, experiment: experimentName, phase: event.details["phase"]?.integerValue ?? 0)
                 .write(to: &writer)
         case .events(let limit):
-            EventsAnswer(id: request.id, events: context.ledger.events(limit: limit)).write(to: &writer)
+            EventsAnswer(id: id, events: context.ledger.events(limit: limit)).write(to: &writer)
         case .disable(let experiment, let variant, let reason):
             try disable(
                 experiment: experiment, variant: variant, reason: reason, snapshot: snapshot, now: now, context: context,
-                id: request.id, into: &writer)
+                id: id, into: &writer)
         case .enable(let experiment, let variant):
-            try enable(experiment: experiment, variant: variant, snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+            try enable(experiment: experiment, variant: variant, snapshot: snapshot, now: now, context: context, id: id, into: &writer)
         case .render(let query, let variables):
-            try render(query, variables: .object(variables), snapshot: snapshot, now: now, context: context, id: request.id, into: &writer)
+            try render(query, variables: variables, snapshot: snapshot, now: now, context: context, id: id, into: &writer)
         case .reload:
             try requireAdministrator(context.caller, op: "reload")
             guard context.reload() else {
                 throw ProtocolError(.unavailable, "this daemon's config source cannot be reloaded")
             }
-            ReloadAnswer(id: request.id).write(to: &writer)
+            ReloadAnswer(id: id).write(to: &writer)
         }
     }
 

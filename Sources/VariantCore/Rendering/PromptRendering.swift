@@ -62,23 +62,6 @@ extension PromptRendering {
         return (values, warnings)
     }
 
-    /// `templateValues(_:)` for a plain request's variables (every value a string), read from its line.
-    func templateValues(_ variables: [PlainRequest.Variable], in line: UnsafeBufferPointer<UInt8>)
-        -> ([TemplateValue?], [RenderWarning])
-    {
-        var values = [TemplateValue?](repeating: nil, count: declared.count)
-        var warnings: [RenderWarning] = []
-        for (position, variable) in variables.enumerated() {
-            let name = UnsafeBufferPointer(rebasing: line[variable.name])
-            if let index = declaredIndex(ofUTF8: name, guess: position) {
-                values[index] = .text(String(decoding: line[variable.value], as: UTF8.self))
-            } else {
-                warnings.append(RenderWarning(code: .extraVariable, variable: String(decoding: name, as: UTF8.self)))
-            }
-        }
-        return (values, warnings)
-    }
-
     /// The index of the declared variable whose name is these bytes. Clients usually send the variables in the
     /// order the version declares them, so the declaration at `guess` (the variable's position in the request) is
     /// tried first.

@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOExtras
 import NIOPosix
 import VariantCore
 
@@ -8,7 +7,7 @@ import VariantCore
 /// order; a thin handler over `ConnectionStateMachine`, which decides when lines wait, when reading pauses, when
 /// the connection closes and when its timers are due.
 ///
-/// Lines are framed here, by NIOExtras' `LineBasedFrameDecoder` driven through a
+/// Lines are framed here, by `NewlineFrameDecoder` driven through a
 /// `NIOSingleStepByteToMessageProcessor`, rather than by a `ByteToMessageHandler` in front of this handler: that
 /// saves a pipeline hop, an `NIOAny` and a dynamic cast for every line, which is measurable at one request in
 /// flight. Lines are answered synchronously on the connection's event loop (the core is pure and fast, and a hop
@@ -30,7 +29,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
     private let metrics: DaemonMetrics?
     /// The bytes read so far, cut into lines; it throws `PayloadTooLargeError` once an unfinished line is longer
     /// than the limit (a complete line arriving in one read is checked in `channelRead`).
-    private let lines: NIOSingleStepByteToMessageProcessor<LineBasedFrameDecoder>
+    private let lines: NIOSingleStepByteToMessageProcessor<NewlineFrameDecoder>
     private let maximumLineBytes: Int
     private var pending = JSONWriter(reservingCapacity: 4096)
     /// The buffer of the last answers written, kept for the next ones unless it grew past `reusedBufferCapacity`
@@ -59,7 +58,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
         var context = context
         if let metrics { context.recordsRefused = { code, count in metrics.recordsRefused(code, count: count) } }
         self.requestContext = context
-        self.lines = NIOSingleStepByteToMessageProcessor(LineBasedFrameDecoder(), maximumBufferSize: maximumLineBytes)
+        self.lines = NIOSingleStepByteToMessageProcessor(NewlineFrameDecoder(), maximumBufferSize: maximumLineBytes)
         self.maximumLineBytes = maximumLineBytes
         self.logger = logger
         self.metrics = metrics
@@ -105,7 +104,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
                 perform(then, context: context)
             }
         } catch {
-            // LineBasedFrameDecoder throws nothing else; should that change, the connection closes like on any
+            // NewlineFrameDecoder throws nothing else; should that change, the connection closes like on any
             // other error.
             errorCaught(context: context, error: error)
         }

@@ -2,8 +2,9 @@ import PropertyBased
 import Testing
 @testable import VariantCore
 
-/// The plain `assign`/`render` scanner is only a shortcut: every line must get the same bytes as through the general parser.
-@Suite struct PlainRequestTests {
+/// The decoder's plain-line reader is only a shortcut: every line must decode, and be answered, the same as through
+/// the general parser.
+@Suite struct PlainLineTests {
     static let ids = [#"86666666666666666666666666"#, #"7"#, #"-12"#, #"0"#, #"-0"#, #"007"#, #"1.5"#, #"1e3"#, #"1234567890123456"#, #""req-1""#, #""a\"b""#, #""é""#, "null", "[1]", "true"]
     static let experiments = [#""e""#, #""missing""#, #""\u0065""#, #""paused""#, "3", #""K""#]
     static let units = [#""u1""#, #""user 42""#, #""""#, #""ユーザー""#, #""a\nb""#, #""tab\there""#, "12", "\"" + String(repeating: "x", count: 1025) + "\""]
@@ -55,8 +56,8 @@ import Testing
             var fast = JSONWriter()
             var general = JSONWriter()
             line.withUnsafeBufferPointer {
-                Responder.respond(to: $0, snapshot: snapshot, now: someInstant, context: .detached(), into: &fast)
-                Responder.respondThroughTheGeneralParser(to: $0, snapshot: snapshot, now: someInstant, context: .detached(), into: &general)
+                Responder.respond(to: $0, fastPath: true, snapshot: snapshot, now: someInstant, context: .detached(), into: &fast)
+                Responder.respond(to: $0, fastPath: false, snapshot: snapshot, now: someInstant, context: .detached(), into: &general)
             }
             #expect(fast.bytes == general.bytes, "\(String(decoding: line, as: UTF8.self))")
         }
@@ -69,29 +70,40 @@ import Testing
         #"{"id":2,"op":"render","experiment":"e","unit":"u","variables":{"name":"Ada","store":"Acme"}}"#,
         #"{"variables":{},"op":"render","experiment":"e","unit":"u"}"#,
         #"{"op":"render","experiment":"e","unit":"u"}"#,
+        #"{"id":1,"op":"assign","experiment":"e","unit":"u","attributes":{}}"#,
+        #"{"id":1,"op":"assign","experiment":"e","unit":"u","attributes":{"plan":"pro"}}"#,
+        #"{"id":1,"op":"assign","experiment":"e","unit":"u","variables":{}}"#,
+        #"{"id":1,"op":"render","prompt":"p","variables":{}}"#,
+        #"{"id":1,"op":"render","prompt":"p","prompt_version":2}"#,
+        #"{"id":"h","op":"health"}"#,
+        #"{"id":1,"op":"assign","experiment":"e","unit":""}"#,
     ])
     func theCommonShapesTakeTheShortcut(line: String) {
         let bytes = Array(line.utf8)
-        #expect(bytes.withUnsafeBufferPointer { PlainRequest.parse($0) } != nil)
+        #expect(bytes.withUnsafeBufferPointer { PlainLine.isPlain($0) })
+        let (fast, general) = bytes.withUnsafeBufferPointer {
+            (Request.canonicalDecode($0, fastPath: true), Request.canonicalDecode($0, fastPath: false))
+        }
+        #expect(fast == general)
     }
 
     @Test(arguments: [
-        #"{"id":1,"op":"assign","experiment":"e","unit":"u","attributes":{}}"#,
         #"{"id":1.0,"op":"assign","experiment":"e","unit":"u"}"#,
         #"{"id":1,"op":"assign","experiment":"e","unit":"caf\u00e9"}"#,
         #"{"id":1,"op":"assign","op":"assign","experiment":"e","unit":"u"}"#,
         #"{"id":1,"op":"assign","experiment":"e","unit":"u"} x"#,
         #"{"id":1234567890123456,"op":"assign","experiment":"e","unit":"u"}"#,
         #"{"id":86666666666666666666666666,"op":"assign","experiment":"e","unit":"u"}"#,
-        #"{"id":1,"op":"assign","experiment":"e","unit":"u","variables":{}}"#,
         #"{"id":1,"op":"render","experiment":"e","unit":"u","variables":{"n":1}}"#,
         #"{"id":1,"op":"render","experiment":"e","unit":"u","variables":{"a":"x","a":"y"}}"#,
         #"{"id":1,"op":"render","experiment":"e","unit":"u","variables":{"a":"x\"y"}}"#,
-        #"{"id":1,"op":"render","prompt":"p","variables":{}}"#,
+        #"{"id":1,"op":"render","experiment":"e","unit":"u","attributes":{"a":{}}}"#,
+        #"{"id":1,"op":"record","experiment":"e","variant":"v","metrics":{"error":true}}"#,
+        #"{"id":1,"op":"render","prompt":"p","version":2}"#,
     ])
     func anythingElseTakesTheGeneralPath(line: String) {
         let bytes = Array(line.utf8)
-        #expect(bytes.withUnsafeBufferPointer { PlainRequest.parse($0) } == nil)
+        #expect(bytes.withUnsafeBufferPointer { !PlainLine.isPlain($0) })
     }
 
     @Test func variablesBeyondTheScannersLimitTakeTheGeneralPath() {
@@ -99,9 +111,9 @@ import Testing
             let members = (0..<count).map { #""v\#($0)":"x""# }.joined(separator: ",")
             return Array(#"{"op":"render","experiment":"e","unit":"u","variables":{\#(members)}}"#.utf8)
         }
-        let atTheLimit = line(variables: PlainRequest.maximumPlainVariables)
-        let overTheLimit = line(variables: PlainRequest.maximumPlainVariables + 1)
-        #expect(atTheLimit.withUnsafeBufferPointer { PlainRequest.parse($0) } != nil)
-        #expect(overTheLimit.withUnsafeBufferPointer { PlainRequest.parse($0) } == nil)
+        let atTheLimit = line(variables: PlainLine.maximumNestedMembers)
+        let overTheLimit = line(variables: PlainLine.maximumNestedMembers + 1)
+        #expect(atTheLimit.withUnsafeBufferPointer { PlainLine.isPlain($0) })
+        #expect(overTheLimit.withUnsafeBufferPointer { !PlainLine.isPlain($0) })
     }
 }
