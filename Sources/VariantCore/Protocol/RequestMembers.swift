@@ -207,17 +207,11 @@ struct KeyedMembers<Value>: ~Copyable {
         memberCount += 1
     }
 
-    @inline(__always)
+    /// The name of the first member (in line order) whose key is not among `allowed`, the unknown member included.
+    /// Callers on the hot path test the bit sets themselves first (`rejectUnknown`).
     func firstMember(notIn allowed: Keys) -> String? {
-        let notAllowed = present.rawValue & ~allowed.rawValue
-        guard notAllowed != 0 || firstUnknown != nil else { return nil }
-        return firstMember(among: Keys(rawValue: notAllowed))
-    }
-
-    /// The first, in line order, of the unknown member and the members under `notAllowed`. Apart from the check
-    /// above, which every request makes: it copied the positions even when it had nothing to find.
-    @inline(never)
-    private func firstMember(among notAllowed: Keys) -> String? {
+        let notAllowed = Keys(rawValue: present.rawValue & ~allowed.rawValue)
+        guard notAllowed.rawValue != 0 || firstUnknown != nil else { return nil }
         var first = firstUnknown
         for key in Key.allCases where notAllowed.contains(key) {
             let position = positions[key.rawValue]
