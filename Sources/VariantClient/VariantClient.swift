@@ -241,6 +241,13 @@ public final class VariantClient: Sendable {
         }
     }
 
+    /// The descriptor of the kept request connection, nil when there is none (before the first call, after a
+    /// failure). For the benchmark (`variantd-bench`), which makes raw round trips on the very connection the
+    /// shim's calls use, one at a time between them, so that both go to the same event-loop thread of the daemon.
+    package func requestConnectionDescriptor() -> Int32? {
+        state.withLock { $0.connection?.descriptor }
+    }
+
     /// One request on the kept connection, within `timeout`, respecting the backoff: the request path's exchange.
     func ask(_ fields: [(String, JSONValue)]) -> Result<JSONObject, Failure> {
         Result { () throws(Failure) -> JSONObject in

@@ -126,6 +126,8 @@ final class BenchConnection {
     private let receiveBuffer: UnsafeMutableBufferPointer<UInt8>
     /// The bytes of an incomplete answer at the start of `receiveBuffer`, left from the last read.
     private var carried = 0
+    /// Whether the descriptor is closed with this connection (not when adopted).
+    private var ownsDescriptor = true
 
     /// Connects to the socket at `socketPath`.
     init(socketPath: String) throws {
@@ -155,8 +157,17 @@ final class BenchConnection {
         self.receiveBuffer = .allocate(capacity: Self.receiveBufferSize)
     }
 
+    /// Uses `descriptor`, a connection to `socketPath` that someone else owns and closes (the Swift shim's own, for
+    /// raw round trips beside its calls).
+    init(adopting descriptor: Int32, socketPath: String) {
+        self.socketPath = socketPath
+        self.descriptor = descriptor
+        self.receiveBuffer = .allocate(capacity: Self.receiveBufferSize)
+        ownsDescriptor = false
+    }
+
     deinit {
-        close(descriptor)
+        if ownsDescriptor { close(descriptor) }
         receiveBuffer.deallocate()
     }
 

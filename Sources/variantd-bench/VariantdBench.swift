@@ -265,11 +265,12 @@ struct VariantdBench: ParsableCommand {
             : nil
         if let swiftShim {
             progress("warming up the Swift shim")
-            _ = try swiftShim.round(0)
+            var warmUp: [String: ShimFigures.PairRounds] = [:]
+            try swiftShim.round(0, into: &warmUp)
         }
 
         var measured = servers.map { (name: $0.name, rounds: ServerRounds()) }
-        var shimMedians: [String: [Double]] = [:]
+        var shimRounds: [String: ShimFigures.PairRounds] = [:]
         for round in 0..<rounds {
             progress("round \(round + 1) of \(rounds): one in flight on 1 and \(connections) connections, pipelined")
             for (index, server) in servers.enumerated() {
@@ -289,7 +290,7 @@ struct VariantdBench: ParsableCommand {
             }
             if let swiftShim {
                 progress("round \(round + 1) of \(rounds): the Swift shim against a raw round trip")
-                for (name, median) in try swiftShim.round(round) { shimMedians[name, default: []].append(median) }
+                try swiftShim.round(round, into: &shimRounds)
             }
         }
         for helper in helpers { helper.stop() }
@@ -329,12 +330,7 @@ struct VariantdBench: ParsableCommand {
                 unitPrefix: unitPrefix,
                 variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
             floorSkipped: floorSkipped, servers: measured, core: core, render: render, renderCore: renderCore,
-            swiftShim: swiftShim.map { _ in
-                ShimFigures(
-                    method: "\(rounds) rounds of \(shimCalls) sequential calls each, one connection, order rotating",
-                    medians: SwiftShimBench.measurements.map { ($0, shimMedians[$0] ?? []) },
-                    pairs: SwiftShimBench.pairs)
-            },
+            swiftShim: swiftShim.map { _ in SwiftShimBench.figures(method: Self.swiftShimMethod(rounds, shimCalls), shimRounds) },
             pythonShim: pythonShim, pythonShimSkipped: pythonShimSkipped)
     }
 
@@ -346,24 +342,33 @@ struct VariantdBench: ParsableCommand {
             socketPath: socketPath, configPath: benchConfig, experiment: experiment, unitPrefix: unitPrefix,
             calls: max(shimCalls, 1))
         progress("warming up the Swift shim")
-        _ = try shim.round(0)
-        var medians: [String: [Double]] = [:]
-        for round in 0..<rounds {
-            progress("round \(round + 1) of \(rounds): the Swift shim against a raw round trip")
-            for (name, median) in try shim.round(round) { medians[name, default: []].append(median) }
+        var warmUp: [String: ShimFigures.PairRounds] = [:]
+        try shim.round(0, into: &warmUp)
+        var rounds: [String: ShimFigures.PairRounds] = [:]
+        for round in 0..<self.rounds {
+            progress("round \(round + 1) of \(self.rounds): the Swift shim against a raw round trip")
+            try shim.round(round, into: &rounds)
         }
-        let figures = ShimFigures(
-            method: "\(rounds) rounds of \(shimCalls) sequential calls each, one connection, order rotating",
-            medians: SwiftShimBench.measurements.map { ($0, medians[$0] ?? []) }, pairs: SwiftShimBench.pairs)
+        let figures = SwiftShimBench.figures(method: Self.swiftShimMethod(self.rounds, max(shimCalls, 1)), rounds)
         if json {
             print(String(decoding: try JSONEncoder().encode(figures), as: UTF8.self))
             return
         }
         print("Swift shim against a raw Swift round trip: \(figures.method)")
-        for figure in figures.figures + figures.ratios {
-            let value = figure.value
-            print("\(figure.name): \(value.median) (\(value.low) - \(value.high))")
+        for pair in figures.pairs {
+            func text(_ value: Spread, _ decimals: Int) -> String {
+                let format = "%.\(decimals)f (%.\(decimals)f - %.\(decimals)f)"
+                return String(format: format, value.median, value.low, value.high)
+            }
+            print(
+                "\(pair.name): raw \(text(pair.raw, 1)) us, shim \(text(pair.shim, 1)) us, added \(text(pair.added, 1)) us, ratio \(text(pair.ratio, 3))"
+            )
         }
+    }
+
+    /// How the Swift shim was measured, in a line.
+    static func swiftShimMethod(_ rounds: Int, _ calls: Int) -> String {
+        "\(rounds) rounds of \(calls) pairs of calls (raw round trip and shim call, alternating which goes first) on the shim's connection, pairs in rotating order"
     }
 
     /// The requests `--core-only` measures, by name (`--core-only-case`).

@@ -1,24 +1,31 @@
 #!/usr/bin/env python3
-"""How much the Python shims add to a round trip to variantd: a raw socket round trip and the shim's calls,
-measured in the same run against a release daemon this script starts, in interleaved rounds.
+"""How much the Python shims add to a round trip to variantd: pairs of a raw socket round trip and a shim call, on
+the shim's own connection, against a release daemon this script starts.
 
     python3 clients/python/bench/roundtrip.py                 # .build/release/variantd, or $VARIANTD_BINARY
     python3 clients/python/bench/roundtrip.py --rounds 15 --calls 4000 --json
 
-Each round runs every measurement once, ``--calls`` sequential calls each over one kept connection, in an order
-that rotates from round to round, so drift (another process, the CPU's clock) falls on all of them alike. Every
-call is timed; a measurement's figure for a round is the median of its calls. The report gives, per measurement,
-the median of its round figures with their spread (lowest to highest), and per shim call its ratio to the raw
-round trip of the same kind, taken round by round (shim / raw in the same round), as a median with its spread.
+Each measurement is a *pair*: a shim call and the raw round trip it is compared with. A round runs every pair's
+``--calls`` pairs of calls (pairs in an order that rotates from round to round); within a pair the two calls go
+one after the other over the same connection, which of the two first alternating from pair to pair. Every call is
+timed; a round's figures are the medians of its raw calls and of its shim calls, their difference (what the shim
+adds) and their ratio. The report gives each as the median over the rounds with the lowest and highest round.
 
-- ``raw assign`` / ``raw render`` / ``raw render distinct``: a plain blocking socket, a request line made before the clock starts, one
-  ``sendall``, ``recv`` until the newline. No JSON either way: the floor a client in Python can reach.
-- ``shim assign``, ``shim prompt`` (compared with raw assign: a cached template costs no round trip),
-  ``shim render``: ``VariantClient``, as a service calls it.
-- ``render distinct`` (raw and shim): renders whose variables name the unit, so every answer differs; the shim keeps
-  the decoding of answers it has seen, which serves the plain ``render``'s repeated answers but none of these.
-- ``async assign``: ``AsyncVariantClient``, one task awaiting its calls one after another (the loop's own
-  overhead included), for information.
+Why pairs on one connection: on these machines a round trip takes about 17-25 µs when the daemon's event-loop
+thread runs on the client's core and 45-55 µs when it runs on the other one, and the scheduler moves between the
+two from time to time. Blocks of calls of one kind (this script's method before) each fell in one mode or the
+other, so a round's ratio ranged from 0.7 to 3.4 in one run. Both calls of a pair go through the same socket to
+the same event-loop thread at the same moment, so they share the mode, and the shim's cost is what remains.
+
+- ``raw``: a request line made before the clock starts, one ``sendall``, ``recv`` until the newline, no JSON:
+  the floor a client in Python can reach. Its ids are its own (from 10**9), the shim's answers are untouched.
+- ``shim assign / raw assign``, ``shim prompt / raw assign`` (a cached template costs no round trip),
+  ``shim render / raw render``: ``VariantClient``, as a service calls it.
+- ``shim render distinct / raw render distinct``: renders whose variables name the unit, so every answer differs;
+  the shim keeps the decoding of answers it has seen, which serves the plain render's repeated answers but none of
+  these.
+- ``async assign / raw assign``: ``AsyncVariantClient``, one task awaiting its calls one after another (the loop's
+  own overhead included), the raw round trips on its connection too; for information.
 
 Every answer is checked after its round: ids and ``ok`` for raw answers, and each unit's variant (and the rendered
 text's variant) against the decision computed here (``assign_locally``); a wrong answer stops the run.
@@ -56,13 +63,15 @@ except ImportError:  # a client from before the asyncio one, measured through $P
 CONFIG = REPO / "examples" / "variantd.json"
 EXPERIMENT = "checkout-prompt"
 VARIABLES = {"store_name": "Acme", "customer_name": "Ada", "tone": "warm"}
-RAW_OF = {
-    "shim assign": "raw assign",
-    "shim prompt": "raw assign",
-    "shim render": "raw render",
-    "shim render distinct": "raw render distinct",
-    "async assign": "raw assign",
-}
+PAIRS = [
+    ("shim assign / raw assign", "shim assign", "raw assign"),
+    ("shim prompt / raw assign", "shim prompt", "raw assign"),
+    ("shim render / raw render", "shim render", "raw render"),
+    ("shim render distinct / raw render distinct", "shim render distinct", "raw render distinct"),
+    ("async assign / raw assign", "async assign", "raw assign"),
+]
+RAW_FIRST_ID = 10**9
+"""The raw round trips' first id: far from the shim's, which count from 1."""
 
 
 def variables_for(unit: str, distinct: bool) -> Dict[str, str]:
@@ -71,75 +80,63 @@ def variables_for(unit: str, distinct: bool) -> Dict[str, str]:
     return {**VARIABLES, "customer_name": unit} if distinct else VARIABLES
 
 
-class Raw:
-    """The floor: a blocking socket, lines made in advance, no JSON."""
-
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.next_id = 1
-
-    def lines(self, units: List[str], render: bool, distinct: bool = False) -> List[bytes]:
-        made = []
-        for unit in units:
-            request = {"id": self.next_id, "op": "render" if render else "assign", "experiment": EXPERIMENT, "unit": unit}
-            if render:
-                request["variables"] = variables_for(unit, distinct)
-            made.append(json.dumps(request, separators=(",", ":")).encode() + b"\n")
-            self.next_id += 1
-        return made
-
-    def round_trip(self, line: bytes) -> bytes:
-        self.sock.sendall(line)
-        answer = self.sock.recv(65536)
-        while not answer.endswith(b"\n"):
-            answer += self.sock.recv(65536)
-        return answer
+def raw_lines(kind: str, units: List[str]) -> List[bytes]:
+    """The raw request lines of ``kind`` for ``units``, ids from :data:`RAW_FIRST_ID` on."""
+    render = kind.startswith("raw render")
+    made = []
+    for index, unit in enumerate(units):
+        request = {"id": RAW_FIRST_ID + index, "op": "render" if render else "assign", "experiment": EXPERIMENT, "unit": unit}
+        if render:
+            request["variables"] = variables_for(unit, kind.endswith("distinct"))
+        made.append(json.dumps(request, separators=(",", ":")).encode() + b"\n")
+    return made
 
 
-def timed(calls: List[Callable[[], object]]) -> Tuple[List[int], List[object]]:
-    """Runs each call, timing it; the answers come back for checking after the clock stops."""
-    durations = [0] * len(calls)
-    answers: List[object] = [None] * len(calls)
-    clock = time.perf_counter_ns
-    for i, call in enumerate(calls):
-        started = clock()
-        answers[i] = call()
-        durations[i] = clock() - started
-    return durations, answers
+def raw_round_trip(sock: socket.socket, line: bytes) -> bytes:
+    """The floor: one ``sendall`` of a line made in advance, ``recv`` until the newline."""
+    sock.sendall(line)
+    answer = sock.recv(65536)
+    while not answer.endswith(b"\n"):
+        answer += sock.recv(65536)
+    return answer
+
+
+def median_us(durations: List[int]) -> float:
+    return statistics.median(durations) / 1000
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", type=Path, default=Path(os.environ.get("VARIANTD_BINARY") or REPO / ".build" / "release" / "variantd"))
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--calls", type=int, default=2000, help="calls per measurement and round")
-    parser.add_argument("--warmup", type=int, default=2000, help="calls of each kind before the first round")
+    parser.add_argument("--calls", type=int, default=2000, help="pairs of calls per measurement and round")
+    parser.add_argument("--warmup", type=int, default=2000, help="pairs of each measurement before the first round")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    parser.add_argument("--profile", choices=["pyinstrument"], help="profile one round of the shim's assign instead")
+    parser.add_argument("--profile", choices=["pyinstrument"], help="profile the rounds of the shim's assign instead")
     options = parser.parse_args()
     if not options.binary.is_file():
         raise SystemExit(f"no variantd binary at {options.binary}: run scripts/build-release variantd, or give --binary")
+    if options.calls < 1 or options.rounds < 1:
+        raise SystemExit("--calls and --rounds must be at least 1")
 
     config = json.loads(CONFIG.read_text())
     units = [f"user-{i}" for i in range(options.calls)]
     expected = {unit: assign_locally(config, EXPERIMENT, unit).variant for unit in units}
+    lines = {kind: raw_lines(kind, units) for kind in ("raw assign", "raw render", "raw render distinct")}
 
     with tempfile.TemporaryDirectory(prefix="vd-bench-") as directory:
         daemon = Daemon(options.binary, Path(directory), CONFIG, log_level="warning")
-        raw = Raw(daemon.socket_path)
         shim = VariantClient(daemon.socket_path, timeout=1.0)
         loop = asyncio.new_event_loop()
         aio = AsyncVariantClient(daemon.socket_path, timeout=1.0) if AsyncVariantClient else None
         try:
-            def check_raw(answers: List[object], lines: List[bytes]) -> None:
-                for unit, line, answer in zip(units, lines, answers):
-                    request_id = json.loads(line)["id"]
-                    parsed = json.loads(answer)  # type: ignore[arg-type]
-                    if parsed.get("id") != request_id or parsed.get("ok") is not True or parsed["variant"] != expected[unit]:
-                        raise SystemExit(f"raw: wrong answer for {unit}: {answer!r}")
+            def check_raw(kind: str, count: int, answers: List[bytes]) -> None:
+                for index, (unit, answer) in enumerate(zip(units[:count], answers)):
+                    parsed = json.loads(answer)
+                    if parsed.get("id") != RAW_FIRST_ID + index or parsed.get("ok") is not True or parsed["variant"] != expected[unit]:
+                        raise SystemExit(f"{kind}: wrong answer for {unit}: {answer!r}")
 
-            def check_shim(answers: List[object], kind: str) -> None:
+            def check_shim(kind: str, answers: List[object]) -> None:
                 for unit, answer in zip(units, answers):
                     rendered = kind.startswith("shim render")
                     assignment = answer.assignment if rendered else answer  # type: ignore[attr-defined]
@@ -152,62 +149,115 @@ def main() -> int:
                     if kind == "shim render distinct" and unit not in (answer.text or ""):  # type: ignore[attr-defined]
                         raise SystemExit(f"{kind}: not rendered with {unit}'s variables: {answer!r}")
 
-            async def async_assigns() -> Tuple[List[int], List[object]]:
-                durations, answers = [0] * len(units), [None] * len(units)
+            def shim_call(kind: str) -> Callable[[str], object]:
+                if kind == "shim assign":
+                    return lambda unit: shim.assign(EXPERIMENT, unit)
+                if kind == "shim prompt":
+                    return lambda unit: shim.prompt(EXPERIMENT, unit)
+                distinct = kind.endswith("distinct")
+                return lambda unit: shim.render(EXPERIMENT, unit, variables_for(unit, distinct))
+
+            def blocking_pairs(shim_kind: str, raw_kind: str, count: int, round_index: int) -> Tuple[List[int], List[int]]:
+                """``count`` pairs of a raw round trip on the shim's connection and a shim call."""
+                call, requests = shim_call(shim_kind), lines[raw_kind]
+                shim.assign(EXPERIMENT, units[0])  # the kept connection, if a failure had dropped it
+                connection = shim._connection
+                if connection is None:
+                    raise SystemExit(f"{shim_kind}: the shim has no connection to {daemon.socket_path}")
+                sock = connection.sock
+                raw_durations, shim_durations = [0] * count, [0] * count
+                raw_answers: List[bytes] = [b""] * count
+                answers: List[object] = [None] * count
                 clock = time.perf_counter_ns
-                for i, unit in enumerate(units):
+                for i in range(count):
+                    raw_first = (i + round_index) % 2 == 0
+                    if raw_first:
+                        started = clock()
+                        raw_answers[i] = raw_round_trip(sock, requests[i])
+                        raw_durations[i] = clock() - started
                     started = clock()
-                    answers[i] = await aio.assign(EXPERIMENT, unit)
-                    durations[i] = clock() - started
-                return durations, answers  # type: ignore[return-value]
+                    answers[i] = call(units[i])
+                    shim_durations[i] = clock() - started
+                    if not raw_first:
+                        started = clock()
+                        raw_answers[i] = raw_round_trip(sock, requests[i])
+                        raw_durations[i] = clock() - started
+                if shim._connection is not connection:
+                    raise SystemExit(f"{shim_kind}: the shim's connection changed during the measurement")
+                check_raw(raw_kind, count, raw_answers)
+                check_shim(shim_kind, answers)
+                return raw_durations, shim_durations
 
-            def measure(kind: str) -> List[int]:
-                if kind.startswith("raw"):
-                    lines = raw.lines(units, render=kind.startswith("raw render"), distinct=kind.endswith("distinct"))
-                    durations, answers = timed([lambda line=line: raw.round_trip(line) for line in lines])
-                    check_raw(answers, lines)
-                    return durations
-                if kind == "async assign":
-                    durations, answers = loop.run_until_complete(async_assigns())
-                    check_shim(answers, "shim assign")
-                    return durations
-                call = {"shim assign": shim.assign, "shim prompt": shim.prompt}.get(kind)
-                if call is not None:
-                    durations, answers = timed([lambda unit=unit: call(EXPERIMENT, unit) for unit in units])
-                else:
-                    distinct = kind.endswith("distinct")
-                    durations, answers = timed(
-                        [lambda unit=unit: shim.render(EXPERIMENT, unit, variables_for(unit, distinct)) for unit in units]
-                    )
-                check_shim(answers, kind)
-                return durations
+            async def async_pairs(count: int, round_index: int) -> Tuple[List[int], List[int]]:
+                """``count`` pairs of a raw round trip on the asyncio client's connection and an ``assign`` awaited.
+                The raw round trips are made in the task, the loop held: its socket is made blocking for them (the
+                flag is the connection's, shared with the loop's descriptor) and non-blocking again, off the clock."""
+                requests = lines["raw assign"]
+                await aio.assign(EXPERIMENT, units[0])  # type: ignore[union-attr]  # the connection
+                wire = aio._wire  # type: ignore[union-attr]
+                if wire is None or wire.transport is None:
+                    raise SystemExit(f"async assign: no connection to {daemon.socket_path}")
+                sock = socket.socket(fileno=os.dup(wire.transport.get_extra_info("socket").fileno()))
+                raw_durations, shim_durations = [0] * count, [0] * count
+                raw_answers: List[bytes] = [b""] * count
+                answers: List[object] = [None] * count
+                clock = time.perf_counter_ns
 
-            kinds = ["raw assign", "shim assign", "shim prompt", "raw render", "shim render", "raw render distinct", "shim render distinct"]
-            kinds += ["async assign"] if aio else []
-            warm = options.calls
-            options.calls = min(options.warmup, options.calls) or 1
-            for kind in kinds:
-                measure(kind)
-            options.calls = warm
+                def raw_pair_half(i: int) -> None:
+                    sock.setblocking(True)
+                    started = clock()
+                    raw_answers[i] = raw_round_trip(sock, requests[i])
+                    raw_durations[i] = clock() - started
+                    sock.setblocking(False)
+
+                try:
+                    for i in range(count):
+                        raw_first = (i + round_index) % 2 == 0
+                        if raw_first:
+                            raw_pair_half(i)
+                        started = clock()
+                        answers[i] = await aio.assign(EXPERIMENT, units[i])  # type: ignore[union-attr]
+                        shim_durations[i] = clock() - started
+                        if not raw_first:
+                            raw_pair_half(i)
+                finally:
+                    sock.setblocking(False)
+                    sock.close()  # the duplicate descriptor; the loop's stays open
+                if aio._wire is not wire:  # type: ignore[union-attr]
+                    raise SystemExit("async assign: the connection changed during the measurement")
+                check_raw("raw assign", count, raw_answers)
+                check_shim("async assign", answers)
+                return raw_durations, shim_durations
+
+            def measure(shim_kind: str, raw_kind: str, count: int, round_index: int) -> Tuple[List[int], List[int]]:
+                if shim_kind == "async assign":
+                    return loop.run_until_complete(async_pairs(count, round_index))
+                return blocking_pairs(shim_kind, raw_kind, count, round_index)
+
+            pairs = [pair for pair in PAIRS if aio or not pair[1].startswith("async")]
+            for _, shim_kind, raw_kind in pairs:
+                measure(shim_kind, raw_kind, min(options.warmup, options.calls) or 1, 0)
 
             if options.profile:
                 from pyinstrument import Profiler
 
                 profiler = Profiler(interval=0.0001)
                 profiler.start()
-                for _ in range(options.rounds):
-                    measure("shim assign")
+                for round_index in range(options.rounds):
+                    measure("shim assign", "raw assign", options.calls, round_index)
                 profiler.stop()
                 print(profiler.output_text(unicode=False, color=False, show_all=False))
                 return 0
 
-            medians: Dict[str, List[float]] = {kind: [] for kind in kinds}
-            gc.disable()  # a collection inside one measurement's block would land on it alone
+            medians: Dict[str, Tuple[List[float], List[float]]] = {name: ([], []) for name, _, _ in pairs}
+            gc.disable()  # a collection inside one measurement would land on it alone
             try:
                 for round_index in range(options.rounds):
-                    shift = round_index % len(kinds)
-                    for kind in kinds[shift:] + kinds[:shift]:
-                        medians[kind].append(statistics.median(measure(kind)) / 1000)
+                    shift = round_index % len(pairs)
+                    for name, shim_kind, raw_kind in pairs[shift:] + pairs[:shift]:
+                        raw_durations, shim_durations = measure(shim_kind, raw_kind, options.calls, round_index)
+                        medians[name][0].append(median_us(raw_durations))
+                        medians[name][1].append(median_us(shim_durations))
                     gc.collect()
             finally:
                 gc.enable()
@@ -218,29 +268,39 @@ def main() -> int:
             loop.close()
             daemon.stop()
 
+    def spread(values: List[float]) -> Dict[str, float]:
+        return {"median": statistics.median(values), "low": min(values), "high": max(values)}
+
     report = {
         "rounds": options.rounds,
         "calls": options.calls,
         "python": sys.version.split()[0],
-        "us": {kind: {"median": statistics.median(values), "low": min(values), "high": max(values)} for kind, values in medians.items()},
-        "ratio": {},
+        "method": f"Python {sys.version.split()[0]}, {options.rounds} rounds of {options.calls} pairs of calls (raw round trip and shim "
+        "call, alternating which goes first) on the shim's connection, pairs in rotating order",
+        "pairs": [
+            {
+                "name": name,
+                "raw": spread(raw),
+                "shim": spread(shim_us),
+                "added": spread([s - r for s, r in zip(shim_us, raw)]),
+                "ratio": spread([s / r for s, r in zip(shim_us, raw)]),
+                "rounds": {"raw": raw, "shim": shim_us},
+            }
+            for name, (raw, shim_us) in medians.items()
+        ],
     }
-    for kind, raw_kind in RAW_OF.items():
-        if kind not in medians:
-            continue
-        ratios = [shim / base for shim, base in zip(medians[kind], medians[raw_kind])]
-        report["ratio"][f"{kind} / {raw_kind}"] = {"median": statistics.median(ratios), "low": min(ratios), "high": max(ratios)}
     if options.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{options.rounds} rounds of {options.calls} sequential calls each, one connection per client, Python {report['python']}")
-    print(f"{'':20} {'median µs':>10}  {'spread (round medians)':>24}")
-    for kind, figures in report["us"].items():
-        print(f"{kind:20} {figures['median']:10.1f}  {figures['low']:10.1f} – {figures['high']:<10.1f}")
-    print()
-    print(f"{'ratio, round by round':42} {'median':>7}  spread")
-    for name, figures in report["ratio"].items():
-        print(f"{name:42} {figures['median']:7.2f}  {figures['low']:.2f} – {figures['high']:.2f}")
+    print(report["method"])
+    print("each figure: the median over the rounds of a round's median (lowest – highest round)")
+    print(f"{'pair':44} {'raw µs':>20} {'shim µs':>20} {'added µs':>18} {'shim / raw':>18}")
+
+    def text(figures: Dict[str, float], decimals: int) -> str:
+        return f"{figures['median']:.{decimals}f} ({figures['low']:.{decimals}f} – {figures['high']:.{decimals}f})"
+
+    for pair in report["pairs"]:
+        print(f"{pair['name']:44} {text(pair['raw'], 1):>20} {text(pair['shim'], 1):>20} {text(pair['added'], 1):>18} {text(pair['ratio'], 2):>18}")
     return 0
 
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import HERE, daemon_binary
 
 
@@ -17,12 +19,16 @@ def test_the_roundtrip_benchmark_runs_and_reports_every_measurement() -> None:
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report["us"]) == {
-        "raw assign", "shim assign", "shim prompt", "raw render", "shim render", "raw render distinct",
-        "shim render distinct", "async assign",
-    }
-    assert set(report["ratio"]) == {
+    assert [pair["name"] for pair in report["pairs"]] == [
         "shim assign / raw assign", "shim prompt / raw assign", "shim render / raw render",
         "shim render distinct / raw render distinct", "async assign / raw assign",
-    }
-    assert all(figures["low"] <= figures["median"] <= figures["high"] for figures in report["us"].values())
+    ]
+    for pair in report["pairs"]:
+        for figure in ("raw", "shim", "added", "ratio"):
+            assert pair[figure]["low"] <= pair[figure]["median"] <= pair[figure]["high"], (pair["name"], figure)
+        raw, shim = pair["rounds"]["raw"], pair["rounds"]["shim"]
+        assert len(raw) == len(shim) == 2 and min(raw + shim) > 0
+        # Each round's added time and ratio come from that round's medians, raw and shim.
+        assert pair["added"]["low"] == pytest.approx(min(s - r for s, r in zip(shim, raw)))
+        assert pair["ratio"]["high"] == pytest.approx(max(s / r for s, r in zip(shim, raw)))
+        assert pair["raw"]["median"] == pytest.approx(sum(raw) / 2)
