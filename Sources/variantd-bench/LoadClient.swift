@@ -298,6 +298,38 @@ struct LoadGenerator: Sendable {
         return PhaseOutcome(roundTrips: roundTrips, requests: roundTrips.count, elapsed: elapsed)
     }
 
+    /// `pairs` pairs of round trips on one connection, one request in flight: line `i` of this generator's corpus
+    /// and line `i` of `other`'s, which of the two goes first alternating. Both requests of a pair go to the same
+    /// event-loop thread of the server at the same moment, so a comparison of the two is not decided by where the
+    /// scheduler put that thread (on the client's core, a round trip here takes half as long as on the other).
+    /// Returns each one's round-trip times in nanoseconds.
+    func paired(with other: LoadGenerator, pairs: Int) throws -> (mine: [UInt64], other: [UInt64]) {
+        precondition(socketPath == other.socketPath, "a pair goes to one server")
+        let connection = try BenchConnection(socketPath: socketPath)
+        var mine = [UInt64](repeating: 0, count: pairs)
+        var others = [UInt64](repeating: 0, count: pairs)
+        try corpus.bytes.withUnsafeBytes { myBytes in
+            try other.corpus.bytes.withUnsafeBytes { otherBytes in
+                func roundTrip(_ bytes: UnsafeRawBufferPointer, _ load: LoadGenerator, line: Int) throws -> UInt64 {
+                    let sent = monotonicNanoseconds()
+                    try connection.send(bytes.baseAddress! + load.corpus.offset(ofLine: line), count: load.corpus.lineLength)
+                    try connection.receive(responses: 1, firstLine: line, check: load.check)
+                    return monotonicNanoseconds() - sent
+                }
+                for line in 0..<pairs {
+                    if line % 2 == 0 {
+                        mine[line] = try roundTrip(myBytes, self, line: line)
+                        others[line] = try roundTrip(otherBytes, other, line: line)
+                    } else {
+                        others[line] = try roundTrip(otherBytes, other, line: line)
+                        mine[line] = try roundTrip(myBytes, self, line: line)
+                    }
+                }
+            }
+        }
+        return (mine, others)
+    }
+
     /// Sends `totalRequests / connections` requests on each of `connections` connections at once, in bursts of
     /// `depth`: each burst is written with one `write` and all its responses are read before the next.
     func pipelined(connections: Int, totalRequests: Int, depth: Int) throws -> PhaseOutcome {

@@ -262,7 +262,7 @@ struct BenchReport: Encodable {
                     format(render / assign, decimals: 2) + "x",
                 ])
             }
-            row("1 connection", "p50 us", render.assign.p50Micros, render.render.p50Micros)
+            row("1 connection, in pairs", "p50 us", render.assign.p50Micros, render.render.p50Micros)
             row("", "mean us", render.assignMeanMicros, render.renderMeanMicros)
             row("", "p99 us", render.assign.p99Micros, render.render.p99Micros)
             row("\(settings.connections) connections", "p50 us", render.concurrentAssign.p50Micros, render.concurrentRender.p50Micros)
