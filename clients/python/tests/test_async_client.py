@@ -164,12 +164,12 @@ def test_a_missing_socket_gives_the_fallback_at_once(short_dir) -> None:
     async def scenario() -> None:
         client = AsyncVariantClient(str(short_dir / "nothing.sock"), fallback=FALLBACK)
         try:
-            started = time.monotonic()
+            # "unreachable", not "timeout": the missing socket was known at once, no deadline was waited for.
             check_fallback(await client.assign("checkout-prompt", "user-42"), "unreachable")
             check_fallback(await client.prompt("checkout-prompt", "user-42"), "unreachable")
             rendering = await client.render("checkout-prompt", "user-42", {})
             assert rendering.ok and rendering.is_fallback and rendering.text == "You are a friendly checkout assistant."
-            assert time.monotonic() - started < 0.5
+            assert rendering.assignment.error == "unreachable"
             assert client.fallbacks == 3
         finally:
             await client.close()
@@ -186,7 +186,9 @@ def test_a_hung_daemon_gives_the_fallback_within_the_timeout_and_a_cancelled_wai
             for _ in range(3):
                 started = time.monotonic()
                 check_fallback(await client.assign("checkout-prompt", "user-42"), "timeout")
-                assert time.monotonic() - started < 0.5
+                # Not before the deadline; and well before a test runner would give up (a bound 200 times the
+                # timeout, which no load makes the loop miss, where a deadline not kept would wait forever).
+                assert 0.05 <= time.monotonic() - started < 10
             await until(lambda: len(server.received) == 3, "each request reached the server")
             assert client.connections == 1  # a timeout does not cost the connection: answers are matched by id
             waiting = asyncio.ensure_future(client.assign("checkout-prompt", "user-42"))
@@ -232,9 +234,9 @@ def test_one_timer_per_connection_keeps_each_requests_deadline(line_server) -> N
             await until(lambda: len(server.received) == 1, "the first request reached the server")
             # A later request with an earlier deadline: the connection's one timer is armed for it.
             client.timeout = 0.05
-            started = time.monotonic()
             check_fallback(await client.assign("checkout-prompt", "user-2"), "timeout")
-            assert time.monotonic() - started < 0.5
+            # The later request timed out while the earlier one, 5 s from its start, still waits: the timer was
+            # armed for the later deadline (armed only for the first, both would have ended together).
             assert not slow.done() and client.connections == 1
             slow.cancel()
             await asyncio.gather(slow, return_exceptions=True)
