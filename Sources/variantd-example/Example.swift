@@ -21,7 +21,7 @@ struct Example {
     struct ModelError: Error {}
 
     /// Stands in for an LLM call: a little latency and an occasional failure, from a seeded generator.
-    static func fakeModel(_ prompt: String, random: inout SplitMix) throws(ModelError) -> String {
+    static func fakeModel(_ prompt: String, random: inout SplitMix64) throws(ModelError) -> String {
         usleep(UInt32(1_000 + random.next() % 3_000))
         if random.next() % 10 == 0 { throw ModelError() }
         return "(\(prompt.utf8.count) bytes of prompt) Your order is ready to check out."
@@ -34,7 +34,8 @@ struct Example {
         var configuration = VariantClient.Configuration(socketPath: socket)
         configuration.timeout = 0.05
         let client = VariantClient(configuration: configuration, fallback: fallback)
-        var random = SplitMix(seed: 7)
+        // Seeded, so the example's fake model behaves the same on every run.
+        var random = SplitMix64(seed: 7)
         for index in 0..<requests {
             let user = "user-\(index)"
             let assignment = client.prompt("checkout-prompt", unit: user)
@@ -73,18 +74,5 @@ struct Example {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return Double(now.tv_sec) * 1e3 + Double(now.tv_nsec) / 1e6
-    }
-}
-
-/// A tiny seeded generator, so the example's fake model behaves the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
