@@ -26,7 +26,7 @@ from .protocol import (
     error_code,
     error_message,
     line,
-    render_body,
+    render_request,
     render_prompt_body,
     request_bodies,
     version_body,
@@ -50,6 +50,11 @@ class _Waiting:
         self.first = first
         self.answers: List[Optional[bytes]] = [None] * count
         self.missing = count
+
+
+def _made(body: bytes) -> bytes:
+    """A request body made before :meth:`AsyncVariantClient._ask` is called (``render``'s, which says more)."""
+    return body
 
 
 class _Wire(asyncio.Protocol):
@@ -229,7 +234,11 @@ class AsyncVariantClient(Operations):
         attributes: Optional[Mapping[str, Scalar]] = None,
     ) -> Rendering:
         """The prompt version ``unit`` gets, rendered by the daemon (see :meth:`VariantClient.render`)."""
-        return self._rendered(experiment, variables, await self._ask(render_body, experiment, unit, variables, attributes))
+        try:
+            body, repeated = render_request(experiment, unit, variables, attributes)
+        except Exception as problem:  # noqa: BLE001 - a request that cannot be made ends in the call's fallback
+            return self._rendered(experiment, variables, Failure("client_error", repr(problem)))
+        return self._rendered(experiment, variables, await self._ask(_made, body), repeated)
 
     async def render_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]] = None, version: Optional[int] = None) -> Rendering:
         """A prompt version rendered by the daemon without an experiment (see :meth:`VariantClient.render_prompt`)."""

@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 from .answers import Assignment, Json, PromptVersion, Rendering, Scalar
 from .operations import Operations, Outcome, Outcomes
-from .protocol import Failure, assign_bodies, assign_body, render_body, render_prompt_body, request_bodies, version_body
+from .protocol import Failure, assign_bodies, assign_body, render_prompt_body, render_request, request_bodies, version_body
 from .records import RecordSender
 from .transport import Connection
 
@@ -89,13 +89,15 @@ class VariantClient(Operations):
         """The prompt version ``unit`` gets in ``experiment``, rendered with ``variables`` by the daemon and checked
         by the version's prompt rules, in one round trip; never raises (see :class:`Rendering` for refusals and the
         fallback)."""
+        repeated = True
         try:
-            outcome = self._ask_one(render_body(experiment, unit, variables, attributes))
+            body, repeated = render_request(experiment, unit, variables, attributes)
+            outcome = self._ask_one(body)
         except Failure as failure:
             outcome = failure
         except Exception as problem:  # noqa: BLE001
             outcome = Failure("client_error", repr(problem))
-        return self._rendered(experiment, variables, outcome)
+        return self._rendered(experiment, variables, outcome, repeated)
 
     def render_prompt(self, prompt: str, variables: Optional[Mapping[str, Scalar]] = None, version: Optional[int] = None) -> Rendering:
         """A prompt version (the latest without ``version``) rendered by the daemon, without an experiment; the

@@ -243,14 +243,19 @@ class Operations:
             return [self._fall_back(experiment, outcome) for experiment, _, _ in requests]
         return [self._assigned(experiment, raw) for (experiment, _, _), raw in zip(requests, outcome)]
 
-    def _rendered(self, experiment: str, variables: Optional[Mapping[str, Scalar]], outcome: Outcome) -> Rendering:
-        """``render``: the daemon's rendering or its refusal; else the fallback's control rendered here."""
+    def _rendered(self, experiment: str, variables: Optional[Mapping[str, Scalar]], outcome: Outcome, repeated: bool = True) -> Rendering:
+        """``render``: the daemon's rendering or its refusal; else the fallback's control rendered here.
+        ``repeated``: whether the variables were sent before (:func:`protocol.render_request`); if not, the answer is
+        not looked up among those kept, nor kept."""
         try:
             if outcome.__class__ is not bytes:
                 raise outcome  # type: ignore[misc]
             try:
-                key = outcome.partition(b",")[2]  # type: ignore[union-attr]  # AssignAnswers.rendering's lookup, written out
-                fields, values = self._known_renderings.get(key) or self._answers.rendering(outcome, key)  # type: ignore[arg-type]
+                if repeated:
+                    key = outcome.partition(b",")[2]  # type: ignore[union-attr]  # AssignAnswers.rendering's lookup, written out
+                    fields, values = self._known_renderings.get(key) or self._answers.rendering(outcome, key)  # type: ignore[arg-type]
+                else:
+                    fields, values = self._answers.rendering(outcome, None, False)  # type: ignore[arg-type]
             except Failure as failure:
                 if failure.code in REFUSALS:
                     return refused(failure.code, failure.message)

@@ -108,19 +108,25 @@ def variables_member(variables: Optional[Mapping[str, Scalar]], key: Optional[Tu
     return kept
 
 
-def render_body(experiment: str, unit: str, variables: Optional[Mapping[str, Scalar]], attributes: Optional[Mapping[str, Scalar]]) -> bytes:
-    """The body of a ``render`` request with an experiment."""
+def render_request(
+    experiment: str, unit: str, variables: Optional[Mapping[str, Scalar]], attributes: Optional[Mapping[str, Scalar]]
+) -> Tuple[bytes, bool]:
+    """The body of a ``render`` request with an experiment, and whether its variables are ones sent before (kept
+    by :func:`variables_member`, or none): only then may its answer be one seen before, worth looking up and
+    keeping (:meth:`AssignAnswers.rendering`). A service whose every render names its user sends new variables
+    each time, and the answers to those are new too."""
     head = _render_heads.get(experiment) or _head(_render_heads, "render", experiment)
-    try:  # variables_member's lookup, written out
+    try:
         key = tuple(variables.items()) if variables else None
         tail = _variables_members.get(key)
     except (TypeError, AttributeError):  # not a mapping, or a value that cannot be hashed: encoded (or refused) there
         key = tail = None
+    repeated = tail is not None or not variables
     if tail is None:
         tail = variables_member(variables, key)
     if attributes:
-        return head + (encode_basestring(unit) + ',"attributes":' + encode_object(attributes)).encode("utf-8") + tail
-    return head + encode_basestring(unit).encode("utf-8") + tail
+        return head + (encode_basestring(unit) + ',"attributes":' + encode_object(attributes)).encode("utf-8") + tail, repeated
+    return head + encode_basestring(unit).encode("utf-8") + tail, repeated
 
 
 def request_bodies(requests: Sequence[Mapping[str, Json]]) -> List[bytes]:
@@ -339,7 +345,7 @@ class AssignAnswers:
             self.known[key] = assigned
         return assigned
 
-    def rendering(self, raw: bytes, key: Optional[bytes] = None) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
+    def rendering(self, raw: bytes, key: Optional[bytes] = None, keep: bool = True) -> Tuple[Dict[str, Json], Optional[Dict[str, Json]]]:
         """A render answer with an experiment: its assignment fields, and its :class:`Rendering` fields other than
         ``assignment`` (None when an ``ok`` answer has no rendering), both possibly kept here, so not to be changed
         (:func:`new_rendering` gives a rendering its own warnings); a :class:`Failure` with the daemon's code for an
@@ -347,7 +353,12 @@ class AssignAnswers:
 
         A text rendering is kept by its bytes after the id, or else read quickly (:meth:`_text_answer`); any other
         answer is decoded (:meth:`_decoded_rendering`). ``key``: ``raw``'s :meth:`key`, when the caller has made it
-        (and not found it in :attr:`known_renderings`)."""
+        (and not found it in :attr:`known_renderings`). Without ``keep`` (the answer to variables not sent before,
+        :func:`render_request`) it is read without being looked up or kept: its hash and its place in the table
+        would be spent on an answer that does not come again."""
+        if not keep:
+            kept = self._text_answer(raw)
+            return self._decoded_rendering(raw) if kept is None else kept
         if key is None:
             key = raw.partition(b",")[2]  # :meth:`key`
             kept = self.known_renderings.get(key)
