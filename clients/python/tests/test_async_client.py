@@ -177,6 +177,30 @@ def test_a_missing_socket_gives_the_fallback_at_once(short_dir) -> None:
     asyncio.run(scenario())
 
 
+def test_a_render_whose_request_cannot_be_made_falls_back_in_both_clients(start_daemon) -> None:
+    daemon = start_daemon()
+    variables = {"store_name": "Acme", "customer_name": float("nan")}  # JSON has no NaN
+
+    async def scenario() -> None:
+        client = AsyncVariantClient(daemon.socket_path, fallback=FALLBACK, timeout=2)
+        try:
+            rendering = await client.render("checkout-prompt", "user-42", variables)
+            assert rendering.is_fallback and rendering.assignment.error == "client_error"
+            assert client.fallbacks == 1
+            assert (await client.render("checkout-prompt", "user-42", {"store_name": "Acme", "customer_name": "Ada"})).ok
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+    blocking = VariantClient(daemon.socket_path, fallback=FALLBACK, timeout=2)
+    try:
+        rendering = blocking.render("checkout-prompt", "user-42", variables)
+        assert rendering.is_fallback and rendering.assignment.error == "client_error"
+        assert blocking.render("checkout-prompt", "user-42", {"store_name": "Acme", "customer_name": "Ada"}).ok
+    finally:
+        blocking.close()
+
+
 def test_a_hung_daemon_gives_the_fallback_within_the_timeout_and_a_cancelled_wait_raises_nothing_else(line_server) -> None:
     server = line_server(lambda line: None)  # accepts, reads, never answers
 

@@ -91,9 +91,9 @@ def whole(raw: bytes):
         return ("failure", failure.code, failure.message)
 
 
-def split(answers: AssignAnswers, raw: bytes):
+def split(answers: AssignAnswers, raw: bytes, keep: bool = True):
     try:
-        return answers.rendering(raw)
+        return answers.rendering(raw, None, keep)
     except Failure as failure:
         return ("failure", failure.code, failure.message)
 
@@ -160,11 +160,14 @@ def test_the_render_decoder_gives_what_decoding_the_whole_answer_gives() -> None
     answers = AssignAnswers()
     cases = list(render_answers()) + ODD_ANSWERS
     assert len(cases) > 100
+    unkept = AssignAnswers()
     for raw in cases:
         expected = whole(raw)
         assert split(AssignAnswers(), raw) == expected, raw  # read with empty tables
         assert split(answers, raw) == expected, raw  # and with what the earlier answers left in them
         assert split(answers, raw) == expected, raw
+        assert split(unkept, raw, keep=False) == expected, raw  # an answer to new variables: neither looked up nor kept
+    assert not unkept.known_renderings
     # The tables were used: three assignments, two lists of warnings, every text answer but the long ones.
     assert len(answers.known) == 3 and len(answers.known_warnings) == 2
     assert len(answers.known_renderings) > 50

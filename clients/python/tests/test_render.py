@@ -74,6 +74,30 @@ def test_render_text_and_chat_against_the_daemon(start_daemon) -> None:
         client.close()
 
 
+def test_only_the_answers_to_variables_sent_before_are_kept(start_daemon) -> None:
+    daemon = start_daemon()
+    client = VariantClient(daemon.socket_path, timeout=2)
+    try:
+        # Every render names its user: new variables each time, so new answers, read and not kept.
+        fresh = {u: client.render("checkout-prompt", f"user-{u}", {"store_name": "Acme", "customer_name": f"Customer {u}"}) for u in range(40)}
+        assert not client._answers.known_renderings
+        # The same variables again (a new dictionary, equal to one sent before): now looked up and kept.
+        again = {u: client.render("checkout-prompt", f"user-{u}", {"store_name": "Acme", "customer_name": f"Customer {u}"}) for u in range(40)}
+        assert 0 < len(client._answers.known_renderings) <= 40
+        kept = {u: client.render("checkout-prompt", f"user-{u}", {"store_name": "Acme", "customer_name": f"Customer {u}"}) for u in range(40)}
+        for unit in range(40):
+            assignment = client.assign("checkout-prompt", f"user-{unit}")
+            assert fresh[unit] == again[unit] == kept[unit], unit
+            assert fresh[unit].ok and f"Customer {unit}" in fresh[unit].text
+            assert fresh[unit].assignment.variant == assignment.variant
+        # Each call's result is its own, wherever it came from.
+        kept[0].warnings.append({"code": "changed"})
+        assert client.render("checkout-prompt", "user-0", {"store_name": "Acme", "customer_name": "Customer 0"}) == again[0]
+        assert client.fallbacks == 0
+    finally:
+        client.close()
+
+
 def test_a_down_daemon_renders_the_fallbacks_control_here(short_dir: Path) -> None:
     client = VariantClient(str(short_dir / "nothing.sock"), fallback=CONFIG)
     try:
