@@ -83,7 +83,9 @@ struct SwiftShimBench {
     let variables: JSONObject
 
     init(socketPath: String, configPath: String, experiment: String, unitPrefix: String, calls: Int) throws {
-        precondition(calls <= RequestCorpus.unitCount, "the raw lines name \(RequestCorpus.unitCount) units")
+        guard calls <= RequestCorpus.unitCount else {
+            throw BenchError("at most \(RequestCorpus.unitCount) shim calls per measurement (the raw lines name as many units)")
+        }
         self.calls = calls
         self.experiment = experiment
         self.socketPath = socketPath

@@ -152,7 +152,9 @@ struct VariantdBench: ParsableCommand {
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1.") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1.") }
-        guard shimCalls >= 0 else { throw ValidationError("--shim-calls must not be negative.") }
+        guard shimCalls >= 0, shimCalls <= RequestCorpus.unitCount else {
+            throw ValidationError("--shim-calls must be between 0 and \(RequestCorpus.unitCount).")
+        }
         if let coreOnlyCase, !Self.coreCases.contains(coreOnlyCase) {
             throw ValidationError("--core-only-case must be one of \(Self.coreCases.joined(separator: ", ")).")
         }
