@@ -38,9 +38,10 @@ struct VariantdBench: ParsableCommand {
             Measurements: one request in flight on 1 connection and on --connections connections \
             (--latency-requests round trips per round), pipelined requests on --connections connections with \
             --depth requests in flight each (--requests per round). Then, on the started variantd: the Swift \
-            shim against a raw Swift round trip in the same rounds (--shim-calls), render against assign, the \
-            core alone in process, and the Python shim against a raw Python round trip \
-            (clients/python/bench/roundtrip.py, --python-shim-bench). Progress goes to standard error.
+            shim against a raw Swift round trip in the same rounds, in pairs on one connection (--shim-calls), \
+            render against assign (in pairs too), the core alone in process, and the Python shim against a raw \
+            Python round trip (clients/python/bench/roundtrip.py, --python-shim-bench). Progress goes to standard \
+            error.
             """)
 
     @Option(help: ArgumentHelp("The variantd executable to start.", valueName: "path"))
@@ -95,7 +96,10 @@ struct VariantdBench: ParsableCommand {
             valueName: "n"))
     var latencyRequests = 20_000
 
-    @Option(help: ArgumentHelp("Calls of each Swift shim measurement per round (0 skips the shim).", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "Pairs of calls (a raw round trip and a shim call on the shim's connection) of each Swift shim measurement per round (0 skips the shim).",
+            valueName: "n"))
     var shimCalls = 5000
 
     @Option(
