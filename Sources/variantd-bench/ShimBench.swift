@@ -71,6 +71,8 @@ struct SwiftShimBench {
     ]
 
     let calls: Int
+    /// Microseconds of sleep before each call, raw and shim alike (0: back to back).
+    let gapMicroseconds: UInt32
     let experiment: String
     let client: VariantClient
     let rawAssign: RequestCorpus
@@ -82,11 +84,15 @@ struct SwiftShimBench {
     let expectedRendered: [String]
     let variables: JSONObject
 
-    init(socketPath: String, configPath: String, experiment: String, unitPrefix: String, calls: Int) throws {
+    init(
+        socketPath: String, configPath: String, experiment: String, unitPrefix: String, calls: Int,
+        gapMicroseconds: UInt32 = 0
+    ) throws {
         guard calls <= RequestCorpus.unitCount else {
             throw BenchError("at most \(RequestCorpus.unitCount) shim calls per measurement (the raw lines name as many units)")
         }
         self.calls = calls
+        self.gapMicroseconds = gapMicroseconds
         self.experiment = experiment
         self.socketPath = socketPath
         var configuration = VariantClient.Configuration(socketPath: socketPath)
@@ -177,7 +183,11 @@ struct SwiftShimBench {
         answers.reserveCapacity(calls)
         try raw.bytes.withUnsafeBytes { bytes in
             let base = bytes.baseAddress!
+            func pause() {
+                if gapMicroseconds > 0 { usleep(gapMicroseconds) }
+            }
             func rawRoundTrip(_ index: Int) throws {
+                pause()
                 let sent = monotonicNanoseconds()
                 try connection.send(base + raw.offset(ofLine: index), count: raw.lineLength)
                 try connection.receive(responses: 1, firstLine: index, check: rawCheck)
@@ -186,6 +196,7 @@ struct SwiftShimBench {
             for index in 0..<calls {
                 let rawFirst = (index + round) % 2 == 0
                 if rawFirst { try rawRoundTrip(index) }
+                pause()
                 let started = monotonicNanoseconds()
                 answers.append(call(index))
                 shimDurations[index] = monotonicNanoseconds() - started
@@ -207,9 +218,11 @@ struct SwiftShimBench {
 /// the same executable and measures, in the same way, pairs of a raw Python round trip and a shim call).
 enum PythonShimBench {
     /// Runs `script` with `python` against `daemon`; the figures, or why there are none.
-    static func measure(python: String, script: String, daemon: String, rounds: Int) throws -> ShimFigures {
+    static func measure(python: String, script: String, daemon: String, rounds: Int, gapMicroseconds: UInt32) throws -> ShimFigures {
         let result = try runToCompletion(
-            python, [script, "--json", "--binary", daemon, "--rounds", String(rounds)], separateErrors: true)
+            python,
+            [script, "--json", "--binary", daemon, "--rounds", String(rounds), "--gap-us", String(gapMicroseconds)],
+            separateErrors: true)
         guard result.status == 0 else {
             throw BenchError("\(script) failed (exit status \(result.status)):\n\(result.output)")
         }

@@ -104,6 +104,12 @@ struct VariantdBench: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Microseconds of sleep before each call of the shims' measurements (Swift and Python), raw and shim alike, as a service's calls are spaced (0: back to back, the target's measure).",
+            valueName: "us"))
+    var shimGapUs: UInt32 = 0
+
+    @Option(
+        help: ArgumentHelp(
             "The Python shim's benchmark, run with python3 against --daemon; skipped if missing or empty.",
             valueName: "path"))
     var pythonShimBench = "clients/python/bench/roundtrip.py"
@@ -267,7 +273,7 @@ struct VariantdBench: ParsableCommand {
             socket == nil && shimCalls > 0
             ? try SwiftShimBench(
                 socketPath: socketPath, configPath: benchConfig, experiment: experiment, unitPrefix: unitPrefix,
-                calls: shimCalls)
+                calls: shimCalls, gapMicroseconds: shimGapUs)
             : nil
         if let swiftShim {
             progress("warming up the Swift shim")
@@ -323,7 +329,7 @@ struct VariantdBench: ParsableCommand {
             progress("measuring the Python shim (\(pythonShimBench), a daemon of its own)")
             do {
                 pythonShim = try PythonShimBench.measure(
-                    python: "python3", script: pythonShimBench, daemon: daemon, rounds: rounds)
+                    python: "python3", script: pythonShimBench, daemon: daemon, rounds: rounds, gapMicroseconds: shimGapUs)
             } catch {
                 pythonShimSkipped = "\(error)"
             }
@@ -336,7 +342,7 @@ struct VariantdBench: ParsableCommand {
                 unitPrefix: unitPrefix,
                 variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
             floorSkipped: floorSkipped, servers: measured, core: core, render: render, renderCore: renderCore,
-            swiftShim: swiftShim.map { _ in SwiftShimBench.figures(method: Self.swiftShimMethod(rounds, shimCalls), shimRounds) },
+            swiftShim: swiftShim.map { _ in SwiftShimBench.figures(method: Self.swiftShimMethod(rounds, shimCalls, shimGapUs), shimRounds) },
             pythonShim: pythonShim, pythonShimSkipped: pythonShimSkipped)
     }
 
@@ -346,7 +352,7 @@ struct VariantdBench: ParsableCommand {
     private func measureShimOnly(socketPath: String, benchConfig: String) throws {
         let shim = try SwiftShimBench(
             socketPath: socketPath, configPath: benchConfig, experiment: experiment, unitPrefix: unitPrefix,
-            calls: max(shimCalls, 1))
+            calls: max(shimCalls, 1), gapMicroseconds: shimGapUs)
         progress("warming up the Swift shim")
         var warmUp: [String: ShimFigures.PairRounds] = [:]
         try shim.round(0, into: &warmUp)
@@ -355,7 +361,7 @@ struct VariantdBench: ParsableCommand {
             progress("round \(round + 1) of \(self.rounds): the Swift shim against a raw round trip")
             try shim.round(round, into: &rounds)
         }
-        let figures = SwiftShimBench.figures(method: Self.swiftShimMethod(self.rounds, max(shimCalls, 1)), rounds)
+        let figures = SwiftShimBench.figures(method: Self.swiftShimMethod(self.rounds, max(shimCalls, 1), shimGapUs), rounds)
         if json {
             print(String(decoding: try JSONEncoder().encode(figures), as: UTF8.self))
             return
@@ -373,8 +379,9 @@ struct VariantdBench: ParsableCommand {
     }
 
     /// How the Swift shim was measured, in a line.
-    static func swiftShimMethod(_ rounds: Int, _ calls: Int) -> String {
-        "\(rounds) rounds of \(calls) pairs of calls (raw round trip and shim call, alternating which goes first) on the shim's connection, pairs in rotating order"
+    static func swiftShimMethod(_ rounds: Int, _ calls: Int, _ gapMicroseconds: UInt32) -> String {
+        "\(rounds) rounds of \(calls) pairs of calls (raw round trip and shim call, alternating which goes first) on the shim's connection, pairs in rotating order, "
+            + (gapMicroseconds > 0 ? "a sleep of \(gapMicroseconds) us before each call" : "back to back")
     }
 
     /// The requests `--core-only` measures, by name (`--core-only-case`).

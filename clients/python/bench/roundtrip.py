@@ -4,6 +4,7 @@ the shim's own connection, against a release daemon this script starts.
 
     python3 clients/python/bench/roundtrip.py                 # .build/release/variantd, or $VARIANTD_BINARY
     python3 clients/python/bench/roundtrip.py --rounds 15 --calls 4000 --json
+    python3 clients/python/bench/roundtrip.py --gap-us 1000      # calls spaced as a service's are, caches gone cold
 
 Each measurement is a *pair*: a shim call and the raw round trip it is compared with. A round runs every pair's
 ``--calls`` pairs of calls (pairs in an order that rotates from round to round); within a pair the two calls go
@@ -111,6 +112,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--calls", type=int, default=2000, help="pairs of calls per measurement and round")
     parser.add_argument("--warmup", type=int, default=2000, help="pairs of each measurement before the first round")
+    parser.add_argument("--gap-us", type=float, default=0.0,
+                        help="sleep this many microseconds before each call, raw and shim alike, as a service's calls are spaced "
+                        "(0: back to back, the target's measure)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--profile", choices=["pyinstrument"], help="profile the rounds of the shim's assign instead")
     options = parser.parse_args()
@@ -118,6 +122,10 @@ def main() -> int:
         raise SystemExit(f"no variantd binary at {options.binary}: run scripts/build-release variantd, or give --binary")
     if options.calls < 1 or options.rounds < 1:
         raise SystemExit("--calls and --rounds must be at least 1")
+    if options.gap_us < 0:
+        raise SystemExit("--gap-us must not be negative")
+    gap = options.gap_us / 1e6
+    pause = (lambda: time.sleep(gap)) if gap else (lambda: None)
 
     config = json.loads(CONFIG.read_text())
     units = [f"user-{i}" for i in range(options.calls)]
@@ -172,13 +180,16 @@ def main() -> int:
                 for i in range(count):
                     raw_first = (i + round_index) % 2 == 0
                     if raw_first:
+                        pause()
                         started = clock()
                         raw_answers[i] = raw_round_trip(sock, requests[i])
                         raw_durations[i] = clock() - started
+                    pause()
                     started = clock()
                     answers[i] = call(units[i])
                     shim_durations[i] = clock() - started
                     if not raw_first:
+                        pause()
                         started = clock()
                         raw_answers[i] = raw_round_trip(sock, requests[i])
                         raw_durations[i] = clock() - started
@@ -205,6 +216,7 @@ def main() -> int:
 
                 def raw_pair_half(i: int) -> None:
                     sock.setblocking(True)
+                    pause()
                     started = clock()
                     raw_answers[i] = raw_round_trip(sock, requests[i])
                     raw_durations[i] = clock() - started
@@ -215,6 +227,7 @@ def main() -> int:
                         raw_first = (i + round_index) % 2 == 0
                         if raw_first:
                             raw_pair_half(i)
+                        pause()
                         started = clock()
                         answers[i] = await aio.assign(EXPERIMENT, units[i])  # type: ignore[union-attr]
                         shim_durations[i] = clock() - started
@@ -275,8 +288,10 @@ def main() -> int:
         "rounds": options.rounds,
         "calls": options.calls,
         "python": sys.version.split()[0],
+        "gap_us": options.gap_us,
         "method": f"Python {sys.version.split()[0]}, {options.rounds} rounds of {options.calls} pairs of calls (raw round trip and shim "
-        "call, alternating which goes first) on the shim's connection, pairs in rotating order",
+        "call, alternating which goes first) on the shim's connection, pairs in rotating order"
+        + (f", a sleep of {options.gap_us:g} µs before each call" if options.gap_us else ", back to back"),
         "pairs": [
             {
                 "name": name,
