@@ -32,3 +32,15 @@ def test_the_roundtrip_benchmark_runs_and_reports_every_measurement() -> None:
         assert pair["added"]["low"] == pytest.approx(min(s - r for s, r in zip(shim, raw)))
         assert pair["ratio"]["high"] == pytest.approx(max(s / r for s, r in zip(shim, raw)))
         assert pair["raw"]["median"] == pytest.approx(sum(raw) / 2)
+
+
+def test_the_roundtrip_benchmark_spaces_its_calls_when_asked() -> None:
+    result = subprocess.run(
+        [sys.executable, str(HERE.parent / "bench" / "roundtrip.py"), "--binary", str(daemon_binary()),
+         "--rounds", "1", "--calls", "10", "--warmup", "5", "--gap-us", "200", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["gap_us"] == 200 and "a sleep of 200 µs before each call" in report["method"]
+    assert len(report["pairs"]) == 5 and all(pair["raw"]["median"] > 0 and pair["shim"]["median"] > 0 for pair in report["pairs"])
