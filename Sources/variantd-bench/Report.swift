@@ -71,6 +71,8 @@ struct BenchReport: Encodable {
         var unitPrefix: String
         /// How variantd was reached: the executable started, or the socket given.
         var variantd: String
+        /// Where the processes ran (`--cpu`).
+        var placement: String
     }
 
     /// One server's figure in a comparison: its median over the rounds with their spread, and its ratio to the
@@ -222,6 +224,7 @@ struct BenchReport: Encodable {
         var lines = [
             "variantd-bench  \(date)  \(cores) cores",
             "variantd: \(settings.variantd)",
+            "placement: \(settings.placement)",
             "floor: "
                 + (floorSkipped.map { "skipped (\($0))" } ?? "udsfloor.c's epoll server, in a process of its own"),
             "each server in its own process, measured by this benchmark's client (every answer checked); "

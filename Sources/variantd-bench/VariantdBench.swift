@@ -59,6 +59,16 @@ struct VariantdBench: ParsableCommand {
     @Option(help: ArgumentHelp("The C source of the floor; if it is missing, the floor is skipped.", valueName: "path"))
     var floorSource = "../shared/bench/udsfloor.c"
 
+    @Option(
+        help: ArgumentHelp(
+            """
+            Run the benchmark and every server and client it starts on this one CPU (taskset). Left to the \
+            scheduler (the default), a server's thread runs on the client's core or on another, and a one-in-flight \
+            round trip takes about twice as long on another; on one CPU the ratios show CPU cost alone.
+            """,
+            valueName: "n"))
+    var cpu: Int?
+
     @Flag(
         help: """
             Measure only the Swift shim against a raw Swift round trip (--shim-calls, --rounds), on a variantd started \
@@ -162,6 +172,7 @@ struct VariantdBench: ParsableCommand {
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1.") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1.") }
+        if let cpu, cpu < 0 { throw ValidationError("--cpu must be a CPU number, 0 or more.") }
         guard shimCalls >= 0, shimCalls <= RequestCorpus.unitCount else {
             throw ValidationError("--shim-calls must be between 0 and \(RequestCorpus.unitCount).")
         }
@@ -190,6 +201,7 @@ struct VariantdBench: ParsableCommand {
         // A daemon that goes away must fail a write, not kill the benchmark before it stops the daemon.
         signal(SIGPIPE, SIG_IGN)
         ChildProcesses.terminateOnInterrupt()
+        if let cpu { try Self.runOnlyOn(cpu: cpu) }
         let workDirectory = try makeWorkDirectory()
         defer { try? FileManager.default.removeItem(atPath: workDirectory) }
         if let writeRenderConfig { return try RenderBench.writeConfig(from: config, to: writeRenderConfig) }
@@ -340,7 +352,8 @@ struct VariantdBench: ParsableCommand {
                 rounds: rounds, connections: connections, requests: requests, depth: depth,
                 latencyRequests: latencyRequests, warmUpRequests: Self.warmUpRequests, experiment: experiment,
                 unitPrefix: unitPrefix,
-                variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)"),
+                variantd: socket.map { "running at \($0)" } ?? "started \(daemon) --config \(config)",
+                placement: cpu.map { "everything on CPU \($0)" } ?? "left to the scheduler"),
             floorSkipped: floorSkipped, servers: measured, core: core, render: render, renderCore: renderCore,
             swiftShim: swiftShim.map { _ in SwiftShimBench.figures(method: Self.swiftShimMethod(rounds, shimCalls, shimGapUs), shimRounds) },
             pythonShim: pythonShim, pythonShimSkipped: pythonShimSkipped)
@@ -375,6 +388,15 @@ struct VariantdBench: ParsableCommand {
             print(
                 "\(pair.name): raw \(text(pair.raw, 1)) us, shim \(text(pair.shim, 1)) us, added \(text(pair.added, 1)) us, ratio \(text(pair.ratio, 3))"
             )
+        }
+    }
+
+    /// Binds every thread of this process, and so every thread and process it starts later, to `cpu`, with
+    /// util-linux's `taskset` (Swift's Glibc module does not import `sched_setaffinity`).
+    static func runOnlyOn(cpu: Int) throws {
+        let result = try runToCompletion("taskset", ["--all-tasks", "--pid", "--cpu-list", String(cpu), String(getpid())])
+        guard result.status == 0 else {
+            throw BenchError("cannot run on CPU \(cpu) (taskset exit status \(result.status)): \(result.output)")
         }
     }
 
