@@ -177,22 +177,23 @@ def main() -> int:
                 raw_answers: List[bytes] = [b""] * count
                 answers: List[object] = [None] * count
                 clock = time.perf_counter_ns
+
+                def raw_pair_half(i: int) -> None:
+                    pause()
+                    started = clock()
+                    raw_answers[i] = raw_round_trip(sock, requests[i])
+                    raw_durations[i] = clock() - started
+
                 for i in range(count):
                     raw_first = (i + round_index) % 2 == 0
                     if raw_first:
-                        pause()
-                        started = clock()
-                        raw_answers[i] = raw_round_trip(sock, requests[i])
-                        raw_durations[i] = clock() - started
+                        raw_pair_half(i)
                     pause()
                     started = clock()
                     answers[i] = call(units[i])
                     shim_durations[i] = clock() - started
                     if not raw_first:
-                        pause()
-                        started = clock()
-                        raw_answers[i] = raw_round_trip(sock, requests[i])
-                        raw_durations[i] = clock() - started
+                        raw_pair_half(i)
                 if shim._connection is not connection:
                     raise SystemExit(f"{shim_kind}: the shim's connection changed during the measurement")
                 check_raw(raw_kind, count, raw_answers)

@@ -356,22 +356,18 @@ class AssignAnswers:
         (and not found it in :attr:`known_renderings`). Without ``keep`` (the answer to variables not sent before,
         :func:`render_request`) it is read without being looked up or kept: its hash and its place in the table
         would be spent on an answer that does not come again."""
-        if not keep:
-            kept = self._text_answer(raw)
-            return self._decoded_rendering(raw) if kept is None else kept
-        if key is None:
+        kept = None
+        if keep and key is None:
             key = raw.partition(b",")[2]  # :meth:`key`
             kept = self.known_renderings.get(key)
-        else:
-            kept = None
         if kept is None:
             kept = self._text_answer(raw)
             if kept is None:
                 return self._decoded_rendering(raw)
-            if len(key) <= KEPT_RENDERING_BYTES:
+            if keep and len(key) <= KEPT_RENDERING_BYTES:  # type: ignore[arg-type]
                 if len(self.known_renderings) >= self.limit:
                     self.known_renderings.clear()
-                self.known_renderings[key] = kept
+                self.known_renderings[key] = kept  # type: ignore[index]
         return kept
 
     def _text_answer(self, raw: bytes) -> Optional[Tuple[Dict[str, Json], Dict[str, Json]]]:
