@@ -184,6 +184,15 @@ final class BenchConnection {
         }
     }
 
+    /// One round trip, timed: line `line` of `corpus` (whose bytes start at `base`) sent, and its answer read and
+    /// checked with `check`. Returns its time in nanoseconds.
+    func roundTrip(_ base: UnsafeRawPointer, of corpus: RequestCorpus, line: Int, check: AnswerCheck) throws -> UInt64 {
+        let sent = monotonicNanoseconds()
+        try send(base + corpus.offset(ofLine: line), count: corpus.lineLength)
+        try receive(responses: 1, firstLine: line, check: check)
+        return monotonicNanoseconds() - sent
+    }
+
     /// Reads `count` answers, checking each with `check`: they answer the lines from `firstLine` on.
     func receive(responses count: Int, firstLine: Int, check: AnswerCheck) throws {
         let base = receiveBuffer.baseAddress!
@@ -281,13 +290,9 @@ struct LoadGenerator: Sendable {
             var roundTrips = [UInt64](repeating: 0, count: requestsPerConnection)
             try corpus.bytes.withUnsafeBytes { bytes in
                 let base = bytes.baseAddress!
-                let lineLength = corpus.lineLength
                 var line = index * linesPerConnection
                 for request in 0..<requestsPerConnection {
-                    let sent = monotonicNanoseconds()
-                    try connection.send(base + corpus.offset(ofLine: line), count: lineLength)
-                    try connection.receive(responses: 1, firstLine: line, check: check)
-                    roundTrips[request] = monotonicNanoseconds() - sent
+                    roundTrips[request] = try connection.roundTrip(base, of: corpus, line: line, check: check)
                     line += 1
                 }
             }
@@ -311,10 +316,7 @@ struct LoadGenerator: Sendable {
         try corpus.bytes.withUnsafeBytes { myBytes in
             try other.corpus.bytes.withUnsafeBytes { otherBytes in
                 func roundTrip(_ bytes: UnsafeRawBufferPointer, _ load: LoadGenerator, line: Int) throws -> UInt64 {
-                    let sent = monotonicNanoseconds()
-                    try connection.send(bytes.baseAddress! + load.corpus.offset(ofLine: line), count: load.corpus.lineLength)
-                    try connection.receive(responses: 1, firstLine: line, check: load.check)
-                    return monotonicNanoseconds() - sent
+                    try connection.roundTrip(bytes.baseAddress!, of: load.corpus, line: line, check: load.check)
                 }
                 for line in 0..<pairs {
                     if line % 2 == 0 {

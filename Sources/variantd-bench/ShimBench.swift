@@ -188,10 +188,7 @@ struct SwiftShimBench {
             }
             func rawRoundTrip(_ index: Int) throws {
                 pause()
-                let sent = monotonicNanoseconds()
-                try connection.send(base + raw.offset(ofLine: index), count: raw.lineLength)
-                try connection.receive(responses: 1, firstLine: index, check: rawCheck)
-                rawDurations[index] = monotonicNanoseconds() - sent
+                rawDurations[index] = try connection.roundTrip(base, of: raw, line: index, check: rawCheck)
             }
             for index in 0..<calls {
                 let rawFirst = (index + round) % 2 == 0
